@@ -1,0 +1,1 @@
+"""Versioned message contracts shared by every carebus service (depends on msgspec only)."""
