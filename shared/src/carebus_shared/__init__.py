@@ -1,0 +1,1 @@
+"""carebus runtime library: settings, NATS/JetStream, PostgreSQL, HTTP health, logging, devstack."""

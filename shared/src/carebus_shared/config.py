@@ -1,0 +1,27 @@
+"""Settings every service shares: where NATS and PostgreSQL are, HTTP, logging, shutdown."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+
+NatsUrl = Annotated[str, msgspec.Meta(extra={"env": "NATS_URL"})]
+DatabaseUrl = Annotated[str, msgspec.Meta(extra={"env": "DATABASE_URL"})]
+LogLevel = Annotated[str, msgspec.Meta(extra={"env": "CAREBUS_LOG_LEVEL"})]
+ShutdownGrace = Annotated[float, msgspec.Meta(gt=0, extra={"env": "CAREBUS_SHUTDOWN_GRACE_S"})]
+Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
+
+
+class RuntimeSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """Fields common to every service; a service's settings class subclasses this."""
+
+    nats_url: NatsUrl = "nats://127.0.0.1:4222"
+    database_url: DatabaseUrl = "postgresql://postgres@127.0.0.1:5432/carebus"
+    http_host: str = "127.0.0.1"
+    http_port: Port = 8080
+    log_level: LogLevel = "INFO"
+    # SIGTERM: stop fetching, finish and ack in-flight messages within this many seconds.
+    shutdown_grace_s: ShutdownGrace = 20.0
+    # Readiness probes give up on NATS / PostgreSQL after this long.
+    probe_timeout_s: float = 1.0

@@ -1,0 +1,1 @@
+"""PostgreSQL: connection pools and per-service schema migrations."""

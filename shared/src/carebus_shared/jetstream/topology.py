@@ -1,0 +1,158 @@
+"""The suite's JetStream topology, declared once: streams, durable pull consumers, KV buckets.
+
+`carebus provision` applies it (create or update, reporting drift); services only bind to
+what it made (FastStream ``declare=False``), so replicas never race to create or reconfigure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from carebus_contracts import subjects as s
+
+MINUTE = 60.0
+HOUR = 60 * MINUTE
+DAY = 24 * HOUR
+
+# Advisories JetStream emits when a message is given up on; captured durably so that nothing
+# that exhausted its deliveries or was terminated disappears without an exception record.
+ADVISORY_MAX_DELIVERIES = "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.>"
+ADVISORY_TERMINATED = "$JS.EVENT.ADVISORY.CONSUMER.MSG_TERMINATED.>"
+STREAM_ADVISORIES = "ADVISORIES"
+
+
+@dataclass(frozen=True)
+class StreamSpec:
+    name: str
+    subjects: tuple[str, ...]
+    description: str
+    max_age_s: float
+    # Publishes with a Nats-Msg-Id seen within this window are dropped as duplicates.
+    duplicate_window_s: float = 2 * HOUR
+
+
+@dataclass(frozen=True)
+class ConsumerSpec:
+    stream: str
+    durable: str
+    filter_subjects: tuple[str, ...]
+    description: str
+    # Redelivery schedule for messages neither acked nor nacked (a crashed or hung consumer).
+    # The first step is the ack deadline, so it must exceed the slowest batch.
+    backoff_s: tuple[float, ...] = (30.0, 60.0, 120.0, 300.0)
+    max_deliver: int = 10
+    max_ack_pending: int = 10_000
+
+
+@dataclass(frozen=True)
+class KeyValueSpec:
+    bucket: str
+    description: str
+    history: int = 1
+
+
+@dataclass(frozen=True)
+class Topology:
+    streams: tuple[StreamSpec, ...]
+    consumers: tuple[ConsumerSpec, ...]
+    key_values: tuple[KeyValueSpec, ...] = field(default=())
+
+    def stream(self, name: str) -> StreamSpec:
+        return next(spec for spec in self.streams if spec.name == name)
+
+    def consumer(self, durable: str) -> ConsumerSpec:
+        return next(spec for spec in self.consumers if spec.durable == durable)
+
+
+# Durable consumer names, one per consuming stage; replicas of a service share them.
+VALIDATOR_SCHEDULING = "masterdata-validator-scheduling"
+VALIDATOR_BILLING = "masterdata-validator-billing"
+MAPPER = "mapper"
+ERP_POSTER = "erp-poster"
+EXCEPTION_CAPTURE = "exception-capture"
+MASTERDATA_VIEW_BUCKET = "masterdata_view"
+
+TOPOLOGY = Topology(
+    streams=(
+        StreamSpec(
+            s.STREAM_SCHEDULING,
+            (s.STREAM_SUBJECTS[s.STREAM_SCHEDULING],),
+            "Canonical appointment events from the scheduling adapter",
+            max_age_s=90 * DAY,
+            # Senders retransmit HL7 and re-export files for a day or more.
+            duplicate_window_s=DAY,
+        ),
+        StreamSpec(
+            s.STREAM_BILLING,
+            (s.STREAM_SUBJECTS[s.STREAM_BILLING],),
+            "Canonical charge, payment, adjustment and claim events from the billing adapter",
+            max_age_s=90 * DAY,
+            duplicate_window_s=DAY,
+        ),
+        StreamSpec(
+            s.STREAM_MASTERDATA,
+            (s.STREAM_SUBJECTS[s.STREAM_MASTERDATA],),
+            "Master-data change events",
+            max_age_s=365 * DAY,
+        ),
+        StreamSpec(
+            s.STREAM_VALIDATED,
+            (s.STREAM_SUBJECTS[s.STREAM_VALIDATED],),
+            "Events whose references resolved, enriched with canonical ids and dimensions",
+            max_age_s=90 * DAY,
+        ),
+        StreamSpec(
+            s.STREAM_ERP,
+            (s.STREAM_SUBJECTS[s.STREAM_ERP],),
+            "Journal entries requested, posted, confirmed and rejected",
+            max_age_s=365 * DAY,
+        ),
+        StreamSpec(
+            s.STREAM_EXCEPTIONS,
+            (s.STREAM_SUBJECTS[s.STREAM_EXCEPTIONS],),
+            "Business and technical exceptions, with references to the original messages",
+            max_age_s=365 * DAY,
+        ),
+        StreamSpec(
+            STREAM_ADVISORIES,
+            (ADVISORY_MAX_DELIVERIES, ADVISORY_TERMINATED),
+            "JetStream advisories for messages given up on",
+            max_age_s=30 * DAY,
+        ),
+    ),
+    consumers=(
+        ConsumerSpec(
+            s.STREAM_SCHEDULING,
+            VALIDATOR_SCHEDULING,
+            (s.STREAM_SUBJECTS[s.STREAM_SCHEDULING],),
+            "Master-data validation of appointment events",
+        ),
+        ConsumerSpec(
+            s.STREAM_BILLING,
+            VALIDATOR_BILLING,
+            (s.STREAM_SUBJECTS[s.STREAM_BILLING],),
+            "Master-data validation of billing events",
+        ),
+        ConsumerSpec(
+            s.STREAM_VALIDATED,
+            MAPPER,
+            (s.STREAM_SUBJECTS[s.STREAM_VALIDATED],),
+            "Mapping of validated events to journal entries",
+        ),
+        ConsumerSpec(
+            s.STREAM_ERP,
+            ERP_POSTER,
+            (s.filter_for(s.DOMAIN_ERP, "journal", "requested"),),
+            "Posting of requested journal entries to the ERP",
+        ),
+        ConsumerSpec(
+            STREAM_ADVISORIES,
+            EXCEPTION_CAPTURE,
+            (ADVISORY_MAX_DELIVERIES, ADVISORY_TERMINATED),
+            "Records given-up messages in the exception store",
+        ),
+    ),
+    key_values=(
+        KeyValueSpec(MASTERDATA_VIEW_BUCKET, "Current master data, read by the validator's view"),
+    ),
+)

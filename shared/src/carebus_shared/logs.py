@@ -1,0 +1,82 @@
+"""Structured JSON logs carrying event, correlation and causation ids — never payloads.
+
+Message payloads carry patient data, so nothing here logs a body; handlers bind the ids of
+the event they work on with ``bind_event`` and every log line inside picks them up.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+from collections.abc import Iterator
+from contextvars import ContextVar
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+
+_event_ids: ContextVar[dict[str, str] | None] = ContextVar("carebus_event_ids", default=None)
+_encoder = msgspec.json.Encoder()
+
+# LogRecord attributes that are plumbing, not content.
+_RESERVED = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message"}
+
+
+@contextlib.contextmanager
+def bind_event(
+    event_id: str | None, correlation_id: str | None = None, causation_id: str | None = None
+) -> Iterator[None]:
+    """Attach an event's ids to every log line written inside the block."""
+    ids = {
+        k: v
+        for k, v in (
+            ("event_id", event_id),
+            ("correlation_id", correlation_id),
+            ("causation_id", causation_id),
+        )
+        if v
+    }
+    token = _event_ids.set(ids)
+    try:
+        yield
+    finally:
+        _event_ids.reset(token)
+
+
+class JsonFormatter(logging.Formatter):
+    def __init__(self, service: str) -> None:
+        super().__init__()
+        self.service = service
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "service": self.service,
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        line.update(_event_ids.get() or {})
+        for key, value in record.__dict__.items():
+            if key not in _RESERVED and not key.startswith("_"):
+                line[key] = value if isinstance(value, str | int | float | bool) else str(value)
+        if record.exc_info:
+            line["exc"] = self.formatException(record.exc_info)
+        return _encoder.encode(line).decode()
+
+
+def configure_logging(service: str, level: str = "INFO") -> None:
+    """Route all logging (ours, FastStream's, uvicorn's) to one JSON stream on stderr."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter(service))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "faststream", "faststream.access"):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = []
+        logger.propagate = True
+    # One line per HTTP probe or per message would drown the useful lines.
+    logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    logging.getLogger("faststream.access").setLevel(logging.WARNING)

@@ -1,0 +1,200 @@
+"""The lifecycle every carebus service shares, wired by each service's composition root.
+
+Nothing connects at import time. On start-up a background task brings the dependencies up
+and keeps trying until they answer (the process is live meanwhile, and not ready):
+database migrations, the connection pool, then the NATS connection and the subscribers.
+On shutdown, subscribers stop fetching, in-flight batches finish and ack, then we close.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+
+import asyncpg
+from faststream.nats import NatsBroker, NatsRouter
+from litestar import Litestar
+from litestar.handlers import HTTPRouteHandler
+from litestar.openapi import OpenAPIConfig
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from prometheus_client import CollectorRegistry
+
+from carebus_shared.config import RuntimeSettings
+from carebus_shared.db.migrations import load_migrations, migrate
+from carebus_shared.exceptions import store as exception_store
+from carebus_shared.exceptions.store import ExceptionRecord
+from carebus_shared.jetstream.connection import ConnectionState, make_broker
+from carebus_shared.jetstream.stage import BatchHandler, BatchTally, run_batch
+from carebus_shared.runtime.health import health_routes
+from carebus_shared.runtime.metrics import StageMetrics
+
+log = logging.getLogger("carebus.runtime")
+
+Hook = Callable[[], Awaitable[None]]
+
+
+class ServiceRuntime:
+    def __init__(
+        self,
+        service: str,
+        settings: RuntimeSettings,
+        *,
+        migrations: Sequence[tuple[str, str]] = (),
+        routers: Sequence[NatsRouter] = (),
+    ) -> None:
+        self.service = service
+        self.settings = settings
+        self.registry = CollectorRegistry()
+        self.nats_state = ConnectionState()
+        self.broker: NatsBroker = make_broker(
+            settings.nats_url, service, self.nats_state, self.registry, settings.shutdown_grace_s
+        )
+        for router in routers:
+            self.broker.include_router(router)
+        # (owner, package) pairs: the shared exception store first, then the service's own.
+        self.migrations = [(exception_store.OWNER, "carebus_shared.exceptions"), *migrations]
+        self.stage_metrics = StageMetrics(self.registry)
+        self._pool: asyncpg.Pool | None = None
+        self._bring_up: asyncio.Task[None] | None = None
+        self._started = asyncio.Event()
+        self.on_started: list[Hook] = []
+        self.on_stopping: list[Hook] = []
+
+    # -- dependencies -----------------------------------------------------------------
+    @property
+    def pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise RuntimeError("database pool is not open yet")
+        return self._pool
+
+    @property
+    def js(self) -> JetStreamContext:
+        connection = self.broker._connection
+        if connection is None:
+            raise RuntimeError("NATS is not connected yet")
+        return connection.jetstream()
+
+    async def record_exceptions(self, records: Sequence[ExceptionRecord]) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            for rec in records:
+                await exception_store.record(conn, rec)
+
+    async def run_stage_batch(
+        self, stage: str, msgs: Sequence[Msg], handle: BatchHandler
+    ) -> BatchTally:
+        """Handle one fetched batch with the publish-then-ack discipline, and count it."""
+        started = time.perf_counter()
+        tally = await run_batch(stage, self.js, msgs, handle, self.record_exceptions)
+        m = self.stage_metrics
+        m.batch_seconds.labels(stage).observe(time.perf_counter() - started)
+        m.messages.labels(stage, "forwarded").inc(tally.forwarded)
+        m.messages.labels(stage, "rejected").inc(tally.rejected)
+        m.messages.labels(stage, "retried").inc(tally.retried)
+        m.published.labels(stage).inc(tally.published)
+        for reason, count in tally.reasons.items():
+            m.rejections.labels(stage, reason).inc(count)
+        return tally
+
+    # -- lifecycle ----------------------------------------------------------------------
+    async def _open_database(self) -> None:
+        conn = await asyncpg.connect(self.settings.database_url, timeout=5)
+        try:
+            for owner, package in self.migrations:
+                applied = await migrate(conn, owner, load_migrations(package))
+                if applied:
+                    log.info("migrations applied", extra={"owner": owner, "applied": applied})
+        finally:
+            await conn.close()
+        self._pool = await asyncpg.create_pool(
+            self.settings.database_url, min_size=1, max_size=10, timeout=5
+        )
+
+    async def _bring_up_loop(self) -> None:
+        delay = 0.5
+        while self._pool is None:
+            try:
+                await self._open_database()
+            except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+                log.warning("database not available yet: %s", exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+        delay = 0.5
+        while True:
+            try:
+                await self.broker.connect()
+                break
+            except (OSError, TimeoutError, Exception) as exc:  # nats raises assorted errors
+                log.warning("nats not available yet: %s", exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+        self.nats_state.connected = True
+        await self.broker.start()
+        for hook in self.on_started:
+            await hook()
+        self._started.set()
+        log.info("service started")
+
+    async def start(self) -> None:
+        self._bring_up = asyncio.create_task(self._bring_up_loop(), name="bring-up")
+
+    async def wait_started(self, timeout_s: float) -> None:
+        async with asyncio.timeout(timeout_s):
+            await self._started.wait()
+
+    async def stop(self) -> None:
+        if self._bring_up is not None and not self._bring_up.done():
+            self._bring_up.cancel()
+        for hook in self.on_stopping:
+            await hook()
+        # Stops fetching, waits for in-flight handlers (graceful_timeout), drains the link.
+        await self.broker.stop()
+        if self._pool is not None:
+            await self._pool.close()
+        log.info("service stopped")
+
+    # -- readiness ------------------------------------------------------------------------
+    async def _check_nats(self) -> None:
+        if not self.nats_state.connected or self.broker._connection is None:
+            raise ConnectionError("not connected")
+        if not self.broker._connection.is_connected:
+            raise ConnectionError("reconnecting")
+        await self.js.account_info()
+
+    async def _check_database(self) -> None:
+        async with self.pool.acquire() as conn:
+            await conn.fetchval("SELECT 1")
+
+    async def _check_started(self) -> None:
+        if not self._started.is_set():
+            raise RuntimeError("starting")
+
+    # -- HTTP app -----------------------------------------------------------------------
+    def http_app(
+        self, route_handlers: Sequence[HTTPRouteHandler] = (), *, version: str = "0.1.0"
+    ) -> Litestar:
+        checks = {
+            "nats": self._check_nats,
+            "postgres": self._check_database,
+            "subscribers": self._check_started,
+        }
+
+        @asynccontextmanager
+        async def lifespan(_: Litestar) -> AsyncIterator[None]:
+            await self.start()
+            try:
+                yield
+            finally:
+                await self.stop()
+
+        return Litestar(
+            route_handlers=[
+                *health_routes(checks, self.settings.probe_timeout_s, self.registry),
+                *route_handlers,
+            ],
+            lifespan=[lifespan],
+            openapi_config=OpenAPIConfig(title=f"carebus {self.service}", version=version),
+        )

@@ -1,0 +1,71 @@
+"""Session fixtures: a real NATS server with JetStream and a real PostgreSQL.
+
+Both start from pip packages on loopback and free ports, unless ``NATS_URL`` /
+``DATABASE_URL`` point at existing servers. Tests that stop or kill a server start their
+own private instance (``private_nats``) so they never disturb the shared one.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import nats
+import pytest
+from carebus_shared.devstack.nats_server import NatsServer
+from carebus_shared.devstack.postgres_server import PostgresServer
+from nats.js import JetStreamContext
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = Path(os.environ.get("CAREBUS_SAMPLES", REPO_ROOT.parent / "shared" / "samples"))
+
+
+@pytest.fixture(scope="session")
+def samples_dir() -> Path:
+    if not SAMPLES.is_dir():
+        pytest.skip(f"reference samples not found at {SAMPLES} (set CAREBUS_SAMPLES)")
+    return SAMPLES
+
+
+@pytest.fixture(scope="session")
+def nats_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    external = os.environ.get("NATS_URL")
+    if external:
+        yield external
+        return
+    server = NatsServer(tmp_path_factory.mktemp("nats"))
+    server.start()
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture
+def private_nats(tmp_path: Path) -> Iterator[NatsServer]:
+    """A NATS server of this test's own, which the test may stop, kill and restart."""
+    server = NatsServer(tmp_path / "nats")
+    server.start()
+    yield server
+    server.stop(kill=True)
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    external = os.environ.get("DATABASE_URL")
+    if external:
+        yield external
+        return
+    server = PostgresServer(tmp_path_factory.mktemp("pg"), durable=False)
+    server.start()
+    yield server.dsn
+    server.stop()
+
+
+@pytest.fixture
+async def js(nats_url: str) -> AsyncIterator[JetStreamContext]:
+    """A JetStream context on the shared server, closed after the test."""
+    nc = await nats.connect(nats_url)
+    try:
+        yield nc.jetstream()
+    finally:
+        await nc.close()
