@@ -20,7 +20,10 @@ _event_ids: ContextVar[dict[str, str] | None] = ContextVar("carebus_event_ids", 
 _encoder = msgspec.json.Encoder()
 
 # LogRecord attributes that are plumbing, not content.
-_RESERVED = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message"}
+_RESERVED = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message",
+    "color_message",  # uvicorn's ANSI-coloured duplicate of msg
+}
 
 
 @contextlib.contextmanager

@@ -96,3 +96,11 @@ async def resolve(conn: Any, record_id: int, status: str, by: str, note: str = "
         note,
     )
     return str(result).endswith(" 1")
+
+
+def decode_headers(value: Any) -> dict[str, str]:
+    """asyncpg returns jsonb as text unless a codec is set; accept both."""
+    if isinstance(value, dict):
+        return {str(k): str(v) for k, v in value.items()}
+    decoded = msgspec.json.decode(value or "{}")
+    return {str(k): str(v) for k, v in decoded.items()}

@@ -21,6 +21,7 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.openapi import OpenAPIConfig
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
+from nats.js.errors import NotFoundError
 from prometheus_client import CollectorRegistry
 
 from carebus_shared.config import RuntimeSettings
@@ -29,6 +30,7 @@ from carebus_shared.exceptions import store as exception_store
 from carebus_shared.exceptions.store import ExceptionRecord
 from carebus_shared.jetstream.connection import ConnectionState, make_broker
 from carebus_shared.jetstream.stage import BatchHandler, BatchTally, run_batch
+from carebus_shared.jetstream.topology import ConsumerSpec
 from carebus_shared.runtime.health import health_routes
 from carebus_shared.runtime.metrics import StageMetrics
 
@@ -44,7 +46,6 @@ class ServiceRuntime:
         settings: RuntimeSettings,
         *,
         migrations: Sequence[tuple[str, str]] = (),
-        routers: Sequence[NatsRouter] = (),
     ) -> None:
         self.service = service
         self.settings = settings
@@ -53,8 +54,7 @@ class ServiceRuntime:
         self.broker: NatsBroker = make_broker(
             settings.nats_url, service, self.nats_state, self.registry, settings.shutdown_grace_s
         )
-        for router in routers:
-            self.broker.include_router(router)
+        self._consumers: list[ConsumerSpec] = []
         # (owner, package) pairs: the shared exception store first, then the service's own.
         self.migrations = [(exception_store.OWNER, "carebus_shared.exceptions"), *migrations]
         self.stage_metrics = StageMetrics(self.registry)
@@ -63,6 +63,11 @@ class ServiceRuntime:
         self._started = asyncio.Event()
         self.on_started: list[Hook] = []
         self.on_stopping: list[Hook] = []
+
+    def include_router(self, router: NatsRouter, consumers: Sequence[ConsumerSpec]) -> None:
+        """Add subscribers, naming the provisioned consumers they bind to."""
+        self.broker.include_router(router)
+        self._consumers.extend(consumers)
 
     # -- dependencies -----------------------------------------------------------------
     @property
@@ -132,11 +137,27 @@ class ServiceRuntime:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
         self.nats_state.connected = True
+        await self._wait_for_consumers()
         await self.broker.start()
         for hook in self.on_started:
             await hook()
         self._started.set()
         log.info("service started")
+
+    async def _wait_for_consumers(self) -> None:
+        """Bind only to consumers `carebus provision` made; never auto-create them."""
+        missing = [c.durable for c in self._consumers]
+        while missing:
+            still = []
+            for spec in self._consumers:
+                try:
+                    await self.js.consumer_info(spec.stream, spec.durable)
+                except NotFoundError:
+                    still.append(f"{spec.stream}/{spec.durable}")
+            missing = still
+            if missing:
+                log.error("consumers missing, run `carebus provision`: %s", ", ".join(missing))
+                await asyncio.sleep(2.0)
 
     async def start(self) -> None:
         self._bring_up = asyncio.create_task(self._bring_up_loop(), name="bring-up")
@@ -196,5 +217,6 @@ class ServiceRuntime:
                 *route_handlers,
             ],
             lifespan=[lifespan],
+            logging_config=None,  # keep the JSON logging configured at start-up
             openapi_config=OpenAPIConfig(title=f"carebus {self.service}", version=version),
         )

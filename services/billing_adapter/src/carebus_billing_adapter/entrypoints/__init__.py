@@ -1,0 +1,1 @@
+"""How the billing adapter is driven: FastStream subscribers, Litestar routes, CLI."""

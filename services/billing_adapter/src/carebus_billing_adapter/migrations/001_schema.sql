@@ -1,0 +1,2 @@
+-- The billing adapter owns this schema; no other service reads or writes it.
+CREATE SCHEMA IF NOT EXISTS carebus_billing_adapter;

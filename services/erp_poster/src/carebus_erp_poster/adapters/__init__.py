@@ -1,0 +1,1 @@
+"""I/O of the ERP poster: parsers, NATS publishers, PostgreSQL, HTTP clients."""

@@ -1,0 +1,1 @@
+"""How the ERP poster is driven: FastStream subscribers, Litestar routes, CLI."""

@@ -1,0 +1,4 @@
+"""carebus mapper.
+
+Turns validated events into balanced ERP journal entries by versioned mapping rules.
+"""

@@ -1,0 +1,1 @@
+"""I/O of the mapper: parsers, NATS publishers, PostgreSQL, HTTP clients."""

@@ -1,0 +1,1 @@
+"""Pure business logic of the mapper: no I/O, no framework imports."""

@@ -1,0 +1,1 @@
+"""How the mapper is driven: FastStream subscribers, Litestar routes, CLI."""

@@ -1,0 +1,1 @@
+"""I/O of the master-data validator: parsers, NATS publishers, PostgreSQL, HTTP clients."""

@@ -1,0 +1,1 @@
+"""Pure business logic of the master-data validator: no I/O, no framework imports."""

@@ -1,0 +1,1 @@
+"""How the master-data validator is driven: FastStream subscribers, Litestar routes, CLI."""

@@ -1,0 +1,2 @@
+-- The master-data validator owns this schema; no other service reads or writes it.
+CREATE SCHEMA IF NOT EXISTS carebus_masterdata_validator;

@@ -1,0 +1,1 @@
+"""I/O of the scheduling adapter: parsers, NATS publishers, PostgreSQL, HTTP clients."""

@@ -1,0 +1,1 @@
+"""How the scheduling adapter is driven: FastStream subscribers, Litestar routes, CLI."""

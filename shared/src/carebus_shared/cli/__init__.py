@@ -1,0 +1,1 @@
+"""The `carebus` command: devstack, provision, status, run, exceptions, contracts."""

@@ -1,0 +1,112 @@
+"""`carebus`: the one command for running and operating the suite.
+
+Endpoints come from NATS_URL / DATABASE_URL, else from the devstack's record in the data
+folder (CAREBUS_DATA_DIR, default ./.data), else the defaults.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import time
+from pathlib import Path
+
+from carebus_shared.cli.devstack import devstack, read_endpoints
+
+
+def _data_dir() -> Path:
+    return Path(os.environ.get("CAREBUS_DATA_DIR", ".data")).resolve()
+
+
+def _endpoints() -> tuple[str, str]:
+    recorded = read_endpoints(_data_dir())
+    nats_url = os.environ.get("NATS_URL") or (recorded.nats_url if recorded else None)
+    database_url = os.environ.get("DATABASE_URL") or (recorded.database_url if recorded else None)
+    return (
+        nats_url or "nats://127.0.0.1:4222",
+        database_url or "postgresql://postgres@127.0.0.1:5432/carebus",
+    )
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="carebus", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("run", help="devstack + provision + every service (what `make run` does)")
+    sub.add_parser("devstack", help="run NATS and PostgreSQL in the foreground")
+    prov = sub.add_parser("provision", help="apply streams, consumers, buckets and migrations")
+    prov.add_argument("--replicas", type=int, default=1, help="stream replicas (cluster size)")
+    sub.add_parser("status", help="streams, consumer backlogs and service health")
+    exc = sub.add_parser("exceptions", help="the exception store")
+    exc_sub = exc.add_subparsers(dest="action", required=True)
+    ls = exc_sub.add_parser("list", help="open records")
+    ls.add_argument("--stage")
+    ls.add_argument("--limit", type=int, default=100)
+    for action in ("show", "redrive", "discard"):
+        one = exc_sub.add_parser(action)
+        one.add_argument("id", type=int)
+        if action == "discard":
+            one.add_argument("--note", default="")
+    contracts = sub.add_parser("contracts", help="contract gate and generated documents")
+    contracts.add_argument("args", nargs=argparse.REMAINDER)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "run":
+        from carebus_shared.cli.run import run_suite
+
+        return run_suite(_data_dir())
+    if args.command == "devstack":
+        return _devstack()
+    if args.command == "contracts":
+        from carebus_contracts.cli import main as contracts_main
+
+        return int(contracts_main(args.args))
+    nats_url, database_url = _endpoints()
+    if args.command == "provision":
+        from carebus_shared.cli.provision import provision_all
+
+        lines = asyncio.run(provision_all(nats_url, database_url, args.replicas))
+        print("\n".join(lines))
+        return 0
+    if args.command == "status":
+        from carebus_shared.cli.status import status_lines
+
+        print("\n".join(asyncio.run(status_lines(nats_url))))
+        return 0
+    return _exceptions(args, nats_url, database_url)
+
+
+def _exceptions(args: argparse.Namespace, nats_url: str, database_url: str) -> int:
+    from carebus_shared.cli import exceptions as cmd
+
+    if args.action == "list":
+        lines = asyncio.run(cmd.list_records(database_url, args.stage, args.limit))
+        print("\n".join(lines) if lines else "no open exceptions")
+    elif args.action == "show":
+        print(asyncio.run(cmd.show_record(database_url, args.id)))
+    elif args.action == "discard":
+        done = asyncio.run(cmd.discard(database_url, args.id, args.note))
+        print("discarded" if done else f"record {args.id} is not open")
+        return 0 if done else 1
+    else:
+        print(asyncio.run(cmd.redrive(nats_url, database_url, args.id)))
+    return 0
+
+
+def _devstack() -> int:
+    try:
+        with devstack(_data_dir()) as endpoints:
+            print(f"NATS_URL={endpoints.nats_url}\nDATABASE_URL={endpoints.database_url}")
+            print("Ctrl-C stops both; data is kept.", flush=True)
+            while True:
+                time.sleep(3600)
+    except KeyboardInterrupt:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,33 @@
+"""`carebus provision`: apply the JetStream topology and every service's database migrations."""
+
+from __future__ import annotations
+
+import asyncpg
+import nats
+
+from carebus_shared.cli.services import discover
+from carebus_shared.db.migrations import load_migrations, migrate
+from carebus_shared.exceptions import store as exception_store
+from carebus_shared.jetstream.provision import Change, provision
+from carebus_shared.jetstream.topology import TOPOLOGY
+
+
+async def provision_all(nats_url: str, database_url: str, replicas: int = 1) -> list[str]:
+    """Apply everything; return one report line per stream, consumer, bucket and schema."""
+    nc = await nats.connect(nats_url, connect_timeout=5, max_reconnect_attempts=3)
+    try:
+        changes: list[Change] = await provision(nc.jetstream(), TOPOLOGY, replicas)
+    finally:
+        await nc.close()
+    lines = [str(change) for change in changes]
+    owners = [(exception_store.OWNER, "carebus_shared.exceptions")]
+    owners += [(service.schema, service.package) for service in discover()]
+    conn = await asyncpg.connect(database_url, timeout=10)
+    try:
+        for owner, package in owners:
+            applied = await migrate(conn, owner, load_migrations(package))
+            action = f"applied {', '.join(applied)}" if applied else "unchanged"
+            lines.append(f"{'schema':8} {owner:40} {action}")
+    finally:
+        await conn.close()
+    return lines

@@ -1,0 +1,138 @@
+"""`carebus run` (what `make run` calls): the whole suite on this machine.
+
+Starts the devstack (unless NATS_URL / DATABASE_URL are set), provisions, starts every
+service as its own process, waits until each is ready and prints where it listens.
+Ctrl-C (or SIGTERM) stops the services first (SIGTERM, then SIGKILL after the grace period),
+then PostgreSQL and NATS; data stays under the data folder for the next run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from types import FrameType
+
+from carebus_shared.cli.devstack import devstack
+from carebus_shared.cli.provision import provision_all
+from carebus_shared.cli.services import ServiceEntry, discover
+
+READY_TIMEOUT_S = 90.0
+Processes = dict[str, subprocess.Popen[bytes]]
+STOP_GRACE_S = 30.0
+
+
+class _Stop(Exception):
+    pass
+
+
+def _raise_stop(signum: int, frame: FrameType | None) -> None:
+    # Only the first signal interrupts; a second Ctrl-C must not cut the orderly stop short.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise _Stop
+
+
+def _is_ready(service: ServiceEntry) -> bool:
+    settings = service.settings()
+    url = f"http://{settings.http_host}:{settings.http_port}/health/ready"
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+def _stop_all(processes: Processes) -> None:
+    for process in reversed(processes.values()):
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + STOP_GRACE_S
+    for name, process in processes.items():
+        try:
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            print(f"{name} did not stop within {STOP_GRACE_S:.0f}s; killing it", flush=True)
+            process.kill()
+            process.wait(timeout=5)
+
+
+def run_suite(data_dir: Path) -> int:
+    signal.signal(signal.SIGTERM, _raise_stop)
+    signal.signal(signal.SIGINT, _raise_stop)
+    try:
+        with devstack(data_dir) as endpoints:
+            print(f"nats {endpoints.nats_url}\npostgres {endpoints.database_url}", flush=True)
+            for line in asyncio.run(provision_all(endpoints.nats_url, endpoints.database_url)):
+                print(f"  {line}", flush=True)
+            env = {
+                **os.environ,
+                "NATS_URL": endpoints.nats_url,
+                "DATABASE_URL": endpoints.database_url,
+            }
+            _run_services(data_dir / "logs", env)
+    except _Stop:
+        pass  # raised before the services started; the devstack has stopped already
+    print("stopped; data kept under", data_dir, flush=True)
+    return 0
+
+
+def _run_services(logs: Path, env: dict[str, str]) -> None:
+    """Start every service, watch them, and stop them all before the devstack stops."""
+    logs.mkdir(parents=True, exist_ok=True)
+    services = discover()
+    processes: Processes = {}
+    try:
+        for service in services:
+            log = (logs / f"{service.name}.log").open("ab")
+            processes[service.name] = subprocess.Popen(
+                service.command(sys.executable),
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # Ctrl-C reaches us; we stop them in order
+            )
+        _wait_ready(services, processes)
+        print(f"\ncarebus is up. Logs: {logs}/<service>.log; `carebus status` for backlogs.")
+        print("Each HTTP listener serves /health/live, /health/ready, /metrics and /schema.")
+        for service in services:
+            for line in service.listeners():
+                print(line, flush=True)
+        print("Ctrl-C stops everything.", flush=True)
+        _watch(processes)
+    except _Stop:
+        print("\nstopping…", flush=True)
+    finally:
+        _stop_all(processes)
+
+
+def _wait_ready(services: list[ServiceEntry], processes: Processes) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    waiting = list(services)
+    while waiting and time.monotonic() < deadline:
+        for service in list(waiting):
+            code = processes[service.name].poll()
+            if code is not None:
+                raise SystemExit(f"{service.name} exited with {code} during start-up; see its log")
+            if _is_ready(service):
+                waiting.remove(service)
+        time.sleep(0.3)
+    if waiting:
+        names = ", ".join(s.name for s in waiting)
+        print(f"warning: not ready after {READY_TIMEOUT_S:.0f}s: {names}", flush=True)
+
+
+def _watch(processes: Processes) -> None:
+    """Wait for Ctrl-C; report any service that exits on its own."""
+    reported: set[str] = set()
+    while True:
+        for name, process in processes.items():
+            if process.poll() is not None and name not in reported:
+                print(f"{name} exited with {process.returncode}; see its log", flush=True)
+                reported.add(name)
+        time.sleep(1.0)

@@ -1,0 +1,63 @@
+"""`carebus status`: streams, consumers with their backlog, and each service's readiness."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.error
+import urllib.request
+
+import nats
+
+from carebus_shared.cli.services import discover
+from carebus_shared.jetstream.topology import TOPOLOGY
+
+
+def _ready(url: str) -> str:
+    try:
+        with urllib.request.urlopen(url, timeout=1.5) as response:
+            return "ready" if response.status == 200 else f"HTTP {response.status}"
+    except urllib.error.HTTPError as exc:
+        try:
+            checks = json.loads(exc.read()).get("checks", {})
+            failing = ", ".join(f"{k}: {v}" for k, v in checks.items() if v != "ok")
+        except (ValueError, AttributeError):
+            failing = ""
+        return f"not ready ({failing or exc.code})"
+    except (urllib.error.URLError, OSError):
+        return "down"
+
+
+async def status_lines(nats_url: str) -> list[str]:
+    lines = ["STREAM          MESSAGES        BYTES"]
+    nc = await nats.connect(nats_url, connect_timeout=3, max_reconnect_attempts=1)
+    try:
+        js = nc.jetstream()
+        for spec in TOPOLOGY.streams:
+            try:
+                info = await js.stream_info(spec.name)
+                lines.append(f"{spec.name:15} {info.state.messages:>8} {info.state.bytes:>12}")
+            except nats.js.errors.NotFoundError:
+                lines.append(f"{spec.name:15} missing (run `carebus provision`)")
+        lines.append("")
+        lines.append("CONSUMER                                  PENDING  ACK-PENDING  REDELIVERED")
+        for c in TOPOLOGY.consumers:
+            name = f"{c.stream}/{c.durable}"
+            try:
+                ci = await js.consumer_info(c.stream, c.durable)
+                lines.append(
+                    f"{name:41} {ci.num_pending or 0:>7} {ci.num_ack_pending or 0:>12} "
+                    f"{ci.num_redelivered or 0:>12}"
+                )
+            except nats.js.errors.NotFoundError:
+                lines.append(f"{name:41} missing (run `carebus provision`)")
+    finally:
+        await nc.close()
+    lines.append("")
+    lines.append("SERVICE                 HEALTH")
+    for service in discover():
+        settings = service.settings()
+        url = f"http://{settings.http_host}:{settings.http_port}/health/ready"
+        state = await asyncio.to_thread(_ready, url)
+        lines.append(f"{service.name:23} {state}")
+    return lines
