@@ -1,0 +1,157 @@
+"""Validated events: a scheduling or billing event after master-data validation.
+
+The validator republishes each source event on ``validated.<entity>.<event>.v1.<site>``
+as ``Validated[T]``: its own envelope (new event id, ``causation_id`` = the original's
+event id, same correlation id, entity key and entity version), the untouched ``original``
+event, and the canonical ids and financial dimensions it resolved (``enrichment``).
+Each subject still has exactly one concrete class (``ValidatedAppointmentBooked`` …);
+``Validated`` is the generic base consumers can match on.
+"""
+
+from __future__ import annotations
+
+from typing import Generic, TypeVar
+
+from carebus_contracts.billing import (
+    AdjustmentPosted,
+    ChargePosted,
+    ChargeReversed,
+    ClaimAdjudicatedV2,
+    PaymentPosted,
+)
+from carebus_contracts.envelope import Contract, Event, SchemaVersion
+from carebus_contracts.masterdata import Npi, PayerClass, PlaceOfService
+from carebus_contracts.scheduling import (
+    AppointmentBooked,
+    AppointmentCancelled,
+    AppointmentCheckedIn,
+    AppointmentCompleted,
+    AppointmentModified,
+    AppointmentNoShow,
+    AppointmentRescheduled,
+)
+
+T = TypeVar("T", bound=Event)
+
+
+class Enrichment(Contract, frozen=True, kw_only=True):
+    """Canonical ids and financial dimensions; None where the event has no such reference."""
+
+    provider_id: str | None = None
+    provider_npi: Npi | None = None
+    location_id: str | None = None
+    department_id: str | None = None
+    service_code: str | None = None
+    payer_id: str | None = None
+    cost_centre: str | None = None
+    payer_class: PayerClass | None = None
+    place_of_service: PlaceOfService | None = None
+    time_zone: str | None = None
+    """IANA zone of the location, for local-date accounting."""
+
+
+class Validated(Event, Generic[T], frozen=True, kw_only=True):
+    original: T
+    enrichment: Enrichment
+
+
+class ValidatedAppointmentBooked(
+    Validated[AppointmentBooked], tag="validated.appointment.booked", frozen=True, kw_only=True
+):
+    schema_version: SchemaVersion = "1.0"
+
+
+class ValidatedAppointmentRescheduled(
+    Validated[AppointmentRescheduled],
+    tag="validated.appointment.rescheduled",
+    frozen=True,
+    kw_only=True,
+):
+    schema_version: SchemaVersion = "1.0"
+
+
+class ValidatedAppointmentModified(
+    Validated[AppointmentModified], tag="validated.appointment.modified", frozen=True, kw_only=True
+):
+    schema_version: SchemaVersion = "1.0"
+
+
+class ValidatedAppointmentCancelled(
+    Validated[AppointmentCancelled],
+    tag="validated.appointment.cancelled",
+    frozen=True,
+    kw_only=True,
+):
+    schema_version: SchemaVersion = "1.0"
+
+
+class ValidatedAppointmentNoShow(
+    Validated[AppointmentNoShow], tag="validated.appointment.no_show", frozen=True, kw_only=True
+):
+    schema_version: SchemaVersion = "1.0"
+
+
+class ValidatedAppointmentCheckedIn(
+    Validated[AppointmentCheckedIn],
+    tag="validated.appointment.checked_in",
+    frozen=True,
+    kw_only=True,
+):
+    schema_version: SchemaVersion = "1.0"
+
+
+class ValidatedAppointmentCompleted(
+    Validated[AppointmentCompleted],
+    tag="validated.appointment.completed",
+    frozen=True,
+    kw_only=True,
+):
+    schema_version: SchemaVersion = "1.0"
+
+
+class ValidatedChargePosted(
+    Validated[ChargePosted], tag="validated.charge.posted", frozen=True, kw_only=True
+):
+    schema_version: SchemaVersion = "1.0"
+
+
+class ValidatedChargeReversed(
+    Validated[ChargeReversed], tag="validated.charge.reversed", frozen=True, kw_only=True
+):
+    schema_version: SchemaVersion = "1.0"
+
+
+class ValidatedPaymentPosted(
+    Validated[PaymentPosted], tag="validated.payment.posted", frozen=True, kw_only=True
+):
+    schema_version: SchemaVersion = "1.1"
+
+
+class ValidatedAdjustmentPosted(
+    Validated[AdjustmentPosted], tag="validated.adjustment.posted", frozen=True, kw_only=True
+):
+    schema_version: SchemaVersion = "1.0"
+
+
+class ValidatedClaimAdjudicated(
+    Validated[ClaimAdjudicatedV2], tag="validated.claim.adjudicated", frozen=True, kw_only=True
+):
+    """Wraps the *current* major (v2); v1 claims are upcast before validation."""
+
+    schema_version: SchemaVersion = "1.0"
+
+
+VALIDATED_EVENTS: tuple[type[Event], ...] = (
+    ValidatedAppointmentBooked,
+    ValidatedAppointmentRescheduled,
+    ValidatedAppointmentModified,
+    ValidatedAppointmentCancelled,
+    ValidatedAppointmentNoShow,
+    ValidatedAppointmentCheckedIn,
+    ValidatedAppointmentCompleted,
+    ValidatedChargePosted,
+    ValidatedChargeReversed,
+    ValidatedPaymentPosted,
+    ValidatedAdjustmentPosted,
+    ValidatedClaimAdjudicated,
+)
