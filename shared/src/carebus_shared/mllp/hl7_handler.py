@@ -1,0 +1,37 @@
+"""Glue between the MLLP server and an adapter: parse, process, acknowledge.
+
+``process`` maps the message and awaits the JetStream publish ack of the canonical
+event.  It raises :class:`Hl7Error` (usually ``Hl7MappingError``) for messages that
+cannot be mapped → AE, or AR for unsupported type/event/version; anything else it
+raises (broker down, timeout) propagates so the server sends no ACK and the sender
+retries.  AA therefore always means "published and acknowledged by JetStream".
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from carebus_shared.hl7.ack import ACK_ACCEPT, ACK_REJECT, build_ack
+from carebus_shared.hl7.errors import Hl7Error, Hl7ParseError
+from carebus_shared.hl7.message import Hl7Message, parse_message
+from carebus_shared.mllp.server import MllpHandler
+
+log = logging.getLogger(__name__)
+
+
+def hl7_handler(process: Callable[[Hl7Message], Awaitable[None]]) -> MllpHandler:
+    async def handle(raw: bytes) -> bytes:
+        try:
+            message = parse_message(raw)
+        except Hl7ParseError as exc:
+            log.warning("unparseable HL7 message rejected: %s", exc)
+            return build_ack(raw, ACK_REJECT, error=exc)
+        try:
+            await process(message)
+        except Hl7Error as exc:
+            log.warning("HL7 %s rejected (%s): %s", message.control_id, exc.reason, exc)
+            return build_ack(message, exc.ack_code, error=exc)
+        return build_ack(message, ACK_ACCEPT)
+
+    return handle

@@ -1,0 +1,195 @@
+"""Asyncio MLLP listener shared by the SIU and DFT adapters.
+
+Per connection, messages are handled strictly in order: the next frame is not handed to
+the handler before the previous ACK was written, which is what original-mode HL7
+senders expect.  Connections are independent of each other.
+
+The handler returns the ACK bytes and owns the AA/AE/AR decision.  If it raises or
+exceeds ``handler_timeout``, **no ACK is sent** and the connection stays open.  Why not
+an AE: AE means "your message is wrong" and many senders (and their operators) park
+such a message as failed; a transient outage (JetStream down) would then lose data.  A
+missing ACK is the one outcome every sender treats as "retry": it times out and
+re-sends, and the re-send is harmless because canonical events are de-duplicated by the
+message control id.  The metric ``result="no_ack_error"`` makes these visible.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from carebus_shared.hl7.ack import ACK_REJECT, ack_code_of, build_ack, salvage_header
+from carebus_shared.hl7.errors import VALUE_TOO_LONG, Hl7Error
+from carebus_shared.mllp.framing import Frame, MllpDecoder, OversizedFrame, frame
+from carebus_shared.mllp.metrics import MllpMetrics, default_metrics
+
+MllpHandler = Callable[[bytes], Awaitable[bytes]]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class MllpLimits:
+    max_message_bytes: int = 1_048_576
+    idle_timeout: float = 300.0
+    handler_timeout: float = 30.0
+    read_chunk: int = 65_536
+
+
+@dataclass(eq=False)
+class _Connection:
+    task: asyncio.Task[None]
+    busy: bool = False
+
+
+class MllpServer:
+    """``async with MllpServer(handler, port=0) as server: ... server.port``."""
+
+    def __init__(
+        self,
+        handler: MllpHandler,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 2575,
+        limits: MllpLimits | None = None,
+        metrics: MllpMetrics | None = None,
+    ) -> None:
+        self._handler = handler
+        self._host = host
+        self._port = port
+        self._limits = limits or MllpLimits()
+        self._metrics = metrics or default_metrics()
+        self._server: asyncio.Server | None = None
+        self._connections: set[_Connection] = set()
+        self._closing = False
+
+    @property
+    def port(self) -> int:
+        """The bound port (useful with ``port=0``)."""
+        if self._server is None or not self._server.sockets:
+            raise RuntimeError("server is not started")
+        return int(self._server.sockets[0].getsockname()[1])
+
+    async def start(self) -> None:
+        self._closing = False
+        self._server = await asyncio.start_server(self._on_connect, self._host, self._port)
+        log.info("MLLP listening on %s:%d", self._host, self.port)
+
+    async def close(self, grace: float = 10.0) -> None:
+        """Stop accepting, let in-flight messages finish (up to ``grace`` s), then close."""
+        self._closing = True
+        if self._server is not None:
+            self._server.close()
+        for conn in list(self._connections):
+            if not conn.busy:
+                conn.task.cancel()
+        tasks = [c.task for c in self._connections]
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=grace)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        if self._server is not None:
+            await self._server.wait_closed()
+            self._server = None
+
+    async def __aenter__(self) -> MllpServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.close()
+
+    async def _on_connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        conn = _Connection(task)
+        if self._closing:
+            writer.close()
+            return
+        self._connections.add(conn)
+        self._metrics.connections.inc()
+        self._metrics.open_connections.inc()
+        try:
+            await self._serve(conn, reader, writer)
+        except asyncio.CancelledError:
+            pass  # server shutdown
+        except (ConnectionError, OSError) as exc:
+            log.info("MLLP connection ended: %s", type(exc).__name__)
+        finally:
+            self._connections.discard(conn)
+            self._metrics.open_connections.dec()
+            writer.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(writer.wait_closed(), 1.0)
+
+    async def _serve(
+        self, conn: _Connection, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        limits = self._limits
+        decoder = MllpDecoder(limits.max_message_bytes)
+        while not self._closing:
+            try:
+                data = await asyncio.wait_for(reader.read(limits.read_chunk), limits.idle_timeout)
+            except TimeoutError:
+                self._metrics.idle_timeouts.inc()
+                log.info("MLLP connection idle for %.0f s, closing", limits.idle_timeout)
+                return
+            if not data:
+                return
+            garbage_before = decoder.garbage_bytes
+            events = decoder.feed(data)
+            if decoder.garbage_bytes > garbage_before:
+                self._metrics.garbage_bytes.inc(decoder.garbage_bytes - garbage_before)
+            for event in events:
+                conn.busy = True
+                try:
+                    keep_open = await self._on_event(event, writer)
+                finally:
+                    conn.busy = False
+                if not keep_open or self._closing:
+                    return
+
+    async def _on_event(self, event: Frame | OversizedFrame, writer: asyncio.StreamWriter) -> bool:
+        if isinstance(event, OversizedFrame):
+            self._metrics.oversized_frames.inc()
+            header = salvage_header(event.head)
+            if not header.readable:
+                log.warning("oversized MLLP frame without a readable MSH: closing connection")
+                return False
+            error = Hl7Error(
+                VALUE_TOO_LONG,
+                "MSH",
+                f"message exceeds {self._limits.max_message_bytes} bytes",
+                reason="message_too_large",
+            )
+            nak = build_ack(header, ACK_REJECT, error=error)
+            self._metrics.message("ar")
+            writer.write(frame(nak))
+            await writer.drain()
+            return True
+        started = time.perf_counter()
+        ack = await self._call_handler(event.payload)
+        if ack is not None:
+            writer.write(frame(ack))
+            await writer.drain()
+        self._metrics.handle_seconds.observe(time.perf_counter() - started)
+        return True
+
+    async def _call_handler(self, payload: bytes) -> bytes | None:
+        try:
+            ack = await asyncio.wait_for(self._handler(payload), self._limits.handler_timeout)
+        except TimeoutError:
+            self._metrics.message("no_ack_timeout")
+            log.error("MLLP handler timed out; no ACK sent, the sender will retry")
+            return None
+        except Exception:
+            self._metrics.message("no_ack_error")
+            log.exception("MLLP handler failed; no ACK sent, the sender will retry")
+            return None
+        self._metrics.message((ack_code_of(ack) or "unknown").lower())
+        return ack
