@@ -13,9 +13,10 @@ from pathlib import Path
 
 import nats
 import pytest
+from nats.js import JetStreamContext
+
 from carebus_shared.devstack.nats_server import NatsServer
 from carebus_shared.devstack.postgres_server import PostgresServer
-from nats.js import JetStreamContext
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = Path(os.environ.get("CAREBUS_SAMPLES", REPO_ROOT.parent / "shared" / "samples"))

@@ -109,8 +109,16 @@ class PostgresServer:
         self._chown(self.pgdata)
         _make_traversable(self.data_dir)
         subprocess.run(
-            [str(_bin_dir() / "initdb"), "-D", str(self.pgdata), "-U", "postgres",
-             "--auth=trust", "--encoding=UTF8", "--no-instructions"],
+            [
+                str(_bin_dir() / "initdb"),
+                "-D",
+                str(self.pgdata),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--no-instructions",
+            ],
             check=True,
             capture_output=True,
             **self._as_user(),
@@ -123,11 +131,25 @@ class PostgresServer:
         socket_dir = self.data_dir / "socket"
         socket_dir.mkdir(exist_ok=True)
         self._chown(socket_dir)
-        options = ["-c", "listen_addresses=" + HOST, "-c", f"port={self.port}",
-                   "-c", f"unix_socket_directories={socket_dir}", "-c", "max_connections=200"]
+        options = [
+            "-c",
+            "listen_addresses=" + HOST,
+            "-c",
+            f"port={self.port}",
+            "-c",
+            f"unix_socket_directories={socket_dir}",
+            "-c",
+            "max_connections=200",
+        ]
         if not self.durable:
-            options += ["-c", "fsync=off", "-c", "synchronous_commit=off",
-                        "-c", "full_page_writes=off"]
+            options += [
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "full_page_writes=off",
+            ]
         log_path = self.data_dir / "postgres.log"
         log_path.touch()
         self._chown(log_path)
@@ -144,8 +166,19 @@ class PostgresServer:
 
     def _psql(self, database: str, sql: str) -> str:
         result = subprocess.run(
-            [str(_bin_dir() / "psql"), "-h", HOST, "-p", str(self.port), "-U", "postgres",
-             "-d", database, "-tAc", sql],
+            [
+                str(_bin_dir() / "psql"),
+                "-h",
+                HOST,
+                "-p",
+                str(self.port),
+                "-U",
+                "postgres",
+                "-d",
+                database,
+                "-tAc",
+                sql,
+            ],
             check=True,
             capture_output=True,
             text=True,

@@ -27,9 +27,7 @@ def install_fetch_timeout_guard() -> None:
         return
 
     @functools.wraps(original)
-    async def fetch(
-        self: Any, batch: int = 1, timeout: float | None = 5, **kwargs: Any
-    ) -> Any:
+    async def fetch(self: Any, batch: int = 1, timeout: float | None = 5, **kwargs: Any) -> Any:
         if timeout is not None and timeout <= 0.001:
             raise nats.errors.TimeoutError  # deadline already spent
         try:

@@ -1,0 +1,48 @@
+# carebus — the two commands a newcomer needs: `make run` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+PACKAGES := contracts shared services/scheduling_adapter services/billing_adapter \
+            services/masterdata_validator services/mapper services/erp_poster
+PYPROJECTS := $(addsuffix /pyproject.toml,$(PACKAGES))
+
+.PHONY: install run test lint typecheck pytest bench clean-data help
+
+help:
+	@echo "make run    install everything, start NATS + PostgreSQL + all services (Ctrl-C stops)"
+	@echo "make test   install, then ruff, mypy, contract gate and pytest"
+	@echo "make bench  benchmarks (not part of make test); figures printed and kept in .data/bench"
+
+$(STAMP): constraints.txt requirements-dev.txt $(PYPROJECTS)
+	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "carebus needs Python 3.11+")'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -r requirements-dev.txt \
+	  -e contracts -e 'shared[devstack]' $(addprefix -e ,$(filter services/%,$(PACKAGES)))
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	$(BIN)/carebus run
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install
+	$(BIN)/mypy
+
+pytest: install
+	$(BIN)/pytest
+
+test: lint typecheck
+	$(BIN)/carebus contracts check
+	$(BIN)/pytest
+
+bench: install
+	$(BIN)/pytest benchmarks -s -p no:cacheprovider
+
+clean-data:
+	rm -rf .data

@@ -1,0 +1,80 @@
+"""A minimal stage built on the shared runtime, run as a real process by the runtime tests.
+
+It consumes ``echo.in.>`` from stream ECHO_IN and republishes each message to ``echo.out.*``
+with the stage's deterministic message id, acking each input only after the publish ack —
+the same path every carebus stage takes. ``ECHO_DELAY_S`` slows each batch so that a test can
+catch messages in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import Sequence
+from typing import Annotated, Any
+
+from faststream import Context
+from faststream.nats import NatsRouter
+from faststream.nats.message import NatsBatchMessage
+from nats.aio.msg import Msg
+
+from carebus_shared.config import RuntimeSettings
+from carebus_shared.jetstream.publish import Outgoing, stage_msg_id
+from carebus_shared.jetstream.stage import Forward, Outcome
+from carebus_shared.jetstream.subscribe import batch_pull_options
+from carebus_shared.jetstream.topology import ConsumerSpec, StreamSpec
+from carebus_shared.logs import configure_logging
+from carebus_shared.runtime.server import serve
+from carebus_shared.runtime.service import ServiceRuntime
+from carebus_shared.settings import load_settings
+
+IN_STREAM = StreamSpec("ECHO_IN", ("echo.in.>",), "runtime test input", 3600, 60)
+OUT_STREAM = StreamSpec("ECHO_OUT", ("echo.out.>",), "runtime test output", 3600, 60)
+# Short redelivery steps so a test sees redeliveries within seconds, not minutes.
+CONSUMER = ConsumerSpec("ECHO_IN", "echo", ("echo.in.>",), "runtime test", backoff_s=(3.0, 3.0))
+
+
+class EchoSettings(RuntimeSettings, frozen=True, kw_only=True):
+    delay_s: float = 0.0
+    batch_size: int = 10
+
+
+async def echo(msgs: Sequence[Msg], delay_s: float) -> list[Outcome]:
+    await asyncio.sleep(delay_s)
+    return [
+        Forward(
+            [
+                Outgoing(
+                    subject=msg.subject.replace("echo.in.", "echo.out.", 1),
+                    payload=msg.data,
+                    msg_id=stage_msg_id("echo", (msg.headers or {})["Nats-Msg-Id"]),
+                )
+            ]
+        )
+        for msg in msgs
+    ]
+
+
+def main() -> None:
+    settings = load_settings(EchoSettings, "ECHO_")
+    configure_logging("echo", settings.log_level)
+    runtime = ServiceRuntime("echo", settings)
+    router = NatsRouter()
+
+    async def handle(msgs: Sequence[Msg]) -> list[Outcome]:
+        return await echo(msgs, settings.delay_s)
+
+    @router.subscriber(  # type: ignore[untyped-decorator]
+        **batch_pull_options(CONSUMER, settings.batch_size, 0.05)
+    )
+    async def on_batch(_: Any, message: Annotated[NatsBatchMessage, Context("message")]) -> None:
+        await runtime.run_stage_batch("echo", message.raw_message, handle)
+
+    runtime.include_router(router, [CONSUMER])
+    serve(runtime.http_app(), settings)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("CAREBUS_LOG_LEVEL", "INFO")
+    sys.exit(main())

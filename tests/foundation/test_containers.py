@@ -1,0 +1,75 @@
+"""Container definitions, checked without a container engine."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+DOCKERFILES = sorted(REPO.glob("services/*/Dockerfile"))
+
+
+def test_every_service_has_a_dockerfile() -> None:
+    services = sorted(p.name for p in (REPO / "services").iterdir() if p.is_dir())
+    assert [p.parent.name for p in DOCKERFILES] == services
+    assert len(services) == 5
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.parent.name)
+def test_dockerfile_passes_hadolint(dockerfile: Path) -> None:
+    hadolint = Path(sys.executable).parent / "hadolint"
+    result = subprocess.run([str(hadolint), str(dockerfile)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.parent.name)
+def test_dockerfile_runs_as_non_root_with_a_healthcheck(dockerfile: Path) -> None:
+    text = dockerfile.read_text()
+    assert text.count("FROM ") >= 2, "multi-stage"
+    assert "USER 10001" in text
+    assert "HEALTHCHECK" in text
+    assert "/health/live" in text
+
+
+def _compose_schema() -> dict[str, Any]:
+    """The Compose specification's JSON schema, as vendored by the check-jsonschema package."""
+    vendored = resources.files("check_jsonschema") / "builtin_schemas/vendor/compose-spec.json"
+    loaded: dict[str, Any] = json.loads(vendored.read_text())
+    return loaded
+
+
+def _validate(compose: object) -> None:
+    schema = _compose_schema()
+    jsonschema.validators.validator_for(schema)(schema).validate(compose)
+
+
+def test_compose_file_matches_the_compose_specification() -> None:
+    compose = yaml.safe_load((REPO / "compose.yaml").read_text())
+    _validate(compose)
+    services = compose["services"]
+    assert {
+        "nats",
+        "postgres",
+        "provision",
+        "scheduling-adapter",
+        "billing-adapter",
+        "masterdata-validator",
+        "mapper",
+        "erp-poster",
+    } <= set(services)
+    assert "sync_interval: always" in compose["configs"]["nats-server.conf"]["content"]
+
+
+def test_a_broken_compose_file_is_caught() -> None:
+    compose = yaml.safe_load((REPO / "compose.yaml").read_text())
+    compose["services"]["mapper"]["depends_on"] = 42
+    with pytest.raises(jsonschema.ValidationError):
+        _validate(compose)

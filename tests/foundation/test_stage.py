@@ -1,0 +1,174 @@
+"""The publish-then-ack stage discipline against a real JetStream and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Sequence
+
+import asyncpg
+import pytest
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext, api
+
+from carebus_shared.db.migrations import load_migrations, migrate
+from carebus_shared.exceptions import store
+from carebus_shared.exceptions.store import ExceptionRecord
+from carebus_shared.jetstream.publish import Outgoing, stage_msg_id
+from carebus_shared.jetstream.stage import Forward, Outcome, Reject, Retry, run_batch
+
+
+@pytest.fixture
+async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    conn = await asyncpg.connect(database_url)
+    await migrate(conn, store.OWNER, load_migrations("carebus_shared.exceptions"))
+    await conn.close()
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture
+async def streams(js: JetStreamContext) -> tuple[str, str]:
+    """A fresh input and output stream, and a pull consumer on the input."""
+    tag = uuid.uuid4().hex[:8]
+    src, dst = f"IN_{tag}", f"OUT_{tag}"
+    await js.add_stream(name=src, subjects=[f"in{tag}.>"])
+    await js.add_stream(name=dst, subjects=[f"out{tag}.>"], duplicate_window=120)
+    await js.add_consumer(
+        src, api.ConsumerConfig(durable_name="stage", ack_policy=api.AckPolicy.EXPLICIT)
+    )
+    return src, dst
+
+
+async def _publish_inputs(js: JetStreamContext, src: str, n: int) -> None:
+    tag = src.split("_")[1]
+    for i in range(n):
+        await js.publish(f"in{tag}.x", f"event {i}".encode(), headers={"Nats-Msg-Id": f"ev-{i}"})
+
+
+def _echo_to(dst: str) -> object:
+    tag = dst.split("_")[1]
+
+    async def handle(msgs: Sequence[Msg]) -> list[Outcome]:
+        return [
+            Forward([Outgoing(f"out{tag}.x", m.data, stage_msg_id("t", m.headers["Nats-Msg-Id"]))])
+            for m in msgs
+            if m.headers
+        ]
+
+    return handle
+
+
+async def _fetch(js: JetStreamContext, src: str, n: int) -> list[Msg]:
+    sub = await js.pull_subscribe_bind("stage", stream=src)
+    return await sub.fetch(n, timeout=5)
+
+
+async def test_outputs_are_confirmed_before_inputs_are_acked(
+    js: JetStreamContext, streams: tuple[str, str], pool: asyncpg.Pool
+) -> None:
+    src, dst = streams
+    await _publish_inputs(js, src, 20)
+    msgs = await _fetch(js, src, 20)
+    tally = await run_batch("t", js, msgs, _echo_to(dst), _no_records)  # type: ignore[arg-type]
+    assert (tally.forwarded, tally.published) == (20, 20)
+    assert (await js.stream_info(dst)).state.messages == 20
+    info = await js.consumer_info(src, "stage")
+    assert (info.num_ack_pending, info.num_pending) == (0, 0)
+
+
+async def test_crash_between_publish_and_ack_doubles_nothing(
+    js: JetStreamContext, streams: tuple[str, str]
+) -> None:
+    src, dst = streams
+    await _publish_inputs(js, src, 10)
+    handle = _echo_to(dst)
+    first = await _fetch(js, src, 10)
+    outcomes = await handle(first)  # type: ignore[operator]
+    # The stage publishes, then "crashes" before acking: the inputs come back...
+    from carebus_shared.jetstream.publish import publish_confirmed
+
+    await publish_confirmed(js, [o for out in outcomes for o in out.outgoing])
+    for msg in first:
+        await msg.nak()
+    again = await _fetch(js, src, 10)
+    assert len(again) == 10
+    # ...and the second attempt republishes the same ids, which JetStream drops.
+    await run_batch("t", js, again, handle, _no_records)  # type: ignore[arg-type]
+    assert (await js.stream_info(dst)).state.messages == 10
+
+
+async def test_rejects_are_recorded_then_terminated(
+    js: JetStreamContext, streams: tuple[str, str], pool: asyncpg.Pool
+) -> None:
+    src, _ = streams
+    await _publish_inputs(js, src, 3)
+    msgs = await _fetch(js, src, 3)
+
+    async def reject_all(batch: Sequence[Msg]) -> list[Outcome]:
+        return [Reject("contract", "malformed_event", "bad", event_id="x") for _ in batch]
+
+    async def record(records: Sequence[ExceptionRecord]) -> None:
+        async with pool.acquire() as conn:
+            for rec in records:
+                await store.record(conn, rec)
+
+    tally = await run_batch("t", js, msgs, reject_all, record)
+    assert tally.rejected == 3
+    assert tally.reasons == {"malformed_event": 3}
+    async with pool.acquire() as conn:
+        rows = await conn.fetch(
+            "SELECT reason, raw, stream_seq FROM carebus_exceptions.exception_record "
+            "WHERE stream = $1 ORDER BY stream_seq",
+            src,
+        )
+    assert [r["raw"] for r in rows] == [b"event 0", b"event 1", b"event 2"]
+    assert (await js.consumer_info(src, "stage")).num_ack_pending == 0
+    # Recording the same failure again (a redelivery) adds nothing.
+    await record([ExceptionRecord(f"{src}:1", "t", "contract", "again", "x", "jetstream")])
+    async with pool.acquire() as conn:
+        count = await conn.fetchval(
+            "SELECT count(*) FROM carebus_exceptions.exception_record WHERE stream = $1", src
+        )
+    assert count == 3
+
+
+async def test_a_failing_handler_naks_everything(
+    js: JetStreamContext, streams: tuple[str, str]
+) -> None:
+    src, dst = streams
+    await _publish_inputs(js, src, 4)
+    msgs = await _fetch(js, src, 4)
+
+    async def broken(batch: Sequence[Msg]) -> list[Outcome]:
+        raise ConnectionError("database down")
+
+    tally = await run_batch("t", js, msgs, broken, _no_records)
+    assert tally.retried == 4
+    assert (await js.stream_info(dst)).state.messages == 0
+    await asyncio.sleep(5.5)  # the nak delay
+    again = await _fetch(js, src, 4)
+    assert sorted(m.metadata.num_delivered for m in again) == [2, 2, 2, 2]
+
+
+async def test_retry_outcome_naks_only_that_message(
+    js: JetStreamContext, streams: tuple[str, str]
+) -> None:
+    src, dst = streams
+    await _publish_inputs(js, src, 2)
+    msgs = await _fetch(js, src, 2)
+    echo = _echo_to(dst)
+
+    async def half(batch: Sequence[Msg]) -> list[Outcome]:
+        forwarded = await echo(batch[:1])  # type: ignore[operator]
+        return [*forwarded, Retry(0.1)]
+
+    tally = await run_batch("t", js, msgs, half, _no_records)
+    assert (tally.forwarded, tally.retried) == (1, 1)
+    again = await _fetch(js, src, 1)
+    assert again[0].data == b"event 1"
+
+
+async def _no_records(records: Sequence[ExceptionRecord]) -> None:
+    assert not records, "no rejection expected in this test"
