@@ -27,6 +27,8 @@ class ExceptionRecord:
     content_type: str | None = None
     raw: bytes | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    path: str | None = None
+    offending_value: str | None = None
 
     def __post_init__(self) -> None:
         if self.category not in CATEGORIES:
@@ -36,8 +38,8 @@ class ExceptionRecord:
 _INSERT = """
 INSERT INTO carebus_exceptions.exception_record
     (dedupe_key, stage, category, reason, message, source, site, event_id,
-     stream, stream_seq, subject, content_type, raw, headers)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14::jsonb)
+     stream, stream_seq, subject, content_type, raw, headers, path, offending_value)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14::jsonb, $15, $16)
 ON CONFLICT (dedupe_key) DO NOTHING
 RETURNING id
 """
@@ -61,6 +63,8 @@ async def record(conn: Any, rec: ExceptionRecord) -> int | None:
         rec.content_type,
         rec.raw,
         msgspec.json.encode(rec.headers).decode(),
+        rec.path,
+        rec.offending_value,
     )
     return int(row_id) if row_id is not None else None
 

@@ -35,6 +35,8 @@ class Reject:
     message: str
     site: str | None = None
     event_id: str | None = None
+    path: str | None = None
+    offending_value: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +76,8 @@ def reject_record(stage: str, msg: Msg, outcome: Reject) -> ExceptionRecord:
         content_type=(msg.headers or {}).get("Content-Type", "application/json"),
         raw=msg.data,
         headers=dict(msg.headers or {}),
+        path=outcome.path,
+        offending_value=outcome.offending_value,
     )
 
 

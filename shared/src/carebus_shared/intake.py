@@ -1,0 +1,81 @@
+"""What an adapter does with what it receives: publish canonical events, or keep the input.
+
+An adapter answers its sender (MLLP ACK, HTTP status) only after ``publish`` returned, i.e.
+after JetStream confirmed every event; if it raises, the adapter must not acknowledge, and
+the sender's retry is harmless because event ids are derived from the source.
+``reject`` keeps the raw input with its reason in the exception store, for a person to fix
+and re-drive; recording the same bad input twice keeps one record.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+
+from carebus_contracts import Event, encode, headers_for, subject_for
+from prometheus_client import Counter
+
+from carebus_shared.exceptions.store import ExceptionRecord
+from carebus_shared.jetstream.publish import Outgoing, publish_confirmed
+from carebus_shared.runtime.service import ServiceRuntime
+
+
+class Intake:
+    def __init__(self, runtime: ServiceRuntime, stage: str, publish_timeout_s: float = 10.0):
+        self._runtime = runtime
+        self.stage = stage
+        self._timeout = publish_timeout_s
+        self._inputs = Counter(
+            "carebus_intake_inputs_total",
+            "Inputs received by an adapter, by source and outcome",
+            ["source", "outcome"],
+            registry=runtime.registry,
+        )
+        self._events = Counter(
+            "carebus_intake_events_published_total",
+            "Canonical events published with confirmation, by source",
+            ["source"],
+            registry=runtime.registry,
+        )
+
+    async def publish(self, source: str, events: Sequence[Event]) -> None:
+        """Publish ``events`` and wait for every JetStream ack (raises PublishFailed)."""
+        outgoing = [
+            Outgoing(subject_for(e), encode(e), e.event_id, headers_for(e)) for e in events
+        ]
+        await publish_confirmed(self._runtime.js, outgoing, self._timeout)
+        self._inputs.labels(source, "accepted").inc()
+        self._events.labels(source).inc(len(outgoing))
+
+    async def reject(
+        self,
+        *,
+        raw: bytes,
+        source: str,
+        category: str,
+        reason: str,
+        message: str,
+        content_type: str,
+        site: str | None = None,
+        path: str | None = None,
+        offending_value: str | None = None,
+        event_id: str | None = None,
+    ) -> None:
+        """Keep ``raw`` in the exception store with its reason (once per input and reason)."""
+        digest = hashlib.sha256(raw).hexdigest()
+        record = ExceptionRecord(
+            dedupe_key=f"{self.stage}:{source}:{digest}:{reason}",
+            stage=self.stage,
+            category=category,
+            reason=reason,
+            message=message,
+            source=source,
+            site=site,
+            event_id=event_id,
+            content_type=content_type,
+            raw=raw,
+            path=path,
+            offending_value=offending_value,
+        )
+        await self._runtime.record_exceptions([record])
+        self._inputs.labels(source, "rejected").inc()
