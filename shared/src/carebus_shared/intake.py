@@ -12,9 +12,9 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 
-from carebus_contracts import Event, encode, headers_for, subject_for
 from prometheus_client import Counter
 
+from carebus_contracts import Event, encode, headers_for, subject_for
 from carebus_shared.exceptions.store import ExceptionRecord
 from carebus_shared.jetstream.publish import Outgoing, publish_confirmed
 from carebus_shared.runtime.service import ServiceRuntime
@@ -40,9 +40,7 @@ class Intake:
 
     async def publish(self, source: str, events: Sequence[Event]) -> None:
         """Publish ``events`` and wait for every JetStream ack (raises PublishFailed)."""
-        outgoing = [
-            Outgoing(subject_for(e), encode(e), e.event_id, headers_for(e)) for e in events
-        ]
+        outgoing = [Outgoing(subject_for(e), encode(e), e.event_id, headers_for(e)) for e in events]
         await publish_confirmed(self._runtime.js, outgoing, self._timeout)
         self._inputs.labels(source, "accepted").inc()
         self._events.labels(source).inc(len(outgoing))
