@@ -62,9 +62,12 @@ def _declared_totals(text: str) -> tuple[int, int]:
     return payment, plb
 
 
-ACCEPTED_TEXTS = {name: (SAMPLES / name).read_text() for name in ACCEPTED} | {
-    f"{name} (repaired)": repair() for name, repair in REPAIRED.items() if SAMPLES.is_dir()
-}
+ACCEPTED_TEXTS = (
+    {name: (SAMPLES / name).read_text() for name in ACCEPTED}
+    | {f"{name} (repaired)": repair() for name, repair in REPAIRED.items()}
+    if SAMPLES.is_dir()
+    else {}
+)
 
 
 @pytest.mark.parametrize("name", sorted(ACCEPTED_TEXTS))
