@@ -20,10 +20,11 @@ from faststream.nats.message import NatsBatchMessage
 from nats.aio.msg import Msg
 
 from carebus_shared.config import RuntimeSettings
+from carebus_shared.exceptions.subscriber import exception_capture_router
 from carebus_shared.jetstream.publish import Outgoing, stage_msg_id
-from carebus_shared.jetstream.stage import Forward, Outcome
+from carebus_shared.jetstream.stage import Forward, Outcome, Reject, Retry
 from carebus_shared.jetstream.subscribe import batch_pull_options
-from carebus_shared.jetstream.topology import ConsumerSpec, StreamSpec
+from carebus_shared.jetstream.topology import EXCEPTION_CAPTURE, TOPOLOGY, ConsumerSpec, StreamSpec
 from carebus_shared.logs import configure_logging
 from carebus_shared.runtime.server import serve
 from carebus_shared.runtime.service import ServiceRuntime
@@ -32,7 +33,9 @@ from carebus_shared.settings import load_settings
 IN_STREAM = StreamSpec("ECHO_IN", ("echo.in.>",), "runtime test input", 3600, 60)
 OUT_STREAM = StreamSpec("ECHO_OUT", ("echo.out.>",), "runtime test output", 3600, 60)
 # Short redelivery steps so a test sees redeliveries within seconds, not minutes.
-CONSUMER = ConsumerSpec("ECHO_IN", "echo", ("echo.in.>",), "runtime test", backoff_s=(3.0, 3.0))
+CONSUMER = ConsumerSpec(
+    "ECHO_IN", "echo", ("echo.in.>",), "runtime test", backoff_s=(3.0, 3.0), max_deliver=3
+)
 
 
 class EchoSettings(RuntimeSettings, frozen=True, kw_only=True):
@@ -40,26 +43,43 @@ class EchoSettings(RuntimeSettings, frozen=True, kw_only=True):
     batch_size: int = 10
 
 
+def echo_one(msg: Msg) -> Outcome:
+    """Echo the message; ``Echo-Outcome: reject`` / ``retry`` headers steer the outcome."""
+    headers = msg.headers or {}
+    steer = headers.get("Echo-Outcome")
+    if steer == "reject":
+        return Reject(
+            "contract",
+            "echo_rejected",
+            "asked to reject",
+            site="SITE01",
+            event_id=headers.get("Nats-Msg-Id"),
+            path="$.body",
+            offending_value="x",
+        )
+    if steer == "retry":
+        return Retry(0.2)
+    return Forward(
+        [
+            Outgoing(
+                subject=msg.subject.replace("echo.in.", "echo.out.", 1),
+                payload=msg.data,
+                msg_id=stage_msg_id("echo", headers["Nats-Msg-Id"]),
+            )
+        ]
+    )
+
+
 async def echo(msgs: Sequence[Msg], delay_s: float) -> list[Outcome]:
     await asyncio.sleep(delay_s)
-    return [
-        Forward(
-            [
-                Outgoing(
-                    subject=msg.subject.replace("echo.in.", "echo.out.", 1),
-                    payload=msg.data,
-                    msg_id=stage_msg_id("echo", (msg.headers or {})["Nats-Msg-Id"]),
-                )
-            ]
-        )
-        for msg in msgs
-    ]
+    return [echo_one(msg) for msg in msgs]
 
 
 def main() -> None:
     settings = load_settings(EchoSettings, "ECHO_")
     configure_logging("echo", settings.log_level)
-    runtime = ServiceRuntime("echo", settings)
+    # Named like a real stage so its exception events get a Stage in the contract.
+    runtime = ServiceRuntime("mapper", settings)
     router = NatsRouter()
 
     async def handle(msgs: Sequence[Msg]) -> list[Outcome]:
@@ -69,9 +89,12 @@ def main() -> None:
         **batch_pull_options(CONSUMER, settings.batch_size, 0.05)
     )
     async def on_batch(_: Any, message: Annotated[NatsBatchMessage, Context("message")]) -> None:
-        await runtime.run_stage_batch("echo", message.raw_message, handle)
+        await runtime.run_stage_batch("mapper-echo", message.raw_message, handle)
 
     runtime.include_router(router, [CONSUMER])
+    runtime.include_router(
+        exception_capture_router(runtime), [TOPOLOGY.consumer(EXCEPTION_CAPTURE)]
+    )
     serve(runtime.http_app(), settings)
 
 

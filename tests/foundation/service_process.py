@@ -12,6 +12,11 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import nats
+
+from carebus_shared.jetstream.provision import provision
+from carebus_shared.jetstream.topology import Topology
+
 
 def http_get(url: str, timeout_s: float = 2.0) -> tuple[int, bytes]:
     try:
@@ -71,3 +76,11 @@ class ServiceProcess:
 
 def python_argv(*args: str) -> list[str]:
     return [sys.executable, *args]
+
+
+async def provision_topology(url: str, topology: Topology) -> None:
+    nc = await nats.connect(url)
+    try:
+        await provision(nc.jetstream(), topology)
+    finally:
+        await nc.close()

@@ -4,30 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import nats
 import pytest
-from echo_stage import CONSUMER, IN_STREAM, OUT_STREAM
-from service_process import ServiceProcess, http_get, wait_until
+from conftest import EchoFactory
+from echo_stage import CONSUMER, OUT_STREAM
+from service_process import ServiceProcess, http_get, provision_topology, wait_until
 
 from carebus_shared.cli.services import discover
 from carebus_shared.devstack.nats_server import NatsServer
 from carebus_shared.devstack.ports import free_port
-from carebus_shared.jetstream.provision import provision
-from carebus_shared.jetstream.topology import TOPOLOGY, Topology
+from carebus_shared.jetstream.topology import TOPOLOGY
 
 HERE = Path(__file__).resolve().parent
-ECHO_TOPOLOGY = Topology(streams=(IN_STREAM, OUT_STREAM), consumers=(CONSUMER,))
-
-
-async def _provision(url: str, topology: Topology) -> None:
-    nc = await nats.connect(url)
-    try:
-        await provision(nc.jetstream(), topology)
-    finally:
-        await nc.close()
 
 
 async def _publish(url: str, count: int, start: int = 0) -> None:
@@ -56,32 +46,11 @@ def counts(url: str) -> tuple[int, int, int]:
     return asyncio.run(_counts(url))
 
 
-@pytest.fixture
-def echo_nats(tmp_path: Path) -> Iterator[NatsServer]:
-    server = NatsServer(tmp_path / "nats")
-    server.start()
-    asyncio.run(_provision(server.url, ECHO_TOPOLOGY))
-    yield server
-    server.stop(kill=True)
-
-
-def echo_process(nats_url: str, database_url: str, log: Path, delay_s: float) -> ServiceProcess:
-    port = free_port()
-    env = {
-        "NATS_URL": nats_url,
-        "DATABASE_URL": database_url,
-        "ECHO_HTTP_PORT": str(port),
-        "ECHO_DELAY_S": str(delay_s),
-        "CAREBUS_SHUTDOWN_GRACE_S": "10",
-    }
-    return ServiceProcess([sys.executable, str(HERE / "echo_stage.py")], env, port, log)
-
-
 @pytest.mark.slow
 def test_every_service_process_becomes_ready_and_stops_cleanly(
     nats_url: str, database_url: str, tmp_path: Path
 ) -> None:
-    asyncio.run(_provision(nats_url, TOPOLOGY))
+    asyncio.run(provision_topology(nats_url, TOPOLOGY))
     processes = []
     try:
         for service in discover():
@@ -116,9 +85,9 @@ def test_every_service_process_becomes_ready_and_stops_cleanly(
 
 @pytest.mark.slow
 def test_readiness_follows_nats_and_consumption_resumes_without_restart(
-    echo_nats: NatsServer, database_url: str, tmp_path: Path
+    echo_nats: NatsServer, echo_process: EchoFactory, tmp_path: Path
 ) -> None:
-    stage = echo_process(echo_nats.url, database_url, tmp_path / "echo.log", 0.0).start()
+    stage = echo_process(echo_nats.url, tmp_path / "echo.log", 0.0).start()
     try:
         stage.wait_ready()
         asyncio.run(_publish(echo_nats.url, 20))
@@ -142,12 +111,12 @@ def test_readiness_follows_nats_and_consumption_resumes_without_restart(
 
 @pytest.mark.slow
 def test_sigterm_during_processing_loses_no_message(
-    echo_nats: NatsServer, database_url: str, tmp_path: Path
+    echo_nats: NatsServer, echo_process: EchoFactory, tmp_path: Path
 ) -> None:
     total = 300
     asyncio.run(_publish(echo_nats.url, total))
     # 0.3 s per batch of 10: about 10 s of work, so SIGTERM lands mid-stream.
-    stage = echo_process(echo_nats.url, database_url, tmp_path / "echo1.log", 0.3).start()
+    stage = echo_process(echo_nats.url, tmp_path / "echo1.log", 0.3).start()
     try:
         wait_until(lambda: counts(echo_nats.url)[0] >= 50, 30, "processing under way")
         assert stage.terminate(timeout_s=20) == 0
@@ -158,7 +127,7 @@ def test_sigterm_during_processing_loses_no_message(
         assert done_at_stop + pending == total
     finally:
         stage.kill()
-    again = echo_process(echo_nats.url, database_url, tmp_path / "echo2.log", 0.0).start()
+    again = echo_process(echo_nats.url, tmp_path / "echo2.log", 0.0).start()
     try:
         wait_until(lambda: counts(echo_nats.url)[:2] == (total, 0), 60, "the rest after restart")
     finally:

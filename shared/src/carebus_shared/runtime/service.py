@@ -24,11 +24,14 @@ from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 from prometheus_client import CollectorRegistry
 
+from carebus_contracts import encode, headers_for, subject_for
 from carebus_shared.config import RuntimeSettings
 from carebus_shared.db.migrations import load_migrations, migrate
 from carebus_shared.exceptions import store as exception_store
+from carebus_shared.exceptions.events import exception_event
 from carebus_shared.exceptions.store import ExceptionRecord
 from carebus_shared.jetstream.connection import ConnectionState, make_broker
+from carebus_shared.jetstream.publish import Outgoing, PublishFailed, publish_confirmed
 from carebus_shared.jetstream.stage import BatchHandler, BatchTally, run_batch
 from carebus_shared.jetstream.topology import ConsumerSpec
 from carebus_shared.runtime.health import health_routes
@@ -84,9 +87,22 @@ class ServiceRuntime:
         return connection.jetstream()
 
     async def record_exceptions(self, records: Sequence[ExceptionRecord]) -> None:
+        """Store the records (once each), then announce the new ones on EXCEPTIONS."""
         async with self.pool.acquire() as conn, conn.transaction():
-            for rec in records:
-                await exception_store.record(conn, rec)
+            stored = [(rec, await exception_store.record(conn, rec)) for rec in records]
+        events = [
+            event
+            for rec, record_id in stored
+            if record_id is not None and (event := exception_event(rec, record_id)) is not None
+        ]
+        try:
+            await publish_confirmed(
+                self.js,
+                [Outgoing(subject_for(e), encode(e), e.event_id, headers_for(e)) for e in events],
+            )
+        except (PublishFailed, RuntimeError):
+            # The store already holds them; the stream is the live feed, not the record.
+            log.warning("exception events not announced", extra={"count": len(events)})
 
     async def run_stage_batch(
         self, stage: str, msgs: Sequence[Msg], handle: BatchHandler
