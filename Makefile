@@ -42,7 +42,7 @@ test: lint typecheck
 	$(BIN)/pytest
 
 bench: install
-	$(BIN)/pytest benchmarks -s -p no:cacheprovider
+	$(BIN)/pytest benchmarks -s -p no:cacheprovider -o python_files='bench_*.py'
 
 clean-data:
 	rm -rf .data

@@ -10,8 +10,9 @@ and re-drive; recording the same bad input twice keeps one record.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
+from nats.js import api
 from prometheus_client import Counter
 
 from carebus_contracts import Event, encode, headers_for, subject_for
@@ -38,12 +39,19 @@ class Intake:
             registry=runtime.registry,
         )
 
-    async def publish(self, source: str, events: Sequence[Event]) -> None:
-        """Publish ``events`` and wait for every JetStream ack (raises PublishFailed)."""
+    async def publish(
+        self, source: str, events: Sequence[Event], *, inputs: int = 1
+    ) -> list[api.PubAck]:
+        """Publish ``events`` and wait for every JetStream ack (raises PublishFailed).
+
+        ``inputs`` is how many source inputs the events came from (a file chunk: its rows);
+        the acks tell duplicates (``ack.duplicate``) from new events.
+        """
         outgoing = [Outgoing(subject_for(e), encode(e), e.event_id, headers_for(e)) for e in events]
-        await publish_confirmed(self._runtime.js, outgoing, self._timeout)
-        self._inputs.labels(source, "accepted").inc()
+        acks = await publish_confirmed(self._runtime.js, outgoing, self._timeout)
+        self._inputs.labels(source, "accepted").inc(inputs)
         self._events.labels(source).inc(len(outgoing))
+        return acks
 
     async def reject(
         self,
@@ -58,8 +66,13 @@ class Intake:
         path: str | None = None,
         offending_value: str | None = None,
         event_id: str | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
-        """Keep ``raw`` in the exception store with its reason (once per input and reason)."""
+        """Keep ``raw`` in the exception store with its reason (once per input and reason).
+
+        ``headers`` keep what re-processing ``raw`` needs besides its bytes (e.g. the column
+        mapping a CSV row was read with).
+        """
         digest = hashlib.sha256(raw).hexdigest()
         record = ExceptionRecord(
             dedupe_key=f"{self.stage}:{source}:{digest}:{reason}",
@@ -74,6 +87,7 @@ class Intake:
             raw=raw,
             path=path,
             offending_value=offending_value,
+            headers=dict(headers or {}),
         )
         await self._runtime.record_exceptions([record])
         self._inputs.labels(source, "rejected").inc()

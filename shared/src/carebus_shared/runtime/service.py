@@ -58,6 +58,8 @@ class ServiceRuntime:
             settings.nats_url, service, self.nats_state, self.registry, settings.shutdown_grace_s
         )
         self._consumers: list[ConsumerSpec] = []
+        self._js: JetStreamContext | None = None
+        self._js_connection: object = None
         # (owner, package) pairs: the shared exception store first, then the service's own.
         self.migrations = [(exception_store.OWNER, "carebus_shared.exceptions"), *migrations]
         self.stage_metrics = StageMetrics(self.registry)
@@ -81,10 +83,14 @@ class ServiceRuntime:
 
     @property
     def js(self) -> JetStreamContext:
+        """One JetStream context per connection: each context opens its own inbox
+        subscription for async publish acks, so a fresh one per call would leak them."""
         connection = self.broker._connection
         if connection is None:
             raise RuntimeError("NATS is not connected yet")
-        return connection.jetstream()
+        if self._js is None or self._js_connection is not connection:
+            self._js, self._js_connection = connection.jetstream(), connection
+        return self._js
 
     async def record_exceptions(self, records: Sequence[ExceptionRecord]) -> None:
         """Store the records (once each), then announce the new ones on EXCEPTIONS."""

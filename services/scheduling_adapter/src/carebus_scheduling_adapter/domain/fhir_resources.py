@@ -1,0 +1,155 @@
+"""The parts of FHIR R4 resources the adapter reads, decoded straight from bytes by msgspec.
+
+Unknown elements are ignored (FHIR resources are large and extensible); a known element of
+the wrong JSON type is a :class:`FhirProblem` naming its FHIRPath.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Final, TypeVar
+
+import msgspec
+
+from carebus_scheduling_adapter.domain.fhir_problems import STRUCTURE, FhirProblem
+
+T = TypeVar("T")
+
+_PATH: Final = re.compile(r" - at `\$(?P<path>[^`]*)`$")
+
+
+class _Element(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    pass
+
+
+class Coding(_Element, frozen=True, kw_only=True):
+    system: str | None = None
+    code: str | None = None
+    display: str | None = None
+
+
+class CodeableConcept(_Element, frozen=True, kw_only=True):
+    coding: list[Coding] = []
+    text: str | None = None
+
+    def first_code(self) -> str | None:
+        return next((c.code for c in self.coding if c.code), None)
+
+    def label(self) -> str | None:
+        """Text for people: the concept's text, else a coding's display or code."""
+        if self.text:
+            return self.text
+        for coding in self.coding:
+            if coding.display or coding.code:
+                return coding.display or coding.code
+        return None
+
+    def has_code(self, *codes: str) -> bool:
+        return any(c.code in codes for c in self.coding)
+
+
+class Identifier(_Element, frozen=True, kw_only=True):
+    system: str | None = None
+    value: str | None = None
+    type: CodeableConcept | None = None
+
+
+class Reference(_Element, frozen=True, kw_only=True):
+    reference: str | None = None
+    identifier: Identifier | None = None
+    display: str | None = None
+
+
+class Meta(_Element, frozen=True, kw_only=True):
+    version_id: str | None = None
+    last_updated: str | None = None
+
+
+class Participant(_Element, frozen=True, kw_only=True):
+    actor: Reference | None = None
+    type: list[CodeableConcept] = []
+    status: str | None = None
+
+
+class Appointment(_Element, frozen=True, kw_only=True):
+    resource_type: str
+    id: str | None = None
+    meta: Meta | None = None
+    identifier: list[Identifier] = []
+    status: str | None = None
+    cancelation_reason: CodeableConcept | None = None
+    service_type: list[CodeableConcept] = []
+    specialty: list[CodeableConcept] = []
+    appointment_type: CodeableConcept | None = None
+    reason_code: list[CodeableConcept] = []
+    start: str | None = None
+    end: str | None = None
+    minutes_duration: int | None = None
+    participant: list[Participant] = []
+    based_on: list[Reference] = []
+
+
+class ContextResource(_Element, frozen=True, kw_only=True):
+    """Any other resource of a Bundle: read only to resolve an Appointment's references."""
+
+    resource_type: str
+    id: str | None = None
+    identifier: list[Identifier] = []
+    name: Any = None  # a string for Location, a list of HumanName for people
+    practitioner: Reference | None = None  # PractitionerRole → Practitioner
+    code: CodeableConcept | None = None  # ServiceRequest
+
+
+class BundleRequest(_Element, frozen=True, kw_only=True):
+    method: str
+    url: str | None = None
+
+
+class BundleEntry(_Element, frozen=True, kw_only=True):
+    full_url: str | None = None
+    # Kept undecoded until its resourceType is known; empty when the entry has none.
+    resource: msgspec.Raw = msgspec.field(default_factory=msgspec.Raw)
+    request: BundleRequest | None = None
+
+
+class Bundle(_Element, frozen=True, kw_only=True):
+    resource_type: str
+    id: str | None = None
+    type: str | None = None
+    entry: list[BundleEntry] = []
+
+
+class ResourceHead(_Element, frozen=True, kw_only=True):
+    """What every resource has; read when a context resource does not fit ContextResource."""
+
+    resource_type: str | None = None
+    id: str | None = None
+
+
+_DECODERS: dict[type[Any], msgspec.json.Decoder[Any]] = {}
+
+
+def decode(data: bytes, cls: type[T], where: str) -> T:
+    """Decode ``data`` as ``cls``; a problem names the element at ``where`` + its path."""
+    decoder = _DECODERS.get(cls)
+    if decoder is None:
+        decoder = _DECODERS[cls] = msgspec.json.Decoder(cls)
+    try:
+        result: T = decoder.decode(data)
+    except msgspec.ValidationError as exc:
+        text = str(exc)
+        match = _PATH.search(text)
+        path = where + (match["path"] if match else "")
+        reason = text[: match.start()] if match else text
+        raise FhirProblem(
+            "invalid_structure", reason, code=STRUCTURE, expression=path, status=400
+        ) from exc
+    except msgspec.DecodeError as exc:
+        raise FhirProblem(
+            "invalid_json", f"not valid JSON: {exc}", code=STRUCTURE, status=400
+        ) from exc
+    return result
+
+
+def resource_type_of(data: bytes, where: str) -> str | None:
+    return decode(data, ResourceHead, where).resource_type

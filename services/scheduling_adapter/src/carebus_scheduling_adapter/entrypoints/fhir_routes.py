@@ -1,0 +1,103 @@
+"""FHIR R4 HTTP routes: Appointment create and update, and transaction / batch Bundles.
+
+JSON only (``application/fhir+json`` or ``application/json``).  The sender can name itself
+and its site with ``X-Carebus-Source-System`` / ``X-Carebus-Site`` (defaults from settings).
+Errors are OperationOutcomes: 4xx for the input (kept in the exception store), 503 when
+JetStream or PostgreSQL is unavailable (nothing kept or published: retry).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Final
+
+import msgspec
+from litestar import Request, Response, post, put
+from litestar.handlers import HTTPRouteHandler
+from litestar.params import FromPath
+
+from carebus_scheduling_adapter.domain.fhir_problems import (
+    NOT_SUPPORTED,
+    TRANSIENT,
+    FhirProblem,
+    operation_outcome,
+)
+from carebus_scheduling_adapter.handlers.fhir_requests import (
+    BUNDLE,
+    CREATE,
+    UPDATE,
+    FhirReply,
+    FhirRequests,
+)
+from carebus_scheduling_adapter.handlers.sink import TRANSIENT_ERRORS
+
+log = logging.getLogger(__name__)
+
+FHIR_JSON: Final = "application/fhir+json"
+_ACCEPTED_MEDIA: Final = ("application/fhir+json", "application/json", "")
+
+AnyRequest = Request[Any, Any, Any]
+
+
+def fhir_routes(fhir: FhirRequests) -> list[HTTPRouteHandler]:
+    @post("/fhir/Appointment", tags=["fhir"], summary="Create an Appointment")
+    async def create_appointment(request: AnyRequest) -> Response[bytes]:
+        """201 with the resource once its event is stored in JetStream; 4xx OperationOutcome."""
+        return await _answer(request, fhir, CREATE, None)
+
+    @put("/fhir/Appointment/{appointment_id:str}", tags=["fhir"], summary="Update an Appointment")
+    async def update_appointment(
+        request: AnyRequest, appointment_id: FromPath[str]
+    ) -> Response[bytes]:
+        """200 with the resource once its event is stored in JetStream; 4xx OperationOutcome."""
+        return await _answer(request, fhir, UPDATE, appointment_id)
+
+    @post("/fhir", tags=["fhir"], summary="Process a transaction or batch Bundle")
+    async def process_bundle(request: AnyRequest) -> Response[bytes]:
+        """Appointment entries become events; other resources only resolve references."""
+        return await _answer(request, fhir, BUNDLE, None)
+
+    return [create_appointment, update_appointment, process_bundle]
+
+
+async def _answer(
+    request: AnyRequest, fhir: FhirRequests, interaction: str, fhir_id: str | None
+) -> Response[bytes]:
+    raw = await request.body()
+    overrides: dict[str, Any] = {
+        "source_system": request.headers.get("x-carebus-source-system") or None,
+        "site": request.headers.get("x-carebus-site") or None,
+    }
+    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+    async def run() -> FhirReply:
+        if media not in _ACCEPTED_MEDIA:
+            problem = FhirProblem(
+                "unsupported_media_type", f"{media} is not supported: send FHIR JSON",
+                code=NOT_SUPPORTED, value=media, status=415,
+            )  # fmt: skip
+            return await fhir.refuse(
+                raw, problem, interaction=interaction, fhir_id=fhir_id, **overrides
+            )
+        if interaction == CREATE:
+            return await fhir.create(raw, **overrides)
+        if interaction == UPDATE and fhir_id is not None:
+            return await fhir.update(fhir_id, raw, **overrides)
+        return await fhir.bundle(raw, **overrides)
+
+    try:
+        reply = await run()
+    except TRANSIENT_ERRORS as exc:
+        log.warning("FHIR %s not processed, answering 503: %s", interaction, type(exc).__name__)
+        unavailable = FhirProblem(
+            "unavailable", "the event store is unavailable; retry later", code=TRANSIENT,
+            status=503,
+        )  # fmt: skip
+        return _response(503, operation_outcome([unavailable]), {"Retry-After": "5"})
+    return _response(reply.status, reply.body, reply.headers)
+
+
+def _response(status: int, body: dict[str, Any], headers: dict[str, str]) -> Response[bytes]:
+    return Response(
+        msgspec.json.encode(body), status_code=status, media_type=FHIR_JSON, headers=headers
+    )

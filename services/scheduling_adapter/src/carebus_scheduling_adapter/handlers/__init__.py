@@ -1,0 +1,1 @@
+"""Use cases of the scheduling adapter: plain async code over a :class:`Sink`."""

@@ -1,0 +1,262 @@
+"""FHIR R4 Appointment create / update and transaction / batch Bundles → canonical events.
+
+A request is answered only after JetStream confirmed its events (201/200), or after its
+rejection is kept in the exception store (4xx with an OperationOutcome).  A transaction is
+all or nothing; a batch publishes its good entries and answers per entry, except that a
+batch none of whose appointments is acceptable is refused as a whole (422).  A failure of
+JetStream or PostgreSQL propagates: the route answers 503 and the sender retries.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Final
+
+import msgspec
+
+from carebus_contracts import Event
+from carebus_scheduling_adapter.domain.fhir_appointment import FhirSource, appointment_to_event
+from carebus_scheduling_adapter.domain.fhir_bundle import BundleResult, read_bundle
+from carebus_scheduling_adapter.domain.fhir_problems import (
+    EXCEPTION,
+    VALUE,
+    FhirProblem,
+    information,
+    operation_outcome,
+)
+from carebus_scheduling_adapter.domain.fhir_resources import Appointment, decode
+from carebus_scheduling_adapter.handlers.sink import CONTENT_FHIR, SOURCE_FHIR, Processed, Sink
+from carebus_shared.logs import bind_event
+
+log = logging.getLogger(__name__)
+
+CREATE: Final = "create"
+UPDATE: Final = "update"
+BUNDLE: Final = "bundle"
+# Headers kept with a rejected request, so that a re-drive replays it the same way.
+H_INTERACTION: Final = "Fhir-Interaction"
+H_ID: Final = "Fhir-Id"
+H_SOURCE: Final = "Carebus-Source-System"
+H_SITE: Final = "Carebus-Site"
+
+_REASON_PHRASE: Final = {
+    200: "OK", 201: "Created", 400: "Bad Request", 415: "Unsupported Media Type",
+    422: "Unprocessable Entity", 500: "Internal Server Error",
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class FhirReply:
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+    event_ids: tuple[str, ...] = ()
+    problems: tuple[FhirProblem, ...] = ()
+
+
+class FhirRequests:
+    def __init__(
+        self,
+        sink: Sink,
+        *,
+        source_system: str,
+        site: str | None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._sink = sink
+        self._source_system = source_system
+        self._site = site
+        self._clock = clock
+
+    async def create(
+        self, raw: bytes, *, source_system: str | None = None, site: str | None = None
+    ) -> FhirReply:
+        return await self._single(CREATE, raw, None, self._source(source_system, site))
+
+    async def update(
+        self,
+        fhir_id: str,
+        raw: bytes,
+        *,
+        source_system: str | None = None,
+        site: str | None = None,
+    ) -> FhirReply:
+        return await self._single(UPDATE, raw, fhir_id, self._source(source_system, site))
+
+    async def bundle(
+        self, raw: bytes, *, source_system: str | None = None, site: str | None = None
+    ) -> FhirReply:
+        source = self._source(source_system, site)
+        try:
+            result = read_bundle(raw, source)
+        except FhirProblem as problem:
+            return await self._refuse(raw, BUNDLE, None, source, [problem])
+        except Exception as exc:
+            return await self._refuse(raw, BUNDLE, None, source, [_internal(exc)])
+        problems = result.problems
+        if problems and (result.type == "transaction" or not result.events):
+            return await self._refuse(raw, BUNDLE, None, source, problems)
+        events = result.events
+        await self._sink.publish(SOURCE_FHIR, events)
+        if problems:  # a batch whose other entries went through
+            await self._keep(raw, BUNDLE, None, source, problems)
+        return FhirReply(
+            200, _bundle_response(result), event_ids=tuple(e.event_id for e in events),
+            problems=tuple(problems),
+        )  # fmt: skip
+
+    async def handle(self, raw: bytes, headers: Mapping[str, str]) -> Processed:
+        """Replay a kept request (re-drive) the way it first came in."""
+        overrides = {"source_system": headers.get(H_SOURCE), "site": headers.get(H_SITE)}
+        interaction = headers.get(H_INTERACTION, CREATE)
+        if interaction == BUNDLE:
+            reply = await self.bundle(raw, **overrides)
+        elif interaction == UPDATE and headers.get(H_ID):
+            reply = await self.update(headers[H_ID], raw, **overrides)
+        else:
+            reply = await self.create(raw, **overrides)
+        if reply.problems:
+            first = reply.problems[0]
+            return Processed(False, reply.event_ids, first.reason, str(first))
+        return Processed(True, reply.event_ids)
+
+    async def refuse(
+        self,
+        raw: bytes,
+        problem: FhirProblem,
+        *,
+        interaction: str,
+        fhir_id: str | None = None,
+        source_system: str | None = None,
+        site: str | None = None,
+    ) -> FhirReply:
+        """Keep and refuse a request the route found unacceptable (e.g. its media type)."""
+        source = self._source(source_system, site)
+        return await self._refuse(raw, interaction, fhir_id, source, [problem])
+
+    # -- internals ----------------------------------------------------------------------
+    def _source(self, source_system: str | None, site: str | None) -> FhirSource:
+        return FhirSource(
+            source_system=source_system or self._source_system,
+            site=site or self._site,
+            received_at=self._clock(),
+        )
+
+    async def _single(
+        self, interaction: str, raw: bytes, path_id: str | None, source: FhirSource
+    ) -> FhirReply:
+        try:
+            appt = decode(raw, Appointment, "Appointment")
+            if path_id is not None and appt.id is not None and appt.id != path_id:
+                raise FhirProblem(
+                    "id_mismatch", f"the body's id {appt.id!r} is not the URL's {path_id!r}",
+                    code=VALUE, expression="Appointment.id", value=appt.id, status=400,
+                )  # fmt: skip
+            method = "PUT" if interaction == UPDATE else "POST"
+            event = appointment_to_event(
+                appt, raw=raw, method=method, fhir_id=path_id, source=source
+            )
+        except FhirProblem as problem:
+            return await self._refuse(raw, interaction, path_id, source, [problem])
+        except Exception as exc:
+            return await self._refuse(raw, interaction, path_id, source, [_internal(exc)])
+        with bind_event(event.event_id, event.correlation_id):
+            await self._sink.publish(SOURCE_FHIR, [event])
+        fhir_id, version = _id_and_version(event)
+        body = _as_stored(raw, fhir_id, version)
+        location = f"Appointment/{fhir_id}/_history/{version}"
+        headers = {"Location": location, "ETag": f'W/"{version}"'}
+        return FhirReply(201 if interaction == CREATE else 200, body, headers, (event.event_id,))
+
+    async def _refuse(
+        self,
+        raw: bytes,
+        interaction: str,
+        fhir_id: str | None,
+        source: FhirSource,
+        problems: Sequence[FhirProblem],
+    ) -> FhirReply:
+        await self._keep(raw, interaction, fhir_id, source, problems)
+        status = 400 if any(p.status == 400 for p in problems) else max(p.status for p in problems)
+        return FhirReply(status, operation_outcome(problems), problems=tuple(problems))
+
+    async def _keep(
+        self,
+        raw: bytes,
+        interaction: str,
+        fhir_id: str | None,
+        source: FhirSource,
+        problems: Sequence[FhirProblem],
+    ) -> None:
+        first = problems[0]
+        headers = {H_INTERACTION: interaction, H_SOURCE: source.source_system}
+        if source.site:
+            headers[H_SITE] = source.site
+        if fhir_id:
+            headers[H_ID] = fhir_id
+        await self._sink.reject(
+            raw=raw,
+            source=SOURCE_FHIR,
+            category="contract" if first.status == 400 else "mapping",
+            reason=first.reason,
+            message="; ".join(str(p) for p in problems)[:2000],
+            content_type=CONTENT_FHIR,
+            site=source.site,
+            path=first.expression,
+            offending_value=first.value,
+            headers=headers,
+        )
+
+
+def _internal(exc: Exception) -> FhirProblem:
+    """A mapping bug: answered 500 and the request kept, for a re-drive once fixed."""
+    log.exception("FHIR request could not be mapped (internal error)")
+    return FhirProblem(
+        "internal_error", f"internal error: {type(exc).__name__}", code=EXCEPTION, status=500
+    )
+
+
+def _id_and_version(event: Event) -> tuple[str, str]:
+    # fhir:<source>:<id>:<version>; FHIR ids and versions never contain ':'.
+    _, fhir_id, version = event.event_id.rsplit(":", 2)
+    return fhir_id, version
+
+
+def _as_stored(raw: bytes, fhir_id: str, version: str) -> dict[str, Any]:
+    resource: dict[str, Any] = msgspec.json.decode(raw)
+    resource["id"] = fhir_id
+    resource["meta"] = {**resource.get("meta", {}), "versionId": version}
+    return resource
+
+
+def _status_line(status: int) -> str:
+    return f"{status} {_REASON_PHRASE.get(status, '')}".strip()
+
+
+def _bundle_response(result: BundleResult) -> dict[str, Any]:
+    entries: list[dict[str, Any]] = []
+    for entry in result.entries:
+        if entry.problem is not None:
+            response: dict[str, Any] = {
+                "status": _status_line(entry.problem.status),
+                "outcome": operation_outcome([entry.problem]),
+            }
+        elif entry.event is not None:
+            fhir_id, version = _id_and_version(entry.event)
+            response = {
+                "status": _status_line(200),
+                "location": f"Appointment/{fhir_id}/_history/{version}",
+                "etag": f'W/"{version}"',
+            }
+        else:
+            response = {
+                "status": _status_line(200),
+                "outcome": information(
+                    f"{entry.resource_type or 'entry'} read to resolve references; not stored"
+                ),
+            }
+        entries.append({"response": response})
+    return {"resourceType": "Bundle", "type": f"{result.type}-response", "entry": entries}
