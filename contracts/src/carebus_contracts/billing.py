@@ -34,6 +34,19 @@ class CarcGroup(enum.StrEnum):
     PATIENT_RESPONSIBILITY = "PR"
 
 
+class AdjustmentScope(enum.StrEnum):
+    """What an adjustment applies to (``AdjustmentPosted.scope``, added in 1.1)."""
+
+    SERVICE_LINE = "service_line"
+    """X12 835 loop 2110 CAS: one service line of a claim."""
+    CLAIM = "claim"
+    """X12 835 loop 2100 CAS: the claim as a whole."""
+    PROVIDER = "provider"
+    """X12 835 PLB: provider-level, not tied to one claim (interest, offsets, withholds)."""
+    ACCOUNT = "account"
+    """A patient-account adjustment posted by the billing system (HL7 FT1 type AJ)."""
+
+
 class ClaimStatus(enum.StrEnum):
     PAID = "paid"
     DENIED = "denied"
@@ -97,7 +110,7 @@ class PaymentPosted(Event, tag="billing.payment.posted", frozen=True, kw_only=Tr
 
 
 class AdjustmentPosted(Event, tag="billing.adjustment.posted", frozen=True, kw_only=True):
-    schema_version: SchemaVersion = "1.0"
+    schema_version: SchemaVersion = "1.1"
     adjustment_id: NonEmptyStr
     claim_id: str | None = None
     charge_id: str | None = None
@@ -109,6 +122,13 @@ class AdjustmentPosted(Event, tag="billing.adjustment.posted", frozen=True, kw_o
     """RARC codes, e.g. ["N130"]."""
     amount: Money
     """Positive reduces the balance; negative increases it (X12 CAS semantics)."""
+    scope: AdjustmentScope | None = None
+    """Added in 1.1. For PROVIDER (X12 PLB) ``group_code`` is OA and ``reason_code`` is the
+    PLB adjustment reason (e.g. "L6" interest, "WO" overpayment recovery), not a CARC."""
+    quantity: int | None = None
+    """Added in 1.1: whole units the adjustment covers (X12 CAS04), when the source says."""
+    reference: str | None = None
+    """Added in 1.1: the source's reference for the adjustment (X12 PLB03-2)."""
 
 
 class ClaimAdjustment(Contract, frozen=True, kw_only=True):

@@ -50,7 +50,7 @@ class JournalLine(Contract, frozen=True, kw_only=True):
 
 
 class JournalEntryRequested(Event, tag="erp.journal.requested", frozen=True, kw_only=True):
-    schema_version: SchemaVersion = "1.0"
+    schema_version: SchemaVersion = "1.1"
     journal_id: NonEmptyStr
     """Deterministic from the source events, so a re-sent request is the same journal."""
     company: NonEmptyStr
@@ -58,6 +58,10 @@ class JournalEntryRequested(Event, tag="erp.journal.requested", frozen=True, kw_
     description: str
     lines: tuple[JournalLine, ...]
     source_event_ids: tuple[str, ...] = ()
+    rule_set_version: str | None = None
+    """Added in 1.1: the version of the mapping rule set that produced the journal."""
+    mapping_rule: str | None = None
+    """Added in 1.1: the id of the mapping rule that matched the source event."""
 
     def problems(self) -> list[str]:
         """Accounting-rule violations; empty when the entry is postable."""

@@ -139,6 +139,8 @@ def _billing() -> list[Event]:
             reason_code="45",
             remark_codes=("N130",),
             amount=Money(amount_minor=2500, currency=_USD),
+            scope=b.AdjustmentScope.SERVICE_LINE,
+            quantity=1,
         ),
         b.ClaimAdjudicated(
             **_envelope("evt-clm-1", "CLM-3001", **env),
@@ -194,6 +196,8 @@ def _masterdata() -> list[Event]:
                 name="Smith, Jane",
                 taxonomy_code="207RC0000X",
                 department_id="D-CARDIO",
+                valid_from=dt.date(2024, 1, 1),
+                valid_to=dt.date(2026, 12, 31),
             ),
         ),
         md.LocationChanged(
@@ -202,6 +206,10 @@ def _masterdata() -> list[Event]:
             location=md.Location(
                 location_id="L-1",
                 name="North Clinic",
+                site_code="SITE01",
+                address=md.Address(
+                    lines=("100 Main St",), city="Springfield", state="IL", postal_code="62701"
+                ),
                 place_of_service="11",
                 time_zone="America/Chicago",
                 cost_centre_id="CC-100",
@@ -224,6 +232,7 @@ def _masterdata() -> list[Event]:
                 service_code="99213",
                 code_system=md.CodeSystem.CPT,
                 description="Office or other outpatient visit, established patient",
+                revenue_code="0510",
             ),
         ),
         md.PayerChanged(
@@ -343,6 +352,8 @@ def _erp() -> list[Event]:
                 ),
             ),
             source_event_ids=("evt-ch-1",),
+            rule_set_version="2025.03.1",
+            mapping_rule="charge-posted",
         ),
         erp.JournalPosted(
             **_envelope("evt-je-2", "JE-CH-5001", version=2, **erp_env),

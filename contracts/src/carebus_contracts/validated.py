@@ -130,7 +130,7 @@ class ValidatedPaymentPosted(
 class ValidatedAdjustmentPosted(
     Validated[AdjustmentPosted], tag="validated.adjustment.posted", frozen=True, kw_only=True
 ):
-    schema_version: SchemaVersion = "1.0"
+    schema_version: SchemaVersion = "1.1"
 
 
 class ValidatedClaimAdjudicated(

@@ -194,7 +194,10 @@ class ServiceRuntime:
         for hook in self.on_stopping:
             await hook()
         # Stops fetching, waits for in-flight handlers (graceful_timeout), drains the link.
-        await self.broker.stop()
+        try:
+            await self.broker.stop()
+        except Exception:  # e.g. draining a connection that is still reconnecting
+            log.warning("broker did not stop cleanly", exc_info=True)
         if self._pool is not None:
             await self._pool.close()
         log.info("service stopped")

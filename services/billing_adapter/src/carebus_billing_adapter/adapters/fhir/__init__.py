@@ -1,0 +1,1 @@
+"""FHIR R4 billing resources (ChargeItem, ClaimResponse, PaymentReconciliation) → events."""
