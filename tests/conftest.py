@@ -7,7 +7,10 @@ own private instance (``private_nats``) so they never disturb the shared one.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -29,16 +32,28 @@ def samples_dir() -> Path:
     return SAMPLES
 
 
+@contextlib.contextmanager
+def _server_dir(prefix: str) -> Iterator[Path]:
+    """A data folder of this session's own: pytest's basetemp rotation (it keeps the last
+    three) would delete a folder from under a server when several sessions run at once."""
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
-def nats_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def nats_url() -> Iterator[str]:
     external = os.environ.get("NATS_URL")
     if external:
         yield external
         return
-    server = NatsServer(tmp_path_factory.mktemp("nats"))
-    server.start()
-    yield server.url
-    server.stop()
+    with _server_dir("carebus-nats-") as data:
+        server = NatsServer(data)
+        server.start()
+        yield server.url
+        server.stop()
 
 
 @pytest.fixture
@@ -51,15 +66,16 @@ def private_nats(tmp_path: Path) -> Iterator[NatsServer]:
 
 
 @pytest.fixture(scope="session")
-def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def database_url() -> Iterator[str]:
     external = os.environ.get("DATABASE_URL")
     if external:
         yield external
         return
-    server = PostgresServer(tmp_path_factory.mktemp("pg"), durable=False)
-    server.start()
-    yield server.dsn
-    server.stop()
+    with _server_dir("carebus-pg-") as data:
+        server = PostgresServer(data, durable=False)
+        server.start()
+        yield server.dsn
+        server.stop()
 
 
 @pytest.fixture

@@ -1,12 +1,37 @@
-"""Composition root of the master-data validator: the one place that wires its parts together."""
+"""Composition root of the master-data validator: the one place that wires its parts together.
+
+- The governed API writes the system of record; each change goes through the outbox to the
+  MASTERDATA stream and the KV bucket (the read model).
+- The view watcher loads the KV bucket into memory and follows it; each change it sees is
+  handed to the quarantine, which releases the parked events waiting for it.
+- Two batch subscribers validate scheduling and billing events against the view.
+"""
 
 from __future__ import annotations
 
+import asyncpg
 from litestar import Litestar
+from nats.js import JetStreamContext
 
+from carebus_masterdata_validator.adapters.outbox import OutboxDrainer
+from carebus_masterdata_validator.adapters.view_watcher import ViewWatcher
+from carebus_masterdata_validator.background import Background
 from carebus_masterdata_validator.config import PACKAGE, SCHEMA, SERVICE, Settings
+from carebus_masterdata_validator.domain.view import MasterDataView
+from carebus_masterdata_validator.entrypoints.http import api_routes
+from carebus_masterdata_validator.entrypoints.subscribers import validation_router
+from carebus_masterdata_validator.handlers.masterdata import MasterData
+from carebus_masterdata_validator.handlers.quarantine import Quarantine
+from carebus_masterdata_validator.handlers.validate import Validator
+from carebus_masterdata_validator.metrics import ValidatorMetrics
 from carebus_shared.exceptions.subscriber import exception_capture_router
-from carebus_shared.jetstream.topology import EXCEPTION_CAPTURE, TOPOLOGY
+from carebus_shared.jetstream.topology import (
+    EXCEPTION_CAPTURE,
+    MASTERDATA_VIEW_BUCKET,
+    TOPOLOGY,
+    VALIDATOR_BILLING,
+    VALIDATOR_SCHEDULING,
+)
 from carebus_shared.runtime.service import ServiceRuntime
 
 
@@ -15,4 +40,48 @@ def build(settings: Settings) -> Litestar:
     runtime.include_router(
         exception_capture_router(runtime), [TOPOLOGY.consumer(EXCEPTION_CAPTURE)]
     )
-    return runtime.http_app()
+
+    def pool() -> asyncpg.Pool:
+        return runtime.pool
+
+    def js() -> JetStreamContext:
+        return runtime.js
+
+    metrics = ValidatorMetrics(runtime.registry)
+    view = MasterDataView()
+    quarantine = Quarantine(
+        view,
+        pool,
+        js,
+        metrics,
+        batch_entities=settings.release_batch,
+        sweep_s=settings.quarantine_sweep_s,
+        gauge_refresh_s=settings.gauge_refresh_s,
+    )
+    watcher = ViewWatcher(
+        view, js, MASTERDATA_VIEW_BUCKET, quarantine.changed, quarantine.sweep, metrics
+    )
+    outbox = OutboxDrainer(pool, js, MASTERDATA_VIEW_BUCKET, metrics, poll_s=settings.outbox_poll_s)
+    validator = Validator(
+        view,
+        watcher.ready,
+        pool,
+        metrics,
+        view_wait_s=settings.view_wait_s,
+        parked=quarantine.parked,
+    )
+    router, consumers = validation_router(
+        runtime,
+        validator,
+        (VALIDATOR_SCHEDULING, VALIDATOR_BILLING),
+        settings.batch_size,
+        settings.batch_max_wait_s,
+    )
+    runtime.include_router(router, consumers)
+
+    background = Background(watcher.run, outbox.run, quarantine.run, quarantine.run_gauges)
+    runtime.on_started.append(background.start)
+    runtime.on_stopping.append(background.stop)
+
+    service = MasterData(pool, outbox.wake, metrics)
+    return runtime.http_app(api_routes(service, quarantine, pool))

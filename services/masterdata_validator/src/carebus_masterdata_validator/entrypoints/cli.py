@@ -1,14 +1,38 @@
-"""`carebus-masterdata`: run the master-data validator."""
+"""`carebus-masterdata`: run the master-data validator, or import master data into it."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
 
 from carebus_masterdata_validator import app, config
+from carebus_masterdata_validator.domain.kinds import BY_COLLECTION
 from carebus_shared.logs import configure_logging
 from carebus_shared.runtime.server import serve
 from carebus_shared.settings import SettingsError, describe_settings
+
+
+def import_file(
+    path: Path, collection: str, base_url: str, *, dry_run: bool, actor: str
+) -> tuple[int, dict[str, object]]:
+    """POST ``path`` to the running service's import endpoint; (HTTP status, report)."""
+    content_type = "text/csv" if path.suffix.lower() == ".csv" else "application/json"
+    query = "?dry_run=true" if dry_run else ""
+    request = urllib.request.Request(
+        f"{base_url.rstrip('/')}/v1/{collection}/import{query}",
+        data=path.read_bytes(),
+        method="POST",
+        headers={"Content-Type": content_type, "X-Carebus-Actor": actor},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=120) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"{}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -16,6 +40,12 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command")
     commands.add_parser("serve", help="run the service (the default)")
     commands.add_parser("settings", help="list the environment variables it reads")
+    imp = commands.add_parser("import", help="bulk import a CSV or JSON file (all rows or none)")
+    imp.add_argument("file", type=Path)
+    imp.add_argument("--kind", required=True, choices=sorted(BY_COLLECTION), help="collection")
+    imp.add_argument("--url", default=None, help="service URL (default: from the settings)")
+    imp.add_argument("--dry-run", action="store_true", help="check and report, write nothing")
+    imp.add_argument("--actor", default="carebus-masterdata-cli", help="recorded in the audit")
     args = parser.parse_args(argv)
 
     if args.command == "settings":
@@ -27,6 +57,17 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"carebus-masterdata: {exc}", file=sys.stderr)
         return 2
+    if args.command == "import":
+        url = args.url or f"http://{settings.http_host}:{settings.http_port}"
+        try:
+            status, report = import_file(
+                args.file, args.kind, url, dry_run=args.dry_run, actor=args.actor
+            )
+        except (OSError, ValueError) as exc:
+            print(f"carebus-masterdata: import failed: {exc}", file=sys.stderr)
+            return 1
+        print(json.dumps(report, indent=2))
+        return 0 if status == 200 else 1
     configure_logging(config.SERVICE, settings.log_level)
     serve(app.build(settings), settings)
     return 0
