@@ -1,0 +1,138 @@
+"""Connector "ledger": the embedded double-entry general ledger in PostgreSQL.
+
+One fetched batch is one statement for the entries (multi-row INSERT … ON CONFLICT on the
+idempotency key) and one COPY for all their lines, inside the poster's transaction, so the
+posting, the inbox rows and the journal states commit together. The database itself refuses
+an unbalanced entry at commit (see migrations/002_ledger.sql).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import asyncpg
+
+from carebus_erp_poster.domain.journals import JournalState, Posting, idempotency_key
+from carebus_erp_poster.domain.results import (
+    Booked,
+    Confirmation,
+    Confirmed,
+    PostResult,
+    StillPending,
+)
+
+SCHEMA = "carebus_erp_poster"
+LINE_COLUMNS = (
+    "entry_id", "line_number", "account", "side", "amount_minor", "currency",
+    "cost_centre", "department", "location", "payer_class", "provider", "memo",
+)  # fmt: skip
+
+_INSERT_ENTRIES = """
+INSERT INTO carebus_erp_poster.journal_entry
+    (idempotency_key, journal_id, company, site, posting_date, description,
+     source_event_id, correlation_id)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::date[], $6::text[],
+                     $7::text[], $8::text[])
+ON CONFLICT (idempotency_key) DO NOTHING
+RETURNING entry_id, idempotency_key, posted_at, posting_date
+"""
+
+_EXISTING = """
+SELECT entry_id, idempotency_key, posted_at, posting_date
+  FROM carebus_erp_poster.journal_entry WHERE idempotency_key = ANY($1::text[])
+"""
+
+
+def document_number(entry_id: int) -> str:
+    return f"GL-{entry_id:010d}"
+
+
+def _booked(row: Any) -> Booked:
+    number = document_number(row["entry_id"])
+    period = row["posting_date"].strftime("%Y-%m")
+    return Booked(
+        erp_request_id=number, document_number=number, fiscal_period=period, at=row["posted_at"]
+    )
+
+
+def line_records(entry_id: int, posting: Posting) -> list[tuple[Any, ...]]:
+    records = []
+    for line in posting.request.lines:
+        d = line.dimensions
+        records.append(
+            (
+                entry_id,
+                line.line_number,
+                line.account,
+                str(line.side),
+                line.amount.amount_minor,
+                line.amount.currency,
+                d.cost_centre,
+                d.department,
+                d.location,
+                None if d.payer_class is None else str(d.payer_class),
+                d.provider,
+                line.memo,
+            )
+        )
+    return records
+
+
+class LedgerConnector:
+    name = "ledger"
+    atomic_with_inbox = True
+
+    def __init__(self, pool: Callable[[], asyncpg.Pool]) -> None:
+        self._pool = pool
+
+    async def post(self, conn: Any, postings: Sequence[Posting]) -> list[PostResult]:
+        if not postings:
+            return []
+        reqs = [p.request for p in postings]
+        keys = [p.key for p in postings]
+        inserted = await conn.fetch(
+            _INSERT_ENTRIES,
+            keys,
+            [r.journal_id for r in reqs],
+            [r.company for r in reqs],
+            [r.site for r in reqs],
+            [r.posting_date for r in reqs],
+            [r.description for r in reqs],
+            [r.event_id for r in reqs],
+            [r.correlation_id for r in reqs],
+        )
+        rows = {row["idempotency_key"]: row for row in inserted}
+        records = [
+            record
+            for posting in postings
+            if posting.key in rows
+            for record in line_records(rows[posting.key]["entry_id"], posting)
+        ]
+        if records:
+            await conn.copy_records_to_table(
+                "journal_line", schema_name=SCHEMA, columns=LINE_COLUMNS, records=records
+            )
+        missing = [key for key in keys if key not in rows]
+        if missing:  # posted before under another request id: report the existing entry
+            rows.update(
+                {row["idempotency_key"]: row for row in await conn.fetch(_EXISTING, missing)}
+            )
+        return [_booked(rows[key]) for key in keys]
+
+    async def confirm(self, journals: Sequence[JournalState]) -> list[Confirmation]:
+        """The ledger books at commit, so a journal is confirmed as soon as its entry exists."""
+        keys = [idempotency_key(j.journal_id, j.attempt) for j in journals]
+        async with self._pool().acquire() as conn:
+            rows = {row["idempotency_key"]: row for row in await conn.fetch(_EXISTING, keys)}
+        out: list[Confirmation] = []
+        for key in keys:
+            if key in rows:
+                booked = _booked(rows[key])
+                out.append(Confirmed(booked.document_number, booked.fiscal_period, booked.at))
+            else:
+                out.append(StillPending())
+        return out
+
+    async def interrupt(self) -> None:
+        return None

@@ -1,0 +1,1 @@
+"""HTTP plumbing every REST ERP connector reuses: rate limit, retries, circuit breaker."""

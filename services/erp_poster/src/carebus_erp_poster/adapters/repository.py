@@ -1,0 +1,158 @@
+"""The poster's own tables: the inbox (which requests this consumer handled) and
+journal_status (where each journal stands in the ERP). Multi-row statements throughout:
+one round trip per fetched batch, not one per journal."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from carebus_erp_poster.domain.journals import JournalState, Status
+
+_COLUMNS = (
+    "journal_id",
+    "connector",
+    "attempt",
+    "status",
+    "event_id",
+    "site",
+    "correlation_id",
+    "entity_version",
+    "stream_seq",
+    "subject",
+    "erp_request_id",
+    "posted_at",
+    "confirmed_at",
+    "rejected_at",
+    "document_number",
+    "fiscal_period",
+    "error_code",
+    "error_message",
+)
+_TYPES = (
+    "text", "text", "int", "text", "text", "text", "text", "bigint", "bigint", "text", "text",
+    "timestamptz", "timestamptz", "timestamptz", "text", "text", "text", "text",
+)  # fmt: skip
+_SELECT_STATE = ", ".join(f"s.{c}" for c in _COLUMNS)
+
+_UPSERT_STATES = f"""
+INSERT INTO carebus_erp_poster.journal_status ({", ".join(_COLUMNS)}, next_check_at)
+SELECT u.*, CASE WHEN u.status = 'pending' THEN now() + make_interval(secs => $19) END
+  FROM unnest({", ".join(f"${i + 1}::{t}[]" for i, t in enumerate(_TYPES))})
+       AS u({", ".join(_COLUMNS)})
+ON CONFLICT (journal_id) DO UPDATE SET
+    {", ".join(f"{c} = EXCLUDED.{c}" for c in _COLUMNS[1:])},
+    next_check_at = EXCLUDED.next_check_at,
+    updated_at = now()
+-- A confirmed journal is final: a late or concurrent writer never turns it back.
+WHERE carebus_erp_poster.journal_status.status <> 'confirmed'
+"""
+
+_HANDLED = f"""
+SELECT i.event_id, {_SELECT_STATE}
+  FROM carebus_erp_poster.inbox i
+  JOIN carebus_erp_poster.journal_status s USING (journal_id)
+ WHERE i.consumer = $1 AND i.event_id = ANY($2::text[])
+"""
+
+_CLAIM_PENDING = f"""
+UPDATE carebus_erp_poster.journal_status s
+   SET next_check_at = now() + make_interval(secs => $2), checks = checks + 1
+ WHERE journal_id IN (
+        SELECT journal_id FROM carebus_erp_poster.journal_status
+         WHERE status = 'pending' AND next_check_at <= now()
+         ORDER BY next_check_at
+         LIMIT $1
+           FOR UPDATE SKIP LOCKED)
+RETURNING {_SELECT_STATE}
+"""
+
+
+def _state(row: Any) -> JournalState:
+    values = {c: row[c] for c in _COLUMNS}
+    values["status"] = Status(values["status"])
+    return JournalState(**values)
+
+
+async def handled(conn: Any, consumer: str, event_ids: Sequence[str]) -> dict[str, JournalState]:
+    """Requests this consumer already handled, with their journal's state."""
+    if not event_ids:
+        return {}
+    rows = await conn.fetch(_HANDLED, consumer, list(event_ids))
+    return {row["event_id"]: _state(row) for row in rows}
+
+
+async def count_redelivery(conn: Any, consumer: str, event_ids: Sequence[str]) -> None:
+    await conn.execute(
+        "UPDATE carebus_erp_poster.inbox SET redeliveries = redeliveries + 1 "
+        "WHERE consumer = $1 AND event_id = ANY($2::text[])",
+        consumer,
+        list(event_ids),
+    )
+
+
+async def states(conn: Any, journal_ids: Sequence[str]) -> dict[str, JournalState]:
+    if not journal_ids:
+        return {}
+    rows = await conn.fetch(
+        f"SELECT {_SELECT_STATE} FROM carebus_erp_poster.journal_status s "
+        "WHERE s.journal_id = ANY($1::text[])",
+        list(journal_ids),
+    )
+    return {row["journal_id"]: _state(row) for row in rows}
+
+
+async def record(
+    conn: Any,
+    consumer: str,
+    inbox: Iterable[tuple[str, str]],
+    journals: Sequence[JournalState],
+    recheck_after_s: float,
+) -> None:
+    """Write inbox rows (event id, journal id) and journal states; call inside the posting
+    transaction so that both exist exactly when the posting does."""
+    pairs = list(inbox)
+    if pairs:
+        await conn.execute(
+            "INSERT INTO carebus_erp_poster.inbox (consumer, event_id, journal_id) "
+            "SELECT $1, e, j FROM unnest($2::text[], $3::text[]) AS u(e, j) "
+            "ON CONFLICT (consumer, event_id) DO NOTHING",
+            consumer,
+            [e for e, _ in pairs],
+            [j for _, j in pairs],
+        )
+    await save_states(conn, journals, recheck_after_s)
+
+
+async def save_states(conn: Any, journals: Sequence[JournalState], recheck_after_s: float) -> None:
+    if not journals:
+        return
+    columns = [[getattr(s, c) for s in journals] for c in _COLUMNS]
+    await conn.execute(_UPSERT_STATES, *columns, recheck_after_s)
+
+
+async def forget(conn: Any, consumer: str, journal_ids: Sequence[str]) -> None:
+    """Drop the inbox rows of rejected journals, so that a re-drive after the fix posts them."""
+    if journal_ids:
+        await conn.execute(
+            "DELETE FROM carebus_erp_poster.inbox WHERE consumer = $1 "
+            "AND journal_id = ANY($2::text[])",
+            consumer,
+            list(journal_ids),
+        )
+
+
+async def claim_pending(conn: Any, limit: int, lease_s: float) -> list[JournalState]:
+    """Pending journals due for a check; leased so that replicas do not check the same ones."""
+    rows = await conn.fetch(_CLAIM_PENDING, limit, lease_s)
+    return [_state(row) for row in rows]
+
+
+async def pending_summary(conn: Any) -> tuple[int, float]:
+    """(pending journals, age in seconds of the oldest one)."""
+    row = await conn.fetchrow(
+        "SELECT count(*) AS n, "
+        "coalesce(extract(epoch FROM now() - min(posted_at)), 0)::float8 AS oldest "
+        "FROM carebus_erp_poster.journal_status WHERE status = 'pending'"
+    )
+    return int(row["n"]), float(row["oldest"])

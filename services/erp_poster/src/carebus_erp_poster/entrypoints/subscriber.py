@@ -1,0 +1,60 @@
+"""The JetStream subscriber of the poster: fetch a batch, keep it alive, run the use case."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Sequence
+from typing import Annotated, Any
+
+from faststream import Context
+from faststream.nats import NatsRouter
+from faststream.nats.message import NatsBatchMessage
+from nats.aio.msg import Msg
+
+from carebus_erp_poster.config import Settings
+from carebus_erp_poster.domain.journals import STAGE
+from carebus_erp_poster.handlers import PostJournals
+from carebus_shared.jetstream.subscribe import batch_pull_options
+from carebus_shared.jetstream.topology import ConsumerSpec
+from carebus_shared.runtime.service import ServiceRuntime
+
+log = logging.getLogger("carebus.erp_poster")
+
+
+@contextlib.asynccontextmanager
+async def kept_in_progress(msgs: Sequence[Msg], every_s: float) -> AsyncIterator[None]:
+    """Tell JetStream we are still working on ``msgs`` (rate limit, open circuit), so their
+    ack deadline does not pass and they are not redelivered meanwhile — no delivery burnt."""
+
+    async def beat() -> None:
+        while True:
+            await asyncio.sleep(every_s)
+            for msg in msgs:
+                with contextlib.suppress(Exception):  # a reconnecting link: next beat retries
+                    await msg.in_progress()
+
+    task = asyncio.create_task(beat(), name="erp-poster-in-progress")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def poster_router(
+    runtime: ServiceRuntime, poster: PostJournals, spec: ConsumerSpec, settings: Settings
+) -> NatsRouter:
+    router = NatsRouter()
+
+    @router.subscriber(  # type: ignore[untyped-decorator]  # kwargs defeat its overloads
+        **batch_pull_options(spec, settings.batch_size, settings.batch_wait_s)
+    )
+    async def on_journals(_: Any, message: Annotated[NatsBatchMessage, Context("message")]) -> None:
+        msgs = message.raw_message
+        async with kept_in_progress(msgs, settings.ack_keepalive_s):
+            await runtime.run_stage_batch(STAGE, msgs, poster.handle)
+
+    return router
