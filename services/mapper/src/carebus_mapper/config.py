@@ -5,6 +5,10 @@ Each field is read from CAREBUS_MAPPER_<FIELD>; see `carebus-mapper settings`.
 
 from __future__ import annotations
 
+from typing import Annotated
+
+import msgspec
+
 from carebus_shared.config import Port, RuntimeSettings
 from carebus_shared.settings import load_settings
 
@@ -16,6 +20,13 @@ ENV_PREFIX = "CAREBUS_MAPPER_"
 
 class Settings(RuntimeSettings, frozen=True, kw_only=True):
     http_port: Port = 8084
+    rules_dir: str = ""
+    """A rule directory to use instead of the shipped default rule set."""
+    batch_size: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 200
+    """Validated events fetched and mapped per batch."""
+    max_wait_s: Annotated[float, msgspec.Meta(gt=0)] = 0.02
+    """How long a batch waits to fill: the latency a quiet mapper adds."""
+    publish_timeout_s: Annotated[float, msgspec.Meta(gt=0)] = 10.0
 
 
 def load() -> Settings:

@@ -1,0 +1,62 @@
+"""The applied entity versions, in PostgreSQL (schema carebus_mapper): one read and one
+upsert per batch, whatever its size.
+
+The upsert only ever raises a version (``WHERE stored < new``), so two replicas that race
+on one entity can never move it backwards.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from carebus_mapper.domain.fencing import Applied, EntityRef
+
+_SELECT = """
+SELECT v.site, v.entity, v.entity_key, v.entity_version, v.source_event_id, v.state
+FROM carebus_mapper.entity_version AS v
+JOIN unnest($1::text[], $2::text[], $3::text[]) AS k(site, entity, entity_key)
+  USING (site, entity, entity_key)
+"""
+
+_UPSERT = """
+INSERT INTO carebus_mapper.entity_version
+    (site, entity, entity_key, entity_version, source_event_id, state)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[])
+ON CONFLICT (site, entity, entity_key) DO UPDATE
+SET entity_version = EXCLUDED.entity_version,
+    source_event_id = EXCLUDED.source_event_id,
+    state = EXCLUDED.state,
+    applied_at = now()
+WHERE carebus_mapper.entity_version.entity_version < EXCLUDED.entity_version
+"""
+
+
+async def load_applied(conn: Any, refs: Iterable[EntityRef]) -> dict[EntityRef, Applied]:
+    unique = sorted(set(refs))
+    if not unique:
+        return {}
+    rows = await conn.fetch(
+        _SELECT, [r[0] for r in unique], [r[1] for r in unique], [r[2] for r in unique]
+    )
+    return {
+        (row["site"], row["entity"], row["entity_key"]): Applied(
+            row["entity_version"], row["source_event_id"], row["state"]
+        )
+        for row in rows
+    }
+
+
+async def save_applied(conn: Any, applied: Mapping[EntityRef, Applied]) -> None:
+    if not applied:
+        return
+    refs = list(applied)
+    await conn.execute(
+        _UPSERT,
+        [r[0] for r in refs],
+        [r[1] for r in refs],
+        [r[2] for r in refs],
+        [applied[r].version for r in refs],
+        [applied[r].source_event_id for r in refs],
+        [applied[r].state for r in refs],
+    )

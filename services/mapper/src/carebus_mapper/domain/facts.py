@@ -1,0 +1,264 @@
+"""What the rules can see of a validated event: selectors, named amounts, dates, dimensions.
+
+One function per event family reads the contract structs; everything downstream (matching,
+journal building) works on :class:`Facts` only, so a rule never reaches into a payload.
+The tables ``AMOUNTS``, ``DATES`` and ``SELECTORS`` say statically what each event type
+offers, which is what lets the rule loader refuse a rule that reads something its events
+never carry.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from carebus_contracts import billing as b
+from carebus_contracts import validated as v
+from carebus_contracts.envelope import Money
+from carebus_mapper.domain.amounts import Amount, UnitMismatch
+
+APPOINTMENT_EVENTS: Final = tuple(
+    f"appointment.{name}"
+    for name in (
+        "booked",
+        "rescheduled",
+        "modified",
+        "cancelled",
+        "no_show",
+        "checked_in",
+        "completed",
+    )
+)
+CLAIM_GROUPS: Final = tuple(g.value for g in b.CarcGroup)
+
+AMOUNTS: Final[dict[str, frozenset[str]]] = {
+    **{e: frozenset({"visits", "expected_fee"}) for e in APPOINTMENT_EVENTS},
+    "charge.posted": frozenset({"charge", "units"}),
+    "charge.reversed": frozenset({"charge", "units"}),
+    "payment.posted": frozenset({"payment"}),
+    "adjustment.posted": frozenset({"adjustment"}),
+    "claim.adjudicated": frozenset(
+        {"claims", "billed", "paid", "patient_responsibility", "adjustments"}
+        | {f"adj_{g.lower()}" for g in CLAIM_GROUPS}
+    ),
+}
+"""Named amounts per event type (the event type without its ``validated.`` prefix)."""
+
+EVENT_TYPES: Final = frozenset(AMOUNTS)
+
+DATES: Final[dict[str, frozenset[str]]] = {
+    **{e: frozenset({"occurred", "slot_date"}) for e in APPOINTMENT_EVENTS},
+    "charge.posted": frozenset({"occurred", "service_date"}),
+    "charge.reversed": frozenset({"occurred", "service_date"}),
+    "payment.posted": frozenset({"occurred", "received_on"}),
+    "adjustment.posted": frozenset({"occurred"}),
+    "claim.adjudicated": frozenset({"occurred", "adjudicated_on"}),
+}
+
+DIMENSIONS: Final = ("cost_centre", "department", "location", "payer_class", "provider")
+
+# Where each dimension comes from, for exception paths.
+DIMENSION_PATHS: Final = {
+    "cost_centre": "$.enrichment.cost_centre",
+    "department": "$.enrichment.department_id",
+    "location": "$.enrichment.location_id",
+    "payer_class": "$.enrichment.payer_class",
+    "provider": "$.enrichment.provider_id",
+}
+
+SELECTORS: Final = (
+    "site",
+    "source_system",
+    "department",
+    "location",
+    "service",
+    "payer",
+    "payer_class",
+    "provider",
+    "cost_centre",
+    "place_of_service",
+    "self_pay",
+    "carc_group",
+    "carc_reason",
+    "adjustment_scope",
+    "claim_status",
+    "payment_method",
+    "appointment_status",
+    "previous_status",
+)
+
+# Texts a journal description may quote: identifiers and codes, never patient data.
+TEXT_FIELDS: Final = frozenset({"event", "site", "entity_key", *SELECTORS})
+
+
+@dataclass(frozen=True)
+class Facts:
+    event: str
+    """The event type without ``validated.``, e.g. ``charge.posted``."""
+    site: str
+    entity: str
+    entity_key: str
+    entity_version: int
+    source_event_id: str
+    """The original (scheduling or billing) event's id: stable across re-validation."""
+    validated_event_id: str
+    correlation_id: str
+    occurred_at: dt.datetime
+    selectors: Mapping[str, str | None]
+    amounts: Mapping[str, Amount]
+    dates: Mapping[str, dt.date]
+    dimensions: Mapping[str, str | None]
+
+
+class UnsupportedEvent(TypeError):
+    """A validated event type the mapper does not know (a newer contract)."""
+
+
+@functools.lru_cache(maxsize=256)
+def _zone(name: str) -> dt.tzinfo | None:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+
+
+def local_date(moment: dt.datetime, time_zone: str | None) -> dt.date:
+    """The calendar date of ``moment`` at the location (else in the moment's own offset)."""
+    zone = _zone(time_zone) if time_zone else None
+    return (moment.astimezone(zone) if zone else moment).date()
+
+
+def _money(value: Money) -> Amount:
+    return Amount(value.amount_minor, value.currency)
+
+
+def _sum(values: list[Money], currency: str) -> Amount:
+    total = Amount(0, currency)
+    for value in values:
+        amount = _money(value)
+        total = Amount(total.minor + amount.minor, total.combine_unit(amount))
+    return total
+
+
+def _claim_amounts(claim: b.ClaimAdjudicatedV2) -> dict[str, Amount]:
+    currency = claim.totals.billed.currency
+    adjustments = [*claim.claim_adjustments]
+    for line in claim.service_lines:
+        adjustments.extend(line.adjustments)
+    amounts = {
+        "billed": _money(claim.totals.billed),
+        "paid": _money(claim.totals.paid),
+        "patient_responsibility": _money(claim.totals.patient_responsibility)
+        if claim.totals.patient_responsibility
+        else Amount(0, currency),
+        "adjustments": _sum([a.amount for a in adjustments], currency),
+    }
+    for group in CLAIM_GROUPS:
+        amounts[f"adj_{group.lower()}"] = _sum(
+            [a.amount for a in adjustments if a.group_code.value == group], currency
+        )
+    return amounts
+
+
+def extract(
+    event: v.Validated[Any],
+    *,
+    fee_schedule: Mapping[str, int],
+    fee_currency: str,
+    statistical_unit: str,
+    previous_status: str | None = None,
+) -> Facts:
+    """Read ``event`` into :class:`Facts`; raise UnsupportedEvent or UnitMismatch.
+
+    ``previous_status`` is the state of the last applied event of a fenced entity (``none``
+    before the first), None for entities that are not fenced.
+    """
+    name = event.event_type.removeprefix("validated.")
+    if name not in EVENT_TYPES:
+        raise UnsupportedEvent(f"no facts for {event.event_type}")
+    enrichment = event.enrichment
+    original = event.original
+    payer_class = enrichment.payer_class.value if enrichment.payer_class else None
+    selectors: dict[str, str | None] = {
+        "site": event.site,
+        "source_system": original.source_system,
+        "department": enrichment.department_id,
+        "location": enrichment.location_id,
+        "service": enrichment.service_code,
+        "payer": enrichment.payer_id,
+        "payer_class": payer_class,
+        "provider": enrichment.provider_id,
+        "cost_centre": enrichment.cost_centre,
+        "place_of_service": enrichment.place_of_service,
+        "previous_status": previous_status,
+    }
+    amounts: dict[str, Amount] = {}
+    dates: dict[str, dt.date] = {"occurred": local_date(event.occurred_at, enrichment.time_zone)}
+    # Billing events without a payer code are the patient's own; appointments carry no
+    # payer at all, so for them only the enrichment's payer class can say self-pay.
+    has_payer = True
+    if isinstance(original, b.ChargePosted | b.ChargeReversed):
+        charge = original.charge
+        amounts["charge"] = _money(charge.amount)
+        amounts["units"] = Amount(charge.units, statistical_unit)
+        dates["service_date"] = charge.service_date
+        has_payer = charge.payer_code is not None
+    elif isinstance(original, b.PaymentPosted):
+        amounts["payment"] = _money(original.amount)
+        dates["received_on"] = original.received_on
+        has_payer = original.payer_code is not None
+        selectors["payment_method"] = original.method.value if original.method else None
+    elif isinstance(original, b.AdjustmentPosted):
+        amounts["adjustment"] = _money(original.amount)
+        has_payer = original.payer_code is not None
+        selectors["carc_group"] = original.group_code.value
+        selectors["carc_reason"] = original.reason_code
+        scope = getattr(original, "scope", None)  # AdjustmentPosted 1.1
+        selectors["adjustment_scope"] = str(scope.value) if scope is not None else None
+    elif isinstance(original, b.ClaimAdjudicatedV2):
+        amounts.update(_claim_amounts(original))
+        amounts["claims"] = Amount(1, statistical_unit)
+        dates["adjudicated_on"] = original.adjudicated_on
+        has_payer = original.payer_code is not None
+        selectors["claim_status"] = original.status.value
+    else:
+        appointment = getattr(original, "appointment", None)
+        if appointment is None:
+            raise UnsupportedEvent(f"no facts for {event.event_type}")
+        amounts["visits"] = Amount(1, statistical_unit)
+        service = enrichment.service_code or appointment.service_code
+        fee = fee_schedule.get(service or "", fee_schedule.get("default"))
+        if fee is not None:
+            amounts["expected_fee"] = Amount(fee, fee_currency)
+        dates["slot_date"] = local_date(appointment.slot_start, enrichment.time_zone)
+        selectors["appointment_status"] = appointment.status.value
+    self_pay = payer_class == "self_pay" or not has_payer
+    selectors["self_pay"] = "true" if self_pay else "false"
+    return Facts(
+        event=name,
+        site=event.site,
+        entity=name.split(".")[0],
+        entity_key=event.entity_key,
+        entity_version=event.entity_version,
+        source_event_id=original.event_id,
+        validated_event_id=event.event_id,
+        correlation_id=event.correlation_id,
+        occurred_at=event.occurred_at,
+        selectors=selectors,
+        amounts=amounts,
+        dates=dates,
+        dimensions={
+            "cost_centre": enrichment.cost_centre,
+            "department": enrichment.department_id,
+            "location": enrichment.location_id,
+            "payer_class": payer_class,
+            "provider": enrichment.provider_id,
+        },
+    )
+
+
+__all__ = ["Facts", "UnitMismatch", "UnsupportedEvent", "extract", "local_date"]

@@ -1,0 +1,1 @@
+"""The mapper's use cases: the mapping stage, preview, and shadow replay."""

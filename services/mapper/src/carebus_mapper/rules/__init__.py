@@ -1,0 +1,1 @@
+"""Mapping rule sets shipped with the mapper (TOML data; ``default/`` is the one in use)."""

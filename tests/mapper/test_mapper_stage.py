@@ -1,0 +1,163 @@
+"""The mapping stage in process, on a real JetStream and a real PostgreSQL: journals are
+confirmed before versions are stored, so a redelivery never doubles and never loses."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping, Sequence
+
+import asyncpg
+import nats
+import pytest
+from mapper_support import appointment, charge, fresh_database, validate
+from nats.js import JetStreamContext
+
+from carebus_contracts import decode_as, encode, headers_for, subject_for
+from carebus_contracts import scheduling as s
+from carebus_contracts.erp import JournalEntryRequested
+from carebus_contracts.validated import Validated
+from carebus_mapper.adapters.fence_store import load_applied, save_applied
+from carebus_mapper.adapters.rule_files import load_rule_set
+from carebus_mapper.config import PACKAGE, SCHEMA
+from carebus_mapper.domain.fencing import Applied, EntityRef
+from carebus_mapper.handlers.stage import BatchMapper
+from carebus_shared.db.migrations import load_migrations, migrate
+from carebus_shared.devstack.nats_server import NatsServer
+from carebus_shared.exceptions.store import ExceptionRecord
+from carebus_shared.jetstream.provision import provision
+from carebus_shared.jetstream.publish import Outgoing, publish_confirmed
+from carebus_shared.jetstream.stage import Forward, run_batch
+from carebus_shared.jetstream.topology import MAPPER, TOPOLOGY
+
+RULES = load_rule_set()
+
+
+@pytest.fixture
+async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    async with fresh_database(database_url) as url:
+        conn = await asyncpg.connect(url)
+        await migrate(conn, SCHEMA, load_migrations(PACKAGE))
+        await conn.close()
+        pool = await asyncpg.create_pool(url, min_size=1, max_size=2)
+        yield pool
+        await pool.close()
+
+
+@pytest.fixture
+async def stage_js(private_nats: NatsServer) -> AsyncIterator[JetStreamContext]:
+    nc = await nats.connect(private_nats.url)
+    js = nc.jetstream()
+    await provision(js, TOPOLOGY)
+    yield js
+    await nc.close()
+
+
+def _mapper(js: JetStreamContext, pool: asyncpg.Pool) -> BatchMapper:
+    async def publish(outgoing: Sequence[Outgoing]) -> None:
+        await publish_confirmed(js, outgoing)
+
+    async def load(refs: Sequence[EntityRef]) -> Mapping[EntityRef, Applied]:
+        async with pool.acquire() as conn:
+            return await load_applied(conn, refs)
+
+    async def save(applied: Mapping[EntityRef, Applied]) -> None:
+        async with pool.acquire() as conn:
+            await save_applied(conn, applied)
+
+    return BatchMapper(RULES, publish, load, save)
+
+
+async def _publish(js: JetStreamContext, *events: Validated[object]) -> None:
+    for event in events:
+        await js.publish(subject_for(event), encode(event), headers=headers_for(event))
+
+
+async def _journals(js: JetStreamContext) -> list[JournalEntryRequested]:
+    info = await js.stream_info("ERP")
+    if info.state.messages == 0:
+        return []
+    return [
+        decode_as(JournalEntryRequested, (await js.get_msg("ERP", seq)).data)
+        for seq in range(info.state.first_seq, info.state.last_seq + 1)
+    ]
+
+
+async def _no_records(records: Sequence[ExceptionRecord]) -> None:
+    raise AssertionError(f"unexpected exception records: {records}")
+
+
+async def test_a_redelivery_after_a_crash_posts_each_journal_once(
+    stage_js: JetStreamContext, pool: asyncpg.Pool
+) -> None:
+    js = stage_js
+    mapper = _mapper(js, pool)
+    await _publish(
+        js,
+        validate(appointment(s.AppointmentBooked, "A1", 1)),
+        validate(appointment(s.AppointmentCancelled, "A1", 2)),
+        validate(charge("CH-1", 4200)),
+    )
+    sub = await js.pull_subscribe_bind(MAPPER, stream="VALIDATED")
+    first = await sub.fetch(3, timeout=5)
+    # The handler publishes and stores, then the process "dies" before acking.
+    outcomes = await mapper(first)
+    assert outcomes == [Forward(), Forward(), Forward()]
+    for msg in first:
+        await msg.nak()
+    again = await sub.fetch(3, timeout=5)
+    assert [m.metadata.num_delivered for m in again] == [2, 2, 2]
+    tally = await run_batch("mapper", js, again, mapper, _no_records)
+    assert (tally.forwarded, tally.rejected, tally.retried) == (3, 0, 0)
+
+    journals = await _journals(js)
+    assert sorted(j.mapping_rule or "" for j in journals) == [
+        "appointment-booked",
+        "appointment-cancelled-released",
+        "charge-posted",
+    ]
+    assert len({j.journal_id for j in journals}) == 3
+    info = await js.consumer_info("VALIDATED", MAPPER)
+    assert (info.num_pending, info.num_ack_pending) == (0, 0)
+    async with pool.acquire() as conn:
+        rows = await conn.fetch("SELECT * FROM carebus_mapper.entity_version")
+    assert [(r["entity"], r["entity_key"], r["entity_version"], r["state"]) for r in rows] == [
+        ("appointment", "A1", 2, "cancelled")
+    ]
+
+
+async def test_a_stale_update_is_acked_without_a_journal_and_fences_across_batches(
+    stage_js: JetStreamContext, pool: asyncpg.Pool
+) -> None:
+    js = stage_js
+    mapper = _mapper(js, pool)
+    sub = await js.pull_subscribe_bind(MAPPER, stream="VALIDATED")
+    await _publish(js, validate(appointment(s.AppointmentNoShow, "A2", 5)))
+    await run_batch("mapper", js, await sub.fetch(1, timeout=5), mapper, _no_records)
+    # Older versions arrive later, one of them in the same batch as a newer one.
+    await _publish(
+        js,
+        validate(appointment(s.AppointmentBooked, "A2", 3)),
+        validate(appointment(s.AppointmentCompleted, "A2", 7)),
+        validate(appointment(s.AppointmentRescheduled, "A2", 6)),
+    )
+    tally = await run_batch("mapper", js, await sub.fetch(3, timeout=5), mapper, _no_records)
+    assert (tally.forwarded, tally.rejected) == (3, 0)
+    journals = await _journals(js)
+    assert [j.mapping_rule for j in journals] == ["appointment-no-show", "appointment-completed"]
+    async with pool.acquire() as conn:
+        version, state = await conn.fetchrow(
+            "SELECT entity_version, state FROM carebus_mapper.entity_version "
+            "WHERE entity_key = 'A2'"
+        )
+    assert (version, state) == (7, "completed")
+
+
+async def test_fence_store_only_moves_forward(pool: asyncpg.Pool) -> None:
+    ref = ("S", "claim", "CLM-1")
+    async with pool.acquire() as conn:
+        await save_applied(conn, {ref: Applied(5, "e5", "paid")})
+        await save_applied(conn, {ref: Applied(3, "e3", "denied")})  # a racing older replica
+        assert await load_applied(conn, [ref, ("S", "claim", "none")]) == {
+            ref: Applied(5, "e5", "paid")
+        }
+        await save_applied(conn, {ref: Applied(6, "e6", "reversed")})
+        assert (await load_applied(conn, [ref]))[ref] == Applied(6, "e6", "reversed")
