@@ -25,9 +25,12 @@ from carebus_mapper.adapters.stream_window import Window
 from carebus_mapper.domain.rules import RuleSet, RuleSetError
 from carebus_mapper.domain.shadow import ShadowReport, render, summary
 from carebus_mapper.handlers.shadow import shadow_replay
-from carebus_shared.logs import configure_logging
-from carebus_shared.runtime.server import serve
-from carebus_shared.settings import SettingsError, describe_settings
+from carebus_shared.runtime.cli import (
+    load_settings_or_exit,
+    print_settings,
+    serve_service,
+    service_parser,
+)
 
 
 def _moment(text: str) -> dt.datetime:
@@ -38,10 +41,7 @@ def _moment(text: str) -> dt.datetime:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="carebus-mapper", description=__doc__.splitlines()[0])
-    commands = parser.add_subparsers(dest="command")
-    commands.add_parser("serve", help="run the service (the default)")
-    commands.add_parser("settings", help="list the environment variables it reads")
+    parser, commands = service_parser("carebus-mapper", __doc__)
     check = commands.add_parser("check-rules", help="validate a rule directory and list it")
     check.add_argument("directory", nargs="?", help="default: the shipped rule set")
     shadow = commands.add_parser(
@@ -108,26 +108,17 @@ def _run_shadow(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "settings":
-        for name, kind, default in describe_settings(config.Settings, config.ENV_PREFIX):
-            print(f"{name:45} {kind:8} {default}")
-        return 0
+        return print_settings(config)
     if args.command == "check-rules":
         return _check_rules(args.directory)
-    try:
-        settings = config.load()
-    except SettingsError as exc:
-        print(f"carebus-mapper: {exc}", file=sys.stderr)
-        return 2
+    settings = load_settings_or_exit("carebus-mapper", config)
     if args.command == "shadow":
         return _run_shadow(args)
-    configure_logging(config.SERVICE, settings.log_level)
     try:
-        application = app.build(settings)
+        return serve_service(config, settings, app.build)
     except RuleSetError as exc:
         print(f"carebus-mapper: {exc}", file=sys.stderr)
         return 2
-    serve(application, settings)
-    return 0
 
 
 if __name__ == "__main__":

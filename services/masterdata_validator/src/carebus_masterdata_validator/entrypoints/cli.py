@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import urllib.error
@@ -11,9 +10,12 @@ from pathlib import Path
 
 from carebus_masterdata_validator import app, config
 from carebus_masterdata_validator.domain.kinds import BY_COLLECTION
-from carebus_shared.logs import configure_logging
-from carebus_shared.runtime.server import serve
-from carebus_shared.settings import SettingsError, describe_settings
+from carebus_shared.runtime.cli import (
+    load_settings_or_exit,
+    print_settings,
+    serve_service,
+    service_parser,
+)
 
 
 def import_file(
@@ -36,10 +38,7 @@ def import_file(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="carebus-masterdata", description=__doc__)
-    commands = parser.add_subparsers(dest="command")
-    commands.add_parser("serve", help="run the service (the default)")
-    commands.add_parser("settings", help="list the environment variables it reads")
+    parser, commands = service_parser("carebus-masterdata", __doc__)
     imp = commands.add_parser("import", help="bulk import a CSV or JSON file (all rows or none)")
     imp.add_argument("file", type=Path)
     imp.add_argument("--kind", required=True, choices=sorted(BY_COLLECTION), help="collection")
@@ -49,14 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.command == "settings":
-        for name, kind, default in describe_settings(config.Settings, config.ENV_PREFIX):
-            print(f"{name:45} {kind:8} {default}")
-        return 0
-    try:
-        settings = config.load()
-    except SettingsError as exc:
-        print(f"carebus-masterdata: {exc}", file=sys.stderr)
-        return 2
+        return print_settings(config)
+    settings = load_settings_or_exit("carebus-masterdata", config)
     if args.command == "import":
         url = args.url or f"http://{settings.http_host}:{settings.http_port}"
         try:
@@ -68,9 +61,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         print(json.dumps(report, indent=2))
         return 0 if status == 200 else 1
-    configure_logging(config.SERVICE, settings.log_level)
-    serve(app.build(settings), settings)
-    return 0
+    return serve_service(config, settings, app.build)
 
 
 if __name__ == "__main__":

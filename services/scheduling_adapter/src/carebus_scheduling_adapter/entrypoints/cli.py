@@ -24,8 +24,12 @@ from carebus_scheduling_adapter.domain.csv_layout import CsvLayout, MappingError
 from carebus_scheduling_adapter.handlers.csv_import import ImportStopped, ImportSummary
 from carebus_scheduling_adapter.handlers.sink import TRANSIENT_ERRORS
 from carebus_shared.logs import configure_logging
-from carebus_shared.runtime.server import serve
-from carebus_shared.settings import SettingsError, describe_settings
+from carebus_shared.runtime.cli import (
+    load_settings_or_exit,
+    print_settings,
+    serve_service,
+    service_parser,
+)
 
 PROG = "carebus-scheduling"
 
@@ -35,12 +39,7 @@ class _Unreachable(RuntimeError):
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    commands = parser.add_subparsers(dest="command")
-    commands.add_parser("serve", help="run the service (the default)")
-    commands.add_parser("settings", help="list the environment variables it reads")
+    parser, commands = service_parser(PROG, __doc__)
     imp = commands.add_parser("import", help="import appointments from a CSV file")
     imp.add_argument("file", type=Path, help="the CSV file (documented layout, or --mapping)")
     imp.add_argument("--mapping", type=Path, help="TOML mapping for another column layout")
@@ -58,19 +57,11 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "settings":
-        for name, kind, default in describe_settings(config.Settings, config.ENV_PREFIX):
-            print(f"{name:45} {kind:8} {default}")
-        return 0
-    try:
-        settings = config.load()
-    except SettingsError as exc:
-        print(f"{PROG}: {exc}", file=sys.stderr)
-        return 2
+        return print_settings(config)
+    settings = load_settings_or_exit(PROG, config)
     if args.command == "import":
         return _import(args, settings)
-    configure_logging(config.SERVICE, settings.log_level)
-    serve(app.build(settings), settings)
-    return 0
+    return serve_service(config, settings, app.build)
 
 
 def _import(args: argparse.Namespace, settings: config.Settings) -> int:
