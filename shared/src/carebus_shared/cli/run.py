@@ -4,6 +4,10 @@ Starts the devstack (unless NATS_URL / DATABASE_URL are set), provisions, starts
 service as its own process, waits until each is ready and prints where it listens.
 Ctrl-C (or SIGTERM) stops the services first (SIGTERM, then SIGKILL after the grace period),
 then PostgreSQL and NATS; data stays under the data folder for the next run.
+
+Once everything is ready it plays the demo scenario (a day of a 40-site network, from the
+optional `carebus-scenario` package) at a gentle rate and prints a summary;
+``CAREBUS_DEMO=0`` turns it off.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import time
 import urllib.request
 from pathlib import Path
 from types import FrameType
+from typing import Protocol
 
 from carebus_shared.cli.devstack import devstack
 from carebus_shared.cli.provision import provision_all
@@ -29,6 +34,10 @@ STOP_GRACE_S = 30.0
 
 class _Stop(Exception):
     pass
+
+
+class _Demo(Protocol):
+    def stop(self, timeout_s: float = ...) -> None: ...
 
 
 def _raise_stop(signum: int, frame: FrameType | None) -> None:
@@ -75,18 +84,20 @@ def run_suite(data_dir: Path) -> int:
                 "NATS_URL": endpoints.nats_url,
                 "DATABASE_URL": endpoints.database_url,
             }
-            _run_services(data_dir / "logs", env)
+            _run_services(data_dir, env)
     except _Stop:
         pass  # raised before the services started; the devstack has stopped already
     print("stopped; data kept under", data_dir, flush=True)
     return 0
 
 
-def _run_services(logs: Path, env: dict[str, str]) -> None:
+def _run_services(data_dir: Path, env: dict[str, str]) -> None:
     """Start every service, watch them, and stop them all before the devstack stops."""
+    logs = data_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     services = discover()
     processes: Processes = {}
+    demo: _Demo | None = None
     try:
         for service in services:
             log = (logs / f"{service.name}.log").open("ab")
@@ -104,11 +115,31 @@ def _run_services(logs: Path, env: dict[str, str]) -> None:
             for line in service.listeners():
                 print(line, flush=True)
         print("Ctrl-C stops everything.", flush=True)
+        demo = _start_demo(services, env, data_dir)
         _watch(processes)
     except _Stop:
         print("\nstopping…", flush=True)
     finally:
+        if demo is not None:
+            demo.stop()  # before the services go: it must not mistake the stop for a failure
         _stop_all(processes)
+
+
+def _start_demo(services: list[ServiceEntry], env: dict[str, str], data_dir: Path) -> _Demo | None:
+    """The scenario demo, when wanted and installed (shared does not depend on it)."""
+    if os.environ.get("CAREBUS_DEMO", "1") == "0":
+        print("demo off (CAREBUS_DEMO=0).", flush=True)
+        return None
+    try:
+        from carebus_scenario.demo import start_demo
+    except ImportError:
+        print("demo skipped: carebus-scenario is not installed (pip install -e scenario).")
+        return None
+    try:
+        return start_demo(services, env["NATS_URL"], env["DATABASE_URL"], data_dir)
+    except Exception as exc:  # the suite runs on without its demo
+        print(f"demo skipped: {type(exc).__name__}: {exc}", flush=True)
+        return None
 
 
 def _wait_ready(services: list[ServiceEntry], processes: Processes) -> None:

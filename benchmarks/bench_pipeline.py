@@ -1,0 +1,379 @@
+"""`make bench`: the whole pipeline, end to end, against the raw four-hop baseline.
+
+The five services run as their own processes (as `carebus run` starts them) on a private
+NATS server and a fresh database; the scenario player sends a 40-site network's day through
+the adapters' real entry points (MLLP, HTTP, inbox folder, CSV import).
+
+1. Raw baseline (``raw_hops``: four nats-py hops, one process each, no processing) with the
+   same number of events, flat out, before and after the pipeline runs (the machine is
+   shared: the mean of the two is the reference), and at 500 events/s.
+2. The full scenario flat out: sustained events/s from the first input sent to the last
+   journal committed, latency (adapter accepted → ledger committed), per-stage throughput,
+   CPU seconds per 1,000 events, and whether the ledger equals the oracle.
+3. The same at fixed offered rates (200, 500, 1,000, 2,000 events/s): latency per rate.
+4. Catch-up: mapper and poster stopped (SIGTERM), a 100,000-event scenario played and
+   validated, then both started again: the time until the ledger has everything.
+
+Figures go to .data/bench/latest.json (and pipeline.json), a markdown table latest.md and
+a PNG of latency against offered load (written by ``png_plot``, pure Python).
+``CAREBUS_BENCH_BACKLOG`` (events, default 100000) and ``CAREBUS_BENCH_RATE_SECONDS``
+(seconds of load per fixed rate, default 20) scale it down on slow machines;
+``CAREBUS_BENCH_PROFILE=1`` samples every service with py-spy during the flat-out run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from bench_report import BENCH_DIR, report
+from png_plot import line_chart
+from raw_hops import run as raw_run
+
+from carebus_scenario.config import ScenarioConfig
+from carebus_scenario.generator import Scenario, generate
+from carebus_scenario.measure import (
+    CpuMeter,
+    StageSampler,
+    acceptance_times,
+    journal_latency,
+    peak_rss_mb,
+    postgres_pids,
+)
+from carebus_scenario.observe import backlog, observe, wait_quiet
+from carebus_scenario.oracle import expect
+from carebus_scenario.player import Player, load_masterdata
+from carebus_scenario.stack import ServiceStack, fresh_database, provision_stack
+from carebus_scenario.verify import differences
+from carebus_shared.devstack.nats_server import NatsServer
+from carebus_shared.jetstream.topology import MAPPER, VALIDATOR_BILLING, VALIDATOR_SCHEDULING
+
+RATES = (200, 500, 1000, 2000)
+RATE_SECONDS = float(os.environ.get("CAREBUS_BENCH_RATE_SECONDS", "20"))
+BACKLOG_EVENTS = int(os.environ.get("CAREBUS_BENCH_BACKLOG", "100000"))
+FLAT_OUT_EVENTS = int(os.environ.get("CAREBUS_BENCH_EVENTS", "16800"))  # the 40-site day
+PROFILE = os.environ.get("CAREBUS_BENCH_PROFILE") == "1"
+SITES = 40
+EVENTS_PER_VISIT = 7.0  # what the default mix yields per visit of the day (measured)
+REMITTANCE_SITE = "CBO"
+
+
+def scenario_for(events: int, seed: int) -> Scenario:
+    per_site = max(2, round(events / (EVENTS_PER_VISIT * SITES)))
+    config = ScenarioConfig(
+        seed=seed, sites=SITES, appointments_per_site=per_site, remittance_site=REMITTANCE_SITE
+    )
+    return generate(config)
+
+
+def _pids(stack: ServiceStack, nats: NatsServer, database_url: str) -> dict[str, int]:
+    pids = {name: stack.pid(name) for name in stack.processes}
+    assert nats._process is not None
+    pids["nats-server"] = nats._process.pid
+    for n, pid in enumerate(postgres_pids(database_url)):
+        pids["postgres" if n == 0 else f"postgres-{n}"] = pid
+    return pids
+
+
+class Profiler:
+    """py-spy sampling of every service while a run goes on (when py-spy is installed)."""
+
+    def __init__(self, pids: dict[str, int], out: Path) -> None:
+        self.binary = shutil.which("py-spy", path=str(Path(sys.executable).parent))
+        self.pids, self.out = pids, out
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start(self) -> None:
+        if not (PROFILE and self.binary):
+            return
+        for name, pid in self.pids.items():
+            if name in ("nats-server",) or name.startswith("postgres"):
+                continue
+            path = self.out / f"profile-{name}.raw"
+            self.procs[name] = subprocess.Popen(
+                [self.binary, "record", "--pid", str(pid), "--format", "raw", "--rate", "100",
+                 "--nonblocking", "--output", str(path)],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )  # fmt: skip
+
+    def stop(self) -> dict[str, dict[str, Any]]:
+        """Per service: own time by frame and by library, from py-spy's collapsed stacks
+        (idle threads excluded)."""
+        tops: dict[str, dict[str, Any]] = {}
+        for name, proc in self.procs.items():
+            proc.send_signal(signal.SIGINT)  # py-spy writes what it has sampled
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            path = self.out / f"profile-{name}.raw"
+            if path.exists():
+                tops[name] = _profile_summary(path.read_text(errors="replace"))
+                (self.out / f"profile-{name}.json").write_text(json.dumps(tops[name], indent=1))
+        return tops
+
+
+def _library(frame: str) -> str:
+    """py-spy names frames "function (package/module.py:line)": the package, or "other"."""
+    found = re.search(r"\(([^/()]+)/", frame)
+    return found.group(1) if found else "other"
+
+
+def _profile_summary(collapsed: str) -> dict[str, Any]:
+    """Own time per frame and per library (where the CPU is actually spent)."""
+    own: Counter[str] = Counter()
+    by_library: Counter[str] = Counter()
+    total = 0
+    for line in collapsed.splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        n = int(count)
+        total += n
+        leaf = re.sub(r":\d+\)$", ")", stack.split(";")[-1])
+        own[leaf] += n
+        by_library[_library(leaf)] += n
+    if not total:
+        return {"samples": 0}
+    return {
+        "samples": total,
+        "own_time_by_library": {k: round(v / total, 3) for k, v in by_library.most_common()},
+        "own_time": [(f, round(c / total, 3)) for f, c in own.most_common(15)],
+    }
+
+
+async def measure(
+    stack: ServiceStack,
+    scenario: Scenario,
+    rate: float | None,
+    workdir: Path,
+    pids: dict[str, int],
+    profiler: Profiler | None = None,
+) -> dict[str, Any]:
+    endpoints = stack.endpoints
+    expected = expect(scenario)
+    await load_masterdata(scenario.network, endpoints.validator_http)
+    since = dt.datetime.now(dt.UTC)
+    cpu = CpuMeter(pids, grouped={name for name in pids if name.startswith("postgres")})
+    cpu.start()
+    sampler = StageSampler(endpoints.nats_url)
+    stop = asyncio.Event()
+    sampling = asyncio.create_task(sampler.run(stop))
+    if profiler is not None:
+        profiler.start()
+    player = Player(scenario, endpoints, workdir, rate=rate, connections=16)
+    played = await player.play()
+    await wait_quiet(endpoints.nats_url, endpoints.database_url, timeout_s=900, since=since)
+    stop.set()
+    await sampling
+    used = cpu.stop()
+    latency, last_commit = await journal_latency(
+        endpoints.database_url, since, acceptance_times(played)
+    )
+    observed = await observe(
+        endpoints.database_url, endpoints.validator_http, endpoints.nats_url, since
+    )
+    problems = differences(expected, observed, check_streams=False)
+    events = sum(expected.stream_events.values())  # distinct events the adapters accepted
+    window = max(0.001, last_commit - played.started_at)
+    intake = max(0.001, played.finished_at - played.started_at)
+    result: dict[str, Any] = {
+        "offered_per_s": rate,
+        "events": events,
+        "events_offered": scenario.events,
+        "inputs": len(played.sent),
+        "journals": observed.entry_count,
+        "intake_events_per_s": scenario.events / intake,
+        "events_per_s": events / window,
+        "journals_per_s": observed.entry_count / window,
+        "seconds": window,
+        "latency": asdict(latency),
+        "stage_msgs_per_s": sampler.rates(),
+        "cpu_s": used,
+        "cpu_s_per_1000_events": sum(used.values()) / events * 1000,
+        "services_cpu_s_per_1000_events": sum(
+            v for k, v in used.items() if k != "nats-server" and not k.startswith("postgres")
+        )
+        / events
+        * 1000,
+        "ledger_equals_oracle": not problems,
+        "differences": problems[:10],
+        "unexpected_answers": played.surprises[:10],
+    }
+    if profiler is not None:
+        result["profile_top_frames"] = profiler.stop()
+    return result
+
+
+async def backlog_catch_up(
+    stack: ServiceStack, workdir: Path, peaks: dict[str, float]
+) -> dict[str, Any]:
+    endpoints = stack.endpoints
+    scenario = scenario_for(BACKLOG_EVENTS, seed=99)
+    expected = expect(scenario)
+    await load_masterdata(scenario.network, endpoints.validator_http)
+    for name in ("mapper", "erp-poster"):
+        peaks[name] = max(peaks.get(name, 0.0), peak_rss_mb(stack.pid(name)))
+        stack.terminate(name)
+    since = dt.datetime.now(dt.UTC)
+    played = await Player(scenario, endpoints, workdir, connections=16).play()
+    for _ in range(3600):  # the validator finishes what was accepted (bounded: 30 min)
+        pending = await backlog(endpoints.nats_url)
+        if not pending[VALIDATOR_SCHEDULING] and not pending[VALIDATOR_BILLING]:
+            break
+        await asyncio.sleep(0.5)
+    waiting = (await backlog(endpoints.nats_url))[MAPPER]
+    started = time.time()
+    await asyncio.to_thread(stack.start, ["mapper", "erp-poster"])
+    ready = time.time()
+    await wait_quiet(endpoints.nats_url, endpoints.database_url, timeout_s=1800, since=since)
+    _, last_commit = await journal_latency(endpoints.database_url, since, {})
+    observed = await observe(
+        endpoints.database_url, endpoints.validator_http, endpoints.nats_url, since
+    )
+    problems = differences(expected, observed, check_streams=False)
+    return {
+        "events": sum(expected.stream_events.values()),
+        "intake_s": played.finished_at - played.started_at,
+        "validated_waiting": waiting,
+        "journals": observed.entry_count,
+        "drain_s_from_start": last_commit - started,
+        "drain_s_from_ready": last_commit - ready,
+        "drain_events_per_s": waiting / max(0.001, last_commit - ready),
+        "ledger_equals_oracle": not problems,
+        "differences": problems[:10],
+    }
+
+
+async def baseline(nats_url: str, events: int) -> dict[str, Any]:
+    flat = await raw_run(nats_url, events)
+    return asdict(flat)
+
+
+def markdown(figures: dict[str, Any]) -> str:
+    lines = [
+        "| run | offered events/s | events | sustained events/s | p50 ms | p95 ms | p99 ms "
+        "| CPU s / 1,000 events | ledger = oracle |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | :---: |",
+    ]
+    for run in figures["runs"]:
+        lat = run["latency"]
+        offered = "max" if run["offered_per_s"] is None else f"{run['offered_per_s']:,.0f}"
+        verdict = "yes" if run["ledger_equals_oracle"] else "NO"
+        lines.append(
+            f"| pipeline | {offered} | {run['events']:,} | {run['events_per_s']:,.0f} "
+            f"| {lat['p50_ms']:,.0f} | {lat['p95_ms']:,.0f} | {lat['p99_ms']:,.0f} "
+            f"| {run['cpu_s_per_1000_events']:.2f} | {verdict} |"
+        )
+    for name in ("baseline_before", "baseline_after", "baseline_at_500"):
+        base = figures[name]
+        offered = "max" if base["offered_per_s"] is None else f"{base['offered_per_s']:,.0f}"
+        lines.append(
+            f"| raw 4 hops ({name.removeprefix('baseline_')}) | {offered} | {base['events']:,} "
+            f"| {base['events_per_s']:,.0f} | {base['p50_ms']:,.0f} | {base['p95_ms']:,.0f} "
+            f"| {base['p99_ms']:,.0f} | {base['cpu_s_per_1000']:.2f} | |"
+        )
+    b = figures["backlog"]
+    lines += [
+        "",
+        f"- sustained end to end: **{figures['events_per_s']:,.0f} events/s**, raw baseline "
+        f"{figures['baseline_events_per_s']:,.0f}/s, ratio **{figures['ratio_to_baseline']:.2f}**",
+        f"- p99 at 500 events/s: **{figures['p99_ms_at_500']:,.0f} ms**",
+        f"- backlog: {b['validated_waiting']:,} validated events waiting "
+        f"({b['events']:,} events played) drained in **{b['drain_s_from_ready']:,.1f} s** after "
+        f"mapper and poster were ready ({b['drain_s_from_start']:,.1f} s from their start)",
+        "- per-stage msgs/s (flat out): "
+        + ", ".join(f"{k} {v:,.0f}" for k, v in figures["runs"][0]["stage_msgs_per_s"].items()),
+        "- peak memory (MiB): "
+        + ", ".join(f"{k} {v:,.0f}" for k, v in figures["peak_memory_mib"].items()),
+        f"- load average before/after: {figures['load_average_before']} / "
+        f"{figures['load_average_after']}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+async def bench(nats: NatsServer, server_db: str, workdir: Path) -> dict[str, Any]:
+    load_before = [round(x, 2) for x in os.getloadavg()]
+    db = await fresh_database(server_db, "carebus_bench_pipeline")
+    await provision_stack(nats.url, db)
+    stack = ServiceStack(nats.url, db, workdir / "stack", remittance_site=REMITTANCE_SITE)
+    flat_scenario = scenario_for(FLAT_OUT_EVENTS, seed=1)
+    base_before = await baseline(nats.url, flat_scenario.events)
+    base_500 = asdict(await raw_run(nats.url, 5_000, rate=500))
+    runs: list[dict[str, Any]] = []
+    peaks: dict[str, float] = {}
+    try:
+        await asyncio.to_thread(stack.start)
+        pids = _pids(stack, nats, db)
+        profiler = Profiler(pids, BENCH_DIR) if PROFILE else None
+        runs.append(await measure(stack, flat_scenario, None, workdir / "play", pids, profiler))
+        for n, rate in enumerate(RATES):
+            target = max(4_000, int(rate * RATE_SECONDS))
+            scenario = scenario_for(target, seed=10 + n)
+            runs.append(await measure(stack, scenario, float(rate), workdir / "play", pids))
+        backlog_run = await backlog_catch_up(stack, workdir / "backlog", peaks)
+        for name in stack.processes:
+            peaks[name] = max(peaks.get(name, 0.0), peak_rss_mb(stack.pid(name)))
+    finally:
+        await asyncio.to_thread(stack.stop)
+    base_after = await baseline(nats.url, flat_scenario.events)
+    reference = (base_before["events_per_s"] + base_after["events_per_s"]) / 2
+    at_500 = next(r for r in runs if r["offered_per_s"] == 500)
+    figures: dict[str, Any] = {
+        "events_per_s": runs[0]["events_per_s"],
+        "baseline_events_per_s": reference,
+        "ratio_to_baseline": runs[0]["events_per_s"] / reference,
+        "p99_ms_at_500": at_500["latency"]["p99_ms"],
+        "backlog_100k_drain_s": backlog_run["drain_s_from_ready"],
+        "backlog_events": backlog_run["events"],
+        "baseline_before": base_before,
+        "baseline_after": base_after,
+        "baseline_at_500": base_500,
+        "runs": runs,
+        "backlog": backlog_run,
+        "peak_memory_mib": peaks,
+        "load_average_before": load_before,
+        "load_average_after": [round(x, 2) for x in os.getloadavg()],
+    }
+    return figures
+
+
+def test_pipeline_end_to_end(database_url: str, tmp_path: Path) -> None:
+    nats = NatsServer(tmp_path / "nats")
+    nats.start()
+    try:
+        figures = asyncio.run(bench(nats, database_url, tmp_path))
+    finally:
+        nats.stop()
+    BENCH_DIR.mkdir(parents=True, exist_ok=True)
+    (BENCH_DIR / "latest.json").write_text(json.dumps(figures, indent=2, default=str))
+    table = markdown(figures)
+    (BENCH_DIR / "latest.md").write_text(table)
+    fixed = [r for r in figures["runs"] if r["offered_per_s"] is not None]
+    line_chart(
+        BENCH_DIR / "latency_vs_load.png",
+        "PIPELINE LATENCY (ACCEPTED TO LEDGER) VS OFFERED LOAD",
+        "OFFERED EVENTS/S",
+        "MS",
+        [
+            (name.upper(), [(r["offered_per_s"], r["latency"][key]) for r in fixed])
+            for name, key in (("p50", "p50_ms"), ("p95", "p95_ms"), ("p99", "p99_ms"))
+        ],
+    )
+    report("pipeline", {k: v for k, v in figures.items() if not isinstance(v, dict | list)})
+    print(table)
+    assert all(r["ledger_equals_oracle"] for r in figures["runs"]), [
+        r["differences"] for r in figures["runs"]
+    ]

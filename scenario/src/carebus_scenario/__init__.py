@@ -1,0 +1,1 @@
+"""carebus scenario: a regional network's day, its oracle, the player, the demo."""

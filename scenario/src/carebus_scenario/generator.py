@@ -1,0 +1,755 @@
+"""A day in the network: the scheduling feed, the charges of completed visits, the payers'
+remittance files, and the faults a real feed has, as the inputs the adapters receive.
+
+The day, per site:
+
+* the morning schedule load books the day's visits (SIU S12, 06:00 onwards); during the day
+  some are rescheduled (S13), cancelled (S15), checked in (S14 "Arrived") and completed
+  (S14 "Complete") or marked no-show (S26); appointments for the coming weeks are booked,
+  some rescheduled or cancelled again;
+* each completed visit is billed (DFT^P03: the visit code and its ancillaries) within two
+  hours; insured patients pay a copay at check-in, self-pay patients at the desk (FT1 PY);
+  a few charges entered in error are credited back (FT1 CD);
+* the payers' 835 files settle claims of earlier visits: payments, contractual adjustments
+  (CO-45), patient responsibility (PR-1/2/3), denials (CO-50), prompt-pay interest (PLB L6)
+  and one claim reversed (CLP02 = 22) and re-adjudicated.
+
+Channels: most appointments come over HL7 SIU/MLLP, some from the patient portal (FHIR) and a
+few in the CSV export of a satellite clinic; every input of one appointment goes through one
+channel, in order (its *lane*), as one source system would send it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from dataclasses import dataclass, field, replace
+from zoneinfo import ZoneInfo
+
+from carebus_scenario.config import ScenarioConfig
+from carebus_scenario.ids import Ids
+from carebus_scenario.model import (
+    CSV,
+    DFT,
+    FHIR,
+    SIU,
+    X12_INBOX,
+    X12_UPLOAD,
+    AppointmentFact,
+    ChargeFact,
+    Delivery,
+    Fact,
+    PaymentFact,
+    Refusal,
+)
+from carebus_scenario.network import (
+    CSV_SOURCE,
+    DFT_SOURCE,
+    FHIR_SOURCE,
+    SELF_PAY_WEIGHT,
+    SERVICE_BY_CODE,
+    SIU_SOURCE,
+    UNKNOWN_PAYER_EDI,
+    UNKNOWN_PLAN_CODE,
+    Department,
+    Network,
+    PayerItem,
+    Provider,
+    ServiceItem,
+    Site,
+    build_network,
+)
+from carebus_scenario.remittances import PayerDesk, remittance_facts
+from carebus_scenario.render import csv_export, fhir, hl7, x12
+
+STATUS_OF = {
+    "booked": "booked",
+    "rescheduled": "booked",
+    "modified": "booked",
+    "checked_in": "checked_in",
+    "completed": "completed",
+    "cancelled": "cancelled",
+    "no_show": "no_show",
+}
+CANCEL_REASONS = ("Patient request", "Provider unavailable", "Weather", "Scheduled elsewhere")
+
+
+@dataclass(frozen=True)
+class Scenario:
+    config: ScenarioConfig
+    network: Network
+    deliveries: list[Delivery]
+
+    @property
+    def events(self) -> int:
+        """Canonical events the inputs carry (repeats included): the offered load."""
+        return sum(len(d.facts) for d in self.deliveries)
+
+    def channels(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for d in self.deliveries:
+            counts[d.channel] = counts.get(d.channel, 0) + 1
+        return counts
+
+
+@dataclass
+class _Step:
+    at: dt.datetime
+    event: str
+    slot_start: dt.datetime
+    slot_end: dt.datetime
+    reason: str | None = None
+
+    def __post_init__(self) -> None:
+        # HL7 timestamps carry whole seconds; versions derive from them.
+        self.at = self.at.replace(microsecond=0)
+
+
+@dataclass
+class _Appt:
+    appointment_id: str
+    site: Site
+    dept: Department
+    provider: Provider
+    provider_code: str  # what the SIU feed sends (local code; a bad one for faults)
+    service: ServiceItem
+    patient_ref: str
+    payer: PayerItem | None
+    channel: str
+    today: bool
+    fault: str | None = None
+    steps: list[_Step] = field(default_factory=list)
+
+    @property
+    def completed(self) -> _Step | None:
+        return next((s for s in self.steps if s.event == "completed"), None)
+
+    @property
+    def checked_in(self) -> _Step | None:
+        return next((s for s in self.steps if s.event == "checked_in"), None)
+
+
+def generate(config: ScenarioConfig) -> Scenario:
+    return _Generator(config).run()
+
+
+class _Generator:
+    def __init__(self, config: ScenarioConfig) -> None:
+        self.config = config
+        self.rng = random.Random(config.seed)
+        self.network = build_network(config, random.Random(config.network_seed))
+        self.ids = Ids(config.run_tag)
+        self.payers = PayerDesk(self.rng, self.ids, config, self.network)
+        self.deliveries: list[Delivery] = []
+        self.csv_rows: list[tuple[dt.datetime, csv_export.CsvRow, AppointmentFact]] = []
+
+    # -- top level ------------------------------------------------------------------------
+    def run(self) -> Scenario:
+        appts: list[_Appt] = []
+        for site in self.network.sites:
+            appts += self._appointments(site)
+        self._assign_provider_faults(appts)
+        for appt in appts:
+            self._deliver_appointment(appt)
+        self._deliver_csv()
+        self._bill(appts)
+        self._remittances(appts)
+        self._malformed()
+        self._duplicates()
+        self.deliveries.sort(key=lambda d: (d.at, d.seq))
+        for seq, delivery in enumerate(self.deliveries):
+            delivery.seq = seq
+        return Scenario(self.config, self.network, self.deliveries)
+
+    def _add(self, delivery: Delivery) -> Delivery:
+        delivery.seq = len(self.deliveries)
+        self.deliveries.append(delivery)
+        return delivery
+
+    def _chance(self, share: float) -> bool:
+        return self.rng.random() < share
+
+    def _pick_share(self, population: list[_Appt], share: float) -> list[_Appt]:
+        """About ``share`` of the population, at least one when the share is positive."""
+        if share <= 0 or not population:
+            return []
+        count = min(len(population), max(1, round(share * len(population))))
+        return self.rng.sample(population, count)
+
+    # -- appointments ---------------------------------------------------------------------
+    def _day_at(self, site: Site, minutes: float, day: dt.date | None = None) -> dt.datetime:
+        base = dt.datetime.combine(day or self.config.day, dt.time(), tzinfo=ZoneInfo(site.zone))
+        return (base + dt.timedelta(minutes=minutes)).replace(microsecond=0)
+
+    def _channel(self) -> str:
+        roll = self.rng.random()
+        if roll < self.config.csv_share:
+            return CSV
+        if roll < self.config.csv_share + self.config.fhir_share:
+            return FHIR
+        return SIU
+
+    def _payer(self) -> PayerItem | None:
+        payers = self.network.payers
+        weights = [p.weight for p in payers] + [SELF_PAY_WEIGHT]
+        choice = self.rng.choices([*payers, None], weights=weights)[0]
+        return choice
+
+    def _new_appt(self, site: Site, today: bool) -> _Appt:
+        dept = self.rng.choice(site.departments)
+        provider = self.rng.choice(site.providers_of(dept.department_id))
+        evaluation = [c for c in dept.services if SERVICE_BY_CODE[c].evaluation]
+        service = SERVICE_BY_CODE[self.rng.choice(evaluation)]
+        return _Appt(
+            appointment_id=self.ids.next("A"),
+            site=site,
+            dept=dept,
+            provider=provider,
+            provider_code=provider.local_code,
+            service=service,
+            patient_ref=f"MRN{self.rng.randrange(10**7):07d}",
+            payer=self._payer(),
+            channel=self._channel(),
+            today=today,
+        )
+
+    def _slot(
+        self, site: Site, service: ServiceItem, day: dt.date
+    ) -> tuple[dt.datetime, dt.datetime]:
+        # Slots on a quarter hour between 08:00 and 16:45.
+        start = self._day_at(site, 8 * 60 + 15 * self.rng.randrange(36), day)
+        return start, start + dt.timedelta(minutes=service.minutes)
+
+    def _appointments(self, site: Site) -> list[_Appt]:
+        appts = []
+        for _ in range(self.config.appointments_per_site):
+            appt = self._new_appt(site, today=True)
+            self._today_lifecycle(appt)
+            appts.append(appt)
+        for _ in range(max(1, self.config.appointments_per_site // 3)):
+            appt = self._new_appt(site, today=False)
+            self._future_lifecycle(appt)
+            appts.append(appt)
+        return appts
+
+    def _today_lifecycle(self, appt: _Appt) -> None:
+        rng, site = self.rng, appt.site
+        start, end = self._slot(site, appt.service, self.config.day)
+        slot_minutes = (start - self._day_at(site, 0)).total_seconds() / 60
+        booked_at = self._day_at(site, 360 + rng.uniform(0, max(1.0, slot_minutes - 420)))
+        appt.steps.append(_Step(booked_at, "booked", start, end))
+        last = booked_at
+        if self._chance(0.10) and start.hour < 15:
+            moved = last + dt.timedelta(minutes=rng.randint(5, 45))
+            start = start + dt.timedelta(minutes=15 * rng.randint(4, 8))
+            end = start + dt.timedelta(minutes=appt.service.minutes)
+            appt.steps.append(_Step(moved, "rescheduled", start, end))
+            last = moved
+        roll = rng.random()
+        if roll < 0.14:
+            at = last + (start - last) * rng.uniform(0.2, 0.9)
+            appt.steps.append(_Step(at, "cancelled", start, end, rng.choice(CANCEL_REASONS)))
+        elif roll < 0.22:
+            at = start + dt.timedelta(minutes=rng.randint(20, 40))
+            appt.steps.append(_Step(at, "no_show", start, end, "Patient did not arrive"))
+        else:
+            arrived = start - dt.timedelta(minutes=rng.randint(2, 12))
+            done = end + dt.timedelta(minutes=rng.randint(0, 15))
+            appt.steps.append(
+                _Step(max(arrived, last + dt.timedelta(seconds=30)), "checked_in", start, end)
+            )
+            appt.steps.append(_Step(done, "completed", start, end))
+
+    def _future_lifecycle(self, appt: _Appt) -> None:
+        rng, site = self.rng, appt.site
+        day = self.config.day + dt.timedelta(days=rng.randint(1, 21))
+        start, end = self._slot(site, appt.service, day)
+        at = self._day_at(site, rng.uniform(8 * 60, 17 * 60))
+        appt.steps.append(_Step(at, "booked", start, end))
+        if self._chance(0.12):
+            at = at + dt.timedelta(minutes=rng.randint(10, 120))
+            start, end = self._slot(site, appt.service, day + dt.timedelta(days=rng.randint(1, 5)))
+            appt.steps.append(_Step(at, "rescheduled", start, end))
+        if self._chance(0.15):
+            at = at + dt.timedelta(minutes=rng.randint(10, 180))
+            appt.steps.append(_Step(at, "cancelled", start, end, rng.choice(CANCEL_REASONS)))
+
+    def _assign_provider_faults(self, appts: list[_Appt]) -> None:
+        faults = self.config.faults
+        candidates = [a for a in appts if a.channel == SIU]
+        for appt in self._pick_share(candidates, faults.unknown_provider):
+            appt.fault = "unknown_provider"
+            appt.provider_code = f"DR9{self.ids.number('unknown-provider'):04d}"
+        candidates = [a for a in candidates if a.fault is None]
+        for appt in self._pick_share(candidates, faults.inactive_provider):
+            appt.fault = "inactive_provider"
+            appt.provider = appt.site.retired[0]
+            appt.provider_code = appt.provider.local_code
+        # Late updates: a reschedule that reaches us after the change that followed it.
+        rescheduled = [
+            a
+            for a in appts
+            if a.channel == SIU
+            and a.fault is None
+            and any(s.event == "rescheduled" for s in a.steps[:-1])
+        ]
+        for appt in self._pick_share(rescheduled, faults.out_of_order):
+            appt.fault = "out_of_order"
+
+    def _deliver_appointment(self, appt: _Appt) -> None:
+        lane = f"appt:{appt.appointment_id}"
+        planned: list[tuple[dt.datetime, _Step]] = [(s.at, s) for s in appt.steps]
+        if appt.fault == "out_of_order":
+            index = next(i for i, s in enumerate(appt.steps) if s.event == "rescheduled")
+            late = appt.steps[index + 1].at + dt.timedelta(seconds=1)
+            planned[index] = (late, appt.steps[index])
+        for version_no, (send_at, step) in enumerate(planned, 1):
+            if appt.channel == SIU:
+                self._deliver_siu(appt, step, send_at, lane)
+            elif appt.channel == FHIR:
+                self._deliver_fhir(appt, step, version_no, lane)
+            else:
+                self._queue_csv(appt, step)
+
+    def _fact(
+        self, appt: _Appt, step: _Step, key: str, source: str, event: str, code: str
+    ) -> AppointmentFact:
+        return AppointmentFact(
+            key=key,
+            site=appt.site.code,
+            source=source,
+            appointment_id=appt.appointment_id,
+            event=event,
+            status=STATUS_OF[event],
+            version=int(step.at.timestamp() * 1000),
+            provider_code=code,
+            location_code=appt.site.location_id,
+            department_code=appt.dept.department_id,
+            service_code=appt.service.code,
+        )
+
+    def _deliver_siu(self, appt: _Appt, step: _Step, send_at: dt.datetime, lane: str) -> None:
+        control_id = self.ids.next("S", 7)
+        content = hl7.SiuContent(
+            control_id=control_id,
+            sent_at=step.at,
+            site=appt.site.code,
+            event=step.event,
+            appointment_id=appt.appointment_id,
+            patient_ref=appt.patient_ref,
+            provider_code=appt.provider_code,
+            provider_family=appt.provider.family,
+            provider_given=appt.provider.given,
+            location_id=appt.site.location_id,
+            department_id=appt.dept.department_id,
+            service_code=appt.service.code,
+            service_text=appt.service.description,
+            slot_start=step.slot_start,
+            slot_end=step.slot_end,
+            reason=step.reason,
+        )
+        fact = self._fact(
+            appt, step, f"siu:{control_id}", SIU_SOURCE, step.event, appt.provider_code
+        )
+        self._add(
+            Delivery(
+                seq=0,
+                at=send_at,
+                channel=SIU,
+                lane=lane,
+                payload=hl7.siu(content, sender=SIU_SOURCE),
+                facts=(fact,),
+                label=f"SIU {step.event} {appt.appointment_id}",
+            )
+        )
+
+    def _deliver_fhir(self, appt: _Appt, step: _Step, version: int, lane: str) -> None:
+        # The portal has no "rescheduled": a new time is an update of a booked appointment.
+        event = "modified" if step.event == "rescheduled" else step.event
+        if event == "booked" and version > 1:
+            event = "modified"
+        body = fhir.appointment(
+            appointment_id=appt.appointment_id,
+            version=version,
+            updated_at=step.at,
+            event=event,
+            patient_ref=appt.patient_ref,
+            provider_id=appt.provider.provider_id,
+            provider_npi=appt.provider.npi,
+            location_id=appt.site.location_id,
+            department_id=appt.dept.department_id,
+            service_code=appt.service.code,
+            slot_start=step.slot_start,
+            slot_end=step.slot_end,
+            reason=step.reason,
+        )
+        create = version == 1
+        key = f"fhir:{appt.appointment_id}:{version}"
+        self._add(
+            Delivery(
+                seq=0,
+                at=step.at,
+                channel=FHIR,
+                lane=lane,
+                payload=body,
+                facts=(self._fact(appt, step, key, FHIR_SOURCE, event, appt.provider.npi),),
+                label=f"FHIR {event} {appt.appointment_id}",
+                method="POST" if create else "PUT",
+                path="/fhir/Appointment" if create else f"/fhir/Appointment/{appt.appointment_id}",
+                headers={
+                    "Content-Type": "application/fhir+json",
+                    "X-Carebus-Site": appt.site.code,
+                    "X-Carebus-Source-System": FHIR_SOURCE,
+                },
+            )
+        )
+
+    def _queue_csv(self, appt: _Appt, step: _Step) -> None:
+        row = csv_export.CsvRow(
+            appointment_id=appt.appointment_id,
+            status=STATUS_OF[step.event],
+            event=step.event,
+            slot_start=step.slot_start,
+            slot_end=step.slot_end,
+            patient_ref=appt.patient_ref,
+            provider_code=appt.provider.npi,
+            location_code=appt.site.location_id,
+            department_code=appt.dept.department_id,
+            service_code=appt.service.code,
+            reason=step.reason or "",
+            site=appt.site.code,
+            updated_at=step.at,
+        )
+        key = f"csv:{appt.appointment_id}:{step.at.isoformat()}"
+        fact = self._fact(appt, step, key, CSV_SOURCE, step.event, appt.provider.npi)
+        self.csv_rows.append((step.at, row, fact))
+
+    def _deliver_csv(self) -> None:
+        if not self.csv_rows:
+            return
+        # The satellite clinics' export runs in the evening: every change of the day, in order.
+        self.csv_rows.sort(key=lambda item: item[0])
+        last = max(at for at, _, _ in self.csv_rows)
+        self._add(
+            Delivery(
+                seq=0,
+                at=last + dt.timedelta(minutes=30),
+                channel=CSV,
+                lane="csv",
+                payload=csv_export.render_csv([row for _, row, _ in self.csv_rows]),
+                facts=tuple(fact for _, _, fact in self.csv_rows),
+                label=f"CSV export ({len(self.csv_rows)} rows)",
+            )
+        )
+
+    # -- billing --------------------------------------------------------------------------
+    def _bill(self, appts: list[_Appt]) -> None:
+        visits = [a for a in appts if a.completed is not None and a.fault in (None, "out_of_order")]
+        unknown_payer = {
+            id(a)
+            for a in self._pick_share(
+                [v for v in visits if v.payer], self.config.faults.unknown_payer
+            )
+        }
+        for appt in visits:
+            plan = appt.payer.plan_code if appt.payer else ""
+            if id(appt) in unknown_payer:
+                plan = UNKNOWN_PLAN_CODE
+            self._copay(appt)
+            self._charges(appt, plan)
+
+    def _dft(
+        self, appt: _Appt, at: dt.datetime, lines: list[hl7.Ft1], facts: list[Fact], what: str
+    ) -> Delivery:
+        control_id = self.ids.next("D", 7)
+        facts = [replace(f, key=f"dft:{control_id}:{n}") for n, f in enumerate(facts, 1)]
+        return self._add(
+            Delivery(
+                seq=0,
+                at=at,
+                channel=DFT,
+                lane=f"visit:{appt.appointment_id}",
+                payload=hl7.dft(
+                    sender=DFT_SOURCE,
+                    site=appt.site.code,
+                    control_id=control_id,
+                    sent_at=at,
+                    patient_ref=appt.patient_ref,
+                    visit_number=f"V{appt.appointment_id}",
+                    location_id=appt.site.location_id,
+                    department_id=appt.dept.department_id,
+                    lines=lines,
+                ),
+                facts=tuple(facts),
+                label=f"DFT {what} {appt.appointment_id}",
+            )
+        )
+
+    def _copay(self, appt: _Appt) -> None:
+        arrived = appt.checked_in
+        if arrived is None or not self._chance(0.45 if appt.payer else 0.7):
+            return
+        amount = (
+            self.rng.choice((2000, 2500, 4000))
+            if appt.payer
+            else self.rng.choice((5000, 7500, 10000))
+        )
+        payment_id = self.ids.next("PAY")
+        at = arrived.at + dt.timedelta(minutes=1)
+        line = hl7.Ft1(transaction_id=payment_id, kind="PY", at=at, amount_minor=-amount)
+        fact = PaymentFact(
+            key="", site=appt.site.code, source=DFT_SOURCE, payment_id=payment_id,
+            payer_code=None, amount_minor=amount,
+        )  # fmt: skip
+        self._dft(appt, at, [line], [fact], "copay")
+
+    def _charges(self, appt: _Appt, plan: str) -> None:
+        done = appt.completed
+        assert done is not None
+        ancillaries = [c for c in appt.dept.services if not SERVICE_BY_CODE[c].evaluation]
+        codes = [appt.service.code]
+        extra = self.rng.choice((0, 0, 1, 1, 2))
+        codes += self.rng.sample(ancillaries, min(extra, len(ancillaries)))
+        at = done.at + dt.timedelta(minutes=self.rng.randint(5, 120))
+        lines: list[hl7.Ft1] = []
+        facts: list[Fact] = []
+        for code in codes:
+            service = SERVICE_BY_CODE[code]
+            units = self.rng.randint(2, 3) if code == "97110" else 1
+            charge_id = self.ids.next("CHG")
+            line = self._ft1(appt, "CG", charge_id, done.slot_start, service, units, plan)
+            lines.append(line)
+            facts.append(self._charge_fact(appt, line, plan, reversal=False))
+        self._dft(appt, at, lines, facts, "charges")
+        # A charge entered in error is credited back later in the day.
+        for line in lines:
+            if self._chance(0.03):
+                credit = replace(line, kind="CD", amount_minor=-line.amount_minor)
+                fact = self._charge_fact(appt, credit, plan, reversal=True)
+                self._dft(
+                    appt,
+                    at + dt.timedelta(minutes=self.rng.randint(30, 240)),
+                    [credit],
+                    [fact],
+                    "credit",
+                )
+
+    def _ft1(
+        self, appt: _Appt, kind: str, transaction_id: str, at: dt.datetime,
+        service: ServiceItem, units: int, plan: str,
+    ) -> hl7.Ft1:  # fmt: skip
+        return hl7.Ft1(
+            transaction_id=transaction_id,
+            kind=kind,
+            at=at,
+            amount_minor=service.fee_minor * units,
+            units=units,
+            service_code=service.code,
+            service_text=service.description,
+            department_id=appt.dept.department_id,
+            plan_code=plan,
+            location_id=appt.site.location_id,
+            npi=appt.provider.npi,
+            provider_family=appt.provider.family,
+            provider_given=appt.provider.given,
+        )
+
+    def _charge_fact(self, appt: _Appt, line: hl7.Ft1, plan: str, *, reversal: bool) -> ChargeFact:
+        return ChargeFact(
+            key="",
+            site=appt.site.code,
+            source=DFT_SOURCE,
+            charge_id=line.transaction_id,
+            amount_minor=abs(line.amount_minor),
+            provider_code=appt.provider.npi,
+            location_code=appt.site.location_id,
+            department_code=appt.dept.department_id,
+            service_code=line.service_code,
+            payer_code=plan or None,
+            reversal=reversal,
+        )
+
+    # -- remittances ----------------------------------------------------------------------
+    def _remittances(self, appts: list[_Appt]) -> None:
+        visits = sum(1 for a in appts if a.today)
+        count = max(2, round(visits * self.config.remittance_claims_per_visit))
+        by_payer: dict[str, list[x12.Clp]] = {}
+        for _ in range(count):
+            payer = self.rng.choices(
+                self.network.payers, weights=[p.weight for p in self.network.payers]
+            )[0]
+            by_payer.setdefault(payer.payer_id, []).append(self.payers.claim(payer))
+        files: list[tuple[PayerItem, list[x12.Clp]]] = []
+        for payer in self.network.payers:
+            claims = by_payer.get(payer.payer_id, [])
+            per_file = self.config.remittance_files_per_payer
+            for n in range(per_file):
+                chunk = claims[n::per_file]
+                if chunk:
+                    files.append((payer, chunk))
+        base = self.network.sites[0]
+        reversal_done = False
+        inbox_next = False
+        for n, (payer, claims) in enumerate(files):
+            at = self._day_at(base, 8 * 60 + n * (9 * 60 / max(1, len(files))))
+            interest = (
+                (x12.Plb("L6", f"INT{n + 1}", -self.rng.randint(100, 900)),) if n == 0 else ()
+            )
+            produced = self.config.day - dt.timedelta(days=3)
+            remit = self.payers.file(payer, payer.edi_id, claims, produced, interest)
+            channel = X12_UPLOAD
+            if not reversal_done and len(claims) >= 2:
+                # This payer later takes one claim back and pays it again, corrected.
+                reversal_done = True
+                self._deliver_remittance(remit, at, X12_UPLOAD)
+                self._deliver_reversal(payer, claims[0], at + dt.timedelta(hours=4))
+                continue
+            if self.config.use_inbox and inbox_next:
+                channel = X12_INBOX
+            inbox_next = not inbox_next
+            self._deliver_remittance(remit, at, channel)
+        self._faulty_remittances(base)
+
+    def _deliver_remittance(
+        self,
+        remit: x12.RemittanceFile,
+        at: dt.datetime,
+        channel: str,
+        refusal: Refusal | None = None,
+    ) -> Delivery:
+        name = f"{remit.trace_number}.835"
+        facts = () if refusal else tuple(remittance_facts(remit, name, self.config.remittance_site))
+        return self._add(
+            Delivery(
+                seq=0,
+                at=at,
+                channel=channel,
+                lane="x12" if channel == X12_UPLOAD else "inbox",
+                payload=x12.render_835(remit),
+                facts=facts,
+                refusal=refusal,
+                label=name,
+            )
+        )
+
+    def _deliver_reversal(self, payer: PayerItem, original: x12.Clp, at: dt.datetime) -> None:
+        produced = self.config.day - dt.timedelta(days=1)
+        remit = self.payers.file(payer, payer.edi_id, self.payers.reversal(original), produced)
+        self._deliver_remittance(remit, at, X12_UPLOAD)
+
+    def _faulty_remittances(self, base: Site) -> None:
+        faults = self.config.faults
+        payer = self.network.payers[0]
+        if faults.unbalanced_835 > 0:
+            claims = [self.payers.claim(payer, denied=False) for _ in range(2)]
+            remit = self.payers.file(payer, payer.edi_id, claims, self.config.day, misstate=1)
+            refusal = Refusal(
+                "billing_adapter", "contract", "claim_unbalanced", self.config.remittance_site
+            )
+            self._deliver_remittance(remit, self._day_at(base, 11 * 60), X12_UPLOAD, refusal)
+        if faults.unknown_payer_835 > 0:
+            stranger = replace(payer, name="Lakeshore Health Plan", edi_id=UNKNOWN_PAYER_EDI)
+            claims = [self.payers.claim(stranger, denied=False) for _ in range(2)]
+            remit = self.payers.file(stranger, UNKNOWN_PAYER_EDI, claims, self.config.day)
+            channel = X12_INBOX if self.config.use_inbox else X12_UPLOAD
+            self._deliver_remittance(remit, self._day_at(base, 15 * 60), channel)
+
+    # -- faults that are whole inputs -----------------------------------------------------
+    def _malformed(self) -> None:
+        share = self.config.faults.malformed_hl7
+        if share <= 0:
+            return
+        siu_count = sum(1 for d in self.deliveries if d.channel == SIU)
+        dft_count = sum(1 for d in self.deliveries if d.channel == DFT)
+        sites = self.network.sites
+        for _ in range(max(1, round(share * siu_count))):
+            site = self.rng.choice(sites)
+            appt = self._new_appt(site, today=True)
+            self._today_lifecycle(appt)
+            step = appt.steps[0]
+            control_id = self.ids.next("S", 7)
+            content = hl7.SiuContent(
+                control_id=control_id, sent_at=step.at, site=site.code, event="booked",
+                appointment_id=appt.appointment_id, patient_ref=appt.patient_ref,
+                provider_code=appt.provider_code, provider_family=appt.provider.family,
+                provider_given=appt.provider.given, location_id=site.location_id,
+                department_id=appt.dept.department_id, service_code=appt.service.code,
+                service_text=appt.service.description, slot_start=step.slot_start,
+                slot_end=step.slot_end,
+            )  # fmt: skip
+            self._add(
+                Delivery(
+                    seq=0, at=step.at, channel=SIU, lane=f"appt:{appt.appointment_id}",
+                    payload=hl7.siu(content, sender=SIU_SOURCE, drop_pid=True),
+                    refusal=Refusal(
+                        "scheduling_adapter", "mapping", "required_field_missing", site.code
+                    ),
+                    label=f"SIU without PID {appt.appointment_id}",
+                )
+            )  # fmt: skip
+        site = sites[0]
+        self._add(
+            Delivery(
+                seq=0, at=self._day_at(site, 7 * 60), channel=SIU, lane="garbage",
+                payload=hl7.garbage(self.config.run_tag),
+                refusal=Refusal("scheduling_adapter", "contract", "parse_error", None),
+                label="not an HL7 message",
+            )
+        )  # fmt: skip
+        for _ in range(max(1, round(share * dft_count))):
+            site = self.rng.choice(sites)
+            appt = self._new_appt(site, today=True)
+            self._today_lifecycle(appt)
+            service = appt.service
+            line = replace(
+                self._ft1(
+                    appt, "CG", self.ids.next("CHG"), appt.steps[0].slot_start, service, 1, ""
+                ),
+                amount_text=f"{service.fee_minor // 100}.{service.fee_minor % 100:02d}5",
+            )
+            delivery = self._dft(
+                appt, appt.steps[0].slot_end + dt.timedelta(hours=1), [line], [], "bad amount"
+            )
+            delivery.refusal = Refusal("billing_adapter", "contract", "data_type_error", site.code)
+            delivery.label = f"DFT with a malformed amount {appt.appointment_id}"
+
+    def _duplicates(self) -> None:
+        share = self.config.faults.duplicates
+        if share <= 0:
+            return
+        repeatable = [
+            d for d in self.deliveries if d.refusal is None and d.channel in (SIU, DFT, FHIR)
+        ]
+        count = max(1, round(share * len(repeatable)))
+        for original in self.rng.sample(repeatable, min(count, len(repeatable))):
+            payload = original.payload
+            if original.channel == SIU and self._chance(0.5):
+                payload = _resent_with_new_msh7(payload, original.at + dt.timedelta(minutes=2))
+            self._add(
+                replace(
+                    original,
+                    at=original.at + dt.timedelta(seconds=self.rng.randint(1, 600)),
+                    payload=payload,
+                    duplicate=True,
+                    label=f"{original.label} (sent again)",
+                )
+            )
+        uploads = [d for d in self.deliveries if d.channel == X12_UPLOAD and d.refusal is None]
+        if uploads:
+            original = uploads[-1]
+            self._add(
+                replace(
+                    original,
+                    at=original.at + dt.timedelta(minutes=30),
+                    duplicate=True,
+                    label=f"{original.label} (uploaded again)",
+                )
+            )
+
+
+def _resent_with_new_msh7(payload: bytes, sent_at: dt.datetime) -> bytes:
+    """A retransmission: the interface engine re-sends with a fresh MSH-7, same MSH-10."""
+    head, sep, rest = payload.partition(b"\r")
+    fields = head.split(b"|")
+    fields[6] = hl7.ts(sent_at).encode()
+    return b"|".join(fields) + sep + rest

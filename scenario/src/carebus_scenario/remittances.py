@@ -1,0 +1,173 @@
+"""What the payers send: 835 remittance files settling claims of earlier visits.
+
+Claims are adjudicated as payers do: allowed = billed x the payer's allowed share; the rest is
+a CO-45 contractual adjustment; the patient's share (PR-1 deductible, PR-2 coinsurance, PR-3
+copay) is taken off what the payer pays; ~7 % are denied (CO-50, nothing paid). A reversal
+(CLP02 = 22) negates every amount of a paid claim, with claim-level CAS, and its correction
+pays more. :func:`remittance_facts` is what the billing adapter publishes for a file.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from collections.abc import Iterable
+from dataclasses import replace
+
+from carebus_scenario.config import ScenarioConfig
+from carebus_scenario.ids import Ids
+from carebus_scenario.model import AdjustmentFact, ClaimFact, Fact, PaymentFact
+from carebus_scenario.network import FAMILY, SERVICE_BY_CODE, X12_SOURCE, Network, PayerItem
+from carebus_scenario.render import x12
+
+CLAIM_STATUS = {"1": "paid", "4": "denied", "22": "reversed"}
+
+
+class PayerDesk:
+    def __init__(
+        self, rng: random.Random, ids: Ids, config: ScenarioConfig, network: Network
+    ) -> None:
+        self.rng, self.ids, self.config, self.network = rng, ids, config, network
+
+    def _chance(self, share: float) -> bool:
+        return self.rng.random() < share
+
+    def claim(self, payer: PayerItem, *, denied: bool | None = None) -> x12.Clp:
+        rng = self.rng
+        site = rng.choice(self.network.sites)
+        dept = rng.choice(site.departments)
+        evaluation = [c for c in dept.services if SERVICE_BY_CODE[c].evaluation]
+        codes = [rng.choice(evaluation)]
+        ancillaries = [c for c in dept.services if not SERVICE_BY_CODE[c].evaluation]
+        if ancillaries and self._chance(0.4):
+            codes.append(rng.choice(ancillaries))
+        served = self.config.day - dt.timedelta(days=rng.randint(10, 40))
+        denied = self._chance(0.07) if denied is None else denied
+        lines = []
+        patient_total = 0
+        for index, code in enumerate(codes):
+            charge = SERVICE_BY_CODE[code].fee_minor
+            if denied:
+                lines.append(
+                    x12.SvcLine(code, charge, 0, 1, served, (x12.Cas("CO", "50", charge),))
+                )
+                continue
+            allowed = charge * payer.allowed_pct // 100
+            responsibility = self._patient_share(payer, allowed, first=index == 0)
+            adjustments = [x12.Cas("CO", "45", charge - allowed)]
+            if responsibility:
+                group_reason = {"medicare": "2", "other_government": "3"}.get(
+                    payer.payer_class, "3"
+                )
+                if payer.payer_class == "commercial" and responsibility >= 10000:
+                    group_reason = "1"
+                adjustments.append(x12.Cas("PR", group_reason, responsibility))
+            patient_total += responsibility
+            lines.append(
+                x12.SvcLine(code, charge, allowed - responsibility, 1, served, tuple(adjustments))
+            )
+        return x12.Clp(
+            claim_id=self.ids.next("CLM"),
+            status="4" if denied else "1",
+            charge_minor=sum(line.charge_minor for line in lines),
+            paid_minor=sum(line.paid_minor for line in lines),
+            patient_responsibility_minor=patient_total,
+            payer_claim_id=self.ids.next("ICN"),
+            patient_last=rng.choice(FAMILY).upper(),
+            patient_member_id=f"M{rng.randrange(10**9):09d}",
+            lines=tuple(lines),
+        )
+
+    def _patient_share(self, payer: PayerItem, allowed: int, *, first: bool) -> int:
+        if payer.payer_class == "medicaid":
+            return 0
+        if payer.payer_class == "medicare":
+            return allowed // 5  # 20% coinsurance
+        if not first:
+            return 0
+        if payer.payer_class == "commercial" and self._chance(0.2):
+            return min(allowed, 15000)  # deductible not met yet
+        return min(allowed, 2500)  # copay
+
+    def file(
+        self, payer: PayerItem, payer_id: str, claims: list[x12.Clp], produced: dt.date,
+        interest: tuple[x12.Plb, ...] = (), misstate: int | None = None,
+    ) -> x12.RemittanceFile:  # fmt: skip
+        number = self.ids.number("isa")
+        return x12.RemittanceFile(
+            control_number=(self.config.seed % 10_000) * 10_000 + number,
+            payer_name=payer.name,
+            payer_id=payer_id,
+            payee_name="Carebus Health Network",
+            payee_npi=self.network.organisation_npi,
+            trace_number=self.ids.next("EFT"),
+            paid_on=self.config.day,
+            produced_on=produced,
+            claims=tuple(claims),
+            provider_adjustments=interest,
+            misstate_claim=misstate,
+        )
+
+    def reversal(self, original: x12.Clp) -> list[x12.Clp]:
+        """The payer takes a paid claim back (every amount negated, claim-level CAS) and
+        re-adjudicates it at a higher allowed amount."""
+        co = sum(
+            a.amount_minor for line in original.lines for a in line.adjustments if a.group == "CO"
+        )
+        pr = [a for line in original.lines for a in line.adjustments if a.group == "PR"]
+        reversed_claim = replace(
+            original,
+            status="22",
+            charge_minor=-original.charge_minor,
+            paid_minor=-original.paid_minor,
+            patient_responsibility_minor=-original.patient_responsibility_minor,
+            adjustments=(
+                x12.Cas("CO", "45", -co),
+                *(replace(a, amount_minor=-a.amount_minor) for a in pr),
+            ),
+            lines=(),
+        )
+        extra = max(100, co // 3)  # the payer now allows more
+        corrected = replace(
+            original,
+            status="1",
+            paid_minor=original.paid_minor + extra,
+            payer_claim_id=self.ids.next("ICN"),
+            adjustments=(x12.Cas("CO", "45", co - extra), *pr),
+            lines=(),
+        )
+        return [reversed_claim, corrected]
+
+
+def remittance_facts(remit: x12.RemittanceFile, name: str, site: str) -> Iterable[Fact]:
+    """The billing adapter's events for one accepted file: per claim its adjudication, its
+    payment (when it pays anything) and one adjustment per CAS; one per PLB adjustment."""
+    source, payer_code = X12_SOURCE, remit.payer_id
+    base = int(remit.produced_on.strftime("%Y%m%d")) * 100_000
+    for position, claim in enumerate(remit.claims, 1):
+        key = f"x12:{name}:{position}"
+        yield ClaimFact(
+            key=f"{key}:claim", site=site, source=source, claim_id=claim.claim_id,
+            payer_code=payer_code, status=CLAIM_STATUS[claim.status], version=base + position,
+            service_codes=tuple(line.service_code for line in claim.lines),
+        )  # fmt: skip
+        if claim.paid_minor:
+            yield PaymentFact(
+                key=f"{key}:payment", site=site, source=source, payment_id=f"{key}:payment",
+                payer_code=payer_code, amount_minor=claim.paid_minor,
+            )  # fmt: skip
+        cas = [("claim", a) for a in claim.adjustments]
+        cas += [("service_line", a) for line in claim.lines for a in line.adjustments]
+        for n, (scope, adj) in enumerate(cas, 1):
+            yield AdjustmentFact(
+                key=f"{key}:cas{n}", site=site, source=source, adjustment_id=f"{key}:cas{n}",
+                payer_code=payer_code, group=adj.group, reason=adj.reason,
+                amount_minor=adj.amount_minor, scope=scope,
+            )  # fmt: skip
+    for n, plb in enumerate(remit.provider_adjustments, 1):
+        yield AdjustmentFact(
+            key=f"x12:{name}:plb{n}", site=site, source=source,
+            adjustment_id=f"x12:{name}:plb{n}",
+            payer_code=payer_code, group="OA", reason=plb.reason,
+            amount_minor=plb.amount_minor, scope="provider",
+        )  # fmt: skip
