@@ -41,20 +41,7 @@ ENRICHMENT = v.Enrichment(
     time_zone="America/Chicago",
 )
 
-WRAPPERS: dict[type[Event], Callable[..., Event]] = {
-    s.AppointmentBooked: v.ValidatedAppointmentBooked,
-    s.AppointmentRescheduled: v.ValidatedAppointmentRescheduled,
-    s.AppointmentModified: v.ValidatedAppointmentModified,
-    s.AppointmentCancelled: v.ValidatedAppointmentCancelled,
-    s.AppointmentNoShow: v.ValidatedAppointmentNoShow,
-    s.AppointmentCheckedIn: v.ValidatedAppointmentCheckedIn,
-    s.AppointmentCompleted: v.ValidatedAppointmentCompleted,
-    b.ChargePosted: v.ValidatedChargePosted,
-    b.ChargeReversed: v.ValidatedChargeReversed,
-    b.PaymentPosted: v.ValidatedPaymentPosted,
-    b.AdjustmentPosted: v.ValidatedAdjustmentPosted,
-    b.ClaimAdjudicatedV2: v.ValidatedClaimAdjudicated,
-}
+WRAPPERS: dict[type[Event], Callable[..., Event]] = dict(v.VALIDATED_FOR)
 
 # Each appointment event type with the status its appointment has after it.
 APPOINTMENT_KINDS: dict[type[Event], s.AppointmentStatus] = {

@@ -277,20 +277,7 @@ _ENRICHMENT = v.Enrichment(
     time_zone="America/Chicago",
 )
 
-_VALIDATED: dict[type[Event], Callable[..., Event]] = {
-    s.AppointmentBooked: v.ValidatedAppointmentBooked,
-    s.AppointmentRescheduled: v.ValidatedAppointmentRescheduled,
-    s.AppointmentModified: v.ValidatedAppointmentModified,
-    s.AppointmentCancelled: v.ValidatedAppointmentCancelled,
-    s.AppointmentNoShow: v.ValidatedAppointmentNoShow,
-    s.AppointmentCheckedIn: v.ValidatedAppointmentCheckedIn,
-    s.AppointmentCompleted: v.ValidatedAppointmentCompleted,
-    b.ChargePosted: v.ValidatedChargePosted,
-    b.ChargeReversed: v.ValidatedChargeReversed,
-    b.PaymentPosted: v.ValidatedPaymentPosted,
-    b.AdjustmentPosted: v.ValidatedAdjustmentPosted,
-    b.ClaimAdjudicatedV2: v.ValidatedClaimAdjudicated,
-}
+_VALIDATED: dict[type[Event], Callable[..., Event]] = dict(v.VALIDATED_FOR)
 
 
 def _validated(originals: list[Event]) -> list[Event]:

@@ -155,3 +155,19 @@ VALIDATED_EVENTS: tuple[type[Event], ...] = (
     ValidatedAdjustmentPosted,
     ValidatedClaimAdjudicated,
 )
+
+VALIDATED_FOR: dict[type[Event], type[Event]] = {
+    AppointmentBooked: ValidatedAppointmentBooked,
+    AppointmentRescheduled: ValidatedAppointmentRescheduled,
+    AppointmentModified: ValidatedAppointmentModified,
+    AppointmentCancelled: ValidatedAppointmentCancelled,
+    AppointmentNoShow: ValidatedAppointmentNoShow,
+    AppointmentCheckedIn: ValidatedAppointmentCheckedIn,
+    AppointmentCompleted: ValidatedAppointmentCompleted,
+    ChargePosted: ValidatedChargePosted,
+    ChargeReversed: ValidatedChargeReversed,
+    PaymentPosted: ValidatedPaymentPosted,
+    AdjustmentPosted: ValidatedAdjustmentPosted,
+    ClaimAdjudicatedV2: ValidatedClaimAdjudicated,
+}
+"""The ``Validated…`` type that wraps each (current) source event type."""

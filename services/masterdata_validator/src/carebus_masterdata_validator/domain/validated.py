@@ -6,8 +6,6 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Final
 
-from carebus_contracts import billing as b
-from carebus_contracts import scheduling as s
 from carebus_contracts import validated as v
 from carebus_contracts.envelope import Event
 from carebus_shared.jetstream.publish import stage_msg_id
@@ -15,20 +13,7 @@ from carebus_shared.jetstream.publish import stage_msg_id
 STAGE: Final = "masterdata-validator"
 SOURCE_SYSTEM: Final = "carebus-masterdata-validator"
 
-VALIDATED_FOR: Final[dict[type[Event], Callable[..., Event]]] = {
-    s.AppointmentBooked: v.ValidatedAppointmentBooked,
-    s.AppointmentRescheduled: v.ValidatedAppointmentRescheduled,
-    s.AppointmentModified: v.ValidatedAppointmentModified,
-    s.AppointmentCancelled: v.ValidatedAppointmentCancelled,
-    s.AppointmentNoShow: v.ValidatedAppointmentNoShow,
-    s.AppointmentCheckedIn: v.ValidatedAppointmentCheckedIn,
-    s.AppointmentCompleted: v.ValidatedAppointmentCompleted,
-    b.ChargePosted: v.ValidatedChargePosted,
-    b.ChargeReversed: v.ValidatedChargeReversed,
-    b.PaymentPosted: v.ValidatedPaymentPosted,
-    b.AdjustmentPosted: v.ValidatedAdjustmentPosted,
-    b.ClaimAdjudicatedV2: v.ValidatedClaimAdjudicated,
-}
+VALIDATED_FOR: Final[dict[type[Event], Callable[..., Event]]] = dict(v.VALIDATED_FOR)
 
 
 def validated_event(original: Event, enrichment: v.Enrichment, now: datetime) -> Event:
