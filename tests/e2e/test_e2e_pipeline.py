@@ -1,10 +1,13 @@
 """End to end: a small network's day through all five services, as separate processes, with
 real NATS and PostgreSQL; the ledger must equal the oracle to the cent, and every fault must
-end as the exception the oracle names. Then again with the ERP poster SIGKILLed mid-run.
+end as the exception the oracle names. Then again with the ERP poster, and then the mapper,
+SIGKILLed mid-run.
 
 Each test gets its own NATS server and its own database, so what the suite holds is exactly
-what the scenario put there. The ERP poster's ack deadline is shortened to 5 s in these
-stacks (production: 30 s) so that the messages a killed poster held come back quickly.
+what the scenario put there. The ERP poster's and the mapper's ack deadlines are shortened
+to 5 s in these stacks (production: 30 s) so that the messages a killed one held come back
+quickly. The mapper case checks ordering: the entity-ordered stages allow one batch in
+flight, so a dead instance's batch is redelivered before any later event of its entities.
 """
 
 from __future__ import annotations
@@ -26,11 +29,11 @@ from carebus_scenario.player import Player, PlayReport, load_masterdata
 from carebus_scenario.stack import ServiceStack, fresh_database, provision_stack, with_ack_wait
 from carebus_scenario.verify import differences
 from carebus_shared.devstack.nats_server import NatsServer
-from carebus_shared.jetstream.topology import ERP_POSTER, TOPOLOGY
+from carebus_shared.jetstream.topology import ERP_POSTER, MAPPER, TOPOLOGY
 
 pytestmark = pytest.mark.slow
 
-POSTER_BACKOFF_S = (5.0, 10.0, 20.0, 60.0)
+SHORT_BACKOFF_S = (5.0, 10.0, 20.0, 60.0)
 
 
 @pytest.fixture(scope="module")
@@ -49,9 +52,8 @@ async def stack(
 ) -> AsyncIterator[ServiceStack]:
     name = f"carebus_e2e_{uuid.uuid4().hex[:8]}"
     db = await fresh_database(database_url, name)
-    await provision_stack(
-        private_nats.url, db, with_ack_wait(TOPOLOGY, ERP_POSTER, POSTER_BACKOFF_S)
-    )
+    topology = with_ack_wait(TOPOLOGY, ERP_POSTER, SHORT_BACKOFF_S)
+    await provision_stack(private_nats.url, db, with_ack_wait(topology, MAPPER, SHORT_BACKOFF_S))
     services = ServiceStack(
         private_nats.url,
         db,
@@ -123,8 +125,9 @@ async def test_a_day_of_the_network_reaches_the_ledger_exactly_once(
     assert "unknown_provider" in summary
 
 
-async def test_the_same_result_when_the_poster_is_killed_mid_run(
-    scenario: Scenario, expected: Expectation, stack: ServiceStack, tmp_path: Path
+@pytest.mark.parametrize("victim", ["erp-poster", "mapper"])
+async def test_the_same_result_when_a_stage_is_killed_mid_run(
+    victim: str, scenario: Scenario, expected: Expectation, stack: ServiceStack, tmp_path: Path
 ) -> None:
     endpoints = stack.endpoints
     # Offered at a steady 80 events/s, so the kill lands while inputs are still arriving.
@@ -139,11 +142,11 @@ async def test_the_same_result_when_the_poster_is_killed_mid_run(
             await asyncio.sleep(0.1)
     finally:
         await conn.close()
-    assert not play.done(), "the play finished before the poster could be killed mid-run"
+    assert not play.done(), f"the play finished before the {victim} could be killed mid-run"
     assert 0 < posted < expected.journal_count
-    await asyncio.to_thread(stack.kill, "erp-poster")
-    await asyncio.sleep(0.5)  # inputs keep arriving while the poster is down
-    await asyncio.to_thread(stack.start, ["erp-poster"])
+    await asyncio.to_thread(stack.kill, victim)
+    await asyncio.sleep(0.5)  # inputs keep arriving while it is down
+    await asyncio.to_thread(stack.start, [victim])
     report = await play
     assert report.surprises == []
     assert await _verify(stack, expected) == []

@@ -64,6 +64,13 @@ class Topology:
         return next(spec for spec in self.consumers if spec.durable == durable)
 
 
+# Stages whose results depend on the order of events per entity (quarantine queues, version
+# fencing) allow only one batch in flight. After a crash the dead instance's batch stays
+# pending until its ack deadline, and JetStream hands out nothing newer meanwhile, so it is
+# redelivered before any later event of the same entity. Scale such a stage to N replicas by
+# raising this to N x batch size (ordering is then per replica's batch, not global).
+ORDERED_IN_FLIGHT = 200
+
 # Durable consumer names, one per consuming stage; replicas of a service share them.
 VALIDATOR_SCHEDULING = "masterdata-validator-scheduling"
 VALIDATOR_BILLING = "masterdata-validator-billing"
@@ -126,18 +133,21 @@ TOPOLOGY = Topology(
             VALIDATOR_SCHEDULING,
             (s.STREAM_SUBJECTS[s.STREAM_SCHEDULING],),
             "Master-data validation of appointment events",
+            max_ack_pending=ORDERED_IN_FLIGHT,
         ),
         ConsumerSpec(
             s.STREAM_BILLING,
             VALIDATOR_BILLING,
             (s.STREAM_SUBJECTS[s.STREAM_BILLING],),
             "Master-data validation of billing events",
+            max_ack_pending=ORDERED_IN_FLIGHT,
         ),
         ConsumerSpec(
             s.STREAM_VALIDATED,
             MAPPER,
             (s.STREAM_SUBJECTS[s.STREAM_VALIDATED],),
             "Mapping of validated events to journal entries",
+            max_ack_pending=ORDERED_IN_FLIGHT,
         ),
         ConsumerSpec(
             s.STREAM_ERP,
