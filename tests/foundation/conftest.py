@@ -26,9 +26,11 @@ ECHO_TOPOLOGY = Topology(
 def echo_nats(tmp_path: Path) -> Iterator[NatsServer]:
     server = NatsServer(tmp_path / "nats")
     server.start()
-    asyncio.run(provision_topology(server.url, ECHO_TOPOLOGY))
-    yield server
-    server.stop(kill=True)
+    try:  # a failing set-up must not leave the server running
+        asyncio.run(provision_topology(server.url, ECHO_TOPOLOGY))
+        yield server
+    finally:
+        server.stop(kill=True)
 
 
 EchoFactory = Callable[[str, Path, float], ServiceProcess]
