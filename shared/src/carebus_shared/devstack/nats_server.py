@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from carebus_shared.devstack.ports import free_port, wait_for_port
+from carebus_shared.devstack.ports import free_port, stop_process, wait_for_port
 
 HOST = "127.0.0.1"
 
@@ -80,11 +80,4 @@ jetstream {{
     def stop(self, kill: bool = False, timeout_s: float = 15.0) -> None:
         """Stop the server: SIGTERM for a clean shutdown, SIGKILL to simulate a crash."""
         process, self._process = self._process, None
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
-        try:
-            process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
+        stop_process(process, signal.SIGKILL if kill else signal.SIGTERM, timeout_s)

@@ -1,8 +1,9 @@
-"""Free loopback ports, and waiting for a listener to come up."""
+"""Free loopback ports, waiting for a listener to come up, and stopping a server process."""
 
 from __future__ import annotations
 
 import socket
+import subprocess
 import time
 
 
@@ -23,3 +24,15 @@ def wait_for_port(host: str, port: int, timeout_s: float) -> None:
         except OSError:
             time.sleep(0.05)
     raise TimeoutError(f"nothing listening on {host}:{port} after {timeout_s:.0f}s")
+
+
+def stop_process(process: subprocess.Popen[bytes] | None, sig: int, timeout_s: float) -> None:
+    """Send ``sig`` and wait; SIGKILL what has not exited within ``timeout_s``."""
+    if process is None or process.poll() is not None:
+        return
+    process.send_signal(sig)
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=5)

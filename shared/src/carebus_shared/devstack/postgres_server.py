@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from carebus_shared.devstack.ports import free_port
+from carebus_shared.devstack.ports import free_port, stop_process
 
 HOST = "127.0.0.1"
 SERVICE_USER = "carebus_pg"
@@ -208,11 +208,4 @@ class PostgresServer:
     def stop(self, kill: bool = False, timeout_s: float = 30.0) -> None:
         """SIGINT is PostgreSQL's 'fast' shutdown; SIGKILL simulates a crash."""
         process, self._process = self._process, None
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signal.SIGKILL if kill else signal.SIGINT)
-        try:
-            process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
+        stop_process(process, signal.SIGKILL if kill else signal.SIGINT, timeout_s)
