@@ -38,9 +38,9 @@ from carebus_shared.jetstream.topology import VALIDATOR_BILLING, VALIDATOR_SCHED
 
 LedgerKey = tuple[str, str, str]  # (site, account, currency)
 ExceptionKey = tuple[str, str, str]  # (stage, category, reason)
-# Stage names as the exception store holds them, "-" read as "_" (the scheduling adapter
-# writes "scheduling-adapter", the billing adapter "billing_adapter"; the validator its
-# consumer's name): see ``stage_name``.
+# Stage names as the exception store holds them, "-" read as "_" (the adapters write the
+# contract's Stage value, e.g. "billing_adapter"; the validator its consumer's name): see
+# ``stage_name``.
 VALIDATOR_STAGE = {
     SCHEDULING: VALIDATOR_SCHEDULING.replace("-", "_"),
     BILLING: VALIDATOR_BILLING.replace("-", "_"),

@@ -18,7 +18,7 @@ PACKAGE = "carebus_scheduling_adapter"
 SCHEMA = "carebus_scheduling_adapter"  # the PostgreSQL schema this service owns
 ENV_PREFIX = "CAREBUS_SCHEDULING_ADAPTER_"
 # The stage name under which this service's rejected inputs are kept in the exception store.
-STAGE = "scheduling-adapter"
+STAGE = "scheduling_adapter"  # the exception-store stage (carebus_contracts.exceptions.Stage)
 
 Seconds = Annotated[float, msgspec.Meta(gt=0)]
 
