@@ -154,7 +154,7 @@ class ServiceRuntime:
             try:
                 await self.broker.connect()
                 break
-            except (OSError, TimeoutError, Exception) as exc:  # nats raises assorted errors
+            except Exception as exc:  # nats-py raises assorted errors while the server is away
                 log.warning("nats not available yet: %s", exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
