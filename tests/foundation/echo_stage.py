@@ -12,18 +12,13 @@ import asyncio
 import os
 import sys
 from collections.abc import Sequence
-from typing import Annotated, Any
 
-from faststream import Context
-from faststream.nats import NatsRouter
-from faststream.nats.message import NatsBatchMessage
 from nats.aio.msg import Msg
 
 from carebus_shared.config import RuntimeSettings
 from carebus_shared.exceptions.subscriber import exception_capture_router
 from carebus_shared.jetstream.publish import Outgoing, stage_msg_id
 from carebus_shared.jetstream.stage import Forward, Outcome, Reject, Retry
-from carebus_shared.jetstream.subscribe import batch_pull_options
 from carebus_shared.jetstream.topology import EXCEPTION_CAPTURE, TOPOLOGY, ConsumerSpec, StreamSpec
 from carebus_shared.logs import configure_logging
 from carebus_shared.runtime.server import serve
@@ -80,18 +75,14 @@ def main() -> None:
     configure_logging("echo", settings.log_level)
     # Named like a real stage so its exception events get a Stage in the contract.
     runtime = ServiceRuntime("mapper", settings)
-    router = NatsRouter()
 
     async def handle(msgs: Sequence[Msg]) -> list[Outcome]:
         return await echo(msgs, settings.delay_s)
 
-    @router.subscriber(  # type: ignore[untyped-decorator]
-        **batch_pull_options(CONSUMER, settings.batch_size, 0.05)
-    )
-    async def on_batch(_: Any, message: Annotated[NatsBatchMessage, Context("message")]) -> None:
-        await runtime.run_stage_batch("mapper-echo", message.raw_message, handle)
+    async def on_batch(msgs: Sequence[Msg]) -> None:
+        await runtime.run_stage_batch("mapper-echo", msgs, handle)
 
-    runtime.include_router(router, [CONSUMER])
+    runtime.consume(CONSUMER, on_batch, settings.batch_size, 0.005)
     runtime.include_router(
         exception_capture_router(runtime), [TOPOLOGY.consumer(EXCEPTION_CAPTURE)]
     )

@@ -13,7 +13,7 @@ from carebus_erp_poster.adapters.connectors import make_connector
 from carebus_erp_poster.config import PACKAGE, SCHEMA, SERVICE, Settings
 from carebus_erp_poster.entrypoints.periodic import Periodic
 from carebus_erp_poster.entrypoints.routes import journal_routes
-from carebus_erp_poster.entrypoints.subscriber import poster_router
+from carebus_erp_poster.entrypoints.subscriber import consume_journals
 from carebus_erp_poster.faults import KillAfterCommit
 from carebus_erp_poster.handlers import PostJournals, TrackConfirmations
 from carebus_erp_poster.metrics import PosterMetrics
@@ -64,7 +64,7 @@ def build(settings: Settings) -> Litestar:
     )
     confirmations = Periodic("erp-confirmations", tracker.run_once, settings.confirm_poll_s)
 
-    runtime.include_router(poster_router(runtime, poster, spec, settings), [spec])
+    consume_journals(runtime, poster, spec, settings)
     runtime.include_router(
         exception_capture_router(runtime), [TOPOLOGY.consumer(EXCEPTION_CAPTURE)]
     )

@@ -19,7 +19,7 @@ from carebus_masterdata_validator.background import Background
 from carebus_masterdata_validator.config import PACKAGE, SCHEMA, SERVICE, Settings
 from carebus_masterdata_validator.domain.view import MasterDataView
 from carebus_masterdata_validator.entrypoints.http import api_routes
-from carebus_masterdata_validator.entrypoints.subscribers import validation_router
+from carebus_masterdata_validator.entrypoints.subscribers import consume_for_validation
 from carebus_masterdata_validator.handlers.masterdata import MasterData
 from carebus_masterdata_validator.handlers.quarantine import Quarantine
 from carebus_masterdata_validator.handlers.validate import Validator
@@ -70,14 +70,13 @@ def build(settings: Settings) -> Litestar:
         view_wait_s=settings.view_wait_s,
         parked=quarantine.parked,
     )
-    router, consumers = validation_router(
+    consume_for_validation(
         runtime,
         validator,
         (VALIDATOR_SCHEDULING, VALIDATOR_BILLING),
         settings.batch_size,
         settings.batch_max_wait_s,
     )
-    runtime.include_router(router, consumers)
 
     background = Background(watcher.run, outbox.run, quarantine.run, quarantine.run_gauges)
     runtime.on_started.append(background.start)

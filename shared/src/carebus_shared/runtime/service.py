@@ -31,6 +31,7 @@ from carebus_shared.exceptions import store as exception_store
 from carebus_shared.exceptions.events import exception_event
 from carebus_shared.exceptions.store import ExceptionRecord
 from carebus_shared.jetstream.connection import ConnectionState, make_broker
+from carebus_shared.jetstream.consumer import OnBatch, StageConsumer
 from carebus_shared.jetstream.publish import Outgoing, PublishFailed, publish_confirmed
 from carebus_shared.jetstream.stage import BatchHandler, BatchTally, run_batch
 from carebus_shared.jetstream.topology import ConsumerSpec
@@ -58,6 +59,7 @@ class ServiceRuntime:
             settings.nats_url, service, self.nats_state, self.registry, settings.shutdown_grace_s
         )
         self._consumers: list[ConsumerSpec] = []
+        self._stage_consumers: list[StageConsumer] = []
         self._js: JetStreamContext | None = None
         self._js_connection: object = None
         # (owner, package) pairs: the shared exception store first, then the service's own.
@@ -73,6 +75,14 @@ class ServiceRuntime:
         """Add subscribers, naming the provisioned consumers they bind to."""
         self.broker.include_router(router)
         self._consumers.extend(consumers)
+
+    def consume(
+        self, spec: ConsumerSpec, on_batch: OnBatch, batch_size: int, top_up_s: float
+    ) -> None:
+        """Run ``on_batch`` for each batch pulled from the provisioned consumer ``spec``
+        (started once the service is up; stopped, after the batch in hand, on shutdown)."""
+        self._stage_consumers.append(StageConsumer(spec, on_batch, batch_size, top_up_s))
+        self._consumers.append(spec)
 
     # -- dependencies -----------------------------------------------------------------
     @property
@@ -161,6 +171,8 @@ class ServiceRuntime:
         self.nats_state.connected = True
         await self._wait_for_consumers()
         await self.broker.start()
+        for consumer in self._stage_consumers:
+            consumer.start(lambda: self.js)
         for hook in self.on_started:
             await hook()
         self._started.set()
@@ -193,6 +205,9 @@ class ServiceRuntime:
             self._bring_up.cancel()
         for hook in self.on_stopping:
             await hook()
+        await asyncio.gather(
+            *(c.stop(self.settings.shutdown_grace_s) for c in self._stage_consumers)
+        )
         # Stops fetching, waits for in-flight handlers (graceful_timeout), drains the link.
         try:
             await self.broker.stop()

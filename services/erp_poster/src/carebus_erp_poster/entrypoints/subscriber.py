@@ -1,4 +1,4 @@
-"""The JetStream subscriber of the poster: fetch a batch, keep it alive, run the use case."""
+"""The JetStream consumer of the poster: fetch a batch, keep it alive, run the use case."""
 
 from __future__ import annotations
 
@@ -6,17 +6,12 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
-from typing import Annotated, Any
 
-from faststream import Context
-from faststream.nats import NatsRouter
-from faststream.nats.message import NatsBatchMessage
 from nats.aio.msg import Msg
 
 from carebus_erp_poster.config import Settings
 from carebus_erp_poster.domain.journals import STAGE
 from carebus_erp_poster.handlers import PostJournals
-from carebus_shared.jetstream.subscribe import batch_pull_options
 from carebus_shared.jetstream.topology import ConsumerSpec
 from carebus_shared.runtime.service import ServiceRuntime
 
@@ -44,17 +39,11 @@ async def kept_in_progress(msgs: Sequence[Msg], every_s: float) -> AsyncIterator
             await task
 
 
-def poster_router(
+def consume_journals(
     runtime: ServiceRuntime, poster: PostJournals, spec: ConsumerSpec, settings: Settings
-) -> NatsRouter:
-    router = NatsRouter()
-
-    @router.subscriber(  # type: ignore[untyped-decorator]  # kwargs defeat its overloads
-        **batch_pull_options(spec, settings.batch_size, settings.batch_wait_s)
-    )
-    async def on_journals(_: Any, message: Annotated[NatsBatchMessage, Context("message")]) -> None:
-        msgs = message.raw_message
+) -> None:
+    async def on_journals(msgs: Sequence[Msg]) -> None:
         async with kept_in_progress(msgs, settings.ack_keepalive_s):
             await runtime.run_stage_batch(STAGE, msgs, poster.handle)
 
-    return router
+    runtime.consume(spec, on_journals, settings.batch_size, settings.batch_wait_s)

@@ -1,0 +1,125 @@
+"""The stage consumer: batches of what is available, in stream order, one batch at a time."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable, Sequence
+
+import pytest
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext, api
+
+from carebus_shared.jetstream.consumer import StageConsumer
+from carebus_shared.jetstream.topology import ConsumerSpec
+
+
+async def _stream_with_consumer(js: JetStreamContext) -> tuple[ConsumerSpec, str]:
+    tag = uuid.uuid4().hex[:8]
+    stream, subject = f"CONSUMER_{tag}", f"consumer.{tag}"
+    await js.add_stream(name=stream, subjects=[f"{subject}.>"])
+    await js.add_consumer(
+        stream, api.ConsumerConfig(durable_name="stage", ack_wait=30, max_ack_pending=50)
+    )
+    return ConsumerSpec(stream, "stage", (f"{subject}.>",), "test"), subject
+
+
+async def _wait_for(condition: Callable[[], bool], timeout_s: float = 20.0) -> None:
+    for _ in range(int(timeout_s / 0.02)):
+        if condition():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("condition not met in time")
+
+
+async def test_takes_what_is_waiting_in_order_and_one_batch_at_a_time(
+    js: JetStreamContext,
+) -> None:
+    spec, subject = await _stream_with_consumer(js)
+    for n in range(120):
+        await js.publish(f"{subject}.x", str(n).encode())
+    batches: list[list[int]] = []
+    in_flight = 0
+    overlapped = False
+
+    async def on_batch(msgs: Sequence[Msg]) -> None:
+        nonlocal in_flight, overlapped
+        in_flight += 1
+        overlapped |= in_flight > 1
+        batches.append([int(m.data) for m in msgs])
+        await asyncio.sleep(0.01)
+        for m in msgs:
+            await m.ack()
+        in_flight -= 1
+
+    consumer = StageConsumer(spec, on_batch, batch_size=40, top_up_s=0.5, idle_wait_s=0.2)
+    consumer.start(lambda: js)
+    try:
+        await _wait_for(lambda: sum(map(len, batches)) >= 120)
+    finally:
+        await consumer.stop(5.0)
+    assert [n for batch in batches for n in batch] == list(range(120))
+    assert all(len(batch) <= 40 for batch in batches)
+    assert len(batches[0]) > 1  # the waiting messages come as one batch, not one by one
+    assert not overlapped
+
+
+async def test_an_idle_consumer_hands_over_a_new_message_and_stops_cleanly(
+    js: JetStreamContext,
+) -> None:
+    spec, subject = await _stream_with_consumer(js)
+    seen: list[bytes] = []
+
+    async def on_batch(msgs: Sequence[Msg]) -> None:
+        seen.extend(m.data for m in msgs)
+        for m in msgs:
+            await m.ack()
+
+    consumer = StageConsumer(spec, on_batch, batch_size=10, top_up_s=0.005, idle_wait_s=0.3)
+    consumer.start(lambda: js)
+    await asyncio.sleep(0.7)  # at least one idle fetch has come back empty
+    await js.publish(f"{subject}.x", b"late")
+    try:
+        await _wait_for(lambda: seen == [b"late"])
+    finally:
+        assert await consumer.stop(5.0)
+    info = await js.consumer_info(spec.stream, spec.durable)
+    assert info.num_ack_pending == 0
+
+
+async def test_a_failing_batch_does_not_stop_the_consumer(js: JetStreamContext) -> None:
+    spec, subject = await _stream_with_consumer(js)
+    await js.publish(f"{subject}.x", b"boom")
+    await js.publish(f"{subject}.x", b"fine")
+    handled: list[bytes] = []
+
+    async def on_batch(msgs: Sequence[Msg]) -> None:
+        for m in msgs:
+            if m.data == b"boom" and b"boom" not in handled:
+                handled.append(m.data)
+                raise RuntimeError("handler bug")
+            handled.append(m.data)
+            await m.ack()
+
+    consumer = StageConsumer(spec, on_batch, batch_size=1, top_up_s=0.005, idle_wait_s=0.2)
+    consumer.start(lambda: js)
+    try:
+        await _wait_for(lambda: b"fine" in handled)
+    finally:
+        await consumer.stop(5.0)
+    assert handled == [b"boom", b"fine"]
+
+
+@pytest.mark.parametrize("batch_size", [1, 7])
+async def test_stop_without_messages_returns_within_the_idle_wait(
+    js: JetStreamContext, batch_size: int
+) -> None:
+    spec, _ = await _stream_with_consumer(js)
+
+    async def on_batch(msgs: Sequence[Msg]) -> None:
+        raise AssertionError("no messages were published")
+
+    consumer = StageConsumer(spec, on_batch, batch_size=batch_size, idle_wait_s=0.3)
+    consumer.start(lambda: js)
+    await asyncio.sleep(0.5)
+    assert await consumer.stop(timeout_s=5.0)  # it ended by itself, not by the stop timeout
