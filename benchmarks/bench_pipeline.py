@@ -19,6 +19,11 @@ a PNG of latency against offered load (written by ``png_plot``, pure Python).
 ``CAREBUS_BENCH_BACKLOG`` (events, default 100000) and ``CAREBUS_BENCH_RATE_SECONDS``
 (seconds of load per fixed rate, default 20) scale it down on slow machines;
 ``CAREBUS_BENCH_PROFILE=1`` samples every service with py-spy during the flat-out run.
+
+NATS runs with its default ``sync_interval`` (fsync every two minutes; the orientation figures
+in the issue were measured so) for the baseline and the pipeline alike;
+``CAREBUS_BENCH_NATS_SYNC=always`` runs both fsyncing every write, as the dev stack does
+(on this kind of machine that alone caps the raw baseline near 800 events/s).
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import uvloop
 from bench_report import BENCH_DIR, report
 from png_plot import line_chart
 from raw_hops import run as raw_run
@@ -65,6 +71,7 @@ RATE_SECONDS = float(os.environ.get("CAREBUS_BENCH_RATE_SECONDS", "20"))
 BACKLOG_EVENTS = int(os.environ.get("CAREBUS_BENCH_BACKLOG", "100000"))
 FLAT_OUT_EVENTS = int(os.environ.get("CAREBUS_BENCH_EVENTS", "16800"))  # the 40-site day
 PROFILE = os.environ.get("CAREBUS_BENCH_PROFILE") == "1"
+NATS_SYNC = os.environ.get("CAREBUS_BENCH_NATS_SYNC") or None  # None: the server's default
 SITES = 40
 EVENTS_PER_VISIT = 7.0  # what the default mix yields per visit of the day (measured)
 REMITTANCE_SITE = "CBO"
@@ -168,6 +175,7 @@ async def measure(
     since = dt.datetime.now(dt.UTC)
     cpu = CpuMeter(pids, grouped={name for name in pids if name.startswith("postgres")})
     cpu.start()
+    own_cpu = time.process_time()  # this process: the scenario player and the sampling
     sampler = StageSampler(endpoints.nats_url)
     stop = asyncio.Event()
     sampling = asyncio.create_task(sampler.run(stop))
@@ -179,6 +187,7 @@ async def measure(
     stop.set()
     await sampling
     used = cpu.stop()
+    player_cpu_s = time.process_time() - own_cpu
     latency, last_commit = await journal_latency(
         endpoints.database_url, since, acceptance_times(played)
     )
@@ -208,6 +217,7 @@ async def measure(
         )
         / events
         * 1000,
+        "load_generator_cpu_s": round(player_cpu_s, 2),
         "ledger_equals_oracle": not problems,
         "differences": problems[:10],
         "unexpected_answers": played.surprises[:10],
@@ -298,6 +308,8 @@ def markdown(figures: dict[str, Any]) -> str:
         + ", ".join(f"{k} {v:,.0f}" for k, v in figures["runs"][0]["stage_msgs_per_s"].items()),
         "- peak memory (MiB): "
         + ", ".join(f"{k} {v:,.0f}" for k, v in figures["peak_memory_mib"].items()),
+        f"- NATS sync_interval: {figures['nats_sync_interval']}; load generator CPU (flat out): "
+        f"{figures['runs'][0]['load_generator_cpu_s']:.1f} s",
         f"- load average before/after: {figures['load_average_before']} / "
         f"{figures['load_average_after']}",
     ]
@@ -344,6 +356,7 @@ async def bench(nats: NatsServer, server_db: str, workdir: Path) -> dict[str, An
         "runs": runs,
         "backlog": backlog_run,
         "peak_memory_mib": peaks,
+        "nats_sync_interval": NATS_SYNC or "server default (2m)",
         "load_average_before": load_before,
         "load_average_after": [round(x, 2) for x in os.getloadavg()],
     }
@@ -351,10 +364,11 @@ async def bench(nats: NatsServer, server_db: str, workdir: Path) -> dict[str, An
 
 
 def test_pipeline_end_to_end(database_url: str, tmp_path: Path) -> None:
-    nats = NatsServer(tmp_path / "nats")
+    nats = NatsServer(tmp_path / "nats", sync_interval=NATS_SYNC)
     nats.start()
     try:
-        figures = asyncio.run(bench(nats, database_url, tmp_path))
+        # uvloop, like the services: the player and the raw producer share these two cores.
+        figures = uvloop.run(bench(nats, database_url, tmp_path))
     finally:
         nats.stop()
     BENCH_DIR.mkdir(parents=True, exist_ok=True)
