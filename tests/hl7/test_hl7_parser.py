@@ -64,6 +64,24 @@ def test_repetitions_components_and_null() -> None:
     assert msg.all("ZXX")[0].value(1) == "custom"  # Z-segments stay in the message
 
 
+def test_repeated_reads_give_the_same_values_and_segment_lists_are_copies() -> None:
+    msg = parse_message("\r".join([MSH, *BODY, "PID|2||MRN3"]))
+    pid = msg.segment("PID")
+    assert pid is not None
+    first = [(f.component(1), f.component(4)) for f in pid.repetitions(3)]
+    assert [(f.component(1), f.component(4)) for f in pid.repetitions(3)] == first
+    assert pid.value(3, 4, rep=2) == "OTHER" == pid.value(3, 4, rep=2)
+    assert pid.value(3, rep=3) is None
+    assert pid.field(99) is None
+    assert pid.repetitions(99) == ()
+    found = msg.all("PID")
+    found.clear()  # a caller's list, not the message's index
+    assert [s.index for s in msg.all("PID")] == [1, 2]
+    assert msg.segment("PID") is pid
+    assert msg.segment("AIS") is None
+    assert msg.all("AIS") == []
+
+
 def test_msh_numbering_and_encoding_characters_are_not_split() -> None:
     msg = parse_message(MSH)
     assert msg.msh.value(1) == "|"
@@ -145,13 +163,25 @@ class TestTimestamps:
             ("202403", datetime(2024, 3, 1)),
             ("20240305", datetime(2024, 3, 5)),
             ("2024030507", datetime(2024, 3, 5, 7)),
+            ("202403050708", datetime(2024, 3, 5, 7, 8)),
+            ("20240305070809.5", datetime(2024, 3, 5, 7, 8, 9, 500_000)),
         ],
     )
     def test_partial_precision(self, text: str, expected: datetime) -> None:
         assert parse_dtm(text, "UTC") == expected.replace(tzinfo=UTC)
 
     @pytest.mark.parametrize(
-        "text", ["", "abc", "20241", "20240230", "202401011200.5", "20240101+9900", "2024-01-01"]
+        "text",
+        [
+            "",
+            "abc",
+            "20241",
+            "20240230",
+            "202401011200.5",
+            "20240101+9900",
+            "2024-01-01",
+            "202401010000000",
+        ],
     )
     def test_invalid(self, text: str) -> None:
         with pytest.raises(InvalidTimestamp):

@@ -221,3 +221,13 @@ async def test_graceful_close_finishes_in_flight_message(registry: CollectorRegi
     assert await busy.closed_by_server()
     await asyncio.wait_for(closing, TIMEOUT)
     await asyncio.gather(busy.close(), idle.close())
+
+
+def test_metrics_count_unknown_results_under_unknown(registry: CollectorRegistry) -> None:
+    metrics = MllpMetrics(registry)
+    metrics.message("aa")
+    metrics.message("aa")
+    metrics.message("zz")
+    assert sample_value(registry, "carebus_mllp_messages_total", result="aa") == 2
+    assert sample_value(registry, "carebus_mllp_messages_total", result="unknown") == 1
+    assert sample_value(registry, "carebus_mllp_messages_total", result="zz") == 0

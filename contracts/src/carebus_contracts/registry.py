@@ -8,6 +8,7 @@ consumer only ever handles current types.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -116,6 +117,7 @@ class ContractInfo:
         return subjects.subject(self.domain, self.entity, self.event, self.major, site)
 
 
+@functools.lru_cache(maxsize=256)  # every decoded message asks; there are few versions
 def parse_version(schema_version: str) -> tuple[int, int]:
     """``"2.1"`` → (2, 1); a bare major (``"2"``) means minor 0."""
     match = _VERSION_RE.match(schema_version.strip())

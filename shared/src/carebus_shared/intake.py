@@ -38,6 +38,7 @@ class Intake:
             ["source"],
             registry=runtime.registry,
         )
+        self._published_children: dict[str, tuple[Counter, Counter]] = {}
 
     async def publish(
         self, source: str, events: Sequence[Event], *, inputs: int = 1
@@ -49,9 +50,18 @@ class Intake:
         """
         outgoing = [Outgoing(subject_for(e), encode(e), e.event_id, headers_for(e)) for e in events]
         acks = await publish_confirmed(self._runtime.js, outgoing, self._timeout)
-        self._inputs.labels(source, "accepted").inc(inputs)
-        self._events.labels(source).inc(len(outgoing))
+        accepted, published = self._published_counters(source)
+        accepted.inc(inputs)
+        published.inc(len(outgoing))
         return acks
+
+    def _published_counters(self, source: str) -> tuple[Counter, Counter]:
+        """The labelled children for ``source``, looked up once: ``labels()`` costs per call."""
+        children = self._published_children.get(source)
+        if children is None:
+            children = (self._inputs.labels(source, "accepted"), self._events.labels(source))
+            self._published_children[source] = children
+        return children
 
     async def reject(
         self,

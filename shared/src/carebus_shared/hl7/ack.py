@@ -8,8 +8,8 @@ defaults, so a NAK can always be built.
 
 from __future__ import annotations
 
+import random
 import re
-import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Final
@@ -135,7 +135,7 @@ def build_ack(
         format_dtm(now or datetime.now(UTC)),
         "",
         message_type,
-        control_id or uuid.uuid4().hex[:20],
+        control_id or _new_control_id(),
         header.processing_id,
         header.version,
     ]
@@ -149,6 +149,11 @@ def build_ack(
     if error is not None:
         segments.append(_err_segment(error, enc, version))
     return "\r".join(segments).encode(header.codec, errors="replace")
+
+
+def _new_control_id() -> str:
+    """20 hex digits for the ACK's MSH-10: unique, not secret, so no urandom call per ACK."""
+    return f"{random.getrandbits(80):020x}"
 
 
 def _err_segment(error: Hl7Error, enc: EncodingCharacters, version: str) -> str:

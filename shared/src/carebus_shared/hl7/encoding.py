@@ -105,7 +105,7 @@ def _resolve(seq: str, simple: dict[str, str], charset: str) -> str | None:
 
 def escape(text: str, enc: EncodingCharacters = DEFAULT_ENCODING) -> str:
     """Escape delimiters so ``text`` can be written as one HL7 leaf value."""
-    if not enc.escape:
+    if not enc.escape or not text:  # every AA carries an empty MSA-3
         return text
     esc = enc.escape
     text = text.replace("\r\n", "\n")

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from functools import lru_cache
 from typing import Final
 
 from carebus_shared.hl7.encoding import EncodingCharacters, unescape
@@ -33,6 +34,7 @@ HL7_NULL: Final = '""'
 _BOM: Final = b"\xef\xbb\xbf"
 _SEGMENT_SPLIT: Final = re.compile(r"\r\n|\r|\n")
 _SEGMENT_NAME: Final = re.compile(r"^[A-Z][A-Z0-9]{2}$")
+_LINE_END: Final = re.compile(rb"[\r\n]")
 _MSH18_CODECS: Final[dict[str, str]] = {
     "": "utf-8",
     "ASCII": "ascii",
@@ -66,20 +68,24 @@ class Field:
         ``sub=None`` returns the whole component, subcomponent separators included (for
         free-text fields where senders forget to escape ``&``).
         """
-        if self._components is None:
+        components = self._components
+        if components is None:
             sep = self._enc.component
-            self._components = self.raw.split(sep) if sep else [self.raw]
-        if component > len(self._components):
+            components = self._components = self.raw.split(sep) if sep else [self.raw]
+        if component > len(components):
             return None
-        text = self._components[component - 1]
-        if sub is not None and self._enc.subcomponent and self._enc.subcomponent in text:
-            parts = text.split(self._enc.subcomponent)
-            text = parts[sub - 1] if sub <= len(parts) else ""
-        elif sub is not None and sub > 1:
-            text = ""
+        text = components[component - 1]
+        if sub is not None:
+            subsep = self._enc.subcomponent
+            if subsep and subsep in text:
+                parts = text.split(subsep)
+                text = parts[sub - 1] if sub <= len(parts) else ""
+            elif sub > 1:
+                text = ""
         if not text or text == HL7_NULL:
             return None
-        return unescape(text, self._enc, self._charset)
+        escape = self._enc.escape
+        return unescape(text, self._enc, self._charset) if escape and escape in text else text
 
     def __repr__(self) -> str:
         return f"Field({self.raw!r})"
@@ -88,7 +94,7 @@ class Field:
 class Segment:
     """One segment; ``index`` is its 1-based position among segments of the same name."""
 
-    __slots__ = ("_charset", "_enc", "_fields", "index", "name", "raw")
+    __slots__ = ("_charset", "_enc", "_fields", "_repetitions", "index", "name", "raw")
 
     def __init__(
         self, raw: str, fields: list[str], enc: EncodingCharacters, charset: str, index: int
@@ -99,21 +105,29 @@ class Segment:
         self._enc = enc
         self._charset = charset
         self.index = index
+        # Mappers read the same fields many times (SCH-11 for start, end and duration):
+        # each field is split into its repetitions once, and each Field keeps its components.
+        self._repetitions: dict[int, tuple[Field, ...]] = {}
 
     def raw_field(self, n: int) -> str:
         """Escaped text of field ``n`` with all repetitions; ``""`` if absent."""
         return self._fields[n] if 0 < n < len(self._fields) else ""
 
-    def repetitions(self, n: int) -> list[Field]:
+    def repetitions(self, n: int) -> tuple[Field, ...]:
         """Non-empty repetitions of field ``n`` (MSH-1/MSH-2 are never split)."""
+        cached = self._repetitions.get(n)
+        if cached is None:
+            cached = self._repetitions[n] = self._split_repetitions(n)
+        return cached
+
+    def _split_repetitions(self, n: int) -> tuple[Field, ...]:
         raw = self.raw_field(n)
         if not raw:
-            return []
-        if (self.name == "MSH" and n <= 2) or not self._enc.repetition:
-            parts = [raw]
-        else:
-            parts = raw.split(self._enc.repetition)
-        return [Field(part, self._enc, self._charset) for part in parts if part]
+            return ()
+        rep = self._enc.repetition
+        if not rep or rep not in raw or (self.name == "MSH" and n <= 2):
+            return (Field(raw, self._enc, self._charset),)
+        return tuple(Field(part, self._enc, self._charset) for part in raw.split(rep) if part)
 
     def field(self, n: int, rep: int = 1) -> Field | None:
         reps = self.repetitions(n)
@@ -121,10 +135,10 @@ class Segment:
 
     def value(self, n: int, component: int = 1, sub: int | None = 1, rep: int = 1) -> str | None:
         """Unescaped leaf value at ``n.component.sub`` of repetition ``rep``, or ``None``."""
-        if self.name == "MSH" and n <= 2:
+        if n <= 2 and self.name == "MSH":
             return self.raw_field(n) or None
-        fld = self.field(n, rep)
-        return fld.component(component, sub) if fld is not None else None
+        reps = self.repetitions(n)
+        return reps[rep - 1].component(component, sub) if rep <= len(reps) else None
 
     def is_null(self, n: int) -> bool:
         return self.raw_field(n) == HL7_NULL
@@ -140,7 +154,7 @@ class Segment:
 class Hl7Message:
     """A parsed message: segments in order, plus header shortcuts."""
 
-    __slots__ = ("charset", "encoding", "segments", "text")
+    __slots__ = ("_by_name", "charset", "encoding", "segments", "text")
 
     def __init__(
         self, segments: list[Segment], encoding: EncodingCharacters, charset: str, text: str
@@ -149,16 +163,21 @@ class Hl7Message:
         self.encoding = encoding
         self.charset = charset
         self.text = text
+        # Segments by name, in message order: mappers look most names up several times.
+        self._by_name: dict[str, list[Segment]] = {}
+        for segment in self.segments:
+            self._by_name.setdefault(segment.name, []).append(segment)
 
     @property
     def msh(self) -> Segment:
         return self.segments[0]
 
     def segment(self, name: str) -> Segment | None:
-        return next((s for s in self.segments if s.name == name), None)
+        found = self._by_name.get(name)
+        return found[0] if found else None
 
     def all(self, name: str) -> list[Segment]:
-        return [s for s in self.segments if s.name == name]
+        return list(self._by_name.get(name, ()))
 
     def __iter__(self) -> Iterator[Segment]:
         return iter(self.segments)
@@ -204,12 +223,18 @@ def _declared_charset(raw: bytes) -> str:
     start = raw.find(b"MSH")
     if start < 0 or len(raw) < start + 4:
         return ""
-    header = re.split(rb"[\r\n]", raw[start:], maxsplit=1)[0]
+    header = _LINE_END.split(raw[start:], maxsplit=1)[0]
     fields = header.split(raw[start + 3 : start + 4])
     # fields[0]="MSH", fields[1]=MSH-2 ... so MSH-18 is fields[17]; first repetition wins.
     if len(fields) <= 17:
         return ""
     return fields[17].split(b"~")[0].decode("ascii", errors="replace").strip()
+
+
+@lru_cache(maxsize=32)
+def _encoding_characters(field_separator: str, msh2: str) -> EncodingCharacters:
+    """Validated delimiters; a feed sends the same MSH-1/MSH-2 every time, so check it once."""
+    return EncodingCharacters.from_msh(field_separator, msh2)
 
 
 def parse_message(raw: bytes | str) -> Hl7Message:
@@ -222,7 +247,7 @@ def parse_message(raw: bytes | str) -> Hl7Message:
     field_sep = lines[0][3]
     msh_fields = lines[0].split(field_sep)
     try:
-        enc = EncodingCharacters.from_msh(field_sep, msh_fields[1])
+        enc = _encoding_characters(field_sep, msh_fields[1])
     except ValueError as exc:
         raise Hl7ParseError(str(exc), "MSH-2") from exc
 

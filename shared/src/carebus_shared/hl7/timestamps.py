@@ -15,8 +15,8 @@ from typing import Final
 from zoneinfo import ZoneInfo
 
 _DTM_RE: Final = re.compile(
-    r"^(?P<digits>\d{4}(?:\d{2}){0,5})(?:\.(?P<fraction>\d{1,4}))?"
-    r"(?P<offset>[+-]\d{4})?$"
+    r"^(\d{4})(?:(\d\d)(?:(\d\d)(?:(\d\d)(?:(\d\d)(?:(\d\d))?)?)?)?)?"  # YYYY[MM[DD[HH[MM[SS]]]]]
+    r"(?:\.(?P<fraction>\d{1,4}))?(?P<offset>[+-]\d{4})?$"
 )
 
 
@@ -39,24 +39,41 @@ def parse_dtm(value: str, default_tz: tzinfo | str) -> datetime:
     match = _DTM_RE.match(value.strip())
     if match is None:
         raise InvalidTimestamp(f"not an HL7 timestamp: {value!r}")
-    digits = match["digits"]
+    year, month, day, hour, minute, second = match.groups()[:6]
     fraction = match["fraction"]
-    if fraction is not None and len(digits) != 14:
+    if fraction is not None and second is None:
         raise InvalidTimestamp(f"fractional seconds without seconds: {value!r}")
-    parts = [int(digits[0:4])] + [int(digits[i : i + 2]) for i in range(4, len(digits), 2)]
-    year, month, day, hour, minute, second = parts + [1, 1, 0, 0, 0][len(parts) - 1 :]
-    microsecond = int((fraction or "0").ljust(6, "0"))
-    tz = _offset(match["offset"], value) if match["offset"] else resolve_zone(default_tz)
+    microsecond = int(fraction.ljust(6, "0")) if fraction else 0
+    offset = match["offset"]
+    tz = _offset(offset, value) if offset else resolve_zone(default_tz)
     try:
-        return datetime(year, month, day, hour, minute, second, microsecond, tzinfo=tz)
+        return datetime(
+            int(year),
+            int(month or 1),
+            int(day or 1),
+            int(hour or 0),
+            int(minute or 0),
+            int(second or 0),
+            microsecond,
+            tzinfo=tz,
+        )
     except ValueError as exc:
         raise InvalidTimestamp(f"impossible date/time {value!r}: {exc}") from exc
 
 
 def _offset(text: str, value: str) -> timezone:
+    zone = _fixed_zone(text)
+    if zone is None:
+        raise InvalidTimestamp(f"offset out of range: {value!r}")
+    return zone
+
+
+@lru_cache(maxsize=128)
+def _fixed_zone(text: str) -> timezone | None:
+    """``+HHMM``/``-HHMM`` → its zone (None if out of range); a feed repeats a few offsets."""
     hours, minutes = int(text[1:3]), int(text[3:5])
     if hours > 14 or minutes > 59:
-        raise InvalidTimestamp(f"offset out of range: {value!r}")
+        return None
     delta = timedelta(hours=hours, minutes=minutes)
     return timezone(-delta if text[0] == "-" else delta)
 

@@ -1,10 +1,11 @@
 """Glue between the MLLP server and an adapter: parse, process, acknowledge.
 
 ``process`` maps the message and awaits the JetStream publish ack of the canonical
-event.  It raises :class:`Hl7Error` (usually ``Hl7MappingError``) for messages that
-cannot be mapped → AE, or AR for unsupported type/event/version; anything else it
-raises (broker down, timeout) propagates so the server sends no ACK and the sender
-retries.  AA therefore always means "published and acknowledged by JetStream".
+event (what it returns is ignored).  It raises :class:`Hl7Error` (usually
+``Hl7MappingError``) for messages that cannot be mapped → AE, or AR for unsupported
+type/event/version; anything else it raises (broker down, timeout) propagates so the
+server sends no ACK and the sender retries.  AA therefore always means "published and
+acknowledged by JetStream".
 
 ``on_reject(raw, message, error)`` (optional) keeps a rejected input before its AE/AR is
 sent (``message`` is None when the bytes did not parse); if it raises, no ACK is sent, so
@@ -28,7 +29,7 @@ OnReject: TypeAlias = Callable[[bytes, Hl7Message | None, Hl7Error], Awaitable[N
 
 
 def hl7_handler(
-    process: Callable[[Hl7Message], Awaitable[None]], on_reject: OnReject | None = None
+    process: Callable[[Hl7Message], Awaitable[object]], on_reject: OnReject | None = None
 ) -> MllpHandler:
     async def handle(raw: bytes) -> bytes:
         try:

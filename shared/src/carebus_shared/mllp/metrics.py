@@ -49,11 +49,11 @@ class MllpMetrics:
             "Frames over the size limit (answered with AR, or the connection closed).",
             registry=registry,
         )
-        for result in RESULTS:
-            self.messages.labels(result=result)
+        # One child per result, looked up once: ``labels()`` per message is measurable CPU.
+        self._results = {result: self.messages.labels(result=result) for result in RESULTS}
 
     def message(self, result: str) -> None:
-        self.messages.labels(result=result if result in RESULTS else "unknown").inc()
+        self._results.get(result, self._results["unknown"]).inc()
 
 
 _default: MllpMetrics | None = None

@@ -134,7 +134,10 @@ class MllpServer:
         decoder = MllpDecoder(limits.max_message_bytes)
         while not self._closing:
             try:
-                data = await asyncio.wait_for(reader.read(limits.read_chunk), limits.idle_timeout)
+                # asyncio.timeout runs the read in this task; wait_for would wrap every read
+                # (in practice every message) in a task of its own.
+                async with asyncio.timeout(limits.idle_timeout):
+                    data = await reader.read(limits.read_chunk)
             except TimeoutError:
                 self._metrics.idle_timeouts.inc()
                 log.info("MLLP connection idle for %.0f s, closing", limits.idle_timeout)
@@ -182,7 +185,8 @@ class MllpServer:
 
     async def _call_handler(self, payload: bytes) -> bytes | None:
         try:
-            ack = await asyncio.wait_for(self._handler(payload), self._limits.handler_timeout)
+            async with asyncio.timeout(self._limits.handler_timeout):
+                ack = await self._handler(payload)
         except TimeoutError:
             self._metrics.message("no_ack_timeout")
             log.error("MLLP handler timed out; no ACK sent, the sender will retry")

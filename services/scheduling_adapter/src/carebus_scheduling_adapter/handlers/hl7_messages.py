@@ -65,10 +65,7 @@ class Hl7Messages:
         self._clock = clock
 
     def mllp_handler(self) -> MllpHandler:
-        async def process(message: Hl7Message) -> None:
-            await self.process(message)
-
-        return hl7_handler(process, self.reject)
+        return hl7_handler(self.process, self.reject)
 
     async def process(self, message: Hl7Message) -> str:
         """Publish the message's event and return its id; raises Hl7Error if unmappable."""

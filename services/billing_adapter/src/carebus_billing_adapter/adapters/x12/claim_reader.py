@@ -97,7 +97,8 @@ def read_cas(reader: ElementReader, segment: Segment) -> list[AdjustmentDraft]:
     adjustments = []
     for triplet in range(_CAS_TRIPLETS):
         reason_at, amount_at, quantity_at = 2 + 3 * triplet, 3 + 3 * triplet, 4 + 3 * triplet
-        if not any(segment.element(n) for n in (reason_at, amount_at, quantity_at)):
+        # The triplet's elements (elements[0] is CAS01); a slice past the end is empty.
+        if not any(segment.elements[reason_at - 1 : quantity_at]):
             if triplet == 0:
                 reader.text(segment, reason_at, required=True)
             continue
