@@ -204,3 +204,73 @@ def test_write_rules_name_the_field() -> None:
     )
     assert kv_key("provider", "1234^SMITH JOHN").startswith("provider.")
     assert " " not in kv_key("provider", "1234^SMITH JOHN")
+
+
+def test_each_failure_waits_for_exactly_the_master_data_that_could_fix_it() -> None:
+    view = _view()
+    _load(
+        view,
+        CrossReference(
+            source_system="epic",
+            kind=EntityKind.PROVIDER,
+            source_code="GHOST",
+            canonical_id="P-404",
+        ),
+    )
+    cases = {
+        # Unknown code: its cross-reference, or the code as a canonical id.
+        "DR-NEW": ("unknown_provider", ("xref:epic:provider:DR-NEW", "provider:DR-NEW")),
+        # Cross-referenced to a provider that does not exist (yet): that provider too.
+        "GHOST": (
+            "unknown_provider",
+            ("xref:epic:provider:GHOST", "provider:GHOST", "provider:P-404"),
+        ),
+        # Tried as an NPI: a provider with that NPI would fix it.
+        VALID_NPIS[3]: (
+            "unknown_provider",
+            (
+                f"xref:epic:provider:{VALID_NPIS[3]}",
+                f"provider:{VALID_NPIS[3]}",
+                f"provider_npi:{VALID_NPIS[3]}",
+            ),
+        ),
+        "9941339109": (
+            "invalid_npi",
+            ("xref:epic:provider:9941339109", "provider:9941339109", "provider_npi:9941339109"),
+        ),
+    }
+    for code, (reason, waits) in cases.items():
+        event = appointment(site="S1", source="epic", appointment_id="A1", provider_code=code)
+        (failure,) = validate(view, event).failures
+        assert (failure.reason, failure.wait_keys) == (reason, waits), code
+    # In effect no more on the visit date, found through its NPI: the NPI and the provider.
+    late = appointment(
+        site="S1",
+        source="epic",
+        appointment_id="A2",
+        on=dt.date(2025, 4, 1),
+        provider_code=VALID_NPIS[0],
+    )
+    (failure,) = validate(view, late).failures
+    assert failure.reason == "inactive_provider"
+    assert failure.wait_keys == (
+        f"xref:epic:provider:{VALID_NPIS[0]}",
+        f"provider:{VALID_NPIS[0]}",
+        f"provider_npi:{VALID_NPIS[0]}",
+        "provider:P-1",
+    )
+    assert "not in effect on 2025-04-01" in failure.message
+
+
+def test_a_record_removed_from_the_view_no_longer_resolves() -> None:
+    view = _view()
+    spec = BY_MODEL[Location]
+    event = appointment(site="S1", source="x", appointment_id="A1", location_code="L-1")
+    (failure,) = validate(view, event).failures  # resolves, but its cost centre is out of date
+    assert failure.reason == "inactive_cost_centre"
+    assert view.remove(spec.kv_key("L-1")) == {"location:L-1"}
+    (failure,) = validate(view, event).failures
+    assert (failure.reason, failure.wait_keys) == (
+        "unknown_location",
+        ("xref:x:location:L-1", "location:L-1"),
+    )

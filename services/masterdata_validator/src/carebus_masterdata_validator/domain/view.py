@@ -7,6 +7,7 @@ wait for master data (see :mod:`carebus_masterdata_validator.domain.validation`)
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date
 from typing import Final
 
@@ -109,6 +110,15 @@ class MasterDataView:
         self.cost_centres: dict[str, CostCentre] = {}
         self.xrefs: dict[tuple[str, EntityKind, str], CrossReference] = {}
         self._by_key: dict[str, tuple[int, Record]] = {}
+        # get() runs for every reference of every event: one dict lookup picks the table.
+        self._tables: dict[EntityKind, Mapping[str, Record]] = {
+            EntityKind.PROVIDER: self.providers,
+            EntityKind.LOCATION: self.locations,
+            EntityKind.DEPARTMENT: self.departments,
+            EntityKind.SERVICE: self.services,
+            EntityKind.PAYER: self.payers,
+            EntityKind.COST_CENTRE: self.cost_centres,
+        }
 
     def __len__(self) -> int:
         return len(self._by_key)
@@ -169,25 +179,4 @@ class MasterDataView:
         return touched_keys(record)
 
     def get(self, kind: EntityKind, canonical_id: str) -> Record | None:
-        table: (
-            dict[str, Provider]
-            | dict[str, Location]
-            | dict[str, Department]
-            | dict[str, Service]
-            | dict[str, Payer]
-            | dict[str, CostCentre]
-        )
-        match kind:
-            case EntityKind.PROVIDER:
-                table = self.providers
-            case EntityKind.LOCATION:
-                table = self.locations
-            case EntityKind.DEPARTMENT:
-                table = self.departments
-            case EntityKind.SERVICE:
-                table = self.services
-            case EntityKind.PAYER:
-                table = self.payers
-            case EntityKind.COST_CENTRE:
-                table = self.cost_centres
-        return table.get(canonical_id)
+        return self._tables[kind].get(canonical_id)
