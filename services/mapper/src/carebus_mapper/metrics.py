@@ -23,6 +23,7 @@ class MapperMetrics:
             ["event", "outcome"],
             registry=registry,
         )
+        self._event_children: dict[tuple[str, str], Counter] = {}
         self.journal_lines = Counter(
             "carebus_mapper_journal_lines_total",
             "Journal lines published",
@@ -34,3 +35,12 @@ class MapperMetrics:
             ["version"],
             registry=registry,
         )
+
+    def count_event(self, event: str, outcome: str) -> None:
+        """``events`` by event type and outcome; the labelled child is looked up once, as
+        ``labels()`` costs more than the increment itself on a per-event path."""
+        key = (event, outcome)
+        child = self._event_children.get(key)
+        if child is None:
+            child = self._event_children[key] = self.events.labels(event, outcome)
+        child.inc()

@@ -8,15 +8,15 @@ None is a plain number, which only an expression's literals produce.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+
+import msgspec
 
 
 class UnitMismatch(ValueError):
     """Two amounts of different currencies (or units) were combined."""
 
 
-@dataclass(frozen=True, slots=True)
-class Amount:
+class Amount(msgspec.Struct, frozen=True):
     minor: int
     unit: str | None = None
 

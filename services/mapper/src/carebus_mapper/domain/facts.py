@@ -12,9 +12,10 @@ from __future__ import annotations
 import datetime as dt
 import functools
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import msgspec
 
 from carebus_contracts import billing as b
 from carebus_contracts import validated as v
@@ -95,8 +96,9 @@ SELECTORS: Final = (
 TEXT_FIELDS: Final = frozenset({"event", "site", "entity_key", *SELECTORS})
 
 
-@dataclass(frozen=True)
-class Facts:
+# The mapper's per-event values (facts, amounts, line drafts, outcomes) are frozen msgspec
+# Structs rather than frozen dataclasses: immutable alike, and ~15x cheaper to construct.
+class Facts(msgspec.Struct, frozen=True):
     event: str
     """The event type without ``validated.``, e.g. ``charge.posted``."""
     site: str

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass
+
+import msgspec
 
 EntityRef = tuple[str, str, str]
 """(site, entity, entity_key)."""
@@ -29,8 +30,7 @@ class Decision(enum.StrEnum):
     STALE = "stale"
 
 
-@dataclass(frozen=True, slots=True)
-class Applied:
+class Applied(msgspec.Struct, frozen=True):
     version: int
     source_event_id: str
     state: str | None

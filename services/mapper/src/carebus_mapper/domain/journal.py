@@ -14,7 +14,8 @@ import functools
 import hashlib
 import string
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+
+import msgspec
 
 from carebus_contracts.envelope import Money
 from carebus_contracts.erp import FinancialDimensions, JournalEntryRequested, JournalLine, Side
@@ -41,8 +42,7 @@ class UnitlessAmount(ValueError):
     """An amount expression produced a plain number (possible only via min/max of literals)."""
 
 
-@dataclass(frozen=True, slots=True)
-class LineDraft:
+class LineDraft(msgspec.Struct, frozen=True):
     account: str
     side: Side
     amount: int

@@ -11,7 +11,8 @@ The outcome is one of
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+
+import msgspec
 
 from carebus_contracts.erp import JournalEntryRequested
 from carebus_mapper.domain.amounts import UnitMismatch
@@ -28,20 +29,17 @@ from carebus_mapper.domain.journal import (
 from carebus_mapper.domain.rules import Rule, RuleSet
 
 
-@dataclass(frozen=True)
-class Mapped:
+class Mapped(msgspec.Struct, frozen=True):
     rule: Rule
     journal: JournalEntryRequested
 
 
-@dataclass(frozen=True)
-class NoJournal:
+class NoJournal(msgspec.Struct, frozen=True):
     rule: Rule
     reason: str  # no_financial_effect | zero_amount
 
 
-@dataclass(frozen=True)
-class Unmapped:
+class Unmapped(msgspec.Struct, frozen=True):
     reason: str
     message: str
     rule: Rule | None = None

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 from nats.aio.msg import Msg
 
 from carebus_contracts import (
@@ -111,8 +112,7 @@ def reject_unmapped(event: Validated[Any], result: Unmapped) -> Reject:
     )
 
 
-@dataclass(frozen=True)
-class EventResult:
+class EventResult(msgspec.Struct, frozen=True):
     """What mapping one decoded event came to: ``label`` is the metric outcome."""
 
     label: str
@@ -178,7 +178,7 @@ class BatchMapper:
 
     def _count(self, event: str, outcome: str) -> None:
         if self.metrics is not None:
-            self.metrics.events.labels(event, outcome).inc()
+            self.metrics.count_event(event, outcome)
 
     async def __call__(self, msgs: Sequence[Msg]) -> list[StageOutcome]:
         outcomes: list[StageOutcome] = [Forward() for _ in msgs]
