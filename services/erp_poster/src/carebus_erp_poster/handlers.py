@@ -14,9 +14,10 @@ import datetime as dt
 import logging
 import re
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import asyncpg
+from msgspec.structs import replace
 from nats.aio.msg import Msg
 
 from carebus_contracts import decode_as
@@ -145,11 +146,14 @@ class PostJournals:
             outcomes[index] = self._outcome(msgs[index], posting, index, plan, results, settled)
 
     async def _plan(self, conn: asyncpg.Connection, work: list[tuple[int, Posting]]) -> _Plan:
-        handled = await repo.handled(conn, self._consumer, [p.request.event_id for _, p in work])
+        handled, current = await repo.lookup(
+            conn,
+            self._consumer,
+            [p.request.event_id for _, p in work],
+            [p.journal_id for _, p in work],
+        )
         if handled:
             await repo.count_redelivery(conn, self._consumer, list(handled))
-        fresh = [p.journal_id for _, p in work if p.request.event_id not in handled]
-        current = await repo.states(conn, fresh)
         plan = _Plan([], {}, {})
         first_of: dict[str, int] = {}
         for index, posting in work:
@@ -223,11 +227,11 @@ class PostJournals:
     ) -> Outcome:
         connector = self.connector.name
         if index in plan.known:
-            self._metrics.journals.labels(connector, "duplicate").inc()
+            self._metrics.count_journal(connector, "duplicate")
             return Forward(outputs(plan.known[index]))
         result, state = results[plan.leader[index]], settled[plan.leader[index]]
         if isinstance(result, Refused):
-            self._metrics.journals.labels(connector, "rejected").inc()
+            self._metrics.count_journal(connector, "rejected")
             return Reject(
                 "erp_rejection",
                 _reason(result.code),
@@ -239,7 +243,7 @@ class PostJournals:
             )
         if isinstance(result, Unavailable) or state is None:
             return self._unavailable(msg, posting, result)
-        self._metrics.journals.labels(connector, "posted").inc()
+        self._metrics.count_journal(connector, "posted")
         return Forward(outputs(state))
 
     def _unavailable(self, msg: Msg, posting: Posting, result: PostResult) -> Outcome:
@@ -247,7 +251,7 @@ class PostJournals:
         retry_after = result.retry_after_s if isinstance(result, Unavailable) else 5.0
         delivered = msg.metadata.num_delivered or 1
         if delivered >= self._max_deliveries:
-            self._metrics.journals.labels(self.connector.name, "rejected").inc()
+            self._metrics.count_journal(self.connector.name, "rejected")
             return Reject(
                 "erp_rejection",
                 "deliveries_exhausted",
@@ -256,7 +260,7 @@ class PostJournals:
                 site=posting.request.site,
                 event_id=posting.request.event_id,
             )
-        self._metrics.journals.labels(self.connector.name, "retried").inc()
+        self._metrics.count_journal(self.connector.name, "retried")
         return Retry(max(1.0, retry_after))
 
 

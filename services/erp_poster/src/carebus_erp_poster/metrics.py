@@ -13,6 +13,7 @@ class PosterMetrics:
             ["connector", "outcome"],
             registry=registry,
         )
+        self._journal_children: dict[tuple[str, str], Counter] = {}
         self.erp_requests = Counter(
             "carebus_erp_poster_erp_requests_total",
             "HTTP requests to the ERP, by operation and result (2xx, 4xx, 429, 5xx, timeout, "
@@ -58,3 +59,12 @@ class PosterMetrics:
             ["outcome"],
             registry=registry,
         )
+
+    def count_journal(self, connector: str, outcome: str) -> None:
+        """``journals`` by connector and outcome; the labelled child is looked up once, as
+        ``labels()`` costs more than the increment itself on a per-journal path."""
+        key = (connector, outcome)
+        child = self._journal_children.get(key)
+        if child is None:
+            child = self._journal_children[key] = self.journals.labels(connector, outcome)
+        child.inc()

@@ -1,11 +1,18 @@
 """The poster's own tables: the inbox (which requests this consumer handled) and
 journal_status (where each journal stands in the ERP). Multi-row statements throughout:
-one round trip per fetched batch, not one per journal."""
+one round trip per fetched batch, not one per journal.
+
+Journal states travel as one JSON parameter (``json_to_recordset``) rather than as one typed
+array per column: asyncpg spends ~13 µs of CPU per row encoding eighteen arrays, msgspec
+~3 µs on the JSON, and PostgreSQL reads either at the same cost.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from typing import Any
+
+import msgspec
 
 from carebus_erp_poster.domain.journals import JournalState, Status
 
@@ -34,12 +41,16 @@ _TYPES = (
     "timestamptz", "timestamptz", "timestamptz", "text", "text", "text", "text",
 )  # fmt: skip
 _SELECT_STATE = ", ".join(f"s.{c}" for c in _COLUMNS)
+_STATE_RECORD = ", ".join(f"{c} {t}" for c, t in zip(_COLUMNS, _TYPES, strict=True))
+_ENCODER = msgspec.json.Encoder()
 
+
+# $1: the states as a JSON array of JournalState objects (whose fields are the columns);
+# $2: how long until a pending journal is checked for its confirmation.
 _UPSERT_STATES = f"""
 INSERT INTO carebus_erp_poster.journal_status ({", ".join(_COLUMNS)}, next_check_at)
-SELECT u.*, CASE WHEN u.status = 'pending' THEN now() + make_interval(secs => $19) END
-  FROM unnest({", ".join(f"${i + 1}::{t}[]" for i, t in enumerate(_TYPES))})
-       AS u({", ".join(_COLUMNS)})
+SELECT u.*, CASE WHEN u.status = 'pending' THEN now() + make_interval(secs => $2) END
+  FROM json_to_recordset($1::json) AS u({_STATE_RECORD})
 ON CONFLICT (journal_id) DO UPDATE SET
     {", ".join(f"{c} = EXCLUDED.{c}" for c in _COLUMNS[1:])},
     next_check_at = EXCLUDED.next_check_at,
@@ -48,11 +59,31 @@ ON CONFLICT (journal_id) DO UPDATE SET
 WHERE carebus_erp_poster.journal_status.status <> 'confirmed'
 """
 
-_HANDLED = f"""
-SELECT i.event_id, {_SELECT_STATE}
+# The inbox rows and the journal states of one posting, in one round trip (the tables are
+# independent: no foreign key between them, so statement order inside does not matter).
+# $3: the consumer; $4, $5: the inbox rows' event ids and journal ids.
+_RECORD = f"""
+WITH inbox AS (
+    INSERT INTO carebus_erp_poster.inbox (consumer, event_id, journal_id)
+    SELECT $3, e, j FROM unnest($4::text[], $5::text[]) AS u(e, j)
+    ON CONFLICT (consumer, event_id) DO NOTHING
+)
+{_UPSERT_STATES}
+"""
+
+# Both lookups a batch starts with, in one round trip: the requests this consumer handled,
+# with their journal's state (handled_event_id set; the state's own event_id is the request
+# that posted the journal, which a re-sent request is not), and the requested journals'
+# states (handled_event_id NULL).
+_LOOKUP = f"""
+SELECT i.event_id AS handled_event_id, {_SELECT_STATE}
   FROM carebus_erp_poster.inbox i
   JOIN carebus_erp_poster.journal_status s USING (journal_id)
  WHERE i.consumer = $1 AND i.event_id = ANY($2::text[])
+UNION ALL
+SELECT NULL::text AS handled_event_id, {_SELECT_STATE}
+  FROM carebus_erp_poster.journal_status s
+ WHERE s.journal_id = ANY($3::text[])
 """
 
 _CLAIM_PENDING = f"""
@@ -74,12 +105,22 @@ def _state(row: Any) -> JournalState:
     return JournalState(**values)
 
 
-async def handled(conn: Any, consumer: str, event_ids: Sequence[str]) -> dict[str, JournalState]:
-    """Requests this consumer already handled, with their journal's state."""
-    if not event_ids:
-        return {}
-    rows = await conn.fetch(_HANDLED, consumer, list(event_ids))
-    return {row["event_id"]: _state(row) for row in rows}
+async def lookup(
+    conn: Any, consumer: str, event_ids: Sequence[str], journal_ids: Sequence[str]
+) -> tuple[dict[str, JournalState], dict[str, JournalState]]:
+    """(the requests among ``event_ids`` this consumer already handled → their journal's
+    state, the journals among ``journal_ids`` that have a state → that state)."""
+    if not event_ids and not journal_ids:
+        return {}, {}
+    rows = await conn.fetch(_LOOKUP, consumer, list(event_ids), list(journal_ids))
+    handled: dict[str, JournalState] = {}
+    current: dict[str, JournalState] = {}
+    for row in rows:
+        if row["handled_event_id"] is None:
+            current[row["journal_id"]] = _state(row)
+        else:
+            handled[row["handled_event_id"]] = _state(row)
+    return handled, current
 
 
 async def count_redelivery(conn: Any, consumer: str, event_ids: Sequence[str]) -> None:
@@ -112,23 +153,26 @@ async def record(
     """Write inbox rows (event id, journal id) and journal states; call inside the posting
     transaction so that both exist exactly when the posting does."""
     pairs = list(inbox)
-    if pairs:
-        await conn.execute(
-            "INSERT INTO carebus_erp_poster.inbox (consumer, event_id, journal_id) "
-            "SELECT $1, e, j FROM unnest($2::text[], $3::text[]) AS u(e, j) "
-            "ON CONFLICT (consumer, event_id) DO NOTHING",
-            consumer,
-            [e for e, _ in pairs],
-            [j for _, j in pairs],
-        )
-    await save_states(conn, journals, recheck_after_s)
+    if not pairs and not journals:
+        return
+    await conn.execute(
+        _RECORD,
+        _as_json(journals),
+        recheck_after_s,
+        consumer,
+        [e for e, _ in pairs],
+        [j for _, j in pairs],
+    )
 
 
 async def save_states(conn: Any, journals: Sequence[JournalState], recheck_after_s: float) -> None:
     if not journals:
         return
-    columns = [[getattr(s, c) for s in journals] for c in _COLUMNS]
-    await conn.execute(_UPSERT_STATES, *columns, recheck_after_s)
+    await conn.execute(_UPSERT_STATES, _as_json(journals), recheck_after_s)
+
+
+def _as_json(journals: Sequence[JournalState]) -> str:
+    return _ENCODER.encode(journals).decode()
 
 
 async def forget(conn: Any, consumer: str, journal_ids: Sequence[str]) -> None:

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-from dataclasses import dataclass, replace
 from typing import TypedDict
+
+import msgspec
+from msgspec.structs import replace
 
 from carebus_contracts import encode, headers_for, subject_for
 from carebus_contracts.envelope import Event
@@ -37,8 +39,9 @@ def idempotency_key(journal_id: str, attempt: int) -> str:
     return journal_id if attempt == 0 else f"{journal_id}~{attempt}"
 
 
-@dataclass(frozen=True, slots=True)
-class Posting:
+# Per-journal values are frozen msgspec Structs rather than frozen dataclasses: immutable
+# alike, ~15x cheaper to construct, and encoded straight to JSON for the database.
+class Posting(msgspec.Struct, frozen=True):
     """A decoded request the poster is about to post, with where it came from."""
 
     request: JournalEntryRequested
@@ -55,8 +58,7 @@ class Posting:
         return idempotency_key(self.request.journal_id, self.attempt)
 
 
-@dataclass(frozen=True, slots=True)
-class JournalState:
+class JournalState(msgspec.Struct, frozen=True):
     """The poster's record of one journal (table journal_status): pending → confirmed|rejected."""
 
     journal_id: str

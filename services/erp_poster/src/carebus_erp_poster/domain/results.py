@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+
+import msgspec
 
 
-@dataclass(frozen=True, slots=True)
-class Booked:
+class Booked(msgspec.Struct, frozen=True):
     """Posted and already booked (the ledger; an ERP that confirms synchronously)."""
 
     erp_request_id: str
@@ -16,16 +16,14 @@ class Booked:
     at: dt.datetime
 
 
-@dataclass(frozen=True, slots=True)
-class Accepted:
+class Accepted(msgspec.Struct, frozen=True):
     """Accepted for processing; the confirmation comes later (poll or callback)."""
 
     erp_request_id: str
     at: dt.datetime
 
 
-@dataclass(frozen=True, slots=True)
-class Refused:
+class Refused(msgspec.Struct, frozen=True):
     """A permanent answer (validation): retrying the same request can never succeed."""
 
     code: str
@@ -35,8 +33,7 @@ class Refused:
     value: str | None = None  # the offending value
 
 
-@dataclass(frozen=True, slots=True)
-class Unavailable:
+class Unavailable(msgspec.Struct, frozen=True):
     """The ERP could not take it now (outage, throttling, open circuit): try again later."""
 
     reason: str
@@ -46,20 +43,17 @@ class Unavailable:
 PostResult = Booked | Accepted | Refused | Unavailable
 
 
-@dataclass(frozen=True, slots=True)
-class StillPending:
+class StillPending(msgspec.Struct, frozen=True):
     pass
 
 
-@dataclass(frozen=True, slots=True)
-class Confirmed:
+class Confirmed(msgspec.Struct, frozen=True):
     document_number: str
     fiscal_period: str | None
     at: dt.datetime
 
 
-@dataclass(frozen=True, slots=True)
-class Rejected:
+class Rejected(msgspec.Struct, frozen=True):
     code: str
     message: str
     at: dt.datetime

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import asyncpg
+import msgspec
 
 from carebus_erp_poster.domain.journals import JournalState, Posting, idempotency_key
 from carebus_erp_poster.domain.results import (
@@ -28,15 +29,19 @@ LINE_COLUMNS = (
     "cost_centre", "department", "location", "payer_class", "provider", "memo",
 )  # fmt: skip
 
+# The entries travel as one JSON parameter: asyncpg encodes one typed array per column at
+# ~0.5 µs of CPU per value, msgspec the same rows as JSON in a fraction of that.
 _INSERT_ENTRIES = """
 INSERT INTO carebus_erp_poster.journal_entry
     (idempotency_key, journal_id, company, site, posting_date, description,
      source_event_id, correlation_id)
-SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::date[], $6::text[],
-                     $7::text[], $8::text[])
+SELECT * FROM json_to_recordset($1::json) AS e(
+    idempotency_key text, journal_id text, company text, site text, posting_date date,
+    description text, source_event_id text, correlation_id text)
 ON CONFLICT (idempotency_key) DO NOTHING
 RETURNING entry_id, idempotency_key, posted_at, posting_date
 """
+_ENCODER = msgspec.json.Encoder()
 
 _EXISTING = """
 SELECT entry_id, idempotency_key, posted_at, posting_date
@@ -54,6 +59,21 @@ def _booked(row: Any) -> Booked:
     return Booked(
         erp_request_id=number, document_number=number, fiscal_period=period, at=row["posted_at"]
     )
+
+
+def entry_row(posting: Posting) -> dict[str, Any]:
+    """The journal_entry columns of ``posting`` (the ledger sets entry_id and posted_at)."""
+    req = posting.request
+    return {
+        "idempotency_key": posting.key,
+        "journal_id": req.journal_id,
+        "company": req.company,
+        "site": req.site,
+        "posting_date": req.posting_date,
+        "description": req.description,
+        "source_event_id": req.event_id,
+        "correlation_id": req.correlation_id,
+    }
 
 
 def line_records(entry_id: int, posting: Posting) -> list[tuple[Any, ...]]:
@@ -89,19 +109,9 @@ class LedgerConnector:
     async def post(self, conn: Any, postings: Sequence[Posting]) -> list[PostResult]:
         if not postings:
             return []
-        reqs = [p.request for p in postings]
         keys = [p.key for p in postings]
-        inserted = await conn.fetch(
-            _INSERT_ENTRIES,
-            keys,
-            [r.journal_id for r in reqs],
-            [r.company for r in reqs],
-            [r.site for r in reqs],
-            [r.posting_date for r in reqs],
-            [r.description for r in reqs],
-            [r.event_id for r in reqs],
-            [r.correlation_id for r in reqs],
-        )
+        entries = _ENCODER.encode([entry_row(p) for p in postings]).decode()
+        inserted = await conn.fetch(_INSERT_ENTRIES, entries)
         rows = {row["idempotency_key"]: row for row in inserted}
         records = [
             record
