@@ -28,7 +28,8 @@ class Settings(RuntimeSettings, frozen=True, kw_only=True):
     # Which ERP the journals go to: "ledger" (the embedded PostgreSQL ledger) or "http".
     connector: Literal["ledger", "http"] = "ledger"
     batch_size: Count = 200
-    batch_wait_s: Positive = 0.05
+    # When no journal is waiting, a busy poster lingers this long for the next before it parks.
+    batch_wait_s: Positive = 0.005
     # While a batch is being handled, tell JetStream "still working" this often so that a
     # slow ERP (rate limit, open breaker) does not hit the ack deadline and redeliver.
     ack_keepalive_s: Positive = 10.0

@@ -24,8 +24,9 @@ class Settings(RuntimeSettings, frozen=True, kw_only=True):
     """A rule directory to use instead of the shipped default rule set."""
     batch_size: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 200
     """Validated events fetched and mapped per batch."""
-    max_wait_s: Annotated[float, msgspec.Meta(gt=0)] = 0.02
-    """How long a batch waits to fill: the latency a quiet mapper adds."""
+    max_wait_s: Annotated[float, msgspec.Meta(gt=0)] = 0.005
+    """When no event is waiting, how long a busy mapper lingers for the next before it
+    parks: the most a quiet hop adds (a batch is otherwise whatever is waiting)."""
     publish_timeout_s: Annotated[float, msgspec.Meta(gt=0)] = 10.0
 
 

@@ -8,7 +8,8 @@ pipeline at 500 events/s). Here a batch is whatever is available now, handled at
 - busy: ``fetch(batch_size, top_up_s)`` returns the waiting messages straight away (its
   first request is "no wait"); only when none are waiting does it linger, for ``top_up_s``;
 - idle (the last fetch came back empty): ``fetch(1, idle_wait_s)`` parks one request on the
-  server, answered the moment a message arrives; the rest of that batch is topped up at once.
+  server, answered the moment a message arrives, and that message is handled at once (what
+  arrives meanwhile makes the next, busy, batch).
 
 One batch at a time per consumer: stages whose order matters rely on it (see topology). The
 loop also skips FastStream's per-call middleware, argument resolution and logging context.
@@ -39,7 +40,7 @@ class StageConsumer:
     spec: ConsumerSpec
     on_batch: OnBatch
     batch_size: int = 200
-    top_up_s: float = 0.01
+    top_up_s: float = 0.005
     idle_wait_s: float = 1.0
     retry_s: float = 1.0
     _stopping: asyncio.Event = field(default_factory=asyncio.Event, init=False)
@@ -92,10 +93,7 @@ class StageConsumer:
     async def _next_batch(self, sub: JetStreamContext.PullSubscription, busy: bool) -> list[Msg]:
         if busy:
             return await _fetch(sub, self.batch_size, self.top_up_s)
-        first = await _fetch(sub, 1, self.idle_wait_s)
-        if not first or self.batch_size == 1:
-            return first
-        return first + await _fetch(sub, self.batch_size - 1, self.top_up_s)
+        return await _fetch(sub, 1, self.idle_wait_s)
 
 
 async def _unbind(sub: JetStreamContext.PullSubscription | None) -> None:
