@@ -64,6 +64,7 @@ from carebus_scenario.player import Player, load_masterdata
 from carebus_scenario.stack import ServiceStack, fresh_database, provision_stack
 from carebus_scenario.verify import differences
 from carebus_shared.devstack.nats_server import NatsServer
+from carebus_shared.devstack.postgres_server import PostgresServer
 from carebus_shared.jetstream.topology import MAPPER, VALIDATOR_BILLING, VALIDATOR_SCHEDULING
 
 RATES = (200, 500, 1000, 2000)
@@ -363,14 +364,23 @@ async def bench(nats: NatsServer, server_db: str, workdir: Path) -> dict[str, An
     return figures
 
 
-def test_pipeline_end_to_end(database_url: str, tmp_path: Path) -> None:
+def _started(postgres: PostgresServer) -> str:
+    postgres.start()
+    return postgres.dsn
+
+
+def test_pipeline_end_to_end(tmp_path: Path) -> None:
+    # Servers of its own: the session PostgreSQL still vacuums what the stage benchmarks wrote.
     nats = NatsServer(tmp_path / "nats", sync_interval=NATS_SYNC)
+    postgres = PostgresServer(tmp_path / "pg", durable=False)  # no fsync, as NATS here
     nats.start()
     try:
+        database_url = os.environ.get("DATABASE_URL") or _started(postgres)
         # uvloop, like the services: the player and the raw producer share these two cores.
         figures = uvloop.run(bench(nats, database_url, tmp_path))
     finally:
         nats.stop()
+        postgres.stop()
     BENCH_DIR.mkdir(parents=True, exist_ok=True)
     (BENCH_DIR / "latest.json").write_text(json.dumps(figures, indent=2, default=str))
     table = markdown(figures)
