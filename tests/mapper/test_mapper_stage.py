@@ -161,3 +161,26 @@ async def test_fence_store_only_moves_forward(pool: asyncpg.Pool) -> None:
         }
         await save_applied(conn, {ref: Applied(6, "e6", "reversed")})
         assert (await load_applied(conn, [ref]))[ref] == Applied(6, "e6", "reversed")
+
+
+async def test_fence_store_keeps_sites_and_entities_apart(pool: asyncpg.Pool) -> None:
+    """The store reads by key alone; the same key at another site or of another entity
+    must not answer for it."""
+    here, other_site, other_entity = (
+        ("S", "claim", "K-9"),
+        ("T", "claim", "K-9"),
+        (
+            "S",
+            "appointment",
+            "K-9",
+        ),
+    )
+    async with pool.acquire() as conn:
+        await save_applied(conn, {other_site: Applied(4, "e4", "paid")})
+        await save_applied(conn, {other_entity: Applied(2, "e2", "booked")})
+        assert await load_applied(conn, [here]) == {}
+        await save_applied(conn, {here: Applied(1, "e1", "submitted")})
+        assert await load_applied(conn, [here, other_site]) == {
+            here: Applied(1, "e1", "submitted"),
+            other_site: Applied(4, "e4", "paid"),
+        }

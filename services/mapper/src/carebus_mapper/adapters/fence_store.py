@@ -12,11 +12,12 @@ from typing import Any
 
 from carebus_mapper.domain.fencing import Applied, EntityRef
 
+# By key alone (see migration 003); the rare same key at another site or of another entity
+# is dropped below.
 _SELECT = """
 SELECT v.site, v.entity, v.entity_key, v.entity_version, v.source_event_id, v.state
 FROM carebus_mapper.entity_version AS v
-JOIN unnest($1::text[], $2::text[], $3::text[]) AS k(site, entity, entity_key)
-  USING (site, entity, entity_key)
+WHERE v.entity_key = ANY($1::text[])
 """
 
 _UPSERT = """
@@ -33,18 +34,16 @@ WHERE carebus_mapper.entity_version.entity_version < EXCLUDED.entity_version
 
 
 async def load_applied(conn: Any, refs: Iterable[EntityRef]) -> dict[EntityRef, Applied]:
-    unique = sorted(set(refs))
-    if not unique:
+    wanted = set(refs)
+    if not wanted:
         return {}
-    rows = await conn.fetch(
-        _SELECT, [r[0] for r in unique], [r[1] for r in unique], [r[2] for r in unique]
-    )
-    return {
-        (row["site"], row["entity"], row["entity_key"]): Applied(
-            row["entity_version"], row["source_event_id"], row["state"]
-        )
-        for row in rows
-    }
+    rows = await conn.fetch(_SELECT, sorted({ref[2] for ref in wanted}))
+    found = {}
+    for row in rows:
+        ref = (row["site"], row["entity"], row["entity_key"])
+        if ref in wanted:
+            found[ref] = Applied(row["entity_version"], row["source_event_id"], row["state"])
+    return found
 
 
 async def save_applied(conn: Any, applied: Mapping[EntityRef, Applied]) -> None:
