@@ -1,7 +1,7 @@
 """Connector "ledger": the embedded double-entry general ledger in PostgreSQL.
 
 One fetched batch is one statement for the entries (multi-row INSERT … ON CONFLICT on the
-idempotency key) and one COPY for all their lines, inside the poster's transaction, so the
+idempotency key) and one for all their lines, inside the poster's transaction, so the
 posting, the inbox rows and the journal states commit together. The database itself refuses
 an unbalanced entry at commit (see migrations/002_ledger.sql).
 """
@@ -23,12 +23,6 @@ from carebus_erp_poster.domain.results import (
     StillPending,
 )
 
-SCHEMA = "carebus_erp_poster"
-LINE_COLUMNS = (
-    "entry_id", "line_number", "account", "side", "amount_minor", "currency",
-    "cost_centre", "department", "location", "payer_class", "provider", "memo",
-)  # fmt: skip
-
 # The entries travel as one JSON parameter: asyncpg encodes one typed array per column at
 # ~0.5 µs of CPU per value, msgspec the same rows as JSON in a fraction of that.
 _INSERT_ENTRIES = """
@@ -40,6 +34,17 @@ SELECT * FROM json_to_recordset($1::json) AS e(
     description text, source_event_id text, correlation_id text)
 ON CONFLICT (idempotency_key) DO NOTHING
 RETURNING entry_id, idempotency_key, posted_at, posting_date
+"""
+# Lines travel the same way. COPY would win only at thousands of rows: a batch brings tens
+# (measured: COPY 0.5 ms per batch of two journals, 3.6 ms for 85 lines).
+_INSERT_LINES = """
+INSERT INTO carebus_erp_poster.journal_line
+    (entry_id, line_number, account, side, amount_minor, currency,
+     cost_centre, department, location, payer_class, provider, memo)
+SELECT * FROM json_to_recordset($1::json) AS l(
+    entry_id bigint, line_number integer, account text, side text, amount_minor bigint,
+    currency text, cost_centre text, department text, location text, payer_class text,
+    provider text, memo text)
 """
 _ENCODER = msgspec.json.Encoder()
 
@@ -76,27 +81,28 @@ def entry_row(posting: Posting) -> dict[str, Any]:
     }
 
 
-def line_records(entry_id: int, posting: Posting) -> list[tuple[Any, ...]]:
-    records = []
+def line_rows(entry_id: int, posting: Posting) -> list[dict[str, Any]]:
+    """The journal_line rows of ``posting``, booked as entry ``entry_id``."""
+    rows = []
     for line in posting.request.lines:
         d = line.dimensions
-        records.append(
-            (
-                entry_id,
-                line.line_number,
-                line.account,
-                str(line.side),
-                line.amount.amount_minor,
-                line.amount.currency,
-                d.cost_centre,
-                d.department,
-                d.location,
-                None if d.payer_class is None else str(d.payer_class),
-                d.provider,
-                line.memo,
-            )
+        rows.append(
+            {
+                "entry_id": entry_id,
+                "line_number": line.line_number,
+                "account": line.account,
+                "side": str(line.side),
+                "amount_minor": line.amount.amount_minor,
+                "currency": line.amount.currency,
+                "cost_centre": d.cost_centre,
+                "department": d.department,
+                "location": d.location,
+                "payer_class": None if d.payer_class is None else str(d.payer_class),
+                "provider": d.provider,
+                "memo": line.memo,
+            }
         )
-    return records
+    return rows
 
 
 class LedgerConnector:
@@ -113,16 +119,14 @@ class LedgerConnector:
         entries = _ENCODER.encode([entry_row(p) for p in postings]).decode()
         inserted = await conn.fetch(_INSERT_ENTRIES, entries)
         rows = {row["idempotency_key"]: row for row in inserted}
-        records = [
-            record
+        lines = [
+            line
             for posting in postings
             if posting.key in rows
-            for record in line_records(rows[posting.key]["entry_id"], posting)
+            for line in line_rows(rows[posting.key]["entry_id"], posting)
         ]
-        if records:
-            await conn.copy_records_to_table(
-                "journal_line", schema_name=SCHEMA, columns=LINE_COLUMNS, records=records
-            )
+        if lines:
+            await conn.execute(_INSERT_LINES, _ENCODER.encode(lines).decode())
         missing = [key for key in keys if key not in rows]
         if missing:  # posted before under another request id: report the existing entry
             rows.update(
