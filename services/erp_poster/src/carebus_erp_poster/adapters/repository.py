@@ -71,19 +71,22 @@ WITH inbox AS (
 {_UPSERT_STATES}
 """
 
-# Both lookups a batch starts with, in one round trip: the requests this consumer handled,
-# with their journal's state (handled_event_id set; the state's own event_id is the request
-# that posted the journal, which a re-sent request is not), and the requested journals'
-# states (handled_event_id NULL).
+# Both lookups a batch starts with, in one round trip: the states of the requested journals
+# and of the journals behind the requests this consumer already handled, each row naming
+# those requests (a re-sent request's id is not the state's own event_id, the request that
+# posted the journal). Every table is read by `key = ANY(...)`: a join here could keep a
+# full-scan generic plan made while the tables were small (as the mapper's fence read did).
 _LOOKUP = f"""
-SELECT i.event_id AS handled_event_id, {_SELECT_STATE}
-  FROM carebus_erp_poster.inbox i
-  JOIN carebus_erp_poster.journal_status s USING (journal_id)
- WHERE i.consumer = $1 AND i.event_id = ANY($2::text[])
-UNION ALL
-SELECT NULL::text AS handled_event_id, {_SELECT_STATE}
+WITH handled AS (
+    SELECT event_id, journal_id FROM carebus_erp_poster.inbox
+     WHERE consumer = $1 AND event_id = ANY($2::text[])
+)
+SELECT (SELECT array_agg(h.event_id) FROM handled h WHERE h.journal_id = s.journal_id)
+           AS handled_event_ids,
+       s.journal_id = ANY($3::text[]) AS requested,
+       {_SELECT_STATE}
   FROM carebus_erp_poster.journal_status s
- WHERE s.journal_id = ANY($3::text[])
+ WHERE s.journal_id = ANY($3::text[] || ARRAY(SELECT journal_id FROM handled))
 """
 
 _CLAIM_PENDING = f"""
@@ -116,10 +119,11 @@ async def lookup(
     handled: dict[str, JournalState] = {}
     current: dict[str, JournalState] = {}
     for row in rows:
-        if row["handled_event_id"] is None:
-            current[row["journal_id"]] = _state(row)
-        else:
-            handled[row["handled_event_id"]] = _state(row)
+        state = _state(row)
+        if row["requested"]:
+            current[row["journal_id"]] = state
+        for event_id in row["handled_event_ids"] or ():
+            handled[event_id] = state
     return handled, current
 
 
