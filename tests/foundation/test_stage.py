@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator, Sequence
 
 import asyncpg
+import nats.errors
 import pytest
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext, api
@@ -61,8 +63,16 @@ def _echo_to(dst: str) -> object:
 
 
 async def _fetch(js: JetStreamContext, src: str, n: int) -> list[Msg]:
+    """``n`` messages: a fetch returns what is available at once, and nak'd messages become
+    available again one by one, so keep fetching (bounded) until all ``n`` are in."""
     sub = await js.pull_subscribe_bind("stage", stream=src)
-    return await sub.fetch(n, timeout=5)
+    msgs: list[Msg] = []
+    for _ in range(20):
+        if len(msgs) >= n:
+            break
+        with contextlib.suppress(nats.errors.TimeoutError, TimeoutError):
+            msgs += await sub.fetch(n - len(msgs), timeout=1)
+    return msgs
 
 
 async def test_outputs_are_confirmed_before_inputs_are_acked(
