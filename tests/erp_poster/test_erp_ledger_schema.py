@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
-from erp_poster_support import migrated, private_database
 
 ENTRY = """
 INSERT INTO carebus_erp_poster.journal_entry
@@ -22,22 +20,6 @@ INSERT INTO carebus_erp_poster.journal_line
 VALUES ($1, $2, $3, $4, $5, $6, $7)
 """
 DAY = dt.date(2025, 3, 14)
-
-
-@pytest.fixture(scope="module")
-async def ledger_db(database_url: str) -> AsyncIterator[str]:
-    async for dsn in private_database(database_url):
-        await migrated(dsn)
-        yield dsn
-
-
-@pytest.fixture
-async def conn(ledger_db: str) -> AsyncIterator[asyncpg.Connection]:
-    conn = await asyncpg.connect(ledger_db)
-    try:
-        yield conn
-    finally:
-        await conn.close()
 
 
 async def _entry(

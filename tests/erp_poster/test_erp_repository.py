@@ -5,34 +5,15 @@ requests were handled" and "where do these journals stand"."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator
 
 import asyncpg
 import msgspec
-import pytest
-from erp_poster_support import migrated, private_database
 
 from carebus_erp_poster.adapters import repository as repo
 from carebus_erp_poster.domain.journals import JournalState, Status
 
 CONSUMER = "erp-poster"
 AT = dt.datetime(2025, 3, 14, 9, 15, 30, 123456, tzinfo=dt.UTC)
-
-
-@pytest.fixture(scope="module")
-async def poster_db(database_url: str) -> AsyncIterator[str]:
-    async for dsn in private_database(database_url):
-        await migrated(dsn)
-        yield dsn
-
-
-@pytest.fixture
-async def conn(poster_db: str) -> AsyncIterator[asyncpg.Connection]:
-    conn = await asyncpg.connect(poster_db)
-    try:
-        yield conn
-    finally:
-        await conn.close()
 
 
 def state(journal_id: str, **fields: object) -> JournalState:
