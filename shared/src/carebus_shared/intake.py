@@ -18,6 +18,7 @@ from prometheus_client import Counter
 from carebus_contracts import Event, encode, headers_for, subject_for
 from carebus_shared.exceptions.store import ExceptionRecord
 from carebus_shared.jetstream.publish import Outgoing, publish_confirmed
+from carebus_shared.runtime.metrics import CachedLabels
 from carebus_shared.runtime.service import ServiceRuntime
 
 
@@ -38,7 +39,8 @@ class Intake:
             ["source"],
             registry=runtime.registry,
         )
-        self._published_children: dict[str, tuple[Counter, Counter]] = {}
+        self._inputs_by_label = CachedLabels(self._inputs)
+        self._events_by_source = CachedLabels(self._events)
 
     async def publish(
         self, source: str, events: Sequence[Event], *, inputs: int = 1
@@ -50,18 +52,9 @@ class Intake:
         """
         outgoing = [Outgoing(subject_for(e), encode(e), e.event_id, headers_for(e)) for e in events]
         acks = await publish_confirmed(self._runtime.js, outgoing, self._timeout)
-        accepted, published = self._published_counters(source)
-        accepted.inc(inputs)
-        published.inc(len(outgoing))
+        self._inputs_by_label.labels(source, "accepted").inc(inputs)
+        self._events_by_source.labels(source).inc(len(outgoing))
         return acks
-
-    def _published_counters(self, source: str) -> tuple[Counter, Counter]:
-        """The labelled children for ``source``, looked up once: ``labels()`` costs per call."""
-        children = self._published_children.get(source)
-        if children is None:
-            children = (self._inputs.labels(source, "accepted"), self._events.labels(source))
-            self._published_children[source] = children
-        return children
 
     async def reject(
         self,

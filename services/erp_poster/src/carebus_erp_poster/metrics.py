@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from carebus_shared.runtime.metrics import CachedLabels
+
 
 class PosterMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
@@ -13,7 +15,7 @@ class PosterMetrics:
             ["connector", "outcome"],
             registry=registry,
         )
-        self._journal_children: dict[tuple[str, str], Counter] = {}
+        self._journals = CachedLabels(self.journals)
         self.erp_requests = Counter(
             "carebus_erp_poster_erp_requests_total",
             "HTTP requests to the ERP, by operation and result (2xx, 4xx, 429, 5xx, timeout, "
@@ -61,10 +63,4 @@ class PosterMetrics:
         )
 
     def count_journal(self, connector: str, outcome: str) -> None:
-        """``journals`` by connector and outcome; the labelled child is looked up once, as
-        ``labels()`` costs more than the increment itself on a per-journal path."""
-        key = (connector, outcome)
-        child = self._journal_children.get(key)
-        if child is None:
-            child = self._journal_children[key] = self.journals.labels(connector, outcome)
-        child.inc()
+        self._journals.labels(connector, outcome).inc()

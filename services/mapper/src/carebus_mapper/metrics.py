@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from carebus_shared.runtime.metrics import CachedLabels
+
 OUTCOMES = (
     "journal",  # a journal was published
     "no_journal",  # a rule says the event has no financial effect
@@ -23,7 +25,7 @@ class MapperMetrics:
             ["event", "outcome"],
             registry=registry,
         )
-        self._event_children: dict[tuple[str, str], Counter] = {}
+        self._events = CachedLabels(self.events)
         self.journal_lines = Counter(
             "carebus_mapper_journal_lines_total",
             "Journal lines published",
@@ -37,10 +39,4 @@ class MapperMetrics:
         )
 
     def count_event(self, event: str, outcome: str) -> None:
-        """``events`` by event type and outcome; the labelled child is looked up once, as
-        ``labels()`` costs more than the increment itself on a per-event path."""
-        key = (event, outcome)
-        child = self._event_children.get(key)
-        if child is None:
-            child = self._event_children[key] = self.events.labels(event, outcome)
-        child.inc()
+        self._events.labels(event, outcome).inc()
