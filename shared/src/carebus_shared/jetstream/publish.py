@@ -10,9 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
+import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+import msgspec
+from nats.aio.client import Client
+from nats.aio.msg import Msg
 from nats.js import JetStreamContext, api
 
 MSG_ID = "Nats-Msg-Id"
@@ -36,28 +41,121 @@ def stage_msg_id(stage: str, input_event_id: str, index: int = 0) -> str:
     return digest.hexdigest()
 
 
+class _ApiError(msgspec.Struct):
+    code: int = 0
+    err_code: int = 0
+    description: str = ""
+
+
+class _Answer(msgspec.Struct):
+    """JetStream's answer to a publish: a PubAck, or an API error."""
+
+    stream: str = ""
+    seq: int = 0
+    duplicate: bool = False
+    domain: str | None = None
+    error: _ApiError | None = None
+
+
+_DECODE_ANSWER = msgspec.json.Decoder(_Answer).decode
+
+
+class _Confirmations:
+    """Pipelined publishes on one connection, each answered on ``<prefix><n>`` under a
+    single wildcard subscription.
+
+    nats-py's ``publish_async`` does the same with a task (``wait_for``) and a urandom call
+    per message: 42–48 µs of CPU per confirmed publish, measured, against 25–28 µs here,
+    and a stage publishes once or twice per event.
+    """
+
+    def __init__(self, nc: Client) -> None:
+        self._nc = nc
+        self._prefix = nc.new_inbox() + "."
+        self._tokens = itertools.count()
+        self._waiting: dict[str, asyncio.Future[Msg]] = {}
+        self._subscribed = asyncio.Lock()
+        self._sub: object | None = None
+
+    async def publish(self, message: Outgoing) -> asyncio.Future[Msg]:
+        if self._sub is None:
+            async with self._subscribed:
+                if self._sub is None:  # nats-py re-subscribes it after a reconnect
+                    self._sub = await self._nc.subscribe(self._prefix + "*", cb=self._answer)
+        token = str(next(self._tokens))
+        future: asyncio.Future[Msg] = asyncio.get_running_loop().create_future()
+        self._waiting[token] = future
+        headers = {**message.headers, MSG_ID: message.msg_id}
+        await self._nc.publish(
+            message.subject, message.payload, reply=self._prefix + token, headers=headers
+        )
+        return future
+
+    def forget(self, futures: Sequence[asyncio.Future[Msg]]) -> None:
+        """Drop what timed out, so a late answer finds nothing and nothing accumulates."""
+        waiting = {id(f) for f in futures}
+        for token in [t for t, f in self._waiting.items() if id(f) in waiting]:
+            del self._waiting[token]
+
+    async def _answer(self, msg: Msg) -> None:
+        future = self._waiting.pop(msg.subject[len(self._prefix) :], None)
+        if future is not None and not future.done():
+            future.set_result(msg)
+
+
+_BY_CONNECTION: weakref.WeakKeyDictionary[Client, _Confirmations] = weakref.WeakKeyDictionary()
+
+
+def _confirmations(js: JetStreamContext) -> _Confirmations:
+    nc: Client = js._nc
+    found = _BY_CONNECTION.get(nc)
+    if found is None:
+        found = _BY_CONNECTION[nc] = _Confirmations(nc)
+    return found
+
+
+def _pub_ack(msg: Msg) -> api.PubAck:
+    status = (msg.headers or {}).get("Status")
+    if status:  # 503: no stream takes this subject
+        raise PublishFailed(f"JetStream answered status {status} on {msg.subject}")
+    try:
+        answer = _DECODE_ANSWER(msg.data)
+    except msgspec.DecodeError as exc:
+        raise PublishFailed(f"unreadable publish acknowledgement: {msg.data[:200]!r}") from exc
+    if answer.error is not None:
+        error = answer.error
+        raise PublishFailed(f"JetStream refused the publish: {error.err_code} {error.description}")
+    return api.PubAck(
+        stream=answer.stream, seq=answer.seq, domain=answer.domain, duplicate=answer.duplicate
+    )
+
+
 async def publish_confirmed(
     js: JetStreamContext, messages: Sequence[Outgoing], timeout_s: float = 10.0
 ) -> list[api.PubAck]:
     """Publish all ``messages`` pipelined and wait for every JetStream ack, or raise.
 
-    Pipelining (``publish_async``) keeps many publishes in flight on one connection; awaiting
-    each publish in turn would cap a stage near 1,500 messages/s.
+    Pipelining keeps many publishes in flight on one connection; awaiting each publish in
+    turn would cap a stage near 1,500 messages/s.
     """
     if not messages:
         return []
-    futures = []
-    for message in messages:
-        headers = {**message.headers, MSG_ID: message.msg_id}
-        futures.append(await js.publish_async(message.subject, message.payload, headers=headers))
+    confirmations = _confirmations(js)
+    futures = [await confirmations.publish(message) for message in messages]
     try:
         async with asyncio.timeout(timeout_s):
-            results = await asyncio.gather(*futures, return_exceptions=True)
+            answers = await asyncio.gather(*futures)
     except TimeoutError as exc:
+        confirmations.forget(futures)
         for future in futures:
             future.cancel()
         raise PublishFailed(f"{len(messages)} publishes not confirmed in {timeout_s}s") from exc
-    failures = [r for r in results if isinstance(r, BaseException)]
+    acks, failures = [], []
+    for answer in answers:
+        try:
+            acks.append(_pub_ack(answer))
+        except PublishFailed as exc:
+            failures.append(exc)
     if failures:
-        raise PublishFailed(f"{len(failures)} of {len(messages)} publishes failed: {failures[0]!r}")
-    return [r for r in results if isinstance(r, api.PubAck)]
+        raise PublishFailed(f"{len(failures)} of {len(messages)} publishes failed: {failures[0]}")
+    return acks
