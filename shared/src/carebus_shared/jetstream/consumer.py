@@ -5,11 +5,13 @@ or its timeout has passed, so below a few thousand messages/s every hop holds ea
 the whole timeout before handling it (20 ms per hop, measured: 146 ms p50 across the
 pipeline at 500 events/s). Here a batch is whatever is available now, handled at once:
 
-- busy: ``fetch(batch_size, top_up_s)`` returns the waiting messages straight away (its
-  first request is "no wait"); only when none are waiting does it linger, for ``top_up_s``;
-- idle (the last fetch came back empty): ``fetch(1, idle_wait_s)`` parks one request on the
-  server, answered the moment a message arrives, and that message is handled at once (what
-  arrives meanwhile makes the next, busy, batch).
+- busy: a "no wait" pull returns the waiting messages straight away; only when none are
+  waiting does a second pull linger, for ``top_up_s``;
+- idle (the last pull came back empty): a pull of one parks on the server for
+  ``idle_wait_s``, answered the moment a message arrives, and that message is handled at
+  once (what arrives meanwhile makes the next, busy, batch).
+
+Pulls go through ``pull.Puller`` rather than nats-py's ``fetch`` (a task per message).
 
 One batch at a time per consumer: stages whose order matters rely on it (see topology). The
 loop also skips FastStream's per-call middleware, argument resolution and logging context.
@@ -23,16 +25,15 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
-import nats.errors
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
+from carebus_shared.jetstream.pull import Puller
 from carebus_shared.jetstream.topology import ConsumerSpec
 
 log = logging.getLogger("carebus.consumer")
 
 OnBatch = Callable[[Sequence[Msg]], Awaitable[object]]
-_NO_MESSAGES = (nats.errors.TimeoutError, TimeoutError)
 
 
 @dataclass
@@ -67,20 +68,25 @@ class StageConsumer:
             return False
 
     async def _run(self, js: Callable[[], JetStreamContext]) -> None:
-        sub: JetStreamContext.PullSubscription | None = None
+        puller: Puller | None = None
         busy = True
         while not self._stopping.is_set():  # bounded by stop()
             try:
-                if sub is None:
-                    sub = await js().pull_subscribe_bind(self.spec.durable, self.spec.stream)
-                msgs = await self._next_batch(sub, busy)
+                if puller is None:
+                    # nats-py keeps the connection on the context; the inbox rides on it.
+                    puller = Puller(js()._nc, self.spec.stream, self.spec.durable)
+                    await puller.start()
+                msgs = await self._next_batch(puller, busy)
             except Exception:  # a reconnecting link or a consumer being re-provisioned
                 log.warning("fetch failed", exc_info=True, extra={"durable": self.spec.durable})
-                await _unbind(sub)  # bind afresh: the consumer may have been re-created
-                sub = None
+                await _stop(puller)
+                puller = None
                 await asyncio.sleep(self.retry_s)
                 continue
             busy = bool(msgs)
+            if not msgs and puller.refusal:
+                log.info("pull refused: %s", puller.refusal, extra={"durable": self.spec.durable})
+                await asyncio.sleep(self.retry_s)  # e.g. another replica holds the batch
             if msgs:
                 # The stage runner acks, terminates or naks each message itself; anything
                 # escaping it leaves the batch unacked, to be redelivered after the deadline.
@@ -88,24 +94,16 @@ class StageConsumer:
                     await self.on_batch(msgs)
                 except Exception:
                     log.exception("batch failed", extra={"durable": self.spec.durable})
-        await _unbind(sub)
+        await _stop(puller)
 
-    async def _next_batch(self, sub: JetStreamContext.PullSubscription, busy: bool) -> list[Msg]:
-        if busy:
-            return await _fetch(sub, self.batch_size, self.top_up_s)
-        return await _fetch(sub, 1, self.idle_wait_s)
+    async def _next_batch(self, puller: Puller, busy: bool) -> list[Msg]:
+        if not busy:
+            return await puller.pull(1, self.idle_wait_s)
+        waiting = await puller.pull(self.batch_size, None)
+        return waiting or await puller.pull(self.batch_size, self.top_up_s)
 
 
-async def _unbind(sub: JetStreamContext.PullSubscription | None) -> None:
-    if sub is not None:
+async def _stop(puller: Puller | None) -> None:
+    if puller is not None:
         with contextlib.suppress(Exception):  # the link may be down; the server forgets it
-            await sub.unsubscribe()
-
-
-async def _fetch(sub: JetStreamContext.PullSubscription, batch: int, timeout: float) -> list[Msg]:
-    """Up to ``batch`` messages; none when nothing came within ``timeout``. nats-py raises
-    either its own or asyncio's timeout error for "no messages" (see fetch_guard)."""
-    try:
-        return await sub.fetch(batch, timeout=timeout)
-    except _NO_MESSAGES:
-        return []
+            await puller.stop()
