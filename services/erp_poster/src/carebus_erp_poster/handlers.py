@@ -306,8 +306,7 @@ class TrackConfirmations:
                 async with conn.transaction():
                     await repo.save_states(conn, decided, self._recheck_after_s)
                     await repo.forget(conn, self._consumer, [s.journal_id for s in rejected])
-                    for rec in records:
-                        await exception_store.record(conn, rec)
+                    await exception_store.record_all(conn, records)
             count, oldest = await repo.pending_summary(conn)
         self._metrics.pending.set(count)
         self._metrics.oldest_pending_age.set(oldest)

@@ -123,7 +123,9 @@ class ServiceRuntime:
     async def record_exceptions(self, records: Sequence[ExceptionRecord]) -> None:
         """Store the records (once each), then announce the new ones on EXCEPTIONS."""
         async with self.pool.acquire() as conn, conn.transaction():
-            stored = [(rec, await exception_store.record(conn, rec)) for rec in records]
+            stored = list(
+                zip(records, await exception_store.record_all(conn, records), strict=True)
+            )
         events = [
             event
             for rec, record_id in stored

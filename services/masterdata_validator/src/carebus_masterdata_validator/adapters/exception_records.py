@@ -6,6 +6,7 @@ listed), and the records are resolved when the event is released or discarded.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from carebus_contracts import encode, headers_for, subject_for
@@ -15,30 +16,45 @@ from carebus_shared.exceptions.store import ExceptionRecord
 from carebus_shared.jetstream.publish import Outgoing
 
 
-async def record(
-    conn: Any, records: list[ExceptionRecord], *, reannounce: bool = True
-) -> list[Outgoing]:
-    """Store ``records`` (once each) and return their exception events to publish.
+async def announce(
+    conn: Any, records: Sequence[ExceptionRecord], *, reannounce: bool = True
+) -> list[Outgoing | None]:
+    """Store ``records`` (once each, in one statement) and return, per record, its
+    exception event to publish (None: nothing to announce).
 
     With ``reannounce``, a record already stored (a redelivered batch whose events were not
     confirmed) yields its event again under the same id, so JetStream keeps exactly one.
     """
-    outgoing = []
-    for rec in records:
-        record_id = await exception_store.record(conn, rec)
-        if record_id is None:
-            if not reannounce:
-                continue
-            record_id = await conn.fetchval(
-                "SELECT id FROM carebus_exceptions.exception_record WHERE dedupe_key = $1",
-                rec.dedupe_key,
+    ids = await exception_store.record_all(conn, records)
+    if reannounce and None in ids:
+        known = {
+            row["dedupe_key"]: int(row["id"])
+            for row in await conn.fetch(
+                "SELECT id, dedupe_key FROM carebus_exceptions.exception_record "
+                "WHERE dedupe_key = ANY($1::text[])",
+                [rec.dedupe_key for rec, id_ in zip(records, ids, strict=True) if id_ is None],
             )
-        event = exception_event(rec, int(record_id))
-        if event is not None:
-            outgoing.append(
-                Outgoing(subject_for(event), encode(event), event.event_id, headers_for(event))
-            )
-    return outgoing
+        }
+        ids = [
+            known.get(rec.dedupe_key) if id_ is None else id_
+            for rec, id_ in zip(records, ids, strict=True)
+        ]
+    announced: list[Outgoing | None] = []
+    for rec, record_id in zip(records, ids, strict=True):
+        event = None if record_id is None else exception_event(rec, record_id)
+        announced.append(
+            None
+            if event is None
+            else Outgoing(subject_for(event), encode(event), event.event_id, headers_for(event))
+        )
+    return announced
+
+
+async def record(
+    conn: Any, records: Sequence[ExceptionRecord], *, reannounce: bool = True
+) -> list[Outgoing]:
+    """Store ``records`` and return their exception events to publish (see ``announce``)."""
+    return [out for out in await announce(conn, records, reannounce=reannounce) if out]
 
 
 async def resolve_for(

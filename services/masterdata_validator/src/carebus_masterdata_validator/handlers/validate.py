@@ -234,9 +234,12 @@ class Validator:
                     result.failures,
                 )
             await quarantine.park(conn, rows)
-            announced = {
-                index: await exception_records.record(conn, recs) for index, recs in records.items()
-            }
+            flat = [(index, rec) for index, recs in records.items() for rec in recs]
+            events = await exception_records.announce(conn, [rec for _, rec in flat])
+            announced: dict[int, list[Outgoing]] = {index: [] for index in records}
+            for (index, _), announcement in zip(flat, events, strict=True):
+                if announcement is not None:
+                    announced[index].append(announcement)
         for index, outgoing in announced.items():
             outcomes[index] = Forward(outgoing)  # exception events; the input is acked after
         self._parked()
