@@ -71,23 +71,9 @@ WITH inbox AS (
 {_UPSERT_STATES}
 """
 
-# Both lookups a batch starts with, in one round trip: the states of the requested journals
-# and of the journals behind the requests this consumer already handled, each row naming
-# those requests (a re-sent request's id is not the state's own event_id, the request that
-# posted the journal). Every table is read by `key = ANY(...)`: a join here could keep a
-# full-scan generic plan made while the tables were small (as the mapper's fence read did).
-_LOOKUP = f"""
-WITH handled AS (
-    SELECT event_id, journal_id FROM carebus_erp_poster.inbox
-     WHERE consumer = $1 AND event_id = ANY($2::text[])
-)
-SELECT (SELECT array_agg(h.event_id) FROM handled h WHERE h.journal_id = s.journal_id)
-           AS handled_event_ids,
-       s.journal_id = ANY($3::text[]) AS requested,
-       {_SELECT_STATE}
-  FROM carebus_erp_poster.journal_status s
- WHERE s.journal_id = ANY($3::text[] || ARRAY(SELECT journal_id FROM handled))
-"""
+# Both lookups a batch starts with, in one round trip (migrations/004_lookup_function.sql:
+# a function, so that it is planned for the keys at hand, never with a stale generic plan).
+_LOOKUP = "SELECT * FROM carebus_erp_poster.lookup_states($1, $2::text[], $3::text[])"
 
 _CLAIM_PENDING = f"""
 UPDATE carebus_erp_poster.journal_status s
