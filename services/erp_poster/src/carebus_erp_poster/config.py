@@ -27,7 +27,7 @@ class Settings(RuntimeSettings, frozen=True, kw_only=True):
     http_port: Port = 8085
     # Which ERP the journals go to: "ledger" (the embedded PostgreSQL ledger) or "http".
     connector: Literal["ledger", "http"] = "ledger"
-    batch_size: Count = 200
+    batch_size: Count = 100
     # When no journal is waiting, a busy poster lingers this long for the next before it parks.
     batch_wait_s: Positive = 0.005
     # While a batch is being handled, tell JetStream "still working" this often so that a

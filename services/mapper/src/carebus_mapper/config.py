@@ -22,7 +22,7 @@ class Settings(RuntimeSettings, frozen=True, kw_only=True):
     http_port: Port = 8084
     rules_dir: str = ""
     """A rule directory to use instead of the shipped default rule set."""
-    batch_size: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 200
+    batch_size: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 100
     """Validated events fetched and mapped per batch."""
     max_wait_s: Annotated[float, msgspec.Meta(gt=0)] = 0.005
     """When no event is waiting, how long a busy mapper lingers for the next before it

@@ -22,7 +22,7 @@ class Settings(RuntimeSettings, frozen=True, kw_only=True):
     http_port: Port = 8083
     # In-flight validation: at most this many messages per batch; when none are waiting, a
     # busy consumer lingers this long for the next before it parks (the most a quiet hop adds).
-    batch_size: Annotated[int, msgspec.Meta(ge=1, le=5000)] = 200
+    batch_size: Annotated[int, msgspec.Meta(ge=1, le=5000)] = 100
     batch_max_wait_s: Annotated[float, msgspec.Meta(gt=0)] = 0.005
     # How long a batch waits for the master-data view's initial load before it is retried.
     view_wait_s: Annotated[float, msgspec.Meta(gt=0)] = 10.0

@@ -40,7 +40,7 @@ OnBatch = Callable[[Sequence[Msg]], Awaitable[object]]
 class StageConsumer:
     spec: ConsumerSpec
     on_batch: OnBatch
-    batch_size: int = 200
+    batch_size: int = 100
     top_up_s: float = 0.005
     idle_wait_s: float = 1.0
     retry_s: float = 1.0
