@@ -69,10 +69,12 @@ class Topology:
 # pending until its ack deadline, and JetStream hands out nothing newer meanwhile, so it is
 # redelivered before any later event of the same entity. Scale such a stage to N replicas by
 # raising this to N x batch size (ordering is then per replica's batch, not global).
-# 100, the stages' default batch: against 200, a remittance file's burst is handed down the
-# pipeline in halves, so the stages overlap on it (pipeline benchmark, same machine: p99 at
-# 500 events/s 150 against 181 ms, 1,048 against 808 events/s sustained at 2,000 offered,
-# the 100k backlog drained in 35 against 42 s; flat out 951 against 967, within noise).
+# 100, the stages' default batch. Batches of 100 rather than 200 hand a remittance file's
+# burst down the pipeline in halves and the stages overlap on it. Pipeline benchmark, same
+# machine, two runs with 100 (the first with 200 in flight) against one with 200: p99 at
+# 500 events/s 150 and 178 ms against 181; sustained at 2,000 offered 1,048 and 1,038
+# events/s against 808; flat out 951 and 1,056 against 967; the 100k backlog drained in 35
+# and 50 s against 42 (that figure moved between 35 and 65 s across runs of one build).
 ORDERED_IN_FLIGHT = 100
 
 # Durable consumer names, one per consuming stage; replicas of a service share them.
