@@ -18,6 +18,7 @@ import datetime as dt
 import statistics
 import time
 import urllib.parse
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -78,12 +79,24 @@ class Latency:
     p95_ms: float
     p99_ms: float
     max_ms: float
+    # When the slowest 1 % were accepted: (seconds after ``origin``, rounded to 0.5 s;
+    # how many), busiest first. A tail made by one stall shows as one moment.
+    worst_1pct_at_s: tuple[tuple[float, int], ...] = ()
+
+
+def worst_moments(
+    points: list[tuple[float, float]], p99_ms: float, origin: float
+) -> tuple[tuple[float, int], ...]:
+    """(accepted at, latency ms) points → the moments the slowest 1 % were accepted at."""
+    moments = Counter(round((at - origin) * 2) / 2 for at, ms in points if ms >= p99_ms)
+    return tuple(moments.most_common(6))
 
 
 async def journal_latency(
-    database_url: str, since: dt.datetime, accepted: dict[str, float]
+    database_url: str, since: dt.datetime, accepted: dict[str, float], origin: float = 0.0
 ) -> tuple[Latency, float]:
-    """Latencies of the journals posted since ``since``; and when the last one committed."""
+    """Latencies of the journals posted since ``since``; and when the last one committed.
+    ``origin``: the clock the worst moments are counted from (default: the first accepted)."""
     conn = await asyncpg.connect(database_url)
     try:
         rows = await conn.fetch(
@@ -93,21 +106,25 @@ async def journal_latency(
         )
     finally:
         await conn.close()
-    values = []
+    points = []
     last = since.timestamp()
     for row in rows:
         posted = row["posted_at"].timestamp()
         last = max(last, posted)
         at = accepted.get(input_key(row["correlation_id"]))
         if at is not None:
-            values.append(max(0.0, (posted - at) * 1000))
+            points.append((at, max(0.0, (posted - at) * 1000)))
+    values = [ms for _, ms in points]
+    p99 = percentile(values, 99)
+    start = origin or min((at for at, _ in points), default=0.0)
     latency = Latency(
         timed=len(values),
         journals=len(rows),
         p50_ms=percentile(values, 50),
         p95_ms=percentile(values, 95),
-        p99_ms=percentile(values, 99),
+        p99_ms=p99,
         max_ms=max(values, default=float("nan")),
+        worst_1pct_at_s=worst_moments(points, p99, start) if points else (),
     )
     return latency, last
 
