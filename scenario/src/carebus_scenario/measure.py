@@ -124,7 +124,7 @@ async def journal_latency(
         p95_ms=percentile(values, 95),
         p99_ms=p99,
         max_ms=max(values, default=float("nan")),
-        worst_1pct_at_s=worst_moments(points, p99, start) if points else (),
+        worst_1pct_at_s=worst_moments(points, p99, start),
     )
     return latency, last
 

@@ -104,7 +104,8 @@ class Puller:
 
     async def _deliver(self, msg: Msg) -> None:
         open_ = self._open
-        status = msg.headers.get("Status") if msg.headers else None
+        headers = msg.headers or {}
+        status = headers.get("Status")
         if status is None:
             # A message keeps its own subject, so it cannot say which request it answers:
             # counted towards the open one (a late one only ends that pull a little early).
@@ -119,6 +120,6 @@ class Puller:
             and msg.subject[len(self._inbox) :] == open_.token  # not an earlier request's end
             and not open_.done.done()
         ):
-            if status not in _NOTHING_NOW and msg.headers:
-                self.refusal = f"{status} {msg.headers.get('Description', '')}".strip()
+            if status not in _NOTHING_NOW:
+                self.refusal = f"{status} {headers.get('Description', '')}".strip()
             open_.done.set_result(None)  # 404, 408, 409: this request is over
