@@ -15,9 +15,9 @@ from collections.abc import Mapping, Sequence
 from nats.js import api
 from prometheus_client import Counter
 
-from carebus_contracts import Event, encode, headers_for, subject_for
+from carebus_contracts import Event
 from carebus_shared.exceptions.store import ExceptionRecord
-from carebus_shared.jetstream.publish import Outgoing, publish_confirmed
+from carebus_shared.jetstream.publish import outgoing_for, publish_confirmed
 from carebus_shared.runtime.metrics import CachedLabels
 from carebus_shared.runtime.service import ServiceRuntime
 
@@ -50,7 +50,7 @@ class Intake:
         ``inputs`` is how many source inputs the events came from (a file chunk: its rows);
         the acks tell duplicates (``ack.duplicate``) from new events.
         """
-        outgoing = [Outgoing(subject_for(e), encode(e), e.event_id, headers_for(e)) for e in events]
+        outgoing = [outgoing_for(e) for e in events]
         acks = await publish_confirmed(self._runtime.js, outgoing, self._timeout)
         self._inputs_by_label.labels(source, "accepted").inc(inputs)
         self._events_by_source.labels(source).inc(len(outgoing))

@@ -20,6 +20,8 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext, api
 
+from carebus_contracts import Event, encode, headers_for, subject_for
+
 MSG_ID = "Nats-Msg-Id"
 
 
@@ -29,6 +31,11 @@ class Outgoing:
     payload: bytes
     msg_id: str
     headers: Mapping[str, str] = field(default_factory=dict)
+
+
+def outgoing_for(event: Event) -> Outgoing:
+    """A contract event as it is published: its subject, encoding, id and headers."""
+    return Outgoing(subject_for(event), encode(event), event.event_id, headers_for(event))
 
 
 class PublishFailed(RuntimeError):
@@ -93,8 +100,8 @@ class _Confirmations:
 
     def forget(self, futures: Sequence[asyncio.Future[Msg]]) -> None:
         """Drop what timed out, so a late answer finds nothing and nothing accumulates."""
-        waiting = {id(f) for f in futures}
-        for token in [t for t, f in self._waiting.items() if id(f) in waiting]:
+        gone = set(futures)
+        for token in [t for t, f in self._waiting.items() if f in gone]:
             del self._waiting[token]
 
     async def _answer(self, msg: Msg) -> None:

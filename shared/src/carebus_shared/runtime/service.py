@@ -25,7 +25,6 @@ from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 from prometheus_client import CollectorRegistry
 
-from carebus_contracts import encode, headers_for, subject_for
 from carebus_shared.config import RuntimeSettings
 from carebus_shared.db.migrations import load_migrations, migrate
 from carebus_shared.exceptions import store as exception_store
@@ -33,7 +32,7 @@ from carebus_shared.exceptions.events import exception_event
 from carebus_shared.exceptions.store import ExceptionRecord
 from carebus_shared.jetstream.connection import ConnectionState, make_broker
 from carebus_shared.jetstream.consumer import OnBatch, StageConsumer
-from carebus_shared.jetstream.publish import Outgoing, PublishFailed, publish_confirmed
+from carebus_shared.jetstream.publish import PublishFailed, outgoing_for, publish_confirmed
 from carebus_shared.jetstream.stage import BatchHandler, BatchTally, run_batch
 from carebus_shared.jetstream.topology import ConsumerSpec
 from carebus_shared.runtime.health import health_routes
@@ -134,7 +133,7 @@ class ServiceRuntime:
         try:
             await publish_confirmed(
                 self.js,
-                [Outgoing(subject_for(e), encode(e), e.event_id, headers_for(e)) for e in events],
+                [outgoing_for(e) for e in events],
             )
         except (PublishFailed, RuntimeError):
             # The store already holds them; the stream is the live feed, not the record.

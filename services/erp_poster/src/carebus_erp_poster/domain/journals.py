@@ -15,7 +15,6 @@ from typing import TypedDict
 import msgspec
 from msgspec.structs import replace
 
-from carebus_contracts import encode, headers_for, subject_for
 from carebus_contracts.envelope import Event
 from carebus_contracts.erp import (
     JournalConfirmed,
@@ -23,7 +22,7 @@ from carebus_contracts.erp import (
     JournalPosted,
     JournalRejected,
 )
-from carebus_shared.jetstream.publish import Outgoing, stage_msg_id
+from carebus_shared.jetstream.publish import Outgoing, outgoing_for, stage_msg_id
 
 STAGE = "erp-poster"
 SOURCE_SYSTEM = "carebus-erp-poster"
@@ -159,10 +158,6 @@ def _envelope(state: JournalState, version_step: int, index: int, at: dt.datetim
     }
 
 
-def _outgoing(event: Event) -> Outgoing:
-    return Outgoing(subject_for(event), encode(event), event.event_id, headers_for(event))
-
-
 def outputs(state: JournalState) -> list[Outgoing]:
     """The events that tell the suite where this journal stands (all of it, idempotently)."""
     events: list[Event] = []
@@ -198,4 +193,4 @@ def outputs(state: JournalState) -> list[Outgoing]:
                 rejected_at=state.rejected_at,
             )
         )
-    return [_outgoing(event) for event in events]
+    return [outgoing_for(event) for event in events]

@@ -22,9 +22,6 @@ from carebus_contracts import (
     ContractDecodeError,
     UnknownContractError,
     decode_message,
-    encode,
-    headers_for,
-    subject_for,
 )
 from carebus_contracts.validated import Validated
 from carebus_mapper.domain.amounts import UnitMismatch
@@ -33,7 +30,7 @@ from carebus_mapper.domain.fencing import Applied, Decision, EntityRef, FenceVie
 from carebus_mapper.domain.mapping import Mapped, NoJournal, Outcome, Unmapped, map_facts
 from carebus_mapper.domain.rules import NO_PREVIOUS, RuleSet
 from carebus_mapper.metrics import MapperMetrics
-from carebus_shared.jetstream.publish import Outgoing
+from carebus_shared.jetstream.publish import Outgoing, outgoing_for
 from carebus_shared.jetstream.stage import Forward, Reject
 from carebus_shared.jetstream.stage import Outcome as StageOutcome
 from carebus_shared.logs import bind_event
@@ -71,11 +68,6 @@ def facts_for(rules: RuleSet, event: Validated[Any], previous_status: str | None
 def state_of(facts: Facts) -> str | None:
     """What a fenced entity's state becomes: its status (appointment or claim)."""
     return facts.selectors.get(f"{facts.entity}_status")
-
-
-def outgoing_for(mapped: Mapped) -> Outgoing:
-    journal = mapped.journal
-    return Outgoing(subject_for(journal), encode(journal), journal.event_id, headers_for(journal))
 
 
 def decode_validated(msg: Msg) -> Validated[Any] | Reject:
@@ -201,7 +193,7 @@ class BatchMapper:
             if result.rejection is not None:
                 outcomes[index] = result.rejection
             if result.mapped is not None:
-                journals.append(outgoing_for(result.mapped))
+                journals.append(outgoing_for(result.mapped.journal))
                 lines += len(result.mapped.journal.lines)
             self._count(event.event_type.removeprefix("validated."), result.label)
         if journals:

@@ -9,11 +9,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from carebus_contracts import encode, headers_for, subject_for
 from carebus_shared.exceptions import store as exception_store
 from carebus_shared.exceptions.events import exception_event
 from carebus_shared.exceptions.store import ExceptionRecord
-from carebus_shared.jetstream.publish import Outgoing
+from carebus_shared.jetstream.publish import Outgoing, outgoing_for
 
 
 async def announce(
@@ -42,11 +41,7 @@ async def announce(
     announced: list[Outgoing | None] = []
     for rec, record_id in zip(records, ids, strict=True):
         event = None if record_id is None else exception_event(rec, record_id)
-        announced.append(
-            None
-            if event is None
-            else Outgoing(subject_for(event), encode(event), event.event_id, headers_for(event))
-        )
+        announced.append(None if event is None else outgoing_for(event))
     return announced
 
 

@@ -31,12 +31,11 @@ from carebus_masterdata_validator.domain.view import MasterDataView
 from carebus_masterdata_validator.handlers.validate import (
     exception_records_for,
     failure_rows,
-    outgoing_for,
     wait_keys,
 )
 from carebus_masterdata_validator.metrics import ValidatorMetrics
 from carebus_shared.exceptions.store import ExceptionRecord
-from carebus_shared.jetstream.publish import Outgoing, publish_confirmed
+from carebus_shared.jetstream.publish import Outgoing, outgoing_for, publish_confirmed
 from carebus_shared.jetstream.topology import VALIDATOR_BILLING, VALIDATOR_SCHEDULING
 
 log = logging.getLogger("carebus.masterdata.quarantine")

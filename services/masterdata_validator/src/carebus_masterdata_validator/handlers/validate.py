@@ -26,9 +26,6 @@ from carebus_contracts import (
     ContractDecodeError,
     UnknownContractError,
     decode_message,
-    encode,
-    headers_for,
-    subject_for,
 )
 from carebus_contracts.envelope import Event
 from carebus_masterdata_validator.adapters import exception_records
@@ -39,7 +36,7 @@ from carebus_masterdata_validator.domain.validation import Failure, Validation, 
 from carebus_masterdata_validator.domain.view import MasterDataView
 from carebus_masterdata_validator.metrics import ValidatorMetrics
 from carebus_shared.exceptions.store import ExceptionRecord
-from carebus_shared.jetstream.publish import Outgoing
+from carebus_shared.jetstream.publish import Outgoing, outgoing_for
 from carebus_shared.jetstream.stage import Forward, Outcome, Reject, Retry
 
 log = logging.getLogger("carebus.masterdata.validate")
@@ -50,10 +47,6 @@ _NOTHING = Forward()
 
 def entity_of(stream: str, event: Event) -> str:
     return f"{stream}:{event.entity_key}"
-
-
-def outgoing_for(event: Event) -> Outgoing:
-    return Outgoing(subject_for(event), encode(event), event.event_id, headers_for(event))
 
 
 def exception_records_for(
