@@ -6,7 +6,8 @@ the adapters' real entry points (MLLP, HTTP, inbox folder, CSV import).
 
 1. Raw baseline (``raw_hops``: four nats-py hops, one process each, no processing) with the
    same number of events, flat out, before and after the pipeline runs (the machine is
-   shared: the mean of the two is the reference), and at 500 events/s.
+   shared: the mean of the two is the reference), and at 500 events/s; with the NATS
+   server's CPU, so that CPU per event compares with the pipeline's, everything included.
 2. The full scenario flat out: sustained events/s from the first input sent to the last
    journal committed, latency (adapter accepted → ledger committed), per-stage throughput,
    CPU seconds per 1,000 events, and whether the ledger equals the oracle.
@@ -227,6 +228,9 @@ async def measure(
         / events
         * 1000,
         "load_generator_cpu_s": round(player_cpu_s, 2),
+        # Everything on the machine, the load generator included, as the baseline counts it.
+        "all_cpu_s_per_1000_events": (sum(used.values()) + player_cpu_s) / events * 1000,
+        "cores_busy": (sum(used.values()) + player_cpu_s) / window,
         "ledger_equals_oracle": not problems,
         "differences": problems[:10],
         "unexpected_answers": played.surprises[:10],
@@ -276,9 +280,17 @@ async def backlog_catch_up(
     }
 
 
-async def baseline(nats_url: str, events: int) -> dict[str, Any]:
-    flat = await raw_run(nats_url, events)
-    return asdict(flat)
+async def baseline(nats: NatsServer, events: int, rate: float | None = None) -> dict[str, Any]:
+    """The raw four hops, with the NATS server's CPU beside the hops' own: the pipeline's
+    CPU figure counts the server too, so the two compare per event, everything included."""
+    assert nats._process is not None
+    server = CpuMeter({"nats-server": nats._process.pid})
+    server.start()
+    figures = asdict(await raw_run(nats.url, events, rate=rate))
+    figures["nats_cpu_s_per_1000"] = server.stop()["nats-server"] / events * 1000
+    figures["all_cpu_s_per_1000"] = figures["cpu_s_per_1000"] + figures["nats_cpu_s_per_1000"]
+    figures["cores_busy"] = figures["all_cpu_s_per_1000"] / 1000 * figures["events_per_s"]
+    return figures
 
 
 def markdown(figures: dict[str, Any]) -> str:
@@ -310,6 +322,7 @@ def markdown(figures: dict[str, Any]) -> str:
         "",
         f"- sustained end to end: **{figures['events_per_s']:,.0f} events/s**, raw baseline "
         f"{figures['baseline_events_per_s']:,.0f}/s, ratio **{figures['ratio_to_baseline']:.2f}**",
+        _cpu_line(figures),
         f"- p99 at 500 events/s: **{figures['p99_ms_at_500']:,.0f} ms**; the slowest 1 % were "
         "accepted at (s: count) "
         + ", ".join(f"{at:g}: {n}" for at, n in at_500["latency"]["worst_1pct_at_s"])
@@ -330,14 +343,30 @@ def markdown(figures: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _cpu_line(figures: dict[str, Any]) -> str:
+    flat = figures["runs"][0]
+    per_event = {k: v / flat["events"] * 1000 for k, v in flat["cpu_s"].items()}
+    split = ", ".join(f"{k} {v:.3f}" for k, v in per_event.items())
+    cores = (figures["baseline_before"]["cores_busy"] + figures["baseline_after"]["cores_busy"]) / 2
+    return (
+        f"- CPU ms per event, everything on the machine: pipeline flat out "
+        f"**{figures['cpu_ms_per_event']:.3f}** ({split}, load generator "
+        f"{flat['load_generator_cpu_s'] / flat['events'] * 1000:.3f}; {flat['cores_busy']:.2f} "
+        f"cores busy), raw four hops **{figures['baseline_cpu_ms_per_event']:.3f}** (NATS "
+        f"included; {cores:.2f} cores busy): CPU ratio {figures['cpu_ratio_to_baseline']:.2f}; "
+        f"0.7 of the baseline at the same cores busy needs "
+        f"{figures['baseline_cpu_ms_per_event'] / 0.7:.3f} ms per event"
+    )
+
+
 async def bench(nats: NatsServer, server_db: str, workdir: Path) -> dict[str, Any]:
     load_before = [round(x, 2) for x in os.getloadavg()]
     db = await fresh_database(server_db, "carebus_bench_pipeline")
     await provision_stack(nats.url, db)
     stack = ServiceStack(nats.url, db, workdir / "stack", remittance_site=REMITTANCE_SITE)
     flat_scenario = scenario_for(FLAT_OUT_EVENTS, seed=1)
-    base_before = await baseline(nats.url, flat_scenario.events)
-    base_500 = asdict(await raw_run(nats.url, 5_000, rate=500))
+    base_before = await baseline(nats, flat_scenario.events)
+    base_500 = await baseline(nats, 5_000, rate=500)
     runs: list[dict[str, Any]] = []
     peaks: dict[str, float] = {}
     try:
@@ -354,8 +383,9 @@ async def bench(nats: NatsServer, server_db: str, workdir: Path) -> dict[str, An
             peaks[name] = max(peaks.get(name, 0.0), peak_rss_mb(stack.pid(name)))
     finally:
         await asyncio.to_thread(stack.stop)
-    base_after = await baseline(nats.url, flat_scenario.events)
+    base_after = await baseline(nats, flat_scenario.events)
     reference = (base_before["events_per_s"] + base_after["events_per_s"]) / 2
+    raw_cpu = (base_before["all_cpu_s_per_1000"] + base_after["all_cpu_s_per_1000"]) / 2
     at_500 = next(r for r in runs if r["offered_per_s"] == 500)
     figures: dict[str, Any] = {
         "events_per_s": runs[0]["events_per_s"],
@@ -363,6 +393,11 @@ async def bench(nats: NatsServer, server_db: str, workdir: Path) -> dict[str, An
         "ratio_to_baseline": runs[0]["events_per_s"] / reference,
         "p99_ms_at_500": at_500["latency"]["p99_ms"],
         "backlog_100k_drain_s": backlog_run["drain_s_from_ready"],
+        # CPU ms per event, everything on the machine: when both runs keep the two cores
+        # busy, throughput goes inversely with it, and this ratio explains the one above.
+        "cpu_ms_per_event": runs[0]["all_cpu_s_per_1000_events"],
+        "baseline_cpu_ms_per_event": raw_cpu,
+        "cpu_ratio_to_baseline": raw_cpu / runs[0]["all_cpu_s_per_1000_events"],
         "backlog_events": backlog_run["events"],
         "baseline_before": base_before,
         "baseline_after": base_after,

@@ -57,12 +57,14 @@ async def _setup(url: str, tag: str) -> None:
     await nc.close()
 
 
-async def _hop(url: str, tag: str, i: int, total: int) -> None:
+async def _hop(url: str, tag: str, i: int, total: int) -> float:
+    """Relay ``total`` messages; returns the CPU seconds spent from the first pull on."""
     nc = await nats.connect(url)
     js: JetStreamContext = nc.jetstream()
     src, _ = _stream(i, tag)
     _, dst = _stream(i + 1, tag)
     sub = await js.pull_subscribe_bind("hop", stream=src)
+    started = time.process_time()  # start-up (imports, connect, bind) is not the hop's cost
     done = 0
     while done < total:
         try:
@@ -77,12 +79,13 @@ async def _hop(url: str, tag: str, i: int, total: int) -> None:
         for m in msgs:
             await m.ack()
         done += len(msgs)
+    used = time.process_time() - started
     await nc.close()
+    return used
 
 
 def _hop_process(url: str, tag: str, i: int, total: int, cpu: mp.Queue[float]) -> None:
-    uvloop.run(_hop(url, tag, i, total))  # the same event loop the services run on
-    cpu.put(time.process_time())  # this hop's CPU seconds, reported before it exits
+    cpu.put(uvloop.run(_hop(url, tag, i, total)))  # uvloop: the services' event loop
 
 
 async def _produce(
@@ -144,7 +147,6 @@ async def run(
     sink = asyncio.create_task(_sink(js, _stream(HOPS, tag)[0], total, latencies, deadline_s))
     await _produce(js, _stream(0, tag)[1], total, rate, size)
     finished = await sink
-    # Hop CPU includes their start-up (imports, connect): a small, constant overstatement.
     cpu_s = sum(cpu.get(timeout=30) for _ in hops) + time.process_time() - own_cpu_before
     for p in hops:
         p.join(timeout=10)

@@ -66,9 +66,13 @@ class Topology:
 
 # Stages whose results depend on the order of events per entity (quarantine queues, version
 # fencing) allow only one batch in flight. After a crash the dead instance's batch stays
-# pending until its ack deadline, and JetStream hands out nothing newer meanwhile, so it is
-# redelivered before any later event of the same entity. Scale such a stage to N replicas by
-# raising this to N x batch size (ordering is then per replica's batch, not global).
+# pending until its ack deadline. When that batch was full, JetStream hands out nothing newer
+# meanwhile, so it is redelivered before any later event of the same entity. When it was
+# not, up to the rest of the allowance of newer events goes out first: then the same rules
+# that handle a sender's own out-of-order updates decide (an older appointment or claim
+# snapshot that arrives after a newer one is stale; transactions each post). Scale such a
+# stage to N replicas by raising this to N x batch size (ordering is then per replica's
+# batch, not global).
 # 100, the stages' default batch. Batches of 100 rather than 200 hand a remittance file's
 # burst down the pipeline in halves and the stages overlap on it. Pipeline benchmark, same
 # machine, two runs with 100 (the first with 200 in flight) against one with 200: p99 at
