@@ -40,6 +40,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -293,8 +294,32 @@ async def baseline(nats: NatsServer, events: int, rate: float | None = None) -> 
     return figures
 
 
+# The targets for a two-core machine with everything on it: (label, key, met).
+TARGETS: tuple[tuple[str, str, Callable[[float], bool]], ...] = (
+    ("sustained end to end, events/s (≥ 2,000)", "events_per_s", lambda v: v >= 2000),
+    ("ratio to the raw four hops (≥ 0.7)", "ratio_to_baseline", lambda v: v >= 0.7),
+    ("p99 at 500 events/s, ms (≤ 100)", "p99_ms_at_500", lambda v: v <= 100),
+    ("100k backlog drained, s (< 60)", "backlog_100k_drain_s", lambda v: v < 60),
+)
+
+
+def targets_table(figures: dict[str, Any]) -> list[str]:
+    lines = ["| target | measured | met |", "| --- | ---: | :---: |"]
+    for label, key, met in TARGETS:
+        value = figures[key]
+        shown = f"{value:.2f}" if key == "ratio_to_baseline" else f"{value:,.1f}"
+        lines.append(f"| {label} | {shown} | {'yes' if met(value) else 'NO'} |")
+    lines.append(
+        f"\nThe raw four hops ran at {figures['baseline_events_per_s']:,.0f} events/s here, "
+        "against about 2,800 on the machine the issue's targets were set on: absolute "
+        "figures scale with the machine, the ratio is the one to compare."
+    )
+    return [*lines, ""]
+
+
 def markdown(figures: dict[str, Any]) -> str:
     lines = [
+        *targets_table(figures),
         "| run | offered events/s | events | sustained events/s | p50 ms | p95 ms | p99 ms "
         "| CPU s / 1,000 events | ledger = oracle |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | :---: |",
