@@ -93,4 +93,4 @@ class Intake:
             headers=dict(headers or {}),
         )
         await self._runtime.record_exceptions([record])
-        self._inputs.labels(source, "rejected").inc()
+        self._inputs_by_label.labels(source, "rejected").inc()
