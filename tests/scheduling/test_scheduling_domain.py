@@ -13,17 +13,17 @@ from nats.js import api
 from scheduling_support import siu_message
 
 from carebus_contracts import Event
-from carebus_scheduling_adapter.domain.csv_layout import CsvLayout, MappingError
-from carebus_scheduling_adapter.domain.csv_rows import RowProblem, row_to_event
-from carebus_scheduling_adapter.domain.fhir_appointment import (
+from carebus_scheduling_adapter.adapters.csv.layout import CsvLayout, MappingError
+from carebus_scheduling_adapter.adapters.csv.rows import RowProblem, row_to_event
+from carebus_scheduling_adapter.adapters.fhir.appointment import (
     BundleContext,
     FhirSource,
     appointment_to_event,
     content_hash,
 )
-from carebus_scheduling_adapter.domain.fhir_bundle import read_bundle
-from carebus_scheduling_adapter.domain.fhir_problems import FhirProblem
-from carebus_scheduling_adapter.domain.fhir_resources import Appointment, ContextResource, decode
+from carebus_scheduling_adapter.adapters.fhir.bundle import read_bundle
+from carebus_scheduling_adapter.adapters.fhir.problems import FhirProblem
+from carebus_scheduling_adapter.adapters.fhir.resources import Appointment, ContextResource, decode
 from carebus_scheduling_adapter.handlers.hl7_messages import Hl7Messages
 from carebus_shared.hl7 import parse_message
 

@@ -52,7 +52,7 @@ async def _redrive(
     reply = await adapter.http.post(
         f"/v1/exceptions/{record_id}/redrive",
         content=corrected or b"",
-        headers={"X-Carebus-Operator": "alice"},
+        headers={"X-Carebus-Actor": "alice"},
     )
     return reply.status_code, reply.json()
 

@@ -25,3 +25,20 @@ class RuntimeSettings(msgspec.Struct, frozen=True, kw_only=True):
     shutdown_grace_s: ShutdownGrace = 20.0
     # Readiness probes give up on NATS / PostgreSQL after this long.
     probe_timeout_s: float = 1.0
+
+
+Seconds = Annotated[float, msgspec.Meta(gt=0)]
+
+
+class IntakeSettings(RuntimeSettings, frozen=True, kw_only=True):
+    """Fields every adapter shares: its MLLP listener, upload size, publish confirmation."""
+
+    mllp_host: str = "127.0.0.1"
+    mllp_port: Port = 2575
+    mllp_max_message_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 1_048_576
+    # A connection that sends nothing for this long is closed (senders reconnect).
+    mllp_idle_timeout_s: Seconds = 300.0
+    # The largest HTTP request body taken (uploads, re-drives with a corrected input).
+    max_upload_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 50 * 1024 * 1024
+    # JetStream must confirm a publish within this time, else no ACK / HTTP 503 is answered.
+    publish_timeout_s: Seconds = 5.0

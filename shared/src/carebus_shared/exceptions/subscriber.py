@@ -27,3 +27,10 @@ def exception_capture_router(runtime: ServiceRuntime) -> NatsRouter:
         await runtime.run_stage_batch(EXCEPTION_CAPTURE, message.raw_message, handle)
 
     return router
+
+
+def capture_exceptions(runtime: ServiceRuntime) -> None:
+    """Take this service's share of the advisories (every service competes on one durable)."""
+    runtime.include_router(
+        exception_capture_router(runtime), [TOPOLOGY.consumer(EXCEPTION_CAPTURE)]
+    )

@@ -30,11 +30,13 @@ from carebus_shared.db.migrations import load_migrations, migrate
 from carebus_shared.exceptions import store as exception_store
 from carebus_shared.exceptions.events import exception_event
 from carebus_shared.exceptions.store import ExceptionRecord
+from carebus_shared.http.problems import EXCEPTION_HANDLERS
 from carebus_shared.jetstream.connection import ConnectionState, make_broker
 from carebus_shared.jetstream.consumer import OnBatch, StageConsumer
 from carebus_shared.jetstream.publish import PublishFailed, outgoing_for, publish_confirmed
 from carebus_shared.jetstream.stage import BatchHandler, BatchTally, run_batch
 from carebus_shared.jetstream.topology import ConsumerSpec
+from carebus_shared.runtime.background import BackgroundLoops
 from carebus_shared.runtime.health import health_routes
 from carebus_shared.runtime.metrics import StageMetrics
 
@@ -87,6 +89,8 @@ class ServiceRuntime:
         self._started = asyncio.Event()
         self.on_started: list[Hook] = []
         self.on_stopping: list[Hook] = []
+        # Started after the on_started hooks, stopped after the on_stopping ones.
+        self.background = BackgroundLoops()
 
     def include_router(self, router: NatsRouter, consumers: Sequence[ConsumerSpec]) -> None:
         """Add subscribers, naming the provisioned consumers they bind to."""
@@ -194,6 +198,7 @@ class ServiceRuntime:
             consumer.start(lambda: self.js)
         for hook in self.on_started:
             await hook()
+        await self.background.start()
         freeze_start_up_heap()
         self._started.set()
         log.info("service started")
@@ -225,6 +230,7 @@ class ServiceRuntime:
             self._bring_up.cancel()
         for hook in self.on_stopping:
             await hook()
+        await self.background.stop()
         await asyncio.gather(
             *(c.stop(self.settings.shutdown_grace_s) for c in self._stage_consumers)
         )
@@ -278,5 +284,6 @@ class ServiceRuntime:
             ],
             lifespan=[lifespan],
             logging_config=None,  # keep the JSON logging configured at start-up
+            exception_handlers=EXCEPTION_HANDLERS,
             openapi_config=OpenAPIConfig(title=f"carebus {self.service}", version=version),
         )

@@ -5,23 +5,10 @@ from __future__ import annotations
 import sys
 
 from carebus_erp_poster import app, config
-from carebus_shared.runtime.cli import (
-    load_settings_or_exit,
-    print_settings,
-    serve_service,
-    service_parser,
-)
+from carebus_shared.runtime.cli import ServiceScript
 
-PROG = "carebus-erp-poster"
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser, _ = service_parser(PROG, __doc__)
-    args = parser.parse_args(argv)
-    if args.command == "settings":
-        return print_settings(config)
-    return serve_service(config, load_settings_or_exit(PROG, config), app.build)
-
+SCRIPT = ServiceScript("carebus-erp-poster", __doc__, config, app.build)
+main = SCRIPT.main
 
 if __name__ == "__main__":
     sys.exit(main())

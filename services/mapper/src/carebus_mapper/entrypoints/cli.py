@@ -25,12 +25,7 @@ from carebus_mapper.adapters.stream_window import Window
 from carebus_mapper.domain.rules import RuleSet, RuleSetError
 from carebus_mapper.domain.shadow import ShadowReport, render, summary
 from carebus_mapper.handlers.shadow import shadow_replay
-from carebus_shared.runtime.cli import (
-    load_settings_or_exit,
-    print_settings,
-    serve_service,
-    service_parser,
-)
+from carebus_shared.runtime.cli import Command, ServiceScript
 
 
 def _moment(text: str) -> dt.datetime:
@@ -40,15 +35,11 @@ def _moment(text: str) -> dt.datetime:
     return moment
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser, commands = service_parser("carebus-mapper", __doc__)
-    check = commands.add_parser("check-rules", help="validate a rule directory and list it")
+def _check_rules_arguments(check: argparse.ArgumentParser) -> None:
     check.add_argument("directory", nargs="?", help="default: the shipped rule set")
-    shadow = commands.add_parser(
-        "shadow",
-        help="compare candidate rules with the current ones over the recorded VALIDATED "
-        "stream; publishes nothing",
-    )
+
+
+def _shadow_arguments(shadow: argparse.ArgumentParser) -> None:
     shadow.add_argument("--rules", required=True, help="the candidate rule directory")
     shadow.add_argument("--current", help="the current rule directory (default: shipped)")
     shadow.add_argument("--from-seq", type=int, help="first stream sequence")
@@ -59,10 +50,10 @@ def _parser() -> argparse.ArgumentParser:
     shadow.add_argument("--examples", type=int, default=5, help="differing journals to show")
     shadow.add_argument("--json", action="store_true", help="print the summary as JSON")
     shadow.add_argument("--nats-url", help="default: NATS_URL")
-    return parser
 
 
-def _check_rules(directory: str | None) -> int:
+def _check_rules(args: argparse.Namespace, _: object) -> int:
+    directory: str | None = args.directory
     try:
         rules = load_rule_set(directory)
     except RuleSetError as exc:
@@ -89,7 +80,7 @@ async def _shadow(
         await nc.close()
 
 
-def _run_shadow(args: argparse.Namespace) -> int:
+def _run_shadow(args: argparse.Namespace, settings: config.Settings) -> int:
     try:
         current = load_rule_set(args.current)
         candidate = load_rule_set(args.rules)
@@ -97,7 +88,7 @@ def _run_shadow(args: argparse.Namespace) -> int:
     except (RuleSetError, ValueError) as exc:
         print(f"carebus-mapper shadow: {exc}", file=sys.stderr)
         return 2
-    url = args.nats_url or config.load().nats_url
+    url = args.nats_url or settings.nats_url
     # The replay logs each stale or unmapped event; the report already counts them.
     logging.getLogger("carebus.mapper").setLevel(logging.ERROR)
     report = asyncio.run(_shadow(url, current, candidate, window, args.examples))
@@ -105,20 +96,29 @@ def _run_shadow(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    if args.command == "settings":
-        return print_settings(config)
-    if args.command == "check-rules":
-        return _check_rules(args.directory)
-    settings = load_settings_or_exit("carebus-mapper", config)
-    if args.command == "shadow":
-        return _run_shadow(args)
-    try:
-        return serve_service(config, settings, app.build)
-    except RuleSetError as exc:
-        print(f"carebus-mapper: {exc}", file=sys.stderr)
-        return 2
+SCRIPT = ServiceScript(
+    "carebus-mapper",
+    __doc__,
+    config,
+    app.build,
+    commands={
+        "check-rules": Command(
+            "validate a rule directory and list it",
+            _check_rules,
+            _check_rules_arguments,
+            needs_settings=False,
+        ),
+        "shadow": Command(
+            "compare candidate rules with the current ones over the recorded VALIDATED "
+            "stream; publishes nothing",
+            _run_shadow,
+            _shadow_arguments,
+        ),
+    },
+    # Invalid rules stop the service at start, with every problem named.
+    start_errors=(RuleSetError,),
+)
+main = SCRIPT.main
 
 
 if __name__ == "__main__":

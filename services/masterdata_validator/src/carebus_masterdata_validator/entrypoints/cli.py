@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import urllib.error
@@ -10,12 +11,7 @@ from pathlib import Path
 
 from carebus_masterdata_validator import app, config
 from carebus_masterdata_validator.domain.kinds import BY_COLLECTION
-from carebus_shared.runtime.cli import (
-    load_settings_or_exit,
-    print_settings,
-    serve_service,
-    service_parser,
-)
+from carebus_shared.runtime.cli import Command, ServiceScript
 
 
 def import_file(
@@ -37,31 +33,39 @@ def import_file(
         return exc.code, json.loads(exc.read() or b"{}")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser, commands = service_parser("carebus-masterdata", __doc__)
-    imp = commands.add_parser("import", help="bulk import a CSV or JSON file (all rows or none)")
+def _import_arguments(imp: argparse.ArgumentParser) -> None:
     imp.add_argument("file", type=Path)
     imp.add_argument("--kind", required=True, choices=sorted(BY_COLLECTION), help="collection")
     imp.add_argument("--url", default=None, help="service URL (default: from the settings)")
     imp.add_argument("--dry-run", action="store_true", help="check and report, write nothing")
     imp.add_argument("--actor", default="carebus-masterdata-cli", help="recorded in the audit")
-    args = parser.parse_args(argv)
 
-    if args.command == "settings":
-        return print_settings(config)
-    settings = load_settings_or_exit("carebus-masterdata", config)
-    if args.command == "import":
-        url = args.url or f"http://{settings.http_host}:{settings.http_port}"
-        try:
-            status, report = import_file(
-                args.file, args.kind, url, dry_run=args.dry_run, actor=args.actor
-            )
-        except (OSError, ValueError) as exc:
-            print(f"carebus-masterdata: import failed: {exc}", file=sys.stderr)
-            return 1
-        print(json.dumps(report, indent=2))
-        return 0 if status == 200 else 1
-    return serve_service(config, settings, app.build)
+
+def _import(args: argparse.Namespace, settings: config.Settings) -> int:
+    url = args.url or f"http://{settings.http_host}:{settings.http_port}"
+    try:
+        status, report = import_file(
+            args.file, args.kind, url, dry_run=args.dry_run, actor=args.actor
+        )
+    except (OSError, ValueError) as exc:
+        print(f"carebus-masterdata: import failed: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(report, indent=2))
+    return 0 if status == 200 else 1
+
+
+SCRIPT = ServiceScript(
+    "carebus-masterdata",
+    __doc__,
+    config,
+    app.build,
+    commands={
+        "import": Command(
+            "bulk import a CSV or JSON file (all rows or none)", _import, _import_arguments
+        )
+    },
+)
+main = SCRIPT.main
 
 
 if __name__ == "__main__":

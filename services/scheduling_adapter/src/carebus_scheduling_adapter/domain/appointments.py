@@ -8,8 +8,8 @@ from typing import Final
 
 from carebus_contracts import Event
 from carebus_contracts import scheduling as s
+from carebus_contracts.checks import checked
 from carebus_contracts.subjects import UNKNOWN_SITE
-from carebus_scheduling_adapter.domain.contract_check import checked
 
 # One contract per event kind; a kind is also the last word of the event type.
 EVENT_TYPES: Final[dict[str, Callable[..., Event]]] = {

@@ -19,17 +19,12 @@ from pathlib import Path
 import msgspec
 
 from carebus_scheduling_adapter import app, config
+from carebus_scheduling_adapter.adapters.csv.layout import CsvLayout, MappingError
 from carebus_scheduling_adapter.adapters.progress import Progress
-from carebus_scheduling_adapter.domain.csv_layout import CsvLayout, MappingError
 from carebus_scheduling_adapter.handlers.csv_import import ImportStopped, ImportSummary
-from carebus_scheduling_adapter.handlers.sink import TRANSIENT_ERRORS
+from carebus_shared.intake import TRANSIENT_ERRORS
 from carebus_shared.logs import configure_logging
-from carebus_shared.runtime.cli import (
-    load_settings_or_exit,
-    print_settings,
-    serve_service,
-    service_parser,
-)
+from carebus_shared.runtime.cli import Command, ServiceScript
 
 PROG = "carebus-scheduling"
 
@@ -38,9 +33,7 @@ class _Unreachable(RuntimeError):
     pass
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser, commands = service_parser(PROG, __doc__)
-    imp = commands.add_parser("import", help="import appointments from a CSV file")
+def _import_arguments(imp: argparse.ArgumentParser) -> None:
     imp.add_argument("file", type=Path, help="the CSV file (documented layout, or --mapping)")
     imp.add_argument("--mapping", type=Path, help="TOML mapping for another column layout")
     imp.add_argument(
@@ -51,17 +44,6 @@ def _parser() -> argparse.ArgumentParser:
     imp.add_argument(
         "--connect-timeout", type=float, default=30.0, help="seconds to reach NATS/PostgreSQL"
     )
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    if args.command == "settings":
-        return print_settings(config)
-    settings = load_settings_or_exit(PROG, config)
-    if args.command == "import":
-        return _import(args, settings)
-    return serve_service(config, settings, app.build)
 
 
 def _import(args: argparse.Namespace, settings: config.Settings) -> int:
@@ -121,6 +103,16 @@ async def _run_import(
         return await importer.run(args.file, layout, rejects, progress)
     finally:
         await runtime.stop()
+
+
+SCRIPT = ServiceScript(
+    PROG,
+    __doc__,
+    config,
+    app.build,
+    commands={"import": Command("import appointments from a CSV file", _import, _import_arguments)},
+)
+main = SCRIPT.main
 
 
 if __name__ == "__main__":

@@ -20,17 +20,19 @@ from pathlib import Path
 from typing import Final
 
 from carebus_contracts import Event
-from carebus_scheduling_adapter.adapters.csv_files import (
+from carebus_scheduling_adapter.adapters.csv.files import (
     CsvReader,
     RejectFile,
     Row,
     csv_text,
     parse_csv_text,
 )
+from carebus_scheduling_adapter.adapters.csv.layout import CsvLayout, MappingError
+from carebus_scheduling_adapter.adapters.csv.rows import RowProblem, row_to_event, row_values
 from carebus_scheduling_adapter.adapters.progress import Progress
-from carebus_scheduling_adapter.domain.csv_layout import CsvLayout, MappingError
-from carebus_scheduling_adapter.domain.csv_rows import RowProblem, row_to_event, row_values
-from carebus_scheduling_adapter.handlers.sink import CONTENT_CSV, SOURCE_CSV, Processed, Sink
+from carebus_scheduling_adapter.domain.inputs import CONTENT_CSV, SOURCE_CSV
+from carebus_shared.exceptions.redrive import Reprocessed
+from carebus_shared.intake import Sink
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +123,7 @@ class CsvImport:
         summary.seconds = time.perf_counter() - started
         return summary
 
-    async def handle(self, raw: bytes, headers: Mapping[str, str]) -> Processed:
+    async def handle(self, raw: bytes, headers: Mapping[str, str]) -> Reprocessed:
         """Re-drive one kept row: ``raw`` is its header line and the row, as CSV."""
         mapping = headers.get(H_MAPPING)
         try:
@@ -131,7 +133,7 @@ class CsvImport:
                 raise MappingError("a kept CSV row is a header line and one row")
             positions = layout.positions(lines[0])
         except (MappingError, UnicodeDecodeError) as exc:
-            return Processed(False, reason="unreadable_row", message=str(exc))
+            return Reprocessed(False, str(exc), reason="unreadable_row")
         source_system = headers.get(H_SOURCE) or layout.source_system or self._source_system
         site = headers.get(H_SITE) or layout.site or self._site
         fallback = int(headers.get(H_VERSION) or self._clock().timestamp() * 1000)
@@ -141,9 +143,9 @@ class CsvImport:
             event = self._event(values, layout, source_system, site, fallback, default_tz)
         except RowProblem as problem:
             await self._keep(raw, problem, layout, source_system, site, fallback, default_tz)
-            return Processed(False, reason=problem.reason, message=str(problem))
+            return Reprocessed(False, str(problem), reason=problem.reason)
         await self._sink.publish(SOURCE_CSV, [event])
-        return Processed(True, (event.event_id,))
+        return Reprocessed(True, f"published {event.event_id}", (event.event_id,))
 
     # -- internals ----------------------------------------------------------------------
     def _event(

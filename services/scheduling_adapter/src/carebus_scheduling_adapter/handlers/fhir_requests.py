@@ -18,17 +18,19 @@ from typing import Any, Final
 import msgspec
 
 from carebus_contracts import Event
-from carebus_scheduling_adapter.domain.fhir_appointment import FhirSource, appointment_to_event
-from carebus_scheduling_adapter.domain.fhir_bundle import BundleResult, read_bundle
-from carebus_scheduling_adapter.domain.fhir_problems import (
+from carebus_scheduling_adapter.adapters.fhir.appointment import FhirSource, appointment_to_event
+from carebus_scheduling_adapter.adapters.fhir.bundle import BundleResult, read_bundle
+from carebus_scheduling_adapter.adapters.fhir.problems import (
     EXCEPTION,
     VALUE,
     FhirProblem,
     information,
     operation_outcome,
 )
-from carebus_scheduling_adapter.domain.fhir_resources import Appointment, decode
-from carebus_scheduling_adapter.handlers.sink import CONTENT_FHIR, SOURCE_FHIR, Processed, Sink
+from carebus_scheduling_adapter.adapters.fhir.resources import Appointment, decode
+from carebus_scheduling_adapter.domain.inputs import CONTENT_FHIR, SOURCE_FHIR
+from carebus_shared.exceptions.redrive import Reprocessed
+from carebus_shared.intake import Sink
 from carebus_shared.logs import bind_event
 
 log = logging.getLogger(__name__)
@@ -108,7 +110,7 @@ class FhirRequests:
             problems=tuple(problems),
         )  # fmt: skip
 
-    async def handle(self, raw: bytes, headers: Mapping[str, str]) -> Processed:
+    async def handle(self, raw: bytes, headers: Mapping[str, str]) -> Reprocessed:
         """Replay a kept request (re-drive) the way it first came in."""
         overrides = {"source_system": headers.get(H_SOURCE), "site": headers.get(H_SITE)}
         interaction = headers.get(H_INTERACTION, CREATE)
@@ -120,8 +122,8 @@ class FhirRequests:
             reply = await self.create(raw, **overrides)
         if reply.problems:
             first = reply.problems[0]
-            return Processed(False, reply.event_ids, first.reason, str(first))
-        return Processed(True, reply.event_ids)
+            return Reprocessed(False, str(first), reply.event_ids, first.reason)
+        return Reprocessed(True, "published " + ", ".join(reply.event_ids), reply.event_ids)
 
     async def refuse(
         self,

@@ -20,21 +20,18 @@ from datetime import UTC, datetime
 from typing import Final
 
 from carebus_contracts import Event
+from carebus_contracts.checks import ContractViolation, checked
 from carebus_scheduling_adapter.adapters.hl7_siu import map_siu
 from carebus_scheduling_adapter.adapters.hl7_siu_contract import event_id_for, to_contract
-from carebus_scheduling_adapter.domain.contract_check import ContractViolation, checked
-from carebus_scheduling_adapter.handlers.sink import (
-    CONTENT_HL7,
-    SOURCE_HL7,
-    Processed,
-    Sink,
-)
+from carebus_scheduling_adapter.domain.inputs import CONTENT_HL7, SOURCE_HL7
+from carebus_shared.exceptions.redrive import Reprocessed
 from carebus_shared.hl7 import Hl7Error, Hl7MappingError, Hl7Message, Hl7ParseError, parse_message
 from carebus_shared.hl7.errors import (
     APPLICATION_INTERNAL_ERROR,
     DATA_TYPE_ERROR,
     REQUIRED_FIELD_MISSING,
 )
+from carebus_shared.intake import Sink
 from carebus_shared.logs import bind_event
 from carebus_shared.mllp import MllpHandler, hl7_handler
 
@@ -107,7 +104,7 @@ class Hl7Messages:
             path=str(error.location) if error.location is not None else None,
         )
 
-    async def handle(self, raw: bytes) -> Processed:
+    async def handle(self, raw: bytes) -> Reprocessed:
         """The MLLP path without the ACK: for re-driving a stored (or corrected) message."""
         message: Hl7Message | None = None
         try:
@@ -115,8 +112,8 @@ class Hl7Messages:
             event_id = await self.process(message)
         except Hl7Error as exc:
             await self.reject(raw, message, exc)
-            return Processed(False, reason=exc.reason, message=str(exc))
-        return Processed(True, (event_id,))
+            return Reprocessed(False, str(exc), reason=exc.reason)
+        return Reprocessed(True, f"published {event_id}", (event_id,))
 
 
 def _body_digest(message: Hl7Message) -> str:

@@ -11,7 +11,7 @@ from typing import Any, Final, TypeVar
 
 import msgspec
 
-from carebus_scheduling_adapter.domain.fhir_problems import STRUCTURE, FhirProblem
+from carebus_scheduling_adapter.adapters.fhir.problems import STRUCTURE, FhirProblem
 
 T = TypeVar("T")
 

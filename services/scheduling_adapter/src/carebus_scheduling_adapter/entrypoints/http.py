@@ -1,4 +1,5 @@
-"""FHIR R4 HTTP routes: Appointment create and update, and transaction / batch Bundles.
+"""HTTP routes: FHIR R4 Appointment create and update, transaction / batch Bundles, and the
+shared re-drive of kept inputs (``carebus_shared.exceptions.routes``).
 
 JSON only (``application/fhir+json`` or ``application/json``).  The sender can name itself
 and its site with ``X-Carebus-Source-System`` / ``X-Carebus-Site`` (defaults from settings).
@@ -16,7 +17,7 @@ from litestar import Request, Response, post, put
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath
 
-from carebus_scheduling_adapter.domain.fhir_problems import (
+from carebus_scheduling_adapter.adapters.fhir.problems import (
     NOT_SUPPORTED,
     TRANSIENT,
     FhirProblem,
@@ -29,7 +30,9 @@ from carebus_scheduling_adapter.handlers.fhir_requests import (
     FhirReply,
     FhirRequests,
 )
-from carebus_scheduling_adapter.handlers.sink import TRANSIENT_ERRORS
+from carebus_shared.exceptions.redrive import RedriveInputs
+from carebus_shared.exceptions.routes import redrive_routes
+from carebus_shared.intake import TRANSIENT_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +40,12 @@ FHIR_JSON: Final = "application/fhir+json"
 _ACCEPTED_MEDIA: Final = ("application/fhir+json", "application/json", "")
 
 AnyRequest = Request[Any, Any, Any]
+
+
+def routes(
+    fhir: FhirRequests, redrive: RedriveInputs, max_body_bytes: int
+) -> list[HTTPRouteHandler]:
+    return [*fhir_routes(fhir), *redrive_routes(redrive, max_body_bytes)]
 
 
 def fhir_routes(fhir: FhirRequests) -> list[HTTPRouteHandler]:

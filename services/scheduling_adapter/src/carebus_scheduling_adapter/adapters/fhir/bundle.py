@@ -14,18 +14,18 @@ from dataclasses import dataclass
 from typing import Final
 
 from carebus_contracts import Event
-from carebus_scheduling_adapter.domain.fhir_appointment import (
+from carebus_scheduling_adapter.adapters.fhir.appointment import (
     BundleContext,
     FhirSource,
     appointment_to_event,
 )
-from carebus_scheduling_adapter.domain.fhir_problems import (
+from carebus_scheduling_adapter.adapters.fhir.problems import (
     NOT_SUPPORTED,
     REQUIRED,
     VALUE,
     FhirProblem,
 )
-from carebus_scheduling_adapter.domain.fhir_resources import (
+from carebus_scheduling_adapter.adapters.fhir.resources import (
     Appointment,
     Bundle,
     BundleEntry,

@@ -16,13 +16,13 @@ from zoneinfo import ZoneInfo
 
 from carebus_contracts import Event
 from carebus_contracts import scheduling as s
+from carebus_contracts.checks import ContractViolation
+from carebus_scheduling_adapter.adapters.csv.layout import FIELDS, CsvLayout
 from carebus_scheduling_adapter.domain.appointments import (
     EVENT_TYPES,
     STATUS_EVENTS,
     appointment_event,
 )
-from carebus_scheduling_adapter.domain.contract_check import ContractViolation
-from carebus_scheduling_adapter.domain.csv_layout import FIELDS, CsvLayout
 
 STATUS_WORDS: Final[dict[str, str]] = {
     "booked": "booked", "scheduled": "booked", "confirmed": "booked", "pending": "booked",

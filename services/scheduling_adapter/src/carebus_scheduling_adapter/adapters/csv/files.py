@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from carebus_scheduling_adapter.domain.csv_layout import CsvLayout, MappingError
+from carebus_scheduling_adapter.adapters.csv.layout import CsvLayout, MappingError
 
 REJECT_COLUMNS = ("carebus_line", "carebus_column", "carebus_reason", "carebus_message")
 

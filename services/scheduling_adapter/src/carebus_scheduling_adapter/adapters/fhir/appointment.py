@@ -31,21 +31,21 @@ import msgspec
 
 from carebus_contracts import Event
 from carebus_contracts import scheduling as s
-from carebus_scheduling_adapter.domain.appointments import appointment_event
-from carebus_scheduling_adapter.domain.contract_check import ContractViolation
-from carebus_scheduling_adapter.domain.fhir_problems import (
+from carebus_contracts.checks import ContractViolation
+from carebus_scheduling_adapter.adapters.fhir.problems import (
     CODE_INVALID,
     REQUIRED,
     VALUE,
     FhirProblem,
 )
-from carebus_scheduling_adapter.domain.fhir_resources import (
+from carebus_scheduling_adapter.adapters.fhir.resources import (
     Appointment,
     CodeableConcept,
     ContextResource,
     Identifier,
     Reference,
 )
+from carebus_scheduling_adapter.domain.appointments import appointment_event
 
 NPI_SYSTEM: Final = "http://hl7.org/fhir/sid/us-npi"
 _NPI_OID: Final = "urn:oid:2.16.840.1.113883.4.6"

@@ -1,0 +1,1 @@
+"""CSV appointment exports: the column layout, row mapping and file reading."""

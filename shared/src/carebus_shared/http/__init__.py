@@ -1,0 +1,1 @@
+"""HTTP pieces every service's routes share: RFC 9457 problem bodies and error handling."""
