@@ -53,9 +53,8 @@ async def _keep_session(_: asyncpg.Connection) -> None:
 
 def freeze_start_up_heap() -> None:
     """Take what start-up allocated (modules, the app, clients) out of the garbage
-    collector's view. Otherwise every full collection walks all of it: 50–115 ms pauses per
-    service, a few a minute at 500 events/s (measured with gc.callbacks), each one straight
-    into tail latency; frozen, the longest was 12 ms. Reference counting still frees them."""
+    collector's view. Otherwise every full collection walks all of it, and each pause goes
+    straight into tail latency (docs/decisions/007). Reference counting still frees them."""
     gc.collect()
     gc.freeze()
 
