@@ -47,7 +47,7 @@ async def _keep_session(_: asyncpg.Connection) -> None:
     """Pool release without asyncpg's reset query (unlock all, close all, unlisten, reset
     all): services keep no session state on pooled connections — advisory locks are
     transaction-scoped and migrations run on a connection of their own — so that round trip
-    on every release was pure cost (~2 % of a stage's CPU, plus PostgreSQL's). asyncpg still
+    on every release was pure cost (docs/decisions/008). asyncpg still
     rolls back a transaction left open."""
 
 
