@@ -72,7 +72,8 @@ WITH inbox AS (
 """
 
 # Both lookups a batch starts with, in one round trip (migrations/004_lookup_function.sql:
-# a function, so that it is planned for the keys at hand, never with a stale generic plan).
+# a function, so that it is planned for the keys at hand, never with a stale generic plan;
+# docs/decisions/010).
 _LOOKUP = "SELECT * FROM carebus_erp_poster.lookup_states($1, $2::text[], $3::text[])"
 
 _CLAIM_PENDING = f"""
