@@ -24,9 +24,8 @@ a PNG of latency against offered load (written by ``png_plot``, pure Python).
 NATS runs with its default ``sync_interval`` (fsync every two minutes) for the baseline and
 the pipeline alike; ``CAREBUS_BENCH_NATS_SYNC=always`` runs both fsyncing every write, as the
 dev stack does. Which of the two the issue's orientation figures were taken with is not
-stated; they sit at either, depending on the machine (the raw baseline measured 1,976-3,226
-events/s with the default on one session's machine; 6,890-7,474 with the default and 3,126
-with ``always`` on another's), so compare the ratio, not the absolute rate.
+stated, and the raw baseline moves with machine and setting (docs/decisions/013), so compare
+the ratio, not the absolute rate.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ JetStream is configured with ``sync_interval: always`` unless told otherwise: th
 fsyncs every two minutes, so a power loss (not a crash of the server: the OS still holds its
 writes) could drop writes the server already acknowledged to a publisher. Clustered R3
 streams get that safety from replication instead; the benchmark can run on the default to
-compare with figures measured that way (``sync_interval=None``).
+compare with figures measured that way (``sync_interval=None``; docs/decisions/013).
 """
 
 from __future__ import annotations

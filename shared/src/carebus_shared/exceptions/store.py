@@ -46,7 +46,7 @@ _TYPES = (
     "text", "bigint", "text", "text", "bytea", "jsonb", "text", "text",
 )  # fmt: skip
 # One statement for any number of records (a remittance file from an unknown payer parks
-# hundreds of events at once: one round trip each held the batch up for 100 ms and more).
+# hundreds of events at once: one round trip each held the batch up; docs/decisions/009).
 _INSERT_ALL = f"""
 INSERT INTO carebus_exceptions.exception_record ({", ".join(_COLUMNS)})
 SELECT * FROM unnest({", ".join(f"${n}::{t}[]" for n, t in enumerate(_TYPES, 1))})

@@ -1,19 +1,7 @@
 """A small, strict-where-it-matters HL7 v2 (ER7 "pipe") parser.
 
-Why not a library?  Measured on the 30 SIU/ADT-with-SCH/DFT sample messages with
-``tests/hl7/bench_parse_speed.py`` (parse + read MSH-10 and PID-3, median per message):
-
-* this module: ~77 µs; parses 30/30.
-* **python-hl7 0.4.5**: ~1.5 ms; 30/30 only after the caller rewrites LF/CRLF to CR
-  (given the raw LF files it returns a single MSH segment), no BOM/charset handling,
-  repetition-first indexing, no error locations.
-* **hl7apy 1.3.5**: ~47 ms (tolerant, no groups) to ~51 ms (groups); with strict
-  validation 28/30 samples fail (unknown v2.8 elements, lengths, TN format), and its
-  errors do not map to ERR locations.
-
-Mapping needs only: delimiters from MSH-1/MSH-2, CR/LF/CRLF separators, a BOM, charset
-from MSH-18, escape sequences, repetitions, ``""`` nulls and 1-based HL7 positions.  That
-fits in this module, is faster than both, and keeps error locations exact.
+Hand-rolled rather than python-hl7 or hl7apy: mapping needs little, the libraries were far
+slower on our samples and lose exact error locations (docs/decisions/001).
 
 Positions follow HL7 numbering: ``segment.value(11, 4)`` is SCH-11.4, and for MSH
 ``value(10)`` is MSH-10 (MSH-1 is the field separator itself).  Empty values and the

@@ -2,8 +2,8 @@
 
 Why not FastStream's batch subscriber: its pull loop keeps fetching until the batch is full
 or its timeout has passed, so below a few thousand messages/s every hop holds each batch for
-the whole timeout before handling it (20 ms per hop, measured: 146 ms p50 across the
-pipeline at 500 events/s). Here a batch is whatever is available now, handled at once:
+the whole timeout before handling it (docs/decisions/004). Here a batch is whatever is
+available now, handled at once:
 
 - busy: a "no wait" pull returns the waiting messages straight away; only when none are
   waiting does a second pull linger, for ``top_up_s``;

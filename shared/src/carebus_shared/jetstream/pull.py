@@ -1,9 +1,8 @@
 """Pull requests on a durable consumer, answered on an inbox subscription of our own.
 
 nats-py's ``PullSubscription.fetch`` waits for each message with a task of its own
-(``next_msg``: a ``uuid4``, a task, a ``wait_for``): 45–54 µs of CPU per message fetched
-and acked, measured, against 18 µs for the same pull here, and every stage fetches every
-event once. The protocol is JetStream's own: a request to
+(``next_msg``: a ``uuid4``, a task, a ``wait_for``), CPU that every stage would pay for every
+event (docs/decisions/005). The protocol is JetStream's own: a request to
 ``$JS.API.CONSUMER.MSG.NEXT.<stream>.<durable>`` names a reply subject, the server delivers
 up to ``batch`` messages there and ends the request with a status (404 no messages, 408
 expired, 409 e.g. max ack pending) unless the batch was filled.

@@ -2,8 +2,8 @@
 
 - ``declare=False``: services bind to what `carebus provision` made; they never create or
   reconfigure streams, so replicas cannot race or drift.
-- batch pull: one handler call per fetched batch. FastStream's per-message dispatch costs
-  about three times the CPU of the fetch itself; a batch amortises it.
+- batch pull: one handler call per fetched batch, which amortises FastStream's costly
+  per-message dispatch (docs/decisions/004).
 - manual acks: the stage runner acks each message only after its outputs are confirmed.
 - no decoding by FastStream: it would ``json.loads`` every body before our typed msgspec
   decoder runs again; handlers read ``message.raw_message`` instead.

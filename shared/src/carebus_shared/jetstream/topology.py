@@ -73,12 +73,8 @@ class Topology:
 # snapshot that arrives after a newer one is stale; transactions each post). Scale such a
 # stage to N replicas by raising this to N x batch size (ordering is then per replica's
 # batch, not global).
-# 100, the stages' default batch. Batches of 100 rather than 200 hand a remittance file's
-# burst down the pipeline in halves and the stages overlap on it. Pipeline benchmark, same
-# machine, two runs with 100 (the first with 200 in flight) against one with 200: p99 at
-# 500 events/s 150 and 178 ms against 181; sustained at 2,000 offered 1,048 and 1,038
-# events/s against 808; flat out 951 and 1,056 against 967; the 100k backlog drained in 35
-# and 50 s against 42 (that figure moved between 35 and 65 s across runs of one build).
+# 100, the stages' default batch, rather than 200: a remittance file's burst moves down the
+# pipeline in halves and the stages overlap on it (pipeline benchmark: docs/decisions/003).
 ORDERED_IN_FLIGHT = 100
 
 # Durable consumer names, one per consuming stage; replicas of a service share them.

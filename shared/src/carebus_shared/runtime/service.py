@@ -49,15 +49,14 @@ async def _keep_session(_: asyncpg.Connection) -> None:
     """Pool release without asyncpg's reset query (unlock all, close all, unlisten, reset
     all): services keep no session state on pooled connections — advisory locks are
     transaction-scoped and migrations run on a connection of their own — so that round trip
-    on every release was pure cost (~2 % of a stage's CPU, plus PostgreSQL's). asyncpg still
+    on every release was pure cost (docs/decisions/008). asyncpg still
     rolls back a transaction left open."""
 
 
 def freeze_start_up_heap() -> None:
     """Take what start-up allocated (modules, the app, clients) out of the garbage
-    collector's view. Otherwise every full collection walks all of it: 50–115 ms pauses per
-    service, a few a minute at 500 events/s (measured with gc.callbacks), each one straight
-    into tail latency; frozen, the longest was 12 ms. Reference counting still frees them."""
+    collector's view. Otherwise every full collection walks all of it, and each pause goes
+    straight into tail latency (docs/decisions/007). Reference counting still frees them."""
     gc.collect()
     gc.freeze()
 

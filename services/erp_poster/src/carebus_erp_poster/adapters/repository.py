@@ -3,8 +3,8 @@ journal_status (where each journal stands in the ERP). Multi-row statements thro
 one round trip per fetched batch, not one per journal.
 
 Journal states travel as one JSON parameter (``json_to_recordset``) rather than as one typed
-array per column: asyncpg spends ~13 µs of CPU per row encoding eighteen arrays, msgspec
-~3 µs on the JSON, and PostgreSQL reads either at the same cost.
+array per column: msgspec encodes the JSON for a fraction of the CPU asyncpg spends on the
+arrays (docs/decisions/009).
 """
 
 from __future__ import annotations
@@ -72,7 +72,8 @@ WITH inbox AS (
 """
 
 # Both lookups a batch starts with, in one round trip (migrations/004_lookup_function.sql:
-# a function, so that it is planned for the keys at hand, never with a stale generic plan).
+# a function, so that it is planned for the keys at hand, never with a stale generic plan;
+# docs/decisions/010).
 _LOOKUP = "SELECT * FROM carebus_erp_poster.lookup_states($1, $2::text[], $3::text[])"
 
 _CLAIM_PENDING = f"""

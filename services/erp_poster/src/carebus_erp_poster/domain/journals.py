@@ -39,7 +39,8 @@ def idempotency_key(journal_id: str, attempt: int) -> str:
 
 
 # Per-journal values are frozen msgspec Structs rather than frozen dataclasses: immutable
-# alike, ~15x cheaper to construct, and encoded straight to JSON for the database.
+# alike, far cheaper to construct, and encoded straight to JSON for the database
+# (docs/decisions/011).
 class Posting(msgspec.Struct, frozen=True):
     """A decoded request the poster is about to post, with where it came from."""
 

@@ -12,8 +12,8 @@ from typing import Any
 
 from carebus_mapper.domain.fencing import Applied, EntityRef
 
-# By key alone (see migration 003); the rare same key at another site or of another entity
-# is dropped below.
+# By key alone (see migration 003 and docs/decisions/010); the rare same key at another site
+# or of another entity is dropped below.
 _SELECT = """
 SELECT v.site, v.entity, v.entity_key, v.entity_version, v.source_event_id, v.state
 FROM carebus_mapper.entity_version AS v

@@ -48,7 +48,7 @@ R = TypeVar("R")
 
 
 # Reference and EventReferences are built for every event, and never changed after: they are
-# not frozen only because a frozen dataclass is about three times as slow to construct.
+# not frozen only because a frozen dataclass is slower to construct (docs/decisions/011).
 @dataclass(slots=True)
 class Reference:
     kind: EntityKind

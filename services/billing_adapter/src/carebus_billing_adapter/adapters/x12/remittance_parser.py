@@ -1,26 +1,7 @@
 """Parse an X12 835 remittance file: all of it, or none of it.
 
-Why a hand-written tokenizer and not a library. Evaluated on the six 835 samples in
-shared/samples plus a repaired valid 835 and seven mutations of it (bad amount, 3 decimals, wrong
-SE01, wrong IEA02, missing CLP04, unbalanced claim, unbalanced BPR); time to parse the six samples:
-
-* pyx12 4.0.0 ``X12Reader`` (tokenizer only, 2-3 ms): sound delimiter handling, but it only
-  reports envelope count/control errors; bad amounts, missing CLP04 and imbalances pass.
-* pyx12 ``x12n_document`` (full TR3 map validation, ~540 ms, ~200x slower): rejects every 5010
-  file including the valid one (TR3-mandatory PER segment missing), accepts the 4010 sample whose
-  BPR does not balance (no balancing rules), reports through logging rather than data, and
-  crashed building the 999 for some inputs ("Cannot create AK2").
-* edi-835-parser 1.8.0 (4-7 ms): money as float (accepts 450.001), pulls in pandas, raises bare
-  IndexError/ValueError without positions, accepts wrong SE01/IEA02 and every imbalance.
-* pyedi 1.1.0 (~400-600 ms, wraps pyx12): monkey-patches ``builtins.open`` on import and
-  accepted all 14 inputs.
-* badx12 0.2.2: does not import on Python 3.10+ (``collections.Iterable``).
-* LinuxForHealth ``x12``: not available from the package index used here.
-
-An 835 needs only a small strict tokenizer (delimiters from the ISA) plus a loop reader that
-knows the two dozen 835 segments; owning both gives exact error positions, Decimal money and the
-balancing rules at 2-3 ms for the six samples (same as pyx12's bare tokenizer), and it rejects
-all seven mutations while accepting the valid base. pyx12's tokenizer is kept as a test oracle.
+A hand-written tokenizer and loop reader, not a library: none evaluated gave exact error
+positions, Decimal money and the balancing rules (docs/decisions/002).
 """
 
 from __future__ import annotations
