@@ -170,7 +170,9 @@ async def test_rejected_inputs_are_redriven_as_stored_or_corrected(
         # As stored, the file is still unbalanced: rejected again, the record stays open.
         still = await run.http.post(f"/v1/exceptions/{x12_record['id']}/redrive")
         assert still.status_code == 422
-        assert still.json()["accepted"] is False
+        assert still.headers["content-type"] == "application/problem+json"
+        assert still.json()["outcome"] == "rejected"
+        assert {i["reason"] for i in still.json()["report"]["issues"]} == {"claim_unbalanced"}
         corrected = await run.http.post(
             f"/v1/exceptions/{x12_record['id']}/redrive", content=VALID.encode()
         )
@@ -191,6 +193,9 @@ async def test_rejected_inputs_are_redriven_as_stored_or_corrected(
         assert again.status_code == 409
         missing = await run.http.post("/v1/exceptions/999999/redrive")
         assert missing.status_code == 404
+        # An id past bigint names no record: 404, not a 503 inviting endless retries.
+        past_bigint = await run.http.post("/v1/exceptions/1113393791847606925597343744/redrive")
+        assert past_bigint.status_code == 404, past_bigint.text
 
 
 async def test_upload_answers_503_while_jetstream_is_down_and_posts_after(

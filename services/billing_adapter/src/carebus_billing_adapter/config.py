@@ -9,7 +9,7 @@ from typing import Annotated
 
 import msgspec
 
-from carebus_shared.config import Port, RuntimeSettings
+from carebus_shared.config import IntakeSettings, Port
 from carebus_shared.settings import load_settings
 
 SERVICE = "billing-adapter"
@@ -22,9 +22,8 @@ Currency = Annotated[str, msgspec.Meta(pattern="^[A-Z]{3}$")]
 Positive = Annotated[float, msgspec.Meta(gt=0)]
 
 
-class Settings(RuntimeSettings, frozen=True, kw_only=True):
+class Settings(IntakeSettings, frozen=True, kw_only=True):
     http_port: Port = 8082
-    mllp_host: str = "127.0.0.1"
     mllp_port: Port = 2576
     # Site of events whose input does not name one (835 files; HL7 without MSH-4; FHIR).
     default_site: str = "_unknown"
@@ -42,7 +41,6 @@ class Settings(RuntimeSettings, frozen=True, kw_only=True):
     inbox_poll_s: Positive = 2.0
     # A file must be this old (mtime) before it is read, so half-written files are left alone.
     inbox_settle_s: float = 1.0
-    max_upload_bytes: int = 50 * 1024 * 1024
     publish_timeout_s: Positive = 10.0
 
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 log = logging.getLogger("carebus.background")
 
-# A step returns True when it did a full batch and more is due at once.
-Step = Callable[[], Awaitable[bool | None]]
+# A step returns something true (True, a count of items done) when more may be due at once.
+Step = Callable[[], Awaitable[object]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +34,7 @@ class BackgroundLoops:
         self._restart_after_s = restart_after_s
 
     def every(self, name: str, step: Step, every_s: float) -> None:
-        """Run ``step`` every ``every_s`` seconds (at once again when it returns True)."""
+        """Run ``step`` every ``every_s`` seconds (at once again when it returns something true)."""
         self._loops.append(_Loop(name, step, every_s, once=False))
 
     def forever(self, name: str, loop: Callable[[], Awaitable[None]]) -> None:

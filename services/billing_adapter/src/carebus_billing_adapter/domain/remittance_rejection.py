@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from typing import Any
 
 import msgspec
 
@@ -48,6 +49,30 @@ class Rejection(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def reasons(self) -> frozenset[RejectionReason]:
         return frozenset(issue.reason for issue in self.issues)
+
+    @property
+    def claims(self) -> list[str]:
+        """The claims (patient control numbers) an issue names, sorted."""
+        return sorted({i.patient_control_number for i in self.issues if i.patient_control_number})
+
+    def report(self) -> dict[str, Any]:
+        """Every issue with where it is: the body a sender (or a person re-driving) reads."""
+        return {
+            "digest": self.file_digest,
+            "issues": [
+                {
+                    "reason": str(issue.reason),
+                    "message": issue.message,
+                    "segment": issue.segment_tag,
+                    "segment_position": issue.segment_position,
+                    "element": issue.element,
+                    "claim": issue.patient_control_number,
+                    "expected_minor": issue.expected_minor,
+                    "actual_minor": issue.actual_minor,
+                }
+                for issue in self.issues
+            ],
+        }
 
 
 class RemittanceRejected(Exception):

@@ -12,8 +12,6 @@ half-way; names starting with "." are ignored (the usual write-then-rename conve
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import time
 from pathlib import Path
@@ -56,14 +54,11 @@ class InboxWatcher:
         handler: RemittanceHandler,
         registry: CollectorRegistry,
         *,
-        poll_s: float,
         settle_s: float,
     ) -> None:
         self.folder = folder
         self._handler = handler
-        self._poll_s = poll_s
         self._settle_s = settle_s
-        self._task: asyncio.Task[None] | None = None
         self._files = Counter(
             "carebus_billing_inbox_files_total",
             "835 files taken from the inbox folder, by outcome",
@@ -71,26 +66,10 @@ class InboxWatcher:
             registry=registry,
         )
 
-    async def start(self) -> None:
+    async def prepare(self) -> None:
         for sub in (DONE, REJECTED):
             (self.folder / sub).mkdir(parents=True, exist_ok=True)
-        self._task = asyncio.create_task(self._loop(), name="billing-inbox")
         log.info("watching the 835 inbox folder")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _loop(self) -> None:
-        while True:
-            try:
-                await self.scan_once()
-            except Exception:  # one bad poll (disk, DB, JetStream) must not end the watcher
-                log.exception("inbox poll failed; trying again")
-            await asyncio.sleep(self._poll_s)
 
     def _ready_files(self) -> list[Path]:
         cutoff = time.time() - self._settle_s
@@ -103,7 +82,8 @@ class InboxWatcher:
         return ready
 
     async def scan_once(self) -> int:
-        """Handle every settled file once; returns how many were moved aside."""
+        """Handle every settled file once; returns how many were moved aside. A failing
+        poll (disk, DB, JetStream) is logged by the runtime's background loop and retried."""
         moved = 0
         for path in self._ready_files():
             try:

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 from carebus_billing_adapter.adapters.dft_events import dft_events
 from carebus_billing_adapter.adapters.hl7_dft import map_dft
 from carebus_billing_adapter.config import Settings
-from carebus_billing_adapter.handlers.contract_check import ContractViolation, checked
+from carebus_contracts.checks import ContractViolation, all_checked
 from carebus_shared.hl7.errors import DATA_TYPE_ERROR, Hl7Error, Hl7MappingError
 from carebus_shared.hl7.message import Hl7Message, parse_message
 from carebus_shared.intake import Intake
@@ -51,7 +51,7 @@ class DftHandler:
             lines = map_dft(
                 message, default_tz=self._tz, default_currency=self._settings.default_currency
             )
-            events = checked(
+            events = all_checked(
                 dft_events(
                     lines,
                     default_site=self._settings.default_site,

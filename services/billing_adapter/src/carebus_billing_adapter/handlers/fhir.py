@@ -19,8 +19,8 @@ from carebus_billing_adapter.adapters.fhir import mapping, values
 from carebus_billing_adapter.adapters.fhir.decode import RESOURCE_TYPES, decode_resource
 from carebus_billing_adapter.adapters.fhir.outcome import FhirRejected
 from carebus_billing_adapter.config import Settings
-from carebus_billing_adapter.handlers.contract_check import ContractViolation, checked
 from carebus_contracts import Event
+from carebus_contracts.checks import ContractViolation, all_checked
 from carebus_shared.intake import Intake
 
 CONTENT_TYPE = "application/fhir+json"
@@ -91,7 +91,7 @@ class FhirHandler:
             )  # fmt: skip
         resource_id = url_id or values.content_id(resource_type, resource)
         try:
-            events = checked(_MAPPERS[resource_type](resource, resource_id, self._context()))
+            events = all_checked(_MAPPERS[resource_type](resource, resource_id, self._context()))
         except ContractViolation as exc:
             raise FhirRejected.one(
                 "value", f"{exc.event_type}: {exc.reason} at {exc.path}",

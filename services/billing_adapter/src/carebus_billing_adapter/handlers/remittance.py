@@ -29,8 +29,8 @@ from carebus_billing_adapter.domain.remittance_rejection import (
     Rejection,
     RejectionReason,
 )
-from carebus_billing_adapter.handlers.contract_check import ContractViolation, checked
 from carebus_contracts import Event
+from carebus_contracts.checks import ContractViolation, all_checked
 from carebus_shared.intake import Intake
 
 SOURCE = "x12-835"
@@ -57,7 +57,7 @@ def _parse(raw: bytes, context: RemittanceContext) -> tuple[list[Remittance], li
     remittances = parse_835(raw)
     events = [e for r in remittances for e in remittance_events(r, context)]
     try:
-        return remittances, checked(events)
+        return remittances, all_checked(events)
     except ContractViolation as exc:
         issue = Issue(
             reason=RejectionReason.CONTRACT_VIOLATION,

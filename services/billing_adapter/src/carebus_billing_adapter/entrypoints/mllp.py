@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import logging
 
+from carebus_billing_adapter.config import Settings
 from carebus_billing_adapter.handlers.dft import DftAccepted, DftHandler
 from carebus_shared.hl7.ack import ACK_ACCEPT, build_ack
-from carebus_shared.mllp import MllpHandler, MllpMetrics, MllpServer
+from carebus_shared.mllp import MllpHandler, MllpServer
+from carebus_shared.mllp.listener import listen_once_started
+from carebus_shared.runtime.service import ServiceRuntime
 
 log = logging.getLogger(__name__)
 
@@ -29,23 +32,5 @@ def dft_mllp_handler(handler: DftHandler) -> MllpHandler:
     return handle
 
 
-class DftListener:
-    """Owns the MLLP server; ``start``/``stop`` are the runtime's on_started/on_stopping hooks,
-    so no frame is accepted before JetStream and PostgreSQL are up."""
-
-    def __init__(self, handler: DftHandler, host: str, port: int, metrics: MllpMetrics) -> None:
-        self._server = MllpServer(dft_mllp_handler(handler), host=host, port=port, metrics=metrics)
-        self._started = False
-
-    @property
-    def port(self) -> int:
-        return self._server.port
-
-    async def start(self) -> None:
-        await self._server.start()
-        self._started = True
-
-    async def stop(self) -> None:
-        if self._started:
-            self._started = False
-            await self._server.close()
+def dft_listener(runtime: ServiceRuntime, handler: DftHandler, settings: Settings) -> MllpServer:
+    return listen_once_started(runtime, dft_mllp_handler(handler), settings)

@@ -10,52 +10,25 @@ from __future__ import annotations
 import logging
 from typing import Any, Final
 
-import asyncpg
-import nats.errors
 from litestar import Request, Response, post, put
 from litestar.handlers import HTTPRouteHandler
-from litestar.params import FromPath, FromQuery
+from litestar.params import FromPath
 
 from carebus_billing_adapter.adapters.fhir.outcome import FhirIssue, FhirRejected, operation_outcome
-from carebus_billing_adapter.handlers import dft
 from carebus_billing_adapter.handlers.fhir import FhirAccepted, FhirHandler
-from carebus_billing_adapter.handlers.redrive import RedriveHandler, Redriven, RedriveRefused
 from carebus_billing_adapter.handlers.remittance import (
     RemittanceHandler,
     RemittanceOutcome,
     RemittancePosted,
 )
-from carebus_shared.jetstream.publish import PublishFailed
+from carebus_shared.exceptions.redrive import RedriveInputs
+from carebus_shared.exceptions.routes import redrive_routes
+from carebus_shared.http.problems import problem, unavailable
+from carebus_shared.intake import TRANSIENT_ERRORS
 
 log = logging.getLogger(__name__)
 
-# Failures of the dependencies, not of the input: the client should retry later.
-TRANSIENT: Final = (
-    PublishFailed,
-    nats.errors.Error,
-    asyncpg.PostgresError,
-    asyncpg.InterfaceError,
-    OSError,
-    TimeoutError,
-    RuntimeError,  # the runtime is not connected yet
-)
-
-PROBLEM = "application/problem+json"
-FHIR_JSON = "application/fhir+json"
-
-
-def problem(status: int, title: str, detail: str, **extra: Any) -> Response[dict[str, Any]]:
-    body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
-    return Response(body, status_code=status, media_type=PROBLEM)
-
-
-def unavailable(exc: Exception) -> Response[dict[str, Any]]:
-    log.error("publishing failed, answering 503: %s", type(exc).__name__)
-    response = problem(
-        503, "Service Unavailable", "the events could not be published; nothing was posted, retry"
-    )
-    response.headers["Retry-After"] = "5"
-    return response
+FHIR_JSON: Final = "application/fhir+json"
 
 
 def remittance_response(outcome: RemittanceOutcome) -> Response[dict[str, Any]]:
@@ -71,28 +44,13 @@ def remittance_response(outcome: RemittanceOutcome) -> Response[dict[str, Any]]:
         }
         return Response(body, status_code=200 if outcome.duplicate else 201)
     rejection = outcome.rejection
-    claims = sorted(
-        {i.patient_control_number for i in rejection.issues if i.patient_control_number}
-    )
+    claims = rejection.claims
     return problem(
         422,
         "835 rejected",
         f"{len(rejection.issues)} issue(s); nothing from this file was posted"
         + (f"; failing claim(s): {', '.join(claims)}" if claims else ""),
-        digest=rejection.file_digest,
-        issues=[
-            {
-                "reason": str(issue.reason),
-                "message": issue.message,
-                "segment": issue.segment_tag,
-                "segment_position": issue.segment_position,
-                "element": issue.element,
-                "claim": issue.patient_control_number,
-                "expected_minor": issue.expected_minor,
-                "actual_minor": issue.actual_minor,
-            }
-            for issue in rejection.issues
-        ],
+        **rejection.report(),
     )
 
 
@@ -112,39 +70,21 @@ def fhir_success(accepted: FhirAccepted) -> Response[dict[str, Any]]:
     )
 
 
-def redrive_response(redriven: Redriven) -> Response[dict[str, Any]]:
-    outcome = redriven.outcome
-    if isinstance(outcome, FhirRejected):
-        detail: dict[str, Any] = operation_outcome(outcome.issues)
-    elif isinstance(outcome, FhirAccepted):
-        detail = {"resource_id": outcome.resource_id, "events": outcome.events}
-    elif isinstance(outcome, dft.DftAccepted):
-        detail = {"events": outcome.events}
-    elif isinstance(outcome, dft.DftRejected):
-        detail = {"reason": outcome.error.reason, "message": str(outcome.error)}
-    else:
-        detail = _content(remittance_response(outcome))
-    body = {
-        "record_id": redriven.record_id,
-        "source": redriven.source,
-        "accepted": redriven.accepted,
-        "outcome": detail,
-    }
-    if redriven.accepted:
-        return Response(body, status_code=200)
-    return problem(422, "re-driven input rejected again", "the record stays open", **body)
-
-
-def _content(response: Response[dict[str, Any]]) -> dict[str, Any]:
-    content = response.content
-    return content if isinstance(content, dict) else {}
-
-
 def routes(
     remittances: RemittanceHandler,
     fhir: FhirHandler,
-    redrive: RedriveHandler,
+    redrive: RedriveInputs,
     max_upload_bytes: int,
+) -> list[HTTPRouteHandler]:
+    return [
+        *remittance_routes(remittances, max_upload_bytes),
+        *fhir_routes(fhir),
+        *redrive_routes(redrive, max_upload_bytes),
+    ]
+
+
+def remittance_routes(
+    remittances: RemittanceHandler, max_upload_bytes: int
 ) -> list[HTTPRouteHandler]:
     @post(
         "/v1/remittances",
@@ -160,16 +100,21 @@ def routes(
             return problem(400, "Bad Request", "the request body must be an X12 835 file")
         try:
             outcome = await remittances.handle(raw, origin="http")
-        except TRANSIENT as exc:  # JetStream or PostgreSQL down: nothing acknowledged
-            return unavailable(exc)
+        except TRANSIENT_ERRORS as exc:  # JetStream or PostgreSQL down: nothing acknowledged
+            log.error("835 not posted, answering 503: %s", type(exc).__name__)
+            return unavailable("the events could not be published; nothing was posted, retry")
         return remittance_response(outcome)
 
+    return [upload_remittance]
+
+
+def fhir_routes(fhir: FhirHandler) -> list[HTTPRouteHandler]:
     async def _fhir(resource_type: str, body: bytes, url_id: str | None) -> Response[Any]:
         try:
             return fhir_success(await fhir.handle(resource_type, body, url_id))
         except FhirRejected as rejected:
             return fhir_error(rejected)
-        except TRANSIENT as exc:
+        except TRANSIENT_ERRORS as exc:
             log.error("FHIR request failed: %s", type(exc).__name__)
             return fhir_error(
                 FhirRejected(
@@ -194,24 +139,4 @@ def routes(
     ) -> Response[Any]:
         return await _fhir(resource_type, await request.body(), resource_id)
 
-    @post(
-        "/v1/exceptions/{record_id:int}/redrive",
-        tags=["exceptions"],
-        request_max_body_size=max_upload_bytes,
-        summary="Re-drive a rejected billing input, as stored or corrected (request body)",
-    )
-    async def redrive_record(
-        record_id: FromPath[int],
-        request: Request[Any, Any, Any],
-        by: FromQuery[str] = "http-redrive",
-    ) -> Response[dict[str, Any]]:
-        corrected = await request.body()
-        try:
-            redriven = await redrive.redrive(record_id, corrected or None, by)
-        except RedriveRefused as refused:
-            return problem(refused.status, "cannot re-drive", refused.detail)
-        except TRANSIENT as exc:
-            return unavailable(exc)
-        return redrive_response(redriven)
-
-    return [upload_remittance, fhir_create, fhir_update, redrive_record]
+    return [fhir_create, fhir_update]
