@@ -270,3 +270,13 @@ async def test_the_audit_records_imports(api: httpx.AsyncClient, md_db: asyncpg.
         None,
     )
     assert json.loads(row["after"])["name"] == "Audited"
+
+
+async def test_numbers_past_bigint_are_refused_as_bad_input_not_a_server_error(
+    api: httpx.AsyncClient,
+) -> None:
+    past_bigint = "99999999999999999999"
+    _problem(await api.get(f"/v1/quarantine?cursor={past_bigint}"), 400)
+    _problem(await api.get(f"/v1/quarantine/{past_bigint}"), 400)
+    _problem(await api.post(f"/v1/quarantine/{past_bigint}/discard"), 400)
+    _problem(await api.get("/v1/quarantine/12345678"), 404)

@@ -13,22 +13,18 @@ import asyncpg
 from litestar import Litestar
 from nats.js import JetStreamContext
 
+from carebus_masterdata_validator.adapters.metrics import ValidatorMetrics
 from carebus_masterdata_validator.adapters.outbox import OutboxDrainer
 from carebus_masterdata_validator.adapters.view_watcher import ViewWatcher
-from carebus_masterdata_validator.background import Background
 from carebus_masterdata_validator.config import PACKAGE, SCHEMA, SERVICE, Settings
 from carebus_masterdata_validator.domain.view import MasterDataView
+from carebus_masterdata_validator.entrypoints import subscribers
 from carebus_masterdata_validator.entrypoints.http import api_routes
-from carebus_masterdata_validator.entrypoints.subscribers import consume_for_validation
 from carebus_masterdata_validator.handlers.masterdata import MasterData
 from carebus_masterdata_validator.handlers.quarantine import Quarantine
 from carebus_masterdata_validator.handlers.validate import Validator
-from carebus_masterdata_validator.metrics import ValidatorMetrics
-from carebus_shared.exceptions.subscriber import exception_capture_router
 from carebus_shared.jetstream.topology import (
-    EXCEPTION_CAPTURE,
     MASTERDATA_VIEW_BUCKET,
-    TOPOLOGY,
     VALIDATOR_BILLING,
     VALIDATOR_SCHEDULING,
 )
@@ -37,9 +33,6 @@ from carebus_shared.runtime.service import ServiceRuntime
 
 def build(settings: Settings) -> Litestar:
     runtime = ServiceRuntime(SERVICE, settings, migrations=[(SCHEMA, PACKAGE)])
-    runtime.include_router(
-        exception_capture_router(runtime), [TOPOLOGY.consumer(EXCEPTION_CAPTURE)]
-    )
 
     def pool() -> asyncpg.Pool:
         return runtime.pool
@@ -70,7 +63,7 @@ def build(settings: Settings) -> Litestar:
         view_wait_s=settings.view_wait_s,
         parked=quarantine.parked,
     )
-    consume_for_validation(
+    subscribers.subscribe(
         runtime,
         validator,
         (VALIDATOR_SCHEDULING, VALIDATOR_BILLING),
@@ -78,9 +71,8 @@ def build(settings: Settings) -> Litestar:
         settings.batch_max_wait_s,
     )
 
-    background = Background(watcher.run, outbox.run, quarantine.run, quarantine.run_gauges)
-    runtime.on_started.append(background.start)
-    runtime.on_stopping.append(background.stop)
+    for loop in (watcher.run, outbox.run, quarantine.run, quarantine.run_gauges):
+        runtime.background.forever(loop.__qualname__, loop)
 
     service = MasterData(pool, outbox.wake, metrics)
-    return runtime.http_app(api_routes(service, quarantine, pool))
+    return runtime.http_app(api_routes(service, quarantine))

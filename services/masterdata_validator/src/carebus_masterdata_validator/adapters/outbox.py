@@ -17,8 +17,8 @@ from typing import Any
 import asyncpg
 from nats.js import JetStreamContext
 
+from carebus_masterdata_validator.adapters.metrics import ValidatorMetrics
 from carebus_masterdata_validator.config import SCHEMA
-from carebus_masterdata_validator.metrics import ValidatorMetrics
 from carebus_shared.exceptions.store import decode_headers
 from carebus_shared.jetstream.publish import Outgoing, publish_confirmed
 

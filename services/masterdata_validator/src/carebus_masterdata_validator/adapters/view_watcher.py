@@ -16,8 +16,8 @@ import msgspec
 from nats.js import JetStreamContext
 from nats.js.kv import KV_DEL, KV_PURGE
 
+from carebus_masterdata_validator.adapters.metrics import ValidatorMetrics
 from carebus_masterdata_validator.domain.view import MasterDataView, decode_change
-from carebus_masterdata_validator.metrics import ValidatorMetrics
 
 log = logging.getLogger("carebus.masterdata.view")
 

@@ -22,15 +22,15 @@ from litestar.params import Parameter
 from litestar.types import ExceptionHandlersMap
 
 from carebus_contracts.envelope import Contract
-from carebus_masterdata_validator.adapters import import_formats, quarantine_repo
+from carebus_masterdata_validator.adapters import import_formats
 from carebus_masterdata_validator.adapters.quarantine_repo import Parked
 from carebus_masterdata_validator.adapters.records_repo import Stored
 from carebus_masterdata_validator.domain.kinds import SPECS, KindSpec
 from carebus_masterdata_validator.domain.problems import FieldError, Problem
 from carebus_masterdata_validator.handlers.masterdata import Caller, MasterData, as_dict
 from carebus_masterdata_validator.handlers.quarantine import Quarantine
+from carebus_shared.http.problems import problem
 
-PROBLEM_JSON = "application/problem+json"
 ACTOR_HEADER = "X-Carebus-Actor"
 _RESERVED_QUERY = {"limit", "cursor", "active", "valid_on", "q"}
 
@@ -38,18 +38,13 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 # -- problems ----------------------------------------------------------------------------------
-def problem_response(problem: Problem) -> Response[dict[str, Any]]:
-    body: dict[str, Any] = {
-        "type": "about:blank",
-        "title": problem.title,
-        "status": problem.status,
-        "detail": problem.detail,
-    }
-    if problem.errors:
-        body["field"] = problem.errors[0].field
-        body["errors"] = [{"field": e.field, "message": e.message} for e in problem.errors]
-    body.update(problem.extra)
-    return Response(body, status_code=problem.status, media_type=PROBLEM_JSON)
+def problem_response(refused: Problem) -> Response[dict[str, Any]]:
+    fields: dict[str, Any] = {}
+    if refused.errors:
+        fields["field"] = refused.errors[0].field
+        fields["errors"] = [{"field": e.field, "message": e.message} for e in refused.errors]
+    fields.update(refused.extra)
+    return problem(refused.status, refused.title, refused.detail, **fields)
 
 
 def _on_problem(_: Request[Any, Any, Any], exc: Problem) -> Response[dict[str, Any]]:
@@ -128,39 +123,44 @@ def _typed(handler: F, **annotations: Any) -> F:
 
 
 # -- master data -------------------------------------------------------------------------------
-def kind_routes(spec: KindSpec, service: MasterData) -> list[HTTPRouteHandler]:
-    base = f"/v1/{spec.collection}"
-    tags = [spec.collection]
-    common: dict[str, Any] = {"tags": tags, "exception_handlers": EXCEPTION_HANDLERS}
-    item = f"{base}/{{record_id:str}}"
-    model = spec.model
+IfMatch = Annotated[str | None, Parameter(header="If-Match")]
 
+
+def kind_routes(spec: KindSpec, service: MasterData) -> list[HTTPRouteHandler]:
+    return [
+        _create_route(spec, service),
+        _list_route(spec, service),
+        _read_route(spec, service),
+        _replace_route(spec, service),
+        _deactivate_route(spec, service),
+        _history_route(spec, service),
+        _import_route(spec, service),
+    ]
+
+
+def _common(spec: KindSpec) -> dict[str, Any]:
+    return {"tags": [spec.collection], "exception_handlers": EXCEPTION_HANDLERS}
+
+
+def _item(spec: KindSpec) -> str:
+    return f"/v1/{spec.collection}/{{record_id:str}}"
+
+
+def _label(spec: KindSpec) -> str:
+    return spec.name.replace("_", " ")
+
+
+def _create_route(spec: KindSpec, service: MasterData) -> HTTPRouteHandler:
     async def create(data: Contract, request: Request[Any, Any, Any]) -> Response[Any]:
         stored = await service.create(spec, data, caller_of(request))
         return _record_response(spec, stored, 201)
 
-    async def read(record_id: str) -> Response[Any]:
-        return _record_response(spec, await service.get(spec, record_id))
+    return post(f"/v1/{spec.collection}", summary=f"Create a {_label(spec)}", **_common(spec))(
+        _typed(create, data=spec.model)
+    )
 
-    async def replace(
-        record_id: str,
-        data: Contract,
-        request: Request[Any, Any, Any],
-        if_match: Annotated[str | None, Parameter(header="If-Match")] = None,
-    ) -> Response[Any]:
-        version = parse_if_match(if_match)
-        stored = await service.update(spec, record_id, data, version, caller_of(request))
-        return _record_response(spec, stored)
 
-    async def deactivate(
-        record_id: str,
-        request: Request[Any, Any, Any],
-        if_match: Annotated[str | None, Parameter(header="If-Match")] = None,
-    ) -> Response[Any]:
-        version = parse_if_match(if_match)
-        stored = await service.deactivate(spec, record_id, version, caller_of(request))
-        return _record_response(spec, stored)
-
+def _list_route(spec: KindSpec, service: MasterData) -> HTTPRouteHandler:
     async def listing(
         request: Request[Any, Any, Any],
         limit: Annotated[int, Parameter(ge=1, le=1000)] = 100,
@@ -171,83 +171,100 @@ def kind_routes(spec: KindSpec, service: MasterData) -> list[HTTPRouteHandler]:
     ) -> dict[str, Any]:
         filters = {k: v for k, v in request.query_params.items() if k not in _RESERVED_QUERY}
         page, next_cursor = await service.list_page(
-            spec,
-            filters=filters,
-            active=active,
-            valid_on=valid_on,
-            name_contains=q,
-            cursor=cursor,
-            limit=limit,
-        )
+            spec, filters=filters, active=active, valid_on=valid_on, name_contains=q,
+            cursor=cursor, limit=limit,
+        )  # fmt: skip
         return {"items": [as_dict(s) for s in page], "next_cursor": next_cursor}
 
+    filters = ", ".join(spec.filters) or "none"
+    return get(
+        f"/v1/{spec.collection}",
+        summary=f"List {spec.collection}",
+        description=f"Keyset pages (limit, cursor); filters: active, valid_on, q (name), "
+        f"and by equality: {filters}.",
+        **_common(spec),
+    )(listing)
+
+
+def _read_route(spec: KindSpec, service: MasterData) -> HTTPRouteHandler:
+    async def read(record_id: str) -> Response[Any]:
+        return _record_response(spec, await service.get(spec, record_id))
+
+    return get(_item(spec), summary=f"Read a {_label(spec)}", **_common(spec))(read)
+
+
+def _replace_route(spec: KindSpec, service: MasterData) -> HTTPRouteHandler:
+    async def replace(
+        record_id: str, data: Contract, request: Request[Any, Any, Any], if_match: IfMatch = None
+    ) -> Response[Any]:
+        version = parse_if_match(if_match)
+        stored = await service.update(spec, record_id, data, version, caller_of(request))
+        return _record_response(spec, stored)
+
+    summary = f"Replace a {_label(spec)} (If-Match required)"
+    return put(_item(spec), summary=summary, **_common(spec))(_typed(replace, data=spec.model))
+
+
+def _deactivate_route(spec: KindSpec, service: MasterData) -> HTTPRouteHandler:
+    async def deactivate(
+        record_id: str, request: Request[Any, Any, Any], if_match: IfMatch = None
+    ) -> Response[Any]:
+        version = parse_if_match(if_match)
+        stored = await service.deactivate(spec, record_id, version, caller_of(request))
+        return _record_response(spec, stored)
+
+    summary = f"Deactivate a {_label(spec)} (If-Match required)"
+    return post(f"{_item(spec)}/deactivate", summary=summary, status_code=200, **_common(spec))(
+        deactivate
+    )
+
+
+def _history_route(spec: KindSpec, service: MasterData) -> HTTPRouteHandler:
     async def history(record_id: str) -> dict[str, Any]:
         entries = await service.history(spec, record_id)
         return {"items": [msgspec.to_builtins(e) for e in entries]}
 
+    summary = f"Who changed a {_label(spec)}, when, from what"
+    return get(f"{_item(spec)}/history", summary=summary, **_common(spec))(history)
+
+
+def _import_route(spec: KindSpec, service: MasterData) -> HTTPRouteHandler:
     async def bulk_import(
         request: Request[Any, Any, Any], dry_run: bool = False
     ) -> Response[dict[str, Any]]:
-        body = await request.body()
-        content_type = request.headers.get("Content-Type", "").split(";")[0].strip().lower()
-        if content_type in ("text/csv", "application/csv"):
-            parsed = import_formats.parse_csv(spec, body)
-        elif content_type in ("application/json", ""):
-            parsed = import_formats.parse_json(spec, body)
-        else:
-            raise Problem(
-                415,
-                "Unsupported import format",
-                "send text/csv or application/json",
-                [FieldError("Content-Type", content_type)],
-            )
+        parsed = _parse_import(spec, request.headers.get("Content-Type", ""), await request.body())
         report = await service.import_rows(spec, parsed, caller_of(request), dry_run=dry_run)
-        body_out: dict[str, Any] = msgspec.to_builtins(report)
-        if report.counts["error"]:
-            first = next(r for r in report.rows if r.status == "error")
-            field = first.errors[0].field if first.errors else "$"
-            body_out.update(
-                type="about:blank",
-                title="Import refused",
-                status=422,
-                detail=f"{report.counts['error']} row(s) in error; nothing was written "
-                f"(first: row {first.row}, field {field})",
-                field=field,
-            )
-            return Response(body_out, status_code=422, media_type=PROBLEM_JSON)
-        return Response(body_out)
+        if not report.counts["error"]:
+            return Response(msgspec.to_builtins(report))
+        first = next(r for r in report.rows if r.status == "error")
+        field = first.errors[0].field if first.errors else "$"
+        return problem(
+            422,
+            "Import refused",
+            f"{report.counts['error']} row(s) in error; nothing was written "
+            f"(first: row {first.row}, field {field})",
+            **msgspec.to_builtins(report),
+            field=field,
+        )
 
-    summary = spec.name.replace("_", " ")
-    filters = ", ".join(spec.filters) or "none"
-    return [
-        post(base, summary=f"Create a {summary}", **common)(_typed(create, data=model)),
-        get(
-            base,
-            summary=f"List {spec.collection}",
-            description=f"Keyset pages (limit, cursor); filters: active, valid_on, q (name), "
-            f"and by equality: {filters}.",
-            **common,
-        )(listing),
-        get(item, summary=f"Read a {summary}", **common)(read),
-        put(item, summary=f"Replace a {summary} (If-Match required)", **common)(
-            _typed(replace, data=model)
-        ),
-        post(
-            f"{item}/deactivate",
-            summary=f"Deactivate a {summary} (If-Match required)",
-            status_code=200,
-            **common,
-        )(deactivate),
-        get(f"{item}/history", summary=f"Who changed a {summary}, when, from what", **common)(
-            history
-        ),
-        post(
-            f"{base}/import",
-            summary=f"Bulk import {spec.collection} (CSV or JSON), all rows or none",
-            status_code=200,
-            **common,
-        )(bulk_import),
-    ]
+    summary = f"Bulk import {spec.collection} (CSV or JSON), all rows or none"
+    return post(f"/v1/{spec.collection}/import", summary=summary, status_code=200, **_common(spec))(
+        bulk_import
+    )
+
+
+def _parse_import(spec: KindSpec, content_type: str, body: bytes) -> Any:
+    media = content_type.split(";")[0].strip().lower()
+    if media in ("text/csv", "application/csv"):
+        return import_formats.parse_csv(spec, body)
+    if media in ("application/json", ""):
+        return import_formats.parse_json(spec, body)
+    raise Problem(
+        415,
+        "Unsupported import format",
+        "send text/csv or application/json",
+        [FieldError("Content-Type", media)],
+    )
 
 
 # -- quarantine --------------------------------------------------------------------------------
@@ -278,39 +295,47 @@ def _parked_view(row: Parked) -> dict[str, Any]:
     }
 
 
-def quarantine_routes(quarantine: Quarantine, pool: Callable[[], Any]) -> list[HTTPRouteHandler]:
-    common: dict[str, Any] = {"tags": ["quarantine"], "exception_handlers": EXCEPTION_HANDLERS}
+# Ids are bigserial: a larger number names nothing (and would overflow the query).
+ParkedId = Annotated[int, Parameter(ge=1, le=2**63 - 1)]
+Cursor = Annotated[int | None, Parameter(ge=0, le=2**63 - 1)]
+_QUARANTINE: dict[str, Any] = {"tags": ["quarantine"], "exception_handlers": EXCEPTION_HANDLERS}
+_PARKED = "/v1/quarantine/{parked_id:int}"
 
+
+def quarantine_routes(quarantine: Quarantine) -> list[HTTPRouteHandler]:
     async def listing(
         limit: Annotated[int, Parameter(ge=1, le=1000)] = 100,
-        cursor: int | None = None,
+        cursor: Cursor = None,
         entity_key: str | None = None,
         reason: str | None = None,
         site: str | None = None,
     ) -> dict[str, Any]:
-        async with pool().acquire() as conn:
-            rows = await quarantine_repo.list_page(
-                conn, entity_key=entity_key, reason=reason, site=site, after_id=cursor, limit=limit
-            )
+        rows = await quarantine.page(
+            entity_key=entity_key, reason=reason, site=site, after_id=cursor, limit=limit
+        )
         return {
             "items": [_parked_view(r) for r in rows],
             "next_cursor": rows[-1].id if len(rows) == limit else None,
         }
 
-    async def read(parked_id: int) -> dict[str, Any]:
-        async with pool().acquire() as conn:
-            row = await quarantine_repo.get(conn, parked_id)
-        if row is None:
-            raise Problem(404, "Not found", f"no parked event {parked_id}")
-        return _parked_view(row)
+    async def read(parked_id: ParkedId) -> dict[str, Any]:
+        return _parked_view(await quarantine.get(parked_id))
 
-    async def release_one(parked_id: int, request: Request[Any, Any, Any]) -> dict[str, Any]:
+    return [
+        get("/v1/quarantine", summary="List parked events (no payloads)", **_QUARANTINE)(listing),
+        get(_PARKED, summary="Read a parked event", **_QUARANTINE)(read),
+        *_quarantine_actions(quarantine),
+    ]
+
+
+def _quarantine_actions(quarantine: Quarantine) -> list[HTTPRouteHandler]:
+    async def release_one(parked_id: ParkedId, request: Request[Any, Any, Any]) -> dict[str, Any]:
         caller = caller_of(request)
         report = await quarantine.release_one(parked_id, caller.actor, caller.request_id)
         return {"released": report.released}
 
     async def discard(
-        parked_id: int, request: Request[Any, Any, Any], data: DiscardRequest | None = None
+        parked_id: ParkedId, request: Request[Any, Any, Any], data: DiscardRequest | None = None
     ) -> dict[str, Any]:
         caller = caller_of(request)
         note = data.note if data is not None else ""
@@ -318,55 +343,25 @@ def quarantine_routes(quarantine: Quarantine, pool: Callable[[], Any]) -> list[H
         return {"discarded": row.id, "event_id": row.event_id}
 
     async def release(data: ReleaseRequest | None = None) -> dict[str, Any]:
-        async with pool().acquire() as conn:
-            if data is not None and data.entity_key is not None:
-                rows = await quarantine_repo.list_page(
-                    conn,
-                    entity_key=data.entity_key,
-                    reason=None,
-                    site=None,
-                    after_id=None,
-                    limit=1,
-                )
-                entities = [rows[0].entity] if rows else []
-            else:
-                entities = await quarantine_repo.all_entities(conn, 1000)
-        report = await quarantine.release_entities(entities, "manual")
+        report = await quarantine.release_by_hand(data.entity_key if data is not None else None)
         return {
             "entities": report.entities,
             "released": report.released,
             "still_parked": sorted(report.still_parked),
         }
 
-    item = "/v1/quarantine/{parked_id:int}"
+    def action(path: str, summary: str) -> Callable[[F], HTTPRouteHandler]:
+        return post(path, summary=summary, status_code=200, **_QUARANTINE)
+
     return [
-        get("/v1/quarantine", summary="List parked events (no payloads)", **common)(listing),
-        get(item, summary="Read a parked event", **common)(read),
-        post(
-            f"{item}/release",
-            summary="Re-validate and release a parked event now",
-            status_code=200,
-            **common,
-        )(release_one),
-        post(
-            f"{item}/discard",
-            summary="Discard a parked event (recorded)",
-            status_code=200,
-            **common,
-        )(discard),
-        post(
-            "/v1/quarantine/release",
-            summary="Re-validate every parked entity, or one",
-            status_code=200,
-            **common,
-        )(release),
+        action(f"{_PARKED}/release", "Re-validate and release a parked event now")(release_one),
+        action(f"{_PARKED}/discard", "Discard a parked event (recorded)")(discard),
+        action("/v1/quarantine/release", "Re-validate every parked entity, or one")(release),
     ]
 
 
-def api_routes(
-    service: MasterData, quarantine: Quarantine, pool: Callable[[], Any]
-) -> list[HTTPRouteHandler]:
+def api_routes(service: MasterData, quarantine: Quarantine) -> list[HTTPRouteHandler]:
     routes: list[HTTPRouteHandler] = []
     for spec in SPECS:
         routes += kind_routes(spec, service)
-    return routes + quarantine_routes(quarantine, pool)
+    return routes + quarantine_routes(quarantine)

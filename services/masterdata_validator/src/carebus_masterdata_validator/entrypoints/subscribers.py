@@ -1,4 +1,5 @@
-"""The two validation consumers: batch pulls on SCHEDULING and BILLING, thin by design."""
+"""The two validation consumers (batch pulls on SCHEDULING and BILLING, thin by design) and
+the service's share of the exception capture."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import Sequence
 from nats.aio.msg import Msg
 
 from carebus_masterdata_validator.handlers.validate import Validator
+from carebus_shared.exceptions.subscriber import capture_exceptions
 from carebus_shared.jetstream.stage import Outcome
 from carebus_shared.jetstream.topology import TOPOLOGY, ConsumerSpec
 from carebus_shared.runtime.service import ServiceRuntime
@@ -30,12 +32,13 @@ def _consume(
     runtime.consume(spec, on_batch, batch_size, max_wait_s)
 
 
-def consume_for_validation(
+def subscribe(
     runtime: ServiceRuntime,
     validator: Validator,
     consumers: Sequence[str],
     batch_size: int,
     max_wait_s: float,
 ) -> None:
+    capture_exceptions(runtime)
     for durable in consumers:
         _consume(runtime, validator, TOPOLOGY.consumer(durable), batch_size, max_wait_s)

@@ -22,11 +22,11 @@ from carebus_contracts.masterdata import ChangeKind, CrossReference
 from carebus_masterdata_validator.adapters import changes_repo
 from carebus_masterdata_validator.adapters import records_repo as repo
 from carebus_masterdata_validator.adapters.import_formats import ParsedRow
+from carebus_masterdata_validator.adapters.metrics import ValidatorMetrics
 from carebus_masterdata_validator.adapters.records_repo import Stored
 from carebus_masterdata_validator.domain import rules
 from carebus_masterdata_validator.domain.kinds import KindSpec
 from carebus_masterdata_validator.domain.problems import FieldError, Problem, invalid, not_found
-from carebus_masterdata_validator.metrics import ValidatorMetrics
 
 _KEY_RE = re.compile(r"Key \(([^)]+)\)")
 

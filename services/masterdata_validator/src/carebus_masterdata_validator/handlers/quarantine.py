@@ -23,6 +23,7 @@ from carebus_contracts import ContractDecodeError, UnknownContractError, decode_
 from carebus_contracts.subjects import STREAM_BILLING, STREAM_SCHEDULING
 from carebus_masterdata_validator.adapters import changes_repo, exception_records
 from carebus_masterdata_validator.adapters import quarantine_repo as quarantine
+from carebus_masterdata_validator.adapters.metrics import ValidatorMetrics
 from carebus_masterdata_validator.adapters.quarantine_repo import FailureRow, Parked
 from carebus_masterdata_validator.domain.problems import Problem
 from carebus_masterdata_validator.domain.validated import STAGE, validated_event
@@ -33,7 +34,6 @@ from carebus_masterdata_validator.handlers.validate import (
     failure_rows,
     wait_keys,
 )
-from carebus_masterdata_validator.metrics import ValidatorMetrics
 from carebus_shared.exceptions.store import ExceptionRecord
 from carebus_shared.jetstream.publish import Outgoing, outgoing_for, publish_confirmed
 from carebus_shared.jetstream.topology import VALIDATOR_BILLING, VALIDATOR_SCHEDULING
@@ -150,7 +150,42 @@ class Quarantine:
                 pass
             self._gauges_stale.clear()
 
+    # -- reading, for people -------------------------------------------------------------------
+    async def page(
+        self,
+        *,
+        entity_key: str | None,
+        reason: str | None,
+        site: str | None,
+        after_id: int | None,
+        limit: int,
+    ) -> list[Parked]:
+        async with self._pool().acquire() as conn:
+            return await quarantine.list_page(
+                conn, entity_key=entity_key, reason=reason, site=site, after_id=after_id,
+                limit=limit,
+            )  # fmt: skip
+
+    async def get(self, parked_id: int) -> Parked:
+        async with self._pool().acquire() as conn:
+            row = await quarantine.get(conn, parked_id)
+        if row is None:
+            raise Problem(404, "Not found", f"no parked event {parked_id}")
+        return row
+
     # -- releasing -----------------------------------------------------------------------------
+    async def release_by_hand(self, entity_key: str | None) -> ReleaseReport:
+        """Re-validate one entity's parked events (by its key), or every parked entity's."""
+        async with self._pool().acquire() as conn:
+            if entity_key is None:
+                entities = await quarantine.all_entities(conn, 1000)
+            else:
+                rows = await quarantine.list_page(
+                    conn, entity_key=entity_key, reason=None, site=None, after_id=None, limit=1
+                )
+                entities = [rows[0].entity] if rows else []
+        return await self.release_entities(entities, MANUAL)
+
     async def release_entities(
         self, entities: list[str], trigger: str, *, up_to: int | None = None
     ) -> ReleaseReport:

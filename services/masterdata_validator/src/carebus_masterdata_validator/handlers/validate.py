@@ -30,11 +30,11 @@ from carebus_contracts import (
 from carebus_contracts.envelope import Event
 from carebus_masterdata_validator.adapters import exception_records
 from carebus_masterdata_validator.adapters import quarantine_repo as quarantine
+from carebus_masterdata_validator.adapters.metrics import ValidatorMetrics
 from carebus_masterdata_validator.adapters.quarantine_repo import FailureRow, NewParked
 from carebus_masterdata_validator.domain.validated import VALIDATED_FOR, validated_event
 from carebus_masterdata_validator.domain.validation import Failure, Validation, validate
 from carebus_masterdata_validator.domain.view import MasterDataView
-from carebus_masterdata_validator.metrics import ValidatorMetrics
 from carebus_shared.exceptions.store import ExceptionRecord
 from carebus_shared.jetstream.publish import Outgoing, outgoing_for
 from carebus_shared.jetstream.stage import Forward, Outcome, Reject, Retry

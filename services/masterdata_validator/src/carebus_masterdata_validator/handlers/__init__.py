@@ -1,0 +1,1 @@
+"""Use cases of the master-data validator: plain async code over the adapters."""
