@@ -7,16 +7,14 @@ from collections.abc import Mapping, Sequence
 from litestar import Litestar
 
 from carebus_mapper.adapters.fence_store import load_applied, save_applied
+from carebus_mapper.adapters.metrics import MapperMetrics
 from carebus_mapper.adapters.rule_files import load_rule_set
 from carebus_mapper.config import PACKAGE, SCHEMA, SERVICE, Settings
 from carebus_mapper.domain.fencing import Applied, EntityRef
+from carebus_mapper.entrypoints import subscribers
 from carebus_mapper.entrypoints.http import preview_routes
-from carebus_mapper.entrypoints.subscriber import consume_validated
 from carebus_mapper.handlers.stage import BatchMapper
-from carebus_mapper.metrics import MapperMetrics
-from carebus_shared.exceptions.subscriber import exception_capture_router
 from carebus_shared.jetstream.publish import Outgoing, publish_confirmed
-from carebus_shared.jetstream.topology import EXCEPTION_CAPTURE, TOPOLOGY
 from carebus_shared.runtime.service import ServiceRuntime
 
 
@@ -39,8 +37,5 @@ def build(settings: Settings) -> Litestar:
             await save_applied(conn, applied)
 
     mapper = BatchMapper(rules, publish, load, save, metrics)
-    consume_validated(runtime, mapper, settings)
-    runtime.include_router(
-        exception_capture_router(runtime), [TOPOLOGY.consumer(EXCEPTION_CAPTURE)]
-    )
+    subscribers.subscribe(runtime, mapper, settings)
     return runtime.http_app(preview_routes(rules, load))

@@ -21,8 +21,7 @@ from carebus_mapper.domain.journal import idempotency_key
 from carebus_mapper.domain.rules import RuleSet
 from carebus_mapper.handlers.preview import PreviewRefused, preview
 from carebus_mapper.handlers.stage import LoadApplied
-
-PROBLEM = "application/problem+json"
+from carebus_shared.http.problems import problem, unavailable
 
 
 class RuleInfo(msgspec.Struct, frozen=True, kw_only=True):
@@ -50,29 +49,22 @@ class PreviewBody(msgspec.Struct, frozen=True, kw_only=True):
     fencing: FenceInfo | None
 
 
-def _problem(status: int, title: str, detail: str, **extra: Any) -> Response[bytes]:
-    body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
-    return Response(msgspec.json.encode(body), status_code=status, media_type=PROBLEM)
-
-
 def preview_routes(rules: RuleSet, load_applied: LoadApplied | None) -> list[HTTPRouteHandler]:
     @post("/v1/preview", tags=["mapping"], status_code=200)
-    async def preview_event(request: Request[Any, Any, Any]) -> Response[bytes]:
+    async def preview_event(request: Request[Any, Any, Any]) -> Response[Any]:
         """Map one validated event with the current rules, without publishing it."""
         try:
             result = await preview(rules, await request.body(), load_applied)
         except PreviewRefused as exc:
-            return _problem(
-                400, "Not a validated event", str(exc), reason=exc.reason, path=exc.path
-            )
+            return problem(400, "Not a validated event", str(exc), reason=exc.reason, path=exc.path)
         except (RuntimeError, OSError, asyncpg.PostgresError) as exc:
             # Fenced entities need the applied versions; say so rather than guess.
-            return _problem(503, "Fence store unavailable", f"{type(exc).__name__}: {exc}")
+            return unavailable(f"the fence store is unavailable ({type(exc).__name__}); retry")
         event, outcome = result.event, result.result
         rule = rules.rule(outcome.rule_id) if outcome.rule_id else None
         if outcome.rejection is not None:
             rejection = outcome.rejection
-            return _problem(
+            return problem(
                 422,
                 "The event would become a mapping exception",
                 rejection.message,

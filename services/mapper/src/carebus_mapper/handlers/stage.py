@@ -24,12 +24,12 @@ from carebus_contracts import (
     decode_message,
 )
 from carebus_contracts.validated import Validated
+from carebus_mapper.adapters.metrics import MapperMetrics
 from carebus_mapper.domain.amounts import UnitMismatch
 from carebus_mapper.domain.facts import Facts, UnsupportedEvent, extract
 from carebus_mapper.domain.fencing import Applied, Decision, EntityRef, FenceView, decide
 from carebus_mapper.domain.mapping import Mapped, NoJournal, Outcome, Unmapped, map_facts
 from carebus_mapper.domain.rules import NO_PREVIOUS, RuleSet
-from carebus_mapper.metrics import MapperMetrics
 from carebus_shared.jetstream.publish import Outgoing, outgoing_for
 from carebus_shared.jetstream.stage import Forward, Reject
 from carebus_shared.jetstream.stage import Outcome as StageOutcome

@@ -1,4 +1,5 @@
-"""The mapping stage's consumer: bound to the provisioned MAPPER durable, thin by design."""
+"""The mapping stage's consumer (bound to the provisioned MAPPER durable, thin by design) and
+the service's share of the exception capture."""
 
 from __future__ import annotations
 
@@ -7,12 +8,15 @@ from collections.abc import Sequence
 from nats.aio.msg import Msg
 
 from carebus_mapper.config import SERVICE, Settings
+from carebus_shared.exceptions.subscriber import capture_exceptions
 from carebus_shared.jetstream.stage import BatchHandler
 from carebus_shared.jetstream.topology import MAPPER, TOPOLOGY
 from carebus_shared.runtime.service import ServiceRuntime
 
 
-def consume_validated(runtime: ServiceRuntime, handle: BatchHandler, settings: Settings) -> None:
+def subscribe(runtime: ServiceRuntime, handle: BatchHandler, settings: Settings) -> None:
+    capture_exceptions(runtime)
+
     async def on_validated(msgs: Sequence[Msg]) -> None:
         await runtime.run_stage_batch(SERVICE, msgs, handle)
 
