@@ -52,12 +52,12 @@ from carebus_contracts.masterdata import (
     Service,
 )
 from carebus_contracts.scheduling import Appointment, AppointmentBooked, AppointmentStatus
+from carebus_masterdata_validator.adapters.metrics import ValidatorMetrics
 from carebus_masterdata_validator.config import PACKAGE, SCHEMA
 from carebus_masterdata_validator.domain.kinds import BY_MODEL, Record
 from carebus_masterdata_validator.domain.npi import npi_check_digit_ok
 from carebus_masterdata_validator.domain.view import MasterDataView, decode_change
 from carebus_masterdata_validator.handlers.validate import Validator
-from carebus_masterdata_validator.adapters.metrics import ValidatorMetrics
 from carebus_shared.db.migrations import load_migrations, migrate
 from carebus_shared.devstack.nats_server import NatsServer
 from carebus_shared.exceptions.store import ExceptionRecord

@@ -13,12 +13,12 @@ from masterdata_support import VALID_NPIS
 from prometheus_client import CollectorRegistry
 
 from carebus_contracts.masterdata import Provider
+from carebus_masterdata_validator.adapters.metrics import ValidatorMetrics
 from carebus_masterdata_validator.adapters.outbox import OutboxDrainer
 from carebus_masterdata_validator.config import PACKAGE, SCHEMA
 from carebus_masterdata_validator.domain.kinds import BY_NAME
 from carebus_masterdata_validator.domain.view import decode_change
 from carebus_masterdata_validator.handlers.masterdata import Caller, MasterData
-from carebus_masterdata_validator.adapters.metrics import ValidatorMetrics
 from carebus_shared.db.migrations import load_migrations, migrate
 from carebus_shared.devstack.nats_server import NatsServer
 from carebus_shared.jetstream.provision import provision
