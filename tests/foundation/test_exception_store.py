@@ -81,3 +81,29 @@ async def test_a_failure_already_recorded_gets_no_new_id(conn: asyncpg.Connectio
         f"{tag}:%",
     )
     assert count == 2
+
+
+async def test_text_postgresql_cannot_store_is_cleaned_and_the_raw_input_kept_intact(
+    conn: asyncpg.Connection,
+) -> None:
+    key = f"nul-{uuid.uuid4().hex[:8]}"
+    raw = b"MSH|^~\\&|A|SITE\x00X|B|C|20250310||SIU^S12|CTL\x00ID|P|2.5\r"
+    [record_id] = await store.record_all(
+        conn,
+        [
+            _record(
+                key,
+                site="SITE\x00X",
+                event_id="hl7:A:SITE\x00X:CTL\x00ID",
+                offending_value="x\ud800y",
+                headers={"Control-Id": "CTL\x00ID"},
+                raw=raw,
+            )
+        ],
+    )
+    assert record_id is not None
+    row = await store.get(conn, record_id)
+    assert row is not None
+    assert (row["site"], row["offending_value"]) == ("SITE\ufffdX", "x?y")
+    assert store.decode_headers(row["headers"]) == {"Control-Id": "CTL\ufffdID"}
+    assert bytes(row["raw"]) == raw

@@ -16,6 +16,7 @@ from nats.js import JetStreamContext, api
 from carebus_shared.db.migrations import load_migrations, migrate
 from carebus_shared.exceptions import store
 from carebus_shared.exceptions.store import ExceptionRecord
+from carebus_shared.jetstream import stage as stage_module
 from carebus_shared.jetstream.publish import Outgoing, stage_msg_id
 from carebus_shared.jetstream.stage import Forward, Outcome, Reject, Retry, run_batch
 
@@ -160,6 +161,46 @@ async def test_a_failing_handler_naks_everything(
     await asyncio.sleep(5.5)  # the nak delay
     again = await _fetch(js, src, 4)
     assert sorted(m.metadata.num_delivered for m in again) == [2, 2, 2, 2]
+
+
+async def test_a_poison_message_is_isolated_then_kept_and_terminated(
+    js: JetStreamContext,
+    streams: tuple[str, str],
+    pool: asyncpg.Pool,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(stage_module, "RETRY_ALONE_DELAY_S", 0.05)
+    src, dst = streams
+    await _publish_inputs(js, src, 8)
+    echo = _echo_to(dst)
+
+    async def chokes_on_event_5(batch: Sequence[Msg]) -> list[Outcome]:
+        if any(m.data == b"event 5" for m in batch):
+            raise ValueError("a value PostgreSQL cannot store")
+        return await echo(batch)  # type: ignore[no-any-return, operator]
+
+    async def record(records: Sequence[ExceptionRecord]) -> None:
+        async with pool.acquire() as conn:
+            await store.record_all(conn, records)
+
+    tally = await run_batch("t", js, await _fetch(js, src, 8), chokes_on_event_5, record)
+    # The seven good events go on at once; only the poison waits.
+    assert (tally.forwarded, tally.retried, tally.rejected) == (7, 1, 0)
+    assert (await js.stream_info(dst)).state.messages == 7
+    for delivery in (2, 3):
+        [again] = await _fetch(js, src, 1)
+        assert (again.data, again.metadata.num_delivered) == (b"event 5", delivery)
+        tally = await run_batch("t", js, [again], chokes_on_event_5, record)
+    assert (tally.rejected, tally.reasons) == (1, {"handler_failed": 1})
+    assert (await js.consumer_info(src, "stage")).num_ack_pending == 0
+    async with pool.acquire() as conn:
+        row = await conn.fetchrow(
+            "SELECT category, raw, message FROM carebus_exceptions.exception_record "
+            "WHERE stream = $1",
+            src,
+        )
+    assert (row["category"], row["raw"]) == ("transport", b"event 5")
+    assert "ValueError" in row["message"]
 
 
 async def test_retry_outcome_naks_only_that_message(

@@ -280,3 +280,13 @@ async def test_numbers_past_bigint_are_refused_as_bad_input_not_a_server_error(
     _problem(await api.get(f"/v1/quarantine/{past_bigint}"), 400)
     _problem(await api.post(f"/v1/quarantine/{past_bigint}/discard"), 400)
     _problem(await api.get("/v1/quarantine/12345678"), 404)
+
+
+async def test_text_postgresql_cannot_store_is_a_422_naming_the_field(
+    api: httpx.AsyncClient,
+) -> None:
+    payer = {"payer_id": unique("PY-"), "name": "Acme\u0000Health", "payer_class": "commercial"}
+    refused = _problem(await api.post("/v1/payers", json=payer), 422)
+    assert refused["field"] == "name"
+    assert "Acme" not in refused["detail"]
+    assert (await api.get(f"/v1/payers/{payer['payer_id']}")).status_code == 404

@@ -137,6 +137,25 @@ async def test_a_retransmitted_message_is_acked_again_and_stored_once(
     assert 'carebus_intake_inputs_total{outcome="accepted",source="hl7"}' in metrics
 
 
+async def test_a_nul_in_the_control_id_gets_ae_and_the_other_messages_flow(
+    adapter: Adapter, sched_nats: NatsServer, database_url: str
+) -> None:
+    messages = [siu_message(f"NUL-{i}") for i in range(20)]
+    messages[7] = siu_message("NUL-\x00-7")
+    client = await MllpClient.connect(adapter.mllp_port)
+    try:
+        acks = [read_ack(await client.send(m)) for m in messages]
+    finally:
+        await client.close()
+    assert [a.code for a in acks] == ["AA"] * 7 + ["AE"] + ["AA"] * 12
+    stored = {s.msg_id for s in await stored_events(sched_nats.url)}
+    assert {_expected_event_id(m) for i, m in enumerate(messages) if i != 7} <= stored
+    [record] = await kept_records(database_url, "hl7", messages[7])
+    assert record["reason"] == "data_type_error"
+    assert "NUL" in record["message"]
+    assert record["raw"] == messages[7]
+
+
 async def test_unparseable_input_gets_ar_and_is_kept(adapter: Adapter, database_url: str) -> None:
     payload = b"MSH|^~\\&|CADENCE|SITE01|||20250310091500||SIU^S12|BROKEN-1|P|2.5.1\rpid|bad"
     client = await MllpClient.connect(adapter.mllp_port)

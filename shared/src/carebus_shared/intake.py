@@ -11,30 +11,16 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
-from typing import Final, Protocol
+from typing import Protocol
 
-import asyncpg
-import nats.errors
 from nats.js import api
 from prometheus_client import Counter
 
 from carebus_contracts import Event
 from carebus_shared.exceptions.store import ExceptionRecord
-from carebus_shared.jetstream.publish import PublishFailed, outgoing_for, publish_confirmed
+from carebus_shared.jetstream.publish import outgoing_for, publish_confirmed
 from carebus_shared.runtime.metrics import CachedLabels
 from carebus_shared.runtime.service import ServiceRuntime
-
-# Failures of JetStream or PostgreSQL, not of the input: the sender must retry (no ACK,
-# HTTP 503); the input is neither accepted nor rejected. RuntimeError: "not connected yet".
-TRANSIENT_ERRORS: Final = (
-    PublishFailed,
-    nats.errors.Error,
-    asyncpg.PostgresError,
-    asyncpg.InterfaceError,
-    OSError,
-    TimeoutError,
-    RuntimeError,
-)
 
 
 class Sink(Protocol):

@@ -15,9 +15,9 @@ from litestar import Request, Response, post
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath
 
+from carebus_shared.dependencies import DEPENDENCY_ERRORS
 from carebus_shared.exceptions.redrive import RedriveInputs, RedriveOutcome, RedriveResult
 from carebus_shared.http.problems import problem, unavailable
-from carebus_shared.intake import TRANSIENT_ERRORS
 
 log = logging.getLogger("carebus.redrive")
 
@@ -63,7 +63,7 @@ def redrive_routes(redrive: RedriveInputs, max_body_bytes: int) -> list[HTTPRout
         actor = request.headers.get(ACTOR_HEADER) or "http"
         try:
             result = await redrive.redrive(record_id, corrected or None, actor)
-        except TRANSIENT_ERRORS as exc:
+        except DEPENDENCY_ERRORS as exc:
             log.warning("re-drive failed: %s", type(exc).__name__, extra={"record": record_id})
             return unavailable("JetStream or PostgreSQL is unavailable; nothing changed, retry")
         status = _STATUS[result.outcome]

@@ -55,11 +55,30 @@ RETURNING id, dedupe_key
 """
 
 
+def storable(text: str) -> str:
+    """PostgreSQL text and jsonb take neither NUL nor a lone surrogate: a NUL becomes U+FFFD,
+    a lone surrogate "?". Only the columns that describe an input are cleaned; the input
+    itself is kept byte for byte (``raw``), so a re-drive sees what was sent."""
+    if "\x00" in text:
+        text = text.replace("\x00", "\ufffd")
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return text.encode(errors="replace").decode()
+    return text
+
+
+def _text(value: str | None) -> str | None:
+    return None if value is None else storable(value)
+
+
 def _values(rec: ExceptionRecord) -> tuple[Any, ...]:
+    headers = {storable(k): storable(v) for k, v in rec.headers.items()}
     return (
-        rec.dedupe_key, rec.stage, rec.category, rec.reason, rec.message, rec.source, rec.site,
-        rec.event_id, rec.stream, rec.stream_seq, rec.subject, rec.content_type, rec.raw,
-        msgspec.json.encode(rec.headers).decode(), rec.path, rec.offending_value,
+        storable(rec.dedupe_key), rec.stage, rec.category, storable(rec.reason),
+        storable(rec.message), storable(rec.source), _text(rec.site), _text(rec.event_id),
+        rec.stream, rec.stream_seq, _text(rec.subject), _text(rec.content_type), rec.raw,
+        msgspec.json.encode(headers).decode(), _text(rec.path), _text(rec.offending_value),
     )  # fmt: skip
 
 

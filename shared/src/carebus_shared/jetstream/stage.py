@@ -5,7 +5,12 @@ A stage's business handler turns each input message into an outcome:
 - ``Reject(...)``: the input can never succeed (bad contract, unknown reference): record it in
   the exception store under its stream sequence, then terminate it so it is not redelivered;
 - ``Retry(delay_s)``: a passing problem (a database or ERP outage): nak with a delay.
-An exception escaping the handler counts as ``Retry`` for the whole batch: never a drop.
+
+An exception escaping the handler is never a drop. A dependency failure (connection lost,
+timeout) retries the whole batch. Any other failure is isolated: the batch is split in
+halves until the failing messages stand alone, the others go on; a message that fails alone
+is retried, and from its ``POISON_AFTER``-th delivery on it is kept in the exception store
+with the error's type and terminated, so it cannot hold up or take good events with it.
 """
 
 from __future__ import annotations
@@ -17,10 +22,16 @@ from dataclasses import dataclass, field
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
+from carebus_shared.dependencies import DEPENDENCY_ERRORS
 from carebus_shared.exceptions.store import ExceptionRecord
 from carebus_shared.jetstream.publish import Outgoing, PublishFailed, publish_confirmed
 
 log = logging.getLogger(__name__)
+
+# A message that fails alone on this delivery is poison: kept and terminated, not retried.
+POISON_AFTER = 3
+# Before that, it waits this long times its deliveries so far, then is tried again.
+RETRY_ALONE_DELAY_S = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,11 +102,13 @@ async def run_batch(
 ) -> BatchTally:
     tally = BatchTally()
     try:
-        outcomes = await handle(msgs)
-        if len(outcomes) != len(msgs):
-            raise RuntimeError(f"{stage}: {len(outcomes)} outcomes for {len(msgs)} messages")
-    except Exception:
-        log.exception("handler failed; the batch will be redelivered", extra={"stage": stage})
+        outcomes = await _isolated_outcomes(stage, msgs, handle)
+    except DEPENDENCY_ERRORS as exc:
+        log.warning(
+            "handler failed (%s); the batch will be redelivered",
+            type(exc).__name__,
+            extra={"stage": stage},
+        )
         for msg in msgs:
             await msg.nak(delay=5.0)
         tally.retried = len(msgs)
@@ -131,3 +144,49 @@ async def run_batch(
         await msg.nak(delay=retry.delay_s)
     tally.forwarded, tally.rejected, tally.retried = len(forwards), len(rejects), len(retries)
     return tally
+
+
+async def _outcomes(stage: str, msgs: Sequence[Msg], handle: BatchHandler) -> list[Outcome]:
+    outcomes = await handle(msgs)
+    if len(outcomes) != len(msgs):
+        raise RuntimeError(f"{stage}: {len(outcomes)} outcomes for {len(msgs)} messages")
+    return list(outcomes)
+
+
+async def _isolated_outcomes(
+    stage: str, msgs: Sequence[Msg], handle: BatchHandler
+) -> list[Outcome]:
+    """The handler's outcomes; when it fails on the messages themselves, the outcomes of
+    each half, down to the failing messages alone (dependency errors propagate)."""
+    try:
+        return await _outcomes(stage, msgs, handle)
+    except DEPENDENCY_ERRORS:
+        raise
+    except Exception as exc:
+        if len(msgs) == 1:
+            return [_failed_alone(stage, msgs[0], exc)]
+        log.warning(
+            "handler failed (%s) on a batch of %d; isolating the failing messages",
+            type(exc).__name__,
+            len(msgs),
+            extra={"stage": stage},
+        )
+    half = len(msgs) // 2
+    return [
+        *await _isolated_outcomes(stage, msgs[:half], handle),
+        *await _isolated_outcomes(stage, msgs[half:], handle),
+    ]
+
+
+def _failed_alone(stage: str, msg: Msg, exc: Exception) -> Outcome:
+    meta = msg.metadata
+    where = {"stage": stage, "stream": meta.stream, "stream_seq": meta.sequence.stream}
+    log.error("handler failed on one message", exc_info=exc, extra=where)
+    if meta.num_delivered < POISON_AFTER:
+        return Retry(delay_s=RETRY_ALONE_DELAY_S * meta.num_delivered)
+    return Reject(
+        category="transport",
+        reason="handler_failed",
+        message=f"{stage} failed on this message {meta.num_delivered} times "
+        f"({type(exc).__name__}); kept for a person to fix and re-drive",
+    )

@@ -27,6 +27,7 @@ from prometheus_client import CollectorRegistry
 
 from carebus_shared.config import RuntimeSettings
 from carebus_shared.db.migrations import load_migrations, migrate
+from carebus_shared.dependencies import DependencyUnavailable
 from carebus_shared.exceptions import store as exception_store
 from carebus_shared.exceptions.events import exception_event
 from carebus_shared.exceptions.store import ExceptionRecord
@@ -108,7 +109,7 @@ class ServiceRuntime:
     @property
     def pool(self) -> asyncpg.Pool:
         if self._pool is None:
-            raise RuntimeError("database pool is not open yet")
+            raise DependencyUnavailable("database pool is not open yet")
         return self._pool
 
     @property
@@ -117,7 +118,7 @@ class ServiceRuntime:
         subscription for async publish acks, so a fresh one per call would leak them."""
         connection = self.broker._connection
         if connection is None:
-            raise RuntimeError("NATS is not connected yet")
+            raise DependencyUnavailable("NATS is not connected yet")
         if self._js is None or self._js_connection is not connection:
             self._js, self._js_connection = connection.jetstream(), connection
         return self._js

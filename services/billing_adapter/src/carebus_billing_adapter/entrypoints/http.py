@@ -21,10 +21,10 @@ from carebus_billing_adapter.handlers.remittance import (
     RemittanceOutcome,
     RemittancePosted,
 )
+from carebus_shared.dependencies import DEPENDENCY_ERRORS
 from carebus_shared.exceptions.redrive import RedriveInputs
 from carebus_shared.exceptions.routes import redrive_routes
 from carebus_shared.http.problems import problem, unavailable
-from carebus_shared.intake import TRANSIENT_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ def remittance_routes(
             return problem(400, "Bad Request", "the request body must be an X12 835 file")
         try:
             outcome = await remittances.handle(raw, origin="http")
-        except TRANSIENT_ERRORS as exc:  # JetStream or PostgreSQL down: nothing acknowledged
+        except DEPENDENCY_ERRORS as exc:  # JetStream or PostgreSQL down: nothing acknowledged
             log.error("835 not posted, answering 503: %s", type(exc).__name__)
             return unavailable("the events could not be published; nothing was posted, retry")
         return remittance_response(outcome)
@@ -114,7 +114,7 @@ def fhir_routes(fhir: FhirHandler) -> list[HTTPRouteHandler]:
             return fhir_success(await fhir.handle(resource_type, body, url_id))
         except FhirRejected as rejected:
             return fhir_error(rejected)
-        except TRANSIENT_ERRORS as exc:
+        except DEPENDENCY_ERRORS as exc:
             log.error("FHIR request failed: %s", type(exc).__name__)
             return fhir_error(
                 FhirRejected(

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import zoneinfo
 
+from carebus_contracts.checks import unstorable_text_path
 from carebus_contracts.envelope import Contract
 from carebus_contracts.masterdata import CrossReference, Location, Provider
 from carebus_masterdata_validator.domain.kinds import KindSpec
 from carebus_masterdata_validator.domain.npi import npi_check_digit_ok
 from carebus_masterdata_validator.domain.problems import FieldError
+
+UNSTORABLE = "must not contain a NUL character or a lone surrogate"
 
 
 def _known_zone(name: str) -> bool:
@@ -21,6 +24,8 @@ def _known_zone(name: str) -> bool:
 
 def check(spec: KindSpec, record: Contract) -> list[FieldError]:
     errors: list[FieldError] = []
+    if (path := unstorable_text_path(record)) is not None:
+        errors.append(FieldError(path.removeprefix("$."), UNSTORABLE))
     for name in spec.key_fields:
         value = str(getattr(record, name))
         if not value.strip() or value != value.strip():

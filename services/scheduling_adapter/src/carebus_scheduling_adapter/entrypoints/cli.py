@@ -22,7 +22,7 @@ from carebus_scheduling_adapter import app, config
 from carebus_scheduling_adapter.adapters.csv.layout import CsvLayout, MappingError
 from carebus_scheduling_adapter.adapters.progress import Progress
 from carebus_scheduling_adapter.handlers.csv_import import ImportStopped, ImportSummary
-from carebus_shared.intake import TRANSIENT_ERRORS
+from carebus_shared.dependencies import DEPENDENCY_ERRORS
 from carebus_shared.logs import configure_logging
 from carebus_shared.runtime.cli import Command, ServiceScript
 
@@ -78,7 +78,7 @@ def _import(args: argparse.Namespace, settings: config.Settings) -> int:
     except ImportStopped as exc:
         print(f"{PROG}: import stopped at {exc}; rows before it were handled", file=sys.stderr)
         return 3
-    except TRANSIENT_ERRORS as exc:
+    except DEPENDENCY_ERRORS as exc:
         print(
             f"{PROG}: import stopped, JetStream or PostgreSQL failed ({type(exc).__name__}: "
             f"{exc}); run it again: rows already published are not published twice",

@@ -30,9 +30,9 @@ from carebus_scheduling_adapter.handlers.fhir_requests import (
     FhirReply,
     FhirRequests,
 )
+from carebus_shared.dependencies import DEPENDENCY_ERRORS
 from carebus_shared.exceptions.redrive import RedriveInputs
 from carebus_shared.exceptions.routes import redrive_routes
-from carebus_shared.intake import TRANSIENT_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ async def _answer(
 
     try:
         reply = await run()
-    except TRANSIENT_ERRORS as exc:
+    except DEPENDENCY_ERRORS as exc:
         log.warning("FHIR %s not processed, answering 503: %s", interaction, type(exc).__name__)
         unavailable = FhirProblem(
             "unavailable", "the event store is unavailable; retry later", code=TRANSIENT,
