@@ -192,7 +192,7 @@ async def test_a_poison_message_is_isolated_then_kept_and_terminated(
         assert (again.data, again.metadata.num_delivered) == (b"event 5", delivery)
         tally = await run_batch("t", js, [again], chokes_on_event_5, record)
     assert (tally.rejected, tally.reasons) == (1, {"handler_failed": 1})
-    assert (await js.consumer_info(src, "stage")).num_ack_pending == 0
+    assert await _settles_to_no_ack_pending(js, src)
     async with pool.acquire() as conn:
         row = await conn.fetchrow(
             "SELECT category, raw, message FROM carebus_exceptions.exception_record "
@@ -201,6 +201,38 @@ async def test_a_poison_message_is_isolated_then_kept_and_terminated(
         )
     assert (row["category"], row["raw"]) == ("transport", b"event 5")
     assert "ValueError" in row["message"]
+
+
+async def test_a_dependency_outage_pauses_the_batch_without_spending_deliveries(
+    js: JetStreamContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(stage_module, "PAUSE_S", (0.3, 0.3))
+    tag = uuid.uuid4().hex[:8]
+    src, dst = f"IN_{tag}", f"OUT_{tag}"
+    await js.add_stream(name=src, subjects=[f"in{tag}.>"])
+    await js.add_stream(name=dst, subjects=[f"out{tag}.>"], duplicate_window=120)
+    # A one-second deadline: an outage of three seconds would redeliver an unheld batch.
+    await js.add_consumer(
+        src,
+        api.ConsumerConfig(durable_name="stage", ack_policy=api.AckPolicy.EXPLICIT, ack_wait=1.0),
+    )
+    await _publish_inputs(js, src, 5)
+    echo = _echo_to(dst)
+    outage_ends = asyncio.get_running_loop().time() + 3.0
+
+    async def database_away_for_3_s(batch: Sequence[Msg]) -> list[Outcome]:
+        if asyncio.get_running_loop().time() < outage_ends:
+            raise ConnectionRefusedError("PostgreSQL is down")
+        return await echo(batch)  # type: ignore[no-any-return, operator]
+
+    msgs = await _fetch(js, src, 5)
+    tally = await run_batch(
+        "t", js, msgs, database_away_for_3_s, _no_records, keep_waiting=lambda: True
+    )
+    assert (tally.forwarded, tally.retried) == (5, 0)
+    assert (await js.stream_info(dst)).state.messages == 5
+    assert (await js.consumer_info(src, "stage")).num_redelivered == 0
+    assert await _settles_to_no_ack_pending(js, src)
 
 
 async def test_retry_outcome_naks_only_that_message(
@@ -219,6 +251,15 @@ async def test_retry_outcome_naks_only_that_message(
     assert (tally.forwarded, tally.retried) == (1, 1)
     again = await _fetch(js, src, 1)
     assert again[0].data == b"event 1"
+
+
+async def _settles_to_no_ack_pending(js: JetStreamContext, src: str) -> bool:
+    """Acks and terms are sent without waiting for the server: give it a moment (bounded)."""
+    for _ in range(50):
+        if (await js.consumer_info(src, "stage")).num_ack_pending == 0:
+            return True
+        await asyncio.sleep(0.05)
+    return False
 
 
 async def _no_records(records: Sequence[ExceptionRecord]) -> None:

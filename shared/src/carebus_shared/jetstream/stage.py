@@ -7,7 +7,9 @@ A stage's business handler turns each input message into an outcome:
 - ``Retry(delay_s)``: a passing problem (a database or ERP outage): nak with a delay.
 
 An exception escaping the handler is never a drop. A dependency failure (connection lost,
-timeout) retries the whole batch. Any other failure is isolated: the batch is split in
+timeout) pauses the stage: the batch is held (its ack deadline extended) and handled again
+once the dependency answers, so an outage spends no deliveries; only a stage that is
+stopping hands the batch back (nak). Any other failure is isolated: the batch is split in
 halves until the failing messages stand alone, the others go on; a message that fails alone
 is retried, and from its ``POISON_AFTER``-th delivery on it is kept in the exception store
 with the error's type and terminated, so it cannot hold up or take good events with it.
@@ -15,7 +17,9 @@ with the error's type and terminated, so it cannot hold up or take good events w
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -99,16 +103,13 @@ async def run_batch(
     handle: BatchHandler,
     record_exceptions: RecordExceptions,
     publish_timeout_s: float = 10.0,
+    keep_waiting: Callable[[], bool] = lambda: False,
 ) -> BatchTally:
+    """``keep_waiting``: whether to hold the batch through a dependency outage (True while
+    the stage runs) rather than hand it back."""
     tally = BatchTally()
-    try:
-        outcomes = await _isolated_outcomes(stage, msgs, handle)
-    except DEPENDENCY_ERRORS as exc:
-        log.warning(
-            "handler failed (%s); the batch will be redelivered",
-            type(exc).__name__,
-            extra={"stage": stage},
-        )
+    outcomes = await _outcomes_through_outages(stage, msgs, handle, keep_waiting)
+    if outcomes is None:
         for msg in msgs:
             await msg.nak(delay=5.0)
         tally.retried = len(msgs)
@@ -144,6 +145,41 @@ async def run_batch(
         await msg.nak(delay=retry.delay_s)
     tally.forwarded, tally.rejected, tally.retried = len(forwards), len(rejects), len(retries)
     return tally
+
+
+# Between tries while a dependency is away: doubling from the first, up to the last.
+PAUSE_S = (0.5, 10.0)
+
+
+async def _outcomes_through_outages(
+    stage: str, msgs: Sequence[Msg], handle: BatchHandler, keep_waiting: Callable[[], bool]
+) -> list[Outcome] | None:
+    """The batch's outcomes, tried again while a dependency is away and the stage runs; None
+    when the stage stops first (the batch is handed back)."""
+    pause_s, paused_since = PAUSE_S[0], 0.0
+    while True:  # bounded by keep_waiting(): false once the stage stops
+        try:
+            outcomes = await _isolated_outcomes(stage, msgs, handle)
+            if paused_since:
+                paused = time.monotonic() - paused_since
+                log.warning("stage resumed after %.0f s", paused, extra={"stage": stage})
+            return outcomes
+        except DEPENDENCY_ERRORS as exc:
+            if not keep_waiting():
+                log.warning("handler failed (%s); batch handed back", type(exc).__name__)
+                return None
+            if paused_since == 0.0:
+                paused_since = time.monotonic()
+                log.warning(
+                    "a dependency is unavailable (%s); stage paused, batch held",
+                    type(exc).__name__,
+                    extra={"stage": stage},
+                )
+        await asyncio.sleep(pause_s)
+        pause_s = min(2 * pause_s, PAUSE_S[1])
+        # The deadline restarts: the batch stays ours without a redelivery. When NATS is
+        # away too this raises, and the batch comes back after its deadline instead.
+        await asyncio.gather(*(msg.in_progress() for msg in msgs))
 
 
 async def _outcomes(stage: str, msgs: Sequence[Msg], handle: BatchHandler) -> list[Outcome]:

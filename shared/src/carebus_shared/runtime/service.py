@@ -87,6 +87,7 @@ class ServiceRuntime:
         self._pool: asyncpg.Pool | None = None
         self._bring_up: asyncio.Task[None] | None = None
         self._started = asyncio.Event()
+        self._stopping = asyncio.Event()
         self.on_started: list[Hook] = []
         self.on_stopping: list[Hook] = []
         # Started after the on_started hooks, stopped after the on_stopping ones.
@@ -148,7 +149,14 @@ class ServiceRuntime:
     ) -> BatchTally:
         """Handle one fetched batch with the publish-then-ack discipline, and count it."""
         started = time.perf_counter()
-        tally = await run_batch(stage, self.js, msgs, handle, self.record_exceptions)
+        tally = await run_batch(
+            stage,
+            self.js,
+            msgs,
+            handle,
+            self.record_exceptions,
+            keep_waiting=lambda: not self._stopping.is_set(),
+        )
         m = self.stage_metrics
         m.batch_seconds.labels(stage).observe(time.perf_counter() - started)
         m.messages.labels(stage, "forwarded").inc(tally.forwarded)
@@ -226,6 +234,7 @@ class ServiceRuntime:
             await self._started.wait()
 
     async def stop(self) -> None:
+        self._stopping.set()
         if self._bring_up is not None and not self._bring_up.done():
             self._bring_up.cancel()
         for hook in self.on_stopping:
