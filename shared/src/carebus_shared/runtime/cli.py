@@ -2,7 +2,7 @@
 service's own commands.
 
 A service's ``entrypoints/cli.py`` names its extra commands as :class:`Command` values and
-hands them to :func:`service_main`; settings errors name the variable and exit 2.
+hands them to :class:`ServiceScript`; settings errors name the variable and exit 2.
 """
 
 from __future__ import annotations

@@ -1,1 +1,8 @@
-"""How the billing adapter is driven: FastStream subscribers, Litestar routes, CLI."""
+"""How the billing adapter is driven:
+
+- subscribers.py (JetStream)
+- http.py (Litestar routes)
+- mllp.py (the DFT listener)
+- inbox.py (the 835 folder)
+- cli.py
+"""

@@ -1,1 +1,1 @@
-"""Use cases of the billing adapter: plain async functions over the runtime's intake."""
+"""Use cases of the billing adapter: plain async code over the runtime's intake."""

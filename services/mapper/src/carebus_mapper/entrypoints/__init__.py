@@ -1,1 +1,6 @@
-"""How the mapper is driven: FastStream subscribers, Litestar routes, CLI."""
+"""How the mapper is driven:
+
+- subscribers.py (JetStream)
+- http.py (Litestar routes)
+- cli.py
+"""

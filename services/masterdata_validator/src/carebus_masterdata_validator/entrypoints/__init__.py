@@ -1,1 +1,6 @@
-"""How the master-data validator is driven: FastStream subscribers, Litestar routes, CLI."""
+"""How the master-data validator is driven:
+
+- subscribers.py (JetStream)
+- http.py (Litestar routes)
+- cli.py
+"""

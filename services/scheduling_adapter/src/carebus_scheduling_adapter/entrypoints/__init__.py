@@ -1,1 +1,7 @@
-"""How the scheduling adapter is driven: FastStream subscribers, Litestar routes, CLI."""
+"""How the scheduling adapter is driven:
+
+- subscribers.py (JetStream)
+- http.py (Litestar routes)
+- mllp.py (the SIU listener)
+- cli.py
+"""
