@@ -182,6 +182,7 @@ async def test_rejected_inputs_are_redriven_as_stored_or_corrected(
             f"/v1/exceptions/{dft_record['id']}/redrive", content=fixed_dft.encode()
         )
         assert dft_redriven.status_code == 200, dft_redriven.json()
+        assert dft_redriven.json()["event_ids"], "the re-drive names the events it published"
         statuses = {r["id"]: r["status"] for r in await run.exception_records()}
         assert statuses[x12_record["id"]] == "redriven"
         assert statuses[dft_record["id"]] == "redriven"

@@ -26,7 +26,11 @@ CONTENT_TYPE = "x-application/hl7-v2+er7"
 @dataclass(frozen=True, slots=True)
 class DftAccepted:
     message: Hl7Message
-    events: int
+    event_ids: tuple[str, ...]
+
+    @property
+    def events(self) -> int:
+        return len(self.event_ids)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +68,7 @@ class DftHandler:
         except Hl7Error as exc:
             return await self._reject(raw, message, exc)
         await self._intake.publish(SOURCE, events)
-        return DftAccepted(message, len(events))
+        return DftAccepted(message, tuple(e.event_id for e in events))
 
     async def _reject(self, raw: bytes, message: Hl7Message | None, error: Hl7Error) -> DftRejected:
         await self._intake.reject(

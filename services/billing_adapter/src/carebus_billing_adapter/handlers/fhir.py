@@ -40,8 +40,12 @@ class FhirAccepted:
     resource_type: str
     resource_id: str
     created: bool
-    events: int
+    event_ids: tuple[str, ...]
     resource: dict[str, Any]  # the stored form: the body with the server id
+
+    @property
+    def events(self) -> int:
+        return len(self.event_ids)
 
 
 class FhirHandler:
@@ -104,6 +108,6 @@ class FhirHandler:
             resource_type=resource_type,
             resource_id=resource_id,
             created=url_id is None,
-            events=len(events),
+            event_ids=tuple(e.event_id for e in events),
             resource=stored,
         )

@@ -34,7 +34,7 @@ def redrive_paths(
     async def dft_path(raw: bytes, _: Mapping[str, str]) -> Reprocessed:
         outcome = await dfts.handle(raw)
         if isinstance(outcome, dft.DftAccepted):
-            return Reprocessed(True, f"{outcome.events} event(s) published")
+            return Reprocessed(True, f"{outcome.events} event(s) published", outcome.event_ids)
         error = outcome.error
         return Reprocessed(False, str(error), reason=error.reason)
 
@@ -43,7 +43,7 @@ def redrive_paths(
         if isinstance(outcome, remittance.RemittancePosted):
             file = outcome.file
             done = "posted before" if outcome.duplicate else f"{file.events} event(s) published"
-            return Reprocessed(True, f"835 {file.digest[:12]}: {done}")
+            return Reprocessed(True, f"835 {file.digest[:12]}: {done}", outcome.event_ids)
         rejection = outcome.rejection
         return Reprocessed(
             False,
@@ -66,6 +66,7 @@ def redrive_paths(
             return Reprocessed(
                 True,
                 f"{resource_type}/{accepted.resource_id}: {accepted.events} event(s) published",
+                accepted.event_ids,
             )
 
         return path

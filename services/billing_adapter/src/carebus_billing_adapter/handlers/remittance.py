@@ -43,6 +43,7 @@ _THREAD_PARSE_BYTES = 64 * 1024
 class RemittancePosted:
     file: PostedFile
     duplicate: bool  # True: posted before, nothing was published this time
+    event_ids: tuple[str, ...] = ()  # what was published this time
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +108,9 @@ class RemittanceHandler:
             events=len(events),
         )
         await self._files.remember(posted, origin)
-        return RemittancePosted(posted, duplicate=False)
+        return RemittancePosted(
+            posted, duplicate=False, event_ids=tuple(e.event_id for e in events)
+        )
 
     async def _reject(self, raw: bytes, rejected: RemittanceRejected) -> None:
         first = rejected.rejection.issues[0]
