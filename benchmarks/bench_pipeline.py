@@ -48,10 +48,10 @@ from pathlib import Path
 from typing import Any
 
 import uvloop
-from bench_report import BENCH_DIR, report
-from png_plot import line_chart
-from raw_hops import run as raw_run
 
+from benchmarks.bench_report import BENCH_DIR, report
+from benchmarks.png_plot import line_chart
+from benchmarks.raw_hops import run as raw_run
 from carebus_scenario.config import ScenarioConfig
 from carebus_scenario.generator import Scenario, generate
 from carebus_scenario.measure import (

@@ -13,7 +13,6 @@ import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -238,19 +237,3 @@ async def record_by_id(database_url: str, record_id: int) -> dict[str, Any]:
         await conn.close()
     assert row is not None
     return dict(row)
-
-
-def hl7_sample_inputs(samples_dir: Path) -> dict[str, bytes]:
-    """Every raw sample message, keyed by relative path: the inputs tests/hl7 reads too
-    (``*.hl7``, ``*.hl7.erb`` templates, the example blocks of Renalware ``*_spec.rb``)."""
-    example = re.compile(r"^\s*#\s{3}([A-Z][A-Z0-9]{2}\|.*)$")
-    found: dict[str, bytes] = {}
-    for path in sorted((samples_dir / "hl7v2").rglob("*")):
-        rel = path.relative_to(samples_dir).as_posix()
-        if path.name.endswith((".hl7", ".hl7.erb")):
-            found[rel] = path.read_bytes()
-        elif path.name.endswith("_spec.rb"):
-            lines = [m[1] for m in map(example.match, path.read_text().splitlines()) if m]
-            if lines:
-                found[rel + "#example"] = "\r".join(lines).encode()
-    return found

@@ -1,4 +1,4 @@
-"""Committed outcome of every X12 sample below shared/samples: a behaviour change fails a test.
+"""Committed outcome of every X12 sample in tests/data: a behaviour change fails a test.
 
 Each rejected file maps to its issues as "reason@ELEMENT" strings; accepted files map to
 ACCEPTED with (BPR02 in cents, number of claims) per transaction.
@@ -6,7 +6,7 @@ ACCEPTED with (BPR02 in cents, number of claims) per transaction.
 
 from __future__ import annotations
 
-from x12_support import LFH_835, PYX12_835
+from tests.support.x12 import LFH_835, PYX12_835
 
 LFH = "x12/LinuxForHealth-x12/src/tests/resources"
 UNSUPPORTED = frozenset({"unsupported_transaction@ST01"})

@@ -6,7 +6,7 @@ accepted shows those defects were the only reasons for its rejection.
 
 from __future__ import annotations
 
-from x12_support import LFH_835, PYX12_835, replace_once, sample_text
+from tests.support.x12 import LFH_835, PYX12_835, replace_once, sample_text
 
 
 def _bpr16_from_bpr15(text: str) -> str:

@@ -10,6 +10,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 import nats
@@ -39,8 +40,15 @@ def wait_until(predicate: object, timeout_s: float, what: str, interval_s: float
 
 
 class ServiceProcess:
-    def __init__(self, argv: list[str], env: dict[str, str], http_port: int, log: Path) -> None:
-        self.argv, self.http_port, self.log_path = argv, http_port, log
+    def __init__(
+        self,
+        argv: list[str],
+        env: dict[str, str],
+        http_port: int,
+        log: Path,
+        cwd: Path | None = None,
+    ) -> None:
+        self.argv, self.http_port, self.log_path, self.cwd = argv, http_port, log, cwd
         self.env = {**os.environ, **env}
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -50,7 +58,9 @@ class ServiceProcess:
 
     def start(self) -> ServiceProcess:
         log = self.log_path.open("ab")
-        self.process = subprocess.Popen(self.argv, env=self.env, stdout=log, stderr=log)
+        self.process = subprocess.Popen(
+            self.argv, env=self.env, stdout=log, stderr=log, cwd=self.cwd
+        )
         return self
 
     def ready(self) -> bool:
@@ -76,6 +86,10 @@ class ServiceProcess:
 
 def python_argv(*args: str) -> list[str]:
     return [sys.executable, *args]
+
+
+# Makes an echo stage process (tests.support.echo_stage, not started): NATS URL, log, delay.
+EchoFactory = Callable[[str, Path, float], ServiceProcess]
 
 
 async def provision_topology(url: str, topology: Topology) -> None:

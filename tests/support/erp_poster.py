@@ -29,9 +29,7 @@ from carebus_shared.exceptions import store as exception_store
 from carebus_shared.jetstream.provision import provision
 from carebus_shared.jetstream.publish import Outgoing, publish_confirmed
 from carebus_shared.jetstream.topology import ERP_POSTER, TOPOLOGY, Topology
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "foundation"))
-from service_process import ServiceProcess
+from tests.support.service_process import ServiceProcess
 
 EXAMPLE = next(e for e, _ in build_examples() if isinstance(e, JournalEntryRequested))
 

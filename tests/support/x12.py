@@ -1,12 +1,11 @@
-"""Helpers shared by the X12 835 tests: where the samples are, and text surgery on X12."""
+"""Helpers shared by the X12 835 tests: which samples are X12, and text surgery on X12."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-SAMPLES = Path(os.environ.get("CAREBUS_SAMPLES", REPO_ROOT.parent / "shared" / "samples"))
+from tests.support.samples import SAMPLES
+
 LFH_835 = "x12/LinuxForHealth-x12/src/tests/resources/835_005010X221A1"
 PYX12_835 = "x12/azoner-pyx12/extracted/835_4010_X091A1_reversals_CLP22_PLB.835"
 X12_TAGS = ("ISA", "GS", "ST")
@@ -22,9 +21,7 @@ def is_x12(path: Path) -> bool:
 
 
 def sample_files() -> list[str]:
-    """Every file below the samples root, relative, sorted (empty when samples are missing)."""
-    if not SAMPLES.is_dir():
-        return []
+    """Every file below the samples root, relative, sorted."""
     return sorted(str(p.relative_to(SAMPLES)) for p in SAMPLES.rglob("*") if p.is_file())
 
 
