@@ -1,8 +1,8 @@
-"""Parse-speed comparison of HL7 v2 parser candidates on the SIU/DFT samples.
+"""`make bench`: parse speed of the HL7 v2 parser candidates on the SIU/DFT samples.
 
-Not a test (pytest does not collect it).  Run from the repo root::
-
-    PYTHONPATH=shared/src .venv/bin/python tests/hl7/bench_parse_speed.py
+Alone: ``.venv/bin/pytest benchmarks/bench_parse_speed.py -s -o python_files='bench_*.py'``
+(figures in .data/bench/hl7_parse.json), or ``.venv/bin/python -m benchmarks.bench_parse_speed``
+from the repository root.
 
 Each candidate gets the same input per message (BOM stripped, segments joined by CR,
 since python-hl7 and hl7apy only split on CR) and must also read MSH-10 and PID-3.1,
@@ -11,22 +11,17 @@ so lazy parsers are not flattered.  Failures are counted instead of timed.
 
 from __future__ import annotations
 
-import os
 import re
 import statistics
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import hl7  # python-hl7
 from hl7apy import parser as hl7apy_parser
 
+from benchmarks.bench_report import report
 from carebus_shared.hl7 import parse_message
-
-SAMPLES = Path(
-    os.environ.get("CAREBUS_SAMPLES")
-    or Path(__file__).resolve().parents[2] / ".." / "shared" / "samples"
-)
+from tests.support.samples import SAMPLES
 
 
 def load_messages() -> list[str]:
@@ -60,7 +55,10 @@ def hl7apy_grouped(text: str) -> tuple[str | None, str | None]:
     return msg.msh.msh_10.value, None
 
 
-def measure(name: str, fn: Callable[[str], object], texts: list[str], rounds: int = 20) -> None:
+def measure(
+    name: str, fn: Callable[[str], object], texts: list[str], rounds: int = 20
+) -> tuple[int, float]:
+    """(messages parsed, median µs per parsed message); failures are counted, not timed."""
     ok = [t for t in texts if _works(fn, t)]
     per_message: list[float] = []
     for _ in range(rounds):
@@ -70,6 +68,7 @@ def measure(name: str, fn: Callable[[str], object], texts: list[str], rounds: in
         per_message.append((time.perf_counter() - start) / max(len(ok), 1))
     median_us = statistics.median(per_message) * 1e6
     print(f"{name:18} {len(ok):3}/{len(texts)} parsed   median {median_us:8.1f} µs/message")
+    return len(ok), median_us
 
 
 def _works(fn: Callable[[str], object], text: str) -> bool:
@@ -80,16 +79,30 @@ def _works(fn: Callable[[str], object], text: str) -> bool:
     return True
 
 
-def main() -> None:
+CANDIDATES: tuple[tuple[str, str, Callable[[str], object]], ...] = (
+    ("carebus", "carebus (own)", carebus),
+    ("python_hl7", "python-hl7 0.4.5", python_hl7),
+    ("hl7apy_flat", "hl7apy flat", hl7apy_lenient),
+    ("hl7apy_groups", "hl7apy groups", hl7apy_grouped),
+)
+
+
+def main() -> dict[str, float | int]:
     texts = load_messages()
-    for name, fn in (
-        ("carebus (own)", carebus),
-        ("python-hl7 0.4.5", python_hl7),
-        ("hl7apy flat", hl7apy_lenient),
-        ("hl7apy groups", hl7apy_grouped),
-    ):
-        measure(name, fn, texts, rounds=3 if name.startswith("hl7apy") else 20)
+    figures: dict[str, float | int] = {"messages": len(texts)}
+    for key, name, fn in CANDIDATES:
+        parsed, median_us = measure(name, fn, texts, rounds=3 if key.startswith("hl7apy") else 20)
+        figures[f"{key}_parsed"] = parsed
+        figures[f"{key}_median_us_per_message"] = median_us
+    return figures
+
+
+def test_hl7_parse_speed_of_the_candidates() -> None:
+    figures = main()
+    report("hl7_parse", figures)
+    assert figures["messages"] > 0
+    assert figures["carebus_parsed"] == figures["messages"]
 
 
 if __name__ == "__main__":
-    main()
+    report("hl7_parse", main())
