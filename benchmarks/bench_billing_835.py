@@ -13,23 +13,19 @@ import contextlib
 import datetime as dt
 import os
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import nats
-from bench_report import report
 from nats.js import api
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "billing"))
-from billing_support import running_adapter
-
+from benchmarks.bench_report import report
 from carebus_billing_adapter.adapters.x12 import parse_835
 from carebus_billing_adapter.domain.remittance_events import (
     RemittanceContext,
     remittance_events,
 )
 from carebus_contracts import encode
+from tests.support.billing import running_adapter
 
 FILES = int(os.environ.get("BENCH_835_FILES", "10"))
 CLAIMS_PER_FILE = int(os.environ.get("BENCH_835_CLAIMS", "1000"))

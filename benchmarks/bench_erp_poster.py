@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import re
 import statistics
-import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -24,13 +23,19 @@ from typing import Any
 
 import asyncpg
 import nats
-from bench_report import report
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext, api
 from prometheus_client import CollectorRegistry
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "erp_poster"))
-from erp_poster_support import (
+from benchmarks.bench_report import report
+from carebus_erp_poster.adapters.connectors.ledger import LedgerConnector
+from carebus_erp_poster.domain.journals import Posting
+from carebus_erp_poster.handlers import PostJournals, parse
+from carebus_erp_poster.metrics import PosterMetrics
+from carebus_shared.devstack.nats_server import NatsServer
+from carebus_shared.jetstream.stage import Forward
+from carebus_shared.jetstream.topology import ERP_POSTER
+from tests.support.erp_poster import (
     Sandbox,
     consumer_idle,
     drop_database,
@@ -47,15 +52,7 @@ from erp_poster_support import (
     subject_counts,
     wait_ready,
 )
-from service_process import ServiceProcess, http_get
-
-from carebus_erp_poster.adapters.connectors.ledger import LedgerConnector
-from carebus_erp_poster.domain.journals import Posting
-from carebus_erp_poster.handlers import PostJournals, parse
-from carebus_erp_poster.metrics import PosterMetrics
-from carebus_shared.devstack.nats_server import NatsServer
-from carebus_shared.jetstream.stage import Forward
-from carebus_shared.jetstream.topology import ERP_POSTER
+from tests.support.service_process import ServiceProcess, http_get
 
 JOURNALS = 4_000
 BATCH = 200

@@ -25,27 +25,13 @@ from typing import Any
 
 import asyncpg
 import nats
-from bench_report import report
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
+from benchmarks.bench_report import report
 from carebus_contracts import encode, headers_for, subject_for
 from carebus_contracts import scheduling as s
 from carebus_contracts.billing import CarcGroup, ClaimStatus
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "mapper"))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "foundation"))
-from mapper_support import (
-    adjustment,
-    appointment,
-    charge,
-    claim,
-    fresh_database,
-    payment,
-    validate,
-)
-from service_process import ServiceProcess
-
 from carebus_mapper.adapters.fence_store import load_applied, save_applied
 from carebus_mapper.adapters.rule_files import load_rule_set
 from carebus_mapper.config import PACKAGE, SCHEMA
@@ -59,6 +45,16 @@ from carebus_shared.jetstream.provision import consumer_config, provision
 from carebus_shared.jetstream.publish import Outgoing, publish_confirmed, stage_msg_id
 from carebus_shared.jetstream.stage import Forward, Outcome, run_batch
 from carebus_shared.jetstream.topology import MAPPER, TOPOLOGY, ConsumerSpec, Topology
+from tests.support.mapper import (
+    adjustment,
+    appointment,
+    charge,
+    claim,
+    fresh_database,
+    payment,
+    validate,
+)
+from tests.support.service_process import ServiceProcess
 
 EVENTS = 20_000
 ROUNDS = 3

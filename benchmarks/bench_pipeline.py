@@ -16,7 +16,7 @@ the adapters' real entry points (MLLP, HTTP, inbox folder, CSV import).
    validated, then both started again: the time until the ledger has everything.
 
 Figures go to .data/bench/latest.json (and pipeline.json), a markdown table latest.md and
-a PNG of latency against offered load (written by ``png_plot``, pure Python).
+a PNG of latency against offered load (``latency_plot``, matplotlib).
 ``CAREBUS_BENCH_BACKLOG`` (events, default 100000) and ``CAREBUS_BENCH_RATE_SECONDS``
 (seconds of load per fixed rate, default 20) scale it down on slow machines;
 ``CAREBUS_BENCH_PROFILE=1`` samples every service with py-spy during the flat-out run.
@@ -47,10 +47,10 @@ from pathlib import Path
 from typing import Any
 
 import uvloop
-from bench_report import BENCH_DIR, report
-from png_plot import line_chart
-from raw_hops import run as raw_run
 
+from benchmarks.bench_report import BENCH_DIR, report
+from benchmarks.latency_plot import latency_vs_load
+from benchmarks.raw_hops import run as raw_run
 from carebus_scenario.config import ScenarioConfig
 from carebus_scenario.generator import Scenario, generate
 from carebus_scenario.measure import (
@@ -463,17 +463,7 @@ def test_pipeline_end_to_end(tmp_path: Path) -> None:
     (BENCH_DIR / "latest.json").write_text(json.dumps(figures, indent=2, default=str))
     table = markdown(figures)
     (BENCH_DIR / "latest.md").write_text(table)
-    fixed = [r for r in figures["runs"] if r["offered_per_s"] is not None]
-    line_chart(
-        BENCH_DIR / "latency_vs_load.png",
-        "PIPELINE LATENCY (ACCEPTED TO LEDGER) VS OFFERED LOAD",
-        "OFFERED EVENTS/S",
-        "MS",
-        [
-            (name.upper(), [(r["offered_per_s"], r["latency"][key]) for r in fixed])
-            for name, key in (("p50", "p50_ms"), ("p95", "p95_ms"), ("p99", "p99_ms"))
-        ],
-    )
+    latency_vs_load(BENCH_DIR / "latency_vs_load.png", figures["runs"])
     report("pipeline", {k: v for k, v in figures.items() if not isinstance(v, dict | list)})
     print(table)
     assert all(r["ledger_equals_oracle"] for r in figures["runs"]), [

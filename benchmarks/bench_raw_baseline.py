@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 from dataclasses import asdict
 
-from bench_report import report
-from raw_hops import run
+from benchmarks.bench_report import report
+from benchmarks.raw_hops import run
 
 
 def test_raw_four_hop_baseline(nats_url: str) -> None:

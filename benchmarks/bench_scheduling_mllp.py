@@ -9,7 +9,8 @@ same stop-and-wait concurrency (one awaited publish at a time per "connection"),
 pipelined (`publish_async`).  Printed side by side with their ratios; kept in
 .data/bench/scheduling.json.
 
-Also runnable without pytest: ``.venv/bin/python benchmarks/bench_scheduling_mllp.py``.
+Also runnable without pytest, from the repository root:
+``.venv/bin/python -m benchmarks.bench_scheduling_mllp``.
 """
 
 from __future__ import annotations
@@ -31,12 +32,14 @@ from typing import Any
 import nats
 from nats.js import api
 
+from benchmarks.bench_report import report
 from carebus_contracts import encode, subject_for
 from carebus_contracts.subjects import STREAM_SCHEDULING
 from carebus_scheduling_adapter.adapters.hl7_siu import map_siu
 from carebus_scheduling_adapter.adapters.hl7_siu_contract import to_contract
 from carebus_shared.devstack.nats_server import NatsServer
 from carebus_shared.devstack.ports import free_port
+from carebus_shared.devstack.postgres_server import PostgresServer
 from carebus_shared.jetstream.provision import provision
 from carebus_shared.jetstream.topology import TOPOLOGY
 from carebus_shared.mllp import frame
@@ -215,19 +218,12 @@ def measure(database_url: str, workdir: Path) -> dict[str, Any]:
 
 
 def test_mllp_throughput_next_to_raw_jetstream(database_url: str, tmp_path: Path) -> None:
-    from bench_report import report
-
     figures = measure(database_url, tmp_path)
     report("scheduling", figures)
     assert figures["mllp_ack_after_store_per_s"] > 0
 
 
 def _main() -> None:
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from bench_report import report
-
-    from carebus_shared.devstack.postgres_server import PostgresServer
-
     with tempfile.TemporaryDirectory() as tmp:
         database_url = os.environ.get("DATABASE_URL")
         if database_url:

@@ -34,11 +34,11 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import nats
-from bench_report import report
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext, api
 from prometheus_client import CollectorRegistry
 
+from benchmarks.bench_report import report
 from carebus_contracts import encode, headers_for, subject_for
 from carebus_contracts.masterdata import (
     ChangeKind,

@@ -20,15 +20,12 @@ from nats.js import JetStreamContext
 
 from carebus_shared.devstack.nats_server import NatsServer
 from carebus_shared.devstack.postgres_server import PostgresServer
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-SAMPLES = Path(os.environ.get("CAREBUS_SAMPLES", REPO_ROOT.parent / "shared" / "samples"))
+from tests.support.samples import SAMPLES
 
 
 @pytest.fixture(scope="session")
 def samples_dir() -> Path:
-    if not SAMPLES.is_dir():
-        pytest.skip(f"reference samples not found at {SAMPLES} (set CAREBUS_SAMPLES)")
+    """The sample messages' folder (tests/data unless CAREBUS_SAMPLES says otherwise)."""
     return SAMPLES
 
 

@@ -7,11 +7,11 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from billing_support import ack_code, mllp_exchange, running_adapter
 
 from carebus_contracts import billing as b
 from carebus_shared.devstack.nats_server import NatsServer
 from carebus_shared.mllp import frame
+from tests.support.billing import ack_code, mllp_exchange, running_adapter
 
 MSH = "MSH|^~\\&|PM|SITE01|ERP|HUB|20250310091500||DFT^{trigger}|{control}|P|2.5"
 CONTEXT = [

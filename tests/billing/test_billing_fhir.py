@@ -7,10 +7,9 @@ import copy
 import json
 from typing import Any
 
-from billing_support import running_adapter
-
 from carebus_contracts import billing as b
 from carebus_shared.devstack.nats_server import NatsServer
+from tests.support.billing import running_adapter
 
 CHARGE_ITEM: dict[str, Any] = {
     "resourceType": "ChargeItem",

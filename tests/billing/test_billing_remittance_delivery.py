@@ -5,19 +5,16 @@ re-delivered files publish nothing new; rejected inputs can be re-driven, correc
 from __future__ import annotations
 
 import asyncio
-import sys
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
-from billing_support import ack_code, mllp_exchange, running_adapter
 
 from carebus_contracts import billing as b
 from carebus_shared.devstack.nats_server import NatsServer
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "x12"))
-from x12_render import ClaimSpec, LineSpec, RemittanceSpec, render_835
+from tests.support.billing import ack_code, mllp_exchange, running_adapter
+from tests.support.x12_render import ClaimSpec, LineSpec, RemittanceSpec, render_835
 
 SPEC = RemittanceSpec(
     claims=[

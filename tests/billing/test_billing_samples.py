@@ -5,13 +5,14 @@ that names where the problem is. Counts per source are printed (run with -s)."""
 from __future__ import annotations
 
 import json
-import sys
 from collections import Counter
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from billing_support import (
+from carebus_contracts import billing as b
+from carebus_shared.devstack.nats_server import NatsServer
+from tests.support.billing import (
     FHIR_EXPECTED,
     ack_code,
     dft_samples,
@@ -19,13 +20,8 @@ from billing_support import (
     remittance_samples,
     running_adapter,
 )
-
-from carebus_contracts import billing as b
-from carebus_shared.devstack.nats_server import NatsServer
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "x12"))
-from x12_repaired_samples import REPAIRED
-from x12_sample_expectations import ACCEPTED, EXPECTED_REJECTIONS
+from tests.support.x12_repaired_samples import REPAIRED
+from tests.support.x12_sample_expectations import ACCEPTED, EXPECTED_REJECTIONS
 
 # name → ACK code and, when rejected, the HL7 error location.
 DFT_EXPECTED = {

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from contract_strategies import events
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from carebus_contracts import REGISTRY, ContractInfo, decode, encode, headers_for, subject_for
+from tests.support.contract_strategies import events
 
 CONTRACTS = REGISTRY.contracts()
 

@@ -6,7 +6,8 @@ from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
-from erp_poster_support import migrated, private_database
+
+from tests.support.erp_poster import migrated, private_database
 
 
 @pytest.fixture(scope="module")

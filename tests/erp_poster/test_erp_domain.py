@@ -6,7 +6,6 @@ import datetime as dt
 import random
 
 import pytest
-from erp_poster_support import journal
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -16,6 +15,7 @@ from carebus_erp_poster.domain.backoff import backoff_delay
 from carebus_erp_poster.domain.circuit_breaker import BreakerState, CircuitBreaker
 from carebus_erp_poster.domain.journals import JournalState, Posting, Status, outputs
 from carebus_erp_poster.domain.rate_window import SlidingWindow, advertised_policy, retry_after_s
+from tests.support.erp_poster import journal
 
 
 class Clock:

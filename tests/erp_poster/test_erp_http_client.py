@@ -8,7 +8,6 @@ from collections.abc import Callable
 
 import httpx
 import pytest
-from erp_poster_support import journal
 from prometheus_client import CollectorRegistry
 
 from carebus_erp_poster.adapters.connector import ErpUnavailable
@@ -18,6 +17,7 @@ from carebus_erp_poster.domain.circuit_breaker import BreakerState
 from carebus_erp_poster.domain.journals import Posting
 from carebus_erp_poster.domain.results import Accepted, Booked, Refused, Unavailable
 from carebus_erp_poster.metrics import PosterMetrics
+from tests.support.erp_poster import journal
 
 POLICY = {"RateLimit-Policy": "1000;w=1"}
 FAST = ClientPolicy(

@@ -9,7 +9,10 @@ from pathlib import Path
 
 import nats
 import pytest
-from erp_poster_support import (
+from nats.js import JetStreamContext
+
+from carebus_shared.devstack.nats_server import NatsServer
+from tests.support.erp_poster import (
     Sandbox,
     consumer_idle,
     eventually,
@@ -24,9 +27,6 @@ from erp_poster_support import (
     subject_counts,
     wait_ready,
 )
-from nats.js import JetStreamContext
-
-from carebus_shared.devstack.nats_server import NatsServer
 
 JOURNALS = 200
 BATCH = 25

@@ -15,7 +15,13 @@ from typing import Any
 
 import nats
 import pytest
-from erp_poster_support import (
+from nats.js import JetStreamContext
+
+from carebus_contracts import decode_as
+from carebus_contracts.erp import JournalRejected
+from carebus_shared.cli.exceptions import redrive
+from carebus_shared.devstack.nats_server import NatsServer
+from tests.support.erp_poster import (
     Sandbox,
     consumer_idle,
     eventually,
@@ -30,13 +36,7 @@ from erp_poster_support import (
     subject_counts,
     wait_ready,
 )
-from nats.js import JetStreamContext
-from service_process import ServiceProcess, http_get
-
-from carebus_contracts import decode_as
-from carebus_contracts.erp import JournalRejected
-from carebus_shared.cli.exceptions import redrive
-from carebus_shared.devstack.nats_server import NatsServer
+from tests.support.service_process import ServiceProcess, http_get
 
 # make test runs a short outage; the benchmark runs the 60 s with 1,000 journals.
 OUTAGE_S = 4.0

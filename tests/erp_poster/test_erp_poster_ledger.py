@@ -7,7 +7,12 @@ from pathlib import Path
 
 import nats
 import pytest
-from erp_poster_support import (
+from nats.js import JetStreamContext
+
+from carebus_contracts import decode_as
+from carebus_contracts.erp import JournalConfirmed
+from carebus_shared.devstack.nats_server import NatsServer
+from tests.support.erp_poster import (
     consumer_idle,
     eventually,
     journal,
@@ -20,12 +25,7 @@ from erp_poster_support import (
     subject_counts,
     wait_ready,
 )
-from nats.js import JetStreamContext
-from service_process import ServiceProcess, http_get
-
-from carebus_contracts import decode_as
-from carebus_contracts.erp import JournalConfirmed
-from carebus_shared.devstack.nats_server import NatsServer
+from tests.support.service_process import ServiceProcess, http_get
 
 
 @pytest.fixture

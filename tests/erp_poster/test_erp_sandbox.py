@@ -9,12 +9,12 @@ from typing import Any
 
 import msgspec
 import pytest
-from erp_poster_support import journal, private_database
 from litestar.testing import AsyncTestClient
 
 from carebus_erp_poster.adapters.erp_http.journal_api import journal_body
 from carebus_erp_poster.sandbox.app import build
 from carebus_erp_poster.sandbox.config import SandboxSettings, parse_windows
+from tests.support.erp_poster import journal, private_database
 
 Client = AsyncTestClient[Any]
 

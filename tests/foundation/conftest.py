@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from echo_stage import CONSUMER, IN_STREAM, OUT_STREAM
-from service_process import ServiceProcess, provision_topology
 
 from carebus_shared.devstack.nats_server import NatsServer
 from carebus_shared.devstack.ports import free_port
 from carebus_shared.jetstream.topology import TOPOLOGY, Topology
+from tests.support.echo_stage import CONSUMER, IN_STREAM, OUT_STREAM
+from tests.support.service_process import EchoFactory, ServiceProcess, provision_topology
 
-HERE = Path(__file__).resolve().parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 ECHO_TOPOLOGY = Topology(
     streams=(IN_STREAM, OUT_STREAM, TOPOLOGY.stream("EXCEPTIONS"), TOPOLOGY.stream("ADVISORIES")),
     consumers=(CONSUMER, TOPOLOGY.consumer("exception-capture")),
@@ -33,9 +33,6 @@ def echo_nats(tmp_path: Path) -> Iterator[NatsServer]:
         server.stop(kill=True)
 
 
-EchoFactory = Callable[[str, Path, float], ServiceProcess]
-
-
 @pytest.fixture
 def echo_process(database_url: str) -> EchoFactory:
     """Make an echo stage process (not started) on the given NATS, slowed by delay_s."""
@@ -49,6 +46,8 @@ def echo_process(database_url: str) -> EchoFactory:
             "ECHO_DELAY_S": str(delay_s),
             "CAREBUS_SHUTDOWN_GRACE_S": "10",
         }
-        return ServiceProcess([sys.executable, str(HERE / "echo_stage.py")], env, port, log)
+        # From the repository root, where tests is a package: python -m tests.support.echo_stage
+        argv = [sys.executable, "-m", "tests.support.echo_stage"]
+        return ServiceProcess(argv, env, port, log, cwd=REPO_ROOT)
 
     return make

@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 from pathlib import Path
 
 import asyncpg
 import nats
-from conftest import EchoFactory
-from service_process import wait_until
 
 from carebus_contracts import decode_message
 from carebus_contracts.exceptions import ExceptionRaised
 from carebus_shared.devstack.nats_server import NatsServer
 from carebus_shared.exceptions.events import stage_of
-
-sys.path.insert(0, str(Path(__file__).parent))
+from tests.support.service_process import EchoFactory, wait_until
 
 
 async def _publish(url: str, msg_id: str, outcome: str) -> None:

@@ -8,16 +8,19 @@ from pathlib import Path
 
 import nats
 import pytest
-from conftest import EchoFactory
-from echo_stage import CONSUMER, OUT_STREAM
-from service_process import ServiceProcess, http_get, provision_topology, wait_until
 
 from carebus_shared.cli.services import discover
 from carebus_shared.devstack.nats_server import NatsServer
 from carebus_shared.devstack.ports import free_port
 from carebus_shared.jetstream.topology import TOPOLOGY
-
-HERE = Path(__file__).resolve().parent
+from tests.support.echo_stage import CONSUMER, OUT_STREAM
+from tests.support.service_process import (
+    EchoFactory,
+    ServiceProcess,
+    http_get,
+    provision_topology,
+    wait_until,
+)
 
 
 async def _publish(url: str, count: int, start: int = 0) -> None:

@@ -4,45 +4,22 @@ The expected outcome per file is committed in ``sample_expectations.tsv``; any c
 behaviour (or a new sample) fails this test.  Regenerate deliberately with
 ``CAREBUS_WRITE_SAMPLE_EXPECTATIONS=1`` and review the diff.
 
-Inputs: raw ``*.hl7`` files, ``*.hl7.erb`` templates (placeholders left in place) and the
-``# Example message:`` comment blocks of the Renalware ``*_spec.rb`` files.  The
-``.js``/``.md`` sources are skipped: their messages are the ``extracted/`` files.
+Inputs: ``hl7_sample_inputs()``: raw ``*.hl7`` files, ``*.hl7.erb`` templates (placeholders
+left in place) and the ``# Example message:`` comment blocks of the Renalware ``*_spec.rb``
+files.  The ``.js``/``.md`` sources were not copied: their messages are the ``extracted/`` files.
 """
 
 from __future__ import annotations
 
 import os
-import re
 from collections import Counter
-from pathlib import Path
-
-import pytest
 
 from carebus_billing_adapter.adapters.hl7_dft import map_dft
 from carebus_scheduling_adapter.adapters.hl7_siu import map_siu
 from carebus_shared.hl7 import Hl7Error, parse_message
+from tests.support.samples import HL7_EXPECTATIONS, hl7_sample_inputs
 
-SAMPLES = Path(
-    os.environ.get("CAREBUS_SAMPLES")
-    or Path(__file__).resolve().parents[2] / ".." / "shared" / "samples"
-)
-EXPECTATIONS = Path(__file__).with_name("sample_expectations.tsv")
 ROUTES = {"SIU": "scheduling", "ADT": "scheduling", "DFT": "billing", "BAR": "billing"}
-_RB_EXAMPLE = re.compile(r"^\s*#\s{3}([A-Z][A-Z0-9]{2}\|.*)$")
-
-
-def _inputs() -> dict[str, bytes]:
-    root = SAMPLES / "hl7v2"
-    found: dict[str, bytes] = {}
-    for path in sorted(root.rglob("*")):
-        rel = path.relative_to(SAMPLES).as_posix()
-        if path.name.endswith((".hl7", ".hl7.erb")):
-            found[rel] = path.read_bytes()
-        elif path.name.endswith("_spec.rb"):
-            lines = [m[1] for m in map(_RB_EXAMPLE.match, path.read_text().splitlines()) if m]
-            if lines:
-                found[rel + "#example"] = "\r".join(lines).encode()
-    return found
 
 
 def _outcome(raw: bytes) -> tuple[str, str, str] | None:
@@ -65,7 +42,7 @@ def _outcome(raw: bytes) -> tuple[str, str, str] | None:
 
 def _actual() -> dict[str, tuple[str, str, str]]:
     results = {}
-    for name, raw in _inputs().items():
+    for name, raw in hl7_sample_inputs().items():
         outcome = _outcome(raw)
         if outcome is not None:
             results[name] = outcome
@@ -74,20 +51,19 @@ def _actual() -> dict[str, tuple[str, str, str]]:
 
 def _read_expectations() -> dict[str, tuple[str, str, str]]:
     rows = {}
-    for line in EXPECTATIONS.read_text().splitlines():
+    for line in HL7_EXPECTATIONS.read_text().splitlines():
         if line and not line.startswith("#"):
             name, adapter, outcome, detail = line.split("\t")
             rows[name] = (adapter, outcome, detail)
     return rows
 
 
-@pytest.mark.skipif(not (SAMPLES / "hl7v2").is_dir(), reason="samples not available")
 def test_every_sample_has_its_committed_outcome() -> None:
     actual = _actual()
     if os.environ.get("CAREBUS_WRITE_SAMPLE_EXPECTATIONS"):
         header = "# path\tadapter\toutcome\tdetail (event/status, lines=N or reason@location)\n"
         body = "".join(f"{k}\t{a}\t{o}\t{d}\n" for k, (a, o, d) in sorted(actual.items()))
-        EXPECTATIONS.write_text(header + body)
+        HL7_EXPECTATIONS.write_text(header + body)
 
     counts: Counter[tuple[str, str]] = Counter()
     for name, (_, outcome, _) in actual.items():

@@ -7,13 +7,13 @@ import datetime as dt
 from typing import Any
 
 import pytest
-from mapper_support import journal_sums
 
 from carebus_contracts.examples import build_examples
 from carebus_contracts.validated import Validated
 from carebus_mapper.adapters.rule_files import load_rule_set
 from carebus_mapper.domain.mapping import Mapped, NoJournal, map_facts
 from carebus_mapper.handlers.stage import facts_for
+from tests.support.mapper import journal_sums
 
 RULES = load_rule_set()
 EXAMPLES = {e.event_type: e for e, _ in build_examples() if isinstance(e, Validated)}

@@ -13,7 +13,15 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from mapper_support import (
+
+from carebus_contracts import decode_message, encode, headers_for, subject_for
+from carebus_contracts import validated as v
+from carebus_contracts.erp import JournalEntryRequested, Side
+from carebus_mapper.adapters.rule_files import load_rule_set
+from carebus_mapper.domain.fencing import FenceView
+from carebus_mapper.domain.mapping import Mapped, NoJournal, Outcome, map_facts
+from carebus_mapper.handlers.stage import facts_for, map_event
+from tests.support.mapper import (
     ACTIVE,
     adjustment,
     appointment,
@@ -29,14 +37,6 @@ from mapper_support import (
     previous_statuses,
     validate,
 )
-
-from carebus_contracts import decode_message, encode, headers_for, subject_for
-from carebus_contracts import validated as v
-from carebus_contracts.erp import JournalEntryRequested, Side
-from carebus_mapper.adapters.rule_files import load_rule_set
-from carebus_mapper.domain.fencing import FenceView
-from carebus_mapper.domain.mapping import Mapped, NoJournal, Outcome, map_facts
-from carebus_mapper.handlers.stage import facts_for, map_event
 
 RULES = load_rule_set()
 NOW = dt.datetime(2025, 3, 10, 16, 0, tzinfo=dt.UTC)

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import msgspec
 import pytest
-from mapper_support import copy_default_rules
 
 from carebus_mapper.adapters.rule_files import load_rule_set
 from carebus_mapper.domain import facts
 from carebus_mapper.domain.rules import RuleSetError, WhenDoc
+from tests.support.mapper import copy_default_rules
 
 
 def test_the_default_rule_set_covers_every_validated_event_type() -> None:

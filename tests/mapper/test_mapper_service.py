@@ -16,17 +16,6 @@ from typing import Any
 import asyncpg
 import nats
 import pytest
-from mapper_support import (
-    ENRICHMENT,
-    appointment,
-    balanced_per_currency,
-    charge,
-    claim,
-    copy_default_rules,
-    fresh_database,
-    payment,
-    validate,
-)
 from nats.js import JetStreamContext
 
 from carebus_contracts import decode_as, encode, headers_for, subject_for
@@ -37,9 +26,18 @@ from carebus_shared.devstack.nats_server import NatsServer
 from carebus_shared.devstack.ports import free_port
 from carebus_shared.jetstream.provision import provision
 from carebus_shared.jetstream.topology import MAPPER, TOPOLOGY
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "foundation"))
-from service_process import ServiceProcess, http_get
+from tests.support.mapper import (
+    ENRICHMENT,
+    appointment,
+    balanced_per_currency,
+    charge,
+    claim,
+    copy_default_rules,
+    fresh_database,
+    payment,
+    validate,
+)
+from tests.support.service_process import ServiceProcess, http_get
 
 pytestmark = pytest.mark.slow
 

@@ -14,7 +14,6 @@ from typing import Any
 
 import nats
 import pytest
-from mapper_support import adjustment, appointment, charge, copy_default_rules, payment, validate
 from nats.js import JetStreamContext
 
 from carebus_contracts import encode, headers_for, subject_for
@@ -26,6 +25,14 @@ from carebus_mapper.handlers.shadow import shadow_replay
 from carebus_shared.devstack.nats_server import NatsServer
 from carebus_shared.jetstream.provision import provision
 from carebus_shared.jetstream.topology import TOPOLOGY
+from tests.support.mapper import (
+    adjustment,
+    appointment,
+    charge,
+    copy_default_rules,
+    payment,
+    validate,
+)
 
 CHARGES = [1000, 2550, 99999]
 

@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 import asyncpg
 import nats
 import pytest
-from mapper_support import appointment, charge, fresh_database, validate
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
@@ -28,6 +27,7 @@ from carebus_shared.jetstream.provision import provision
 from carebus_shared.jetstream.publish import Outgoing, publish_confirmed
 from carebus_shared.jetstream.stage import Forward, run_batch
 from carebus_shared.jetstream.topology import MAPPER, TOPOLOGY
+from tests.support.mapper import appointment, charge, fresh_database, validate
 
 RULES = load_rule_set()
 

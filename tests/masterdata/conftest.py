@@ -19,9 +19,7 @@ from carebus_shared.devstack.nats_server import NatsServer
 from carebus_shared.devstack.ports import free_port
 from carebus_shared.jetstream.provision import provision
 from carebus_shared.jetstream.topology import TOPOLOGY
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "foundation"))
-from service_process import ServiceProcess
+from tests.support.service_process import ServiceProcess
 
 VENV_BIN = Path(sys.executable).parent
 

@@ -11,13 +11,13 @@ from typing import Any
 import asyncpg
 import httpx
 import nats
-from masterdata_support import VALID_NPIS, eventually, unique
-from service_process import ServiceProcess
 
 from carebus_contracts import decode_message
 from carebus_contracts.masterdata import ChangeKind, ProviderChanged
 from carebus_masterdata_validator.domain.kinds import BY_NAME
 from carebus_masterdata_validator.domain.npi import npi_check_digit_ok
+from tests.support.masterdata import VALID_NPIS, eventually, unique
+from tests.support.service_process import ServiceProcess
 
 SAMPLE_BAD_NPI = "9941339109"
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from masterdata_support import VALID_NPIS, appointment, charge
 
 from carebus_contracts import encode
 from carebus_contracts.billing import PaymentPosted
@@ -28,6 +27,7 @@ from carebus_masterdata_validator.domain.kinds import BY_MODEL, BY_NAME, Record,
 from carebus_masterdata_validator.domain.npi import npi_check_digit_ok
 from carebus_masterdata_validator.domain.validation import validate
 from carebus_masterdata_validator.domain.view import MasterDataView, decode_change
+from tests.support.masterdata import VALID_NPIS, appointment, charge
 
 AT = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
 

@@ -8,7 +8,11 @@ from typing import Any
 
 import asyncpg
 import httpx
-from masterdata_support import (
+from nats.js import JetStreamContext
+
+from carebus_contracts.exceptions import ExceptionRaised
+from carebus_contracts.validated import Validated
+from tests.support.masterdata import (
     VALID_NPIS,
     Collector,
     appointment,
@@ -17,10 +21,6 @@ from masterdata_support import (
     publish,
     unique,
 )
-from nats.js import JetStreamContext
-
-from carebus_contracts.exceptions import ExceptionRaised
-from carebus_contracts.validated import Validated
 
 
 async def _create(api: httpx.AsyncClient, collection: str, body: dict[str, Any]) -> None:

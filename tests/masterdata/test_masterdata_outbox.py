@@ -9,7 +9,6 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import nats
 import pytest
-from masterdata_support import VALID_NPIS
 from prometheus_client import CollectorRegistry
 
 from carebus_contracts.masterdata import Provider
@@ -23,6 +22,7 @@ from carebus_shared.db.migrations import load_migrations, migrate
 from carebus_shared.devstack.nats_server import NatsServer
 from carebus_shared.jetstream.provision import provision
 from carebus_shared.jetstream.topology import MASTERDATA_VIEW_BUCKET, TOPOLOGY
+from tests.support.masterdata import VALID_NPIS
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import sys
 from pathlib import Path
@@ -13,11 +12,8 @@ from prometheus_client import CollectorRegistry
 
 from carebus_shared.hl7 import build_ack, parse_message
 from carebus_shared.mllp import MllpMetrics, MllpServer, frame
+from tests.support.samples import SAMPLES
 
-SAMPLES = Path(
-    os.environ.get("CAREBUS_SAMPLES")
-    or Path(__file__).resolve().parents[2] / ".." / "shared" / "samples"
-)
 SAMPLE_FILES = [
     "hl7v2/microsoft-FHIR-Converter/data/SampleData/Hl7v2/SIU-S12-01.hl7",  # LF
     "hl7v2/rimiti-hl7-object-parser/extracted/SIU_S15_fr_utf8_cr.hl7",  # CR, non-ASCII
@@ -33,7 +29,6 @@ def _as_wire_message(path: Path) -> bytes:
 
 
 @pytest.mark.skipif(not MLLP_SEND.exists(), reason="python-hl7 mllp_send not installed")
-@pytest.mark.skipif(not (SAMPLES / "hl7v2").is_dir(), reason="samples not available")
 async def test_mllp_send_gets_one_ack_per_message(tmp_path: Path) -> None:
     messages = [_as_wire_message(SAMPLES / name) for name in SAMPLE_FILES]
     batch = tmp_path / "batch.mllp"

@@ -12,10 +12,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from scheduling_support import kept_records, provision_all, stored_events, stream_count
 
 from carebus_shared.devstack.nats_server import NatsServer
 from carebus_shared.devstack.ports import free_port
+from tests.support.scheduling import kept_records, provision_all, stored_events, stream_count
 
 CLI = [sys.executable, "-m", "carebus_scheduling_adapter.entrypoints.cli", "import"]
 HEADER = [

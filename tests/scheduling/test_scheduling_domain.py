@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 from nats.js import api
-from scheduling_support import siu_message
 
 from carebus_contracts import Event
 from carebus_scheduling_adapter.adapters.csv.layout import CsvLayout, MappingError
@@ -26,6 +25,7 @@ from carebus_scheduling_adapter.adapters.fhir.problems import FhirProblem
 from carebus_scheduling_adapter.adapters.fhir.resources import Appointment, ContextResource, decode
 from carebus_scheduling_adapter.handlers.hl7_messages import Hl7Messages
 from carebus_shared.hl7 import parse_message
+from tests.support.scheduling import siu_message
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 SOURCE = FhirSource("fhir", "SITE01", NOW)

@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from scheduling_support import (
+
+from carebus_shared.devstack.nats_server import NatsServer
+from tests.support.scheduling import (
     Adapter,
     kept_records,
     provision_all,
@@ -22,8 +24,6 @@ from scheduling_support import (
     stored_events,
     stream_count,
 )
-
-from carebus_shared.devstack.nats_server import NatsServer
 
 FHIR_JSON = {"Content-Type": "application/fhir+json"}
 EXPECTED_SAMPLE_DIR = (

@@ -16,10 +16,14 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from scheduling_support import (
+
+from carebus_shared.devstack.nats_server import NatsServer
+from carebus_shared.hl7 import parse_message
+from carebus_shared.mllp import frame
+from tests.support.samples import HL7_EXPECTATIONS, hl7_sample_inputs
+from tests.support.scheduling import (
     Adapter,
     MllpClient,
-    hl7_sample_inputs,
     kept_records,
     provision_all,
     read_ack,
@@ -30,11 +34,6 @@ from scheduling_support import (
     wire_message,
 )
 
-from carebus_shared.devstack.nats_server import NatsServer
-from carebus_shared.hl7 import parse_message
-from carebus_shared.mllp import frame
-
-EXPECTATIONS = Path(__file__).resolve().parents[1] / "hl7" / "sample_expectations.tsv"
 MLLP_SEND = Path(sys.executable).with_name("mllp_send")
 
 
@@ -55,7 +54,7 @@ async def adapter(sched_nats: NatsServer, database_url: str) -> AsyncIterator[Ad
 
 def _scheduling_expectations() -> dict[str, tuple[str, str]]:
     rows = {}
-    for line in EXPECTATIONS.read_text().splitlines():
+    for line in HL7_EXPECTATIONS.read_text().splitlines():
         if line and not line.startswith("#"):
             name, route, outcome, detail = line.split("\t")
             if route == "scheduling":  # SIU and ADT; DFT/BAR belong to the billing adapter
@@ -72,10 +71,10 @@ def _expected_event_id(payload: bytes) -> str:
 
 
 async def test_every_siu_and_adt_sample_is_stored_or_kept_with_its_reason(
-    adapter: Adapter, sched_nats: NatsServer, database_url: str, samples_dir: Path
+    adapter: Adapter, sched_nats: NatsServer, database_url: str
 ) -> None:
     expected = _scheduling_expectations()
-    inputs = hl7_sample_inputs(samples_dir)
+    inputs = hl7_sample_inputs()
     assert expected, "no scheduling rows in the expectation file"
     assert set(expected) <= set(inputs), "a sample named in the expectations is missing"
 

@@ -12,7 +12,8 @@ import asyncio
 import time
 from dataclasses import dataclass
 
-from scheduling_support import (
+from carebus_shared.devstack.nats_server import NatsServer
+from tests.support.scheduling import (
     MllpClient,
     provision_all,
     read_ack,
@@ -21,8 +22,6 @@ from scheduling_support import (
     siu_message,
     stored_events,
 )
-
-from carebus_shared.devstack.nats_server import NatsServer
 
 MESSAGES = 60
 KILL_AFTER = 15

@@ -11,7 +11,11 @@ from typing import Any
 
 import asyncpg
 import pytest
-from scheduling_support import (
+
+from carebus_shared.devstack.nats_server import NatsServer
+from carebus_shared.exceptions import store
+from carebus_shared.exceptions.store import ExceptionRecord
+from tests.support.scheduling import (
     Adapter,
     MllpClient,
     kept_records,
@@ -23,10 +27,6 @@ from scheduling_support import (
     siu_message,
     stored_events,
 )
-
-from carebus_shared.devstack.nats_server import NatsServer
-from carebus_shared.exceptions import store
-from carebus_shared.exceptions.store import ExceptionRecord
 
 FHIR_JSON = {"Content-Type": "application/fhir+json"}
 

@@ -5,12 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from x12_repaired_samples import managed_care
-from x12_support import SAMPLES, replace_once
 
 from carebus_billing_adapter.adapters.x12 import Issue, RemittanceRejected, parse_835
-
-pytestmark = pytest.mark.skipif(not SAMPLES.is_dir(), reason=f"no samples at {SAMPLES}")
+from tests.support.x12 import replace_once
+from tests.support.x12_repaired_samples import managed_care
 
 CLAIM_1 = "CLP*5554555444*1*800.00*450.00*300.00*12*94060555410000~"
 

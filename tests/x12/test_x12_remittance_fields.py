@@ -7,16 +7,15 @@ import io
 from decimal import Decimal
 
 import pytest
-from x12_repaired_samples import pyx12_reversals, secondary_payment
-from x12_support import LFH_835, SAMPLES, is_x12, sample_files, sample_text
 
 from carebus_billing_adapter.adapters.x12.element_values import AmountError, parse_minor_units
 from carebus_billing_adapter.adapters.x12.issue_log import IssueLog
 from carebus_billing_adapter.adapters.x12.remittance_parser import parse_835
 from carebus_billing_adapter.adapters.x12.tokenizer import tokenize
 from carebus_billing_adapter.domain.remittance import AdjustmentGroup, ClaimStatus
-
-needs_samples = pytest.mark.skipif(not SAMPLES.is_dir(), reason=f"no samples at {SAMPLES}")
+from tests.support.samples import SAMPLES
+from tests.support.x12 import LFH_835, is_x12, sample_files, sample_text
+from tests.support.x12_repaired_samples import pyx12_reversals, secondary_payment
 
 
 @pytest.mark.parametrize(
@@ -35,7 +34,6 @@ def test_anything_but_a_plain_decimal_with_two_places_is_refused(text: str) -> N
         parse_minor_units(text)
 
 
-@needs_samples
 def test_medicare_part_a_fields() -> None:
     (r,) = parse_835(sample_text(f"{LFH_835}/medicare-part-a.835"))
     assert (r.sender_id, r.receiver_id, r.interchange_control_number) == (
@@ -97,7 +95,6 @@ def test_medicare_part_a_fields() -> None:
     assert plb.amount_minor == -127
 
 
-@needs_samples
 def test_service_lines_composites_and_multi_triplet_cas() -> None:
     (r,) = parse_835(secondary_payment())
     claim = r.claims[1]
@@ -117,7 +114,6 @@ def test_service_lines_composites_and_multi_triplet_cas() -> None:
     ]
 
 
-@needs_samples
 def test_4010_reversal_and_correction() -> None:
     (r,) = parse_835(pyx12_reversals())
     assert r.implementation_version == "004010X091A1"
@@ -155,7 +151,6 @@ def _our_view(text: str) -> list[str]:
     return [f"{s.tag}*{elements(s.tag, s.elements)}~" for s in tokens.segments]
 
 
-@needs_samples
 @pytest.mark.parametrize("name", [n for n in sample_files() if is_x12(SAMPLES / n)])
 def test_tokenizer_agrees_with_pyx12(name: str) -> None:
     text = (SAMPLES / name).read_text()

@@ -5,16 +5,16 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from x12_render import (
+
+from carebus_billing_adapter.adapters.x12 import RemittanceRejected, parse_835
+from carebus_billing_adapter.domain.remittance_balancing import remittance_totals
+from tests.support.x12_render import (
     ClaimSpec,
     LineSpec,
     RemittanceSpec,
     expected_adjustment_order,
     render_835,
 )
-
-from carebus_billing_adapter.adapters.x12 import RemittanceRejected, parse_835
-from carebus_billing_adapter.domain.remittance_balancing import remittance_totals
 
 cents = st.integers(min_value=-1_000_000, max_value=1_000_000)
 adjustments = st.lists(

@@ -1,4 +1,4 @@
-"""Every sample below shared/samples: X12 files meet the committed expectation table, anything
+"""Every sample file (tests/data): X12 files meet the committed expectation table, anything
 else is refused as not X12, and accepted remittances add up to the files' own totals."""
 
 from __future__ import annotations
@@ -7,15 +7,14 @@ from collections import Counter
 from decimal import Decimal
 
 import pytest
-from x12_repaired_samples import REPAIRED
-from x12_sample_expectations import ACCEPTED, EXPECTED_REJECTIONS
-from x12_support import SAMPLES, is_x12, sample_files, source_folder
 
 from carebus_billing_adapter.adapters.x12 import RemittanceRejected, parse_835
 from carebus_billing_adapter.domain.remittance import Remittance
 from carebus_billing_adapter.domain.remittance_balancing import remittance_totals
-
-pytestmark = pytest.mark.skipif(not SAMPLES.is_dir(), reason=f"no samples at {SAMPLES}")
+from tests.support.samples import SAMPLES
+from tests.support.x12 import is_x12, sample_files, source_folder
+from tests.support.x12_repaired_samples import REPAIRED
+from tests.support.x12_sample_expectations import ACCEPTED, EXPECTED_REJECTIONS
 
 ALL_FILES = sample_files()
 X12_FILES = [name for name in ALL_FILES if is_x12(SAMPLES / name)]
@@ -62,12 +61,9 @@ def _declared_totals(text: str) -> tuple[int, int]:
     return payment, plb
 
 
-ACCEPTED_TEXTS = (
-    {name: (SAMPLES / name).read_text() for name in ACCEPTED}
-    | {f"{name} (repaired)": repair() for name, repair in REPAIRED.items()}
-    if SAMPLES.is_dir()
-    else {}
-)
+ACCEPTED_TEXTS = {name: (SAMPLES / name).read_text() for name in ACCEPTED} | {
+    f"{name} (repaired)": repair() for name, repair in REPAIRED.items()
+}
 
 
 @pytest.mark.parametrize("name", sorted(ACCEPTED_TEXTS))

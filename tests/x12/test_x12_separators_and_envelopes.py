@@ -4,20 +4,22 @@ from __future__ import annotations
 
 import msgspec
 import pytest
-from x12_repaired_samples import REPAIRED, managed_care, secondary_payment, tertiary_payment
-from x12_support import (
+
+from carebus_billing_adapter.adapters.x12 import parse_835
+from carebus_billing_adapter.domain.remittance import Remittance
+from tests.support.x12 import (
     LFH_835,
-    SAMPLES,
     replace_once,
     sample_text,
     with_separators,
     without_envelope,
 )
-
-from carebus_billing_adapter.adapters.x12 import parse_835
-from carebus_billing_adapter.domain.remittance import Remittance
-
-pytestmark = pytest.mark.skipif(not SAMPLES.is_dir(), reason=f"no samples at {SAMPLES}")
+from tests.support.x12_repaired_samples import (
+    REPAIRED,
+    managed_care,
+    secondary_payment,
+    tertiary_payment,
+)
 
 VALID = {name: repair for name, repair in REPAIRED.items()} | {
     f"{LFH_835}/medicare-part-a.835": lambda: sample_text(f"{LFH_835}/medicare-part-a.835")
