@@ -23,6 +23,7 @@ from carebus_erp_poster.adapters.erp_http.journal_api import (
     StatusQuery,
     journal_body,
 )
+from carebus_erp_poster.adapters.metrics import PosterMetrics
 from carebus_erp_poster.config import Settings
 from carebus_erp_poster.domain.journals import JournalState, Posting
 from carebus_erp_poster.domain.results import (
@@ -36,7 +37,6 @@ from carebus_erp_poster.domain.results import (
     StillPending,
     Unavailable,
 )
-from carebus_erp_poster.metrics import PosterMetrics
 
 _JSON = {"Content-Type": "application/json"}
 _encode = msgspec.json.Encoder().encode
