@@ -137,10 +137,18 @@ async def consumer_idle(js: JetStreamContext) -> bool:
 
 
 def poster_process(
-    nats_url: str, database_url: str, log: Path, **settings: str | int | float
+    nats_url: str,
+    database_url: str,
+    log: Path,
+    *,
+    module: str = "carebus_erp_poster.entrypoints.cli",
+    env: dict[str, str] | None = None,
+    **settings: str | int | float,
 ) -> ServiceProcess:
+    """The poster as a child process; ``module`` runs another script of it (fault injection)
+    with ``env`` added to its environment."""
     port = free_port()
-    env = {
+    environment = {
         "NATS_URL": nats_url,
         "DATABASE_URL": database_url,
         "CAREBUS_SHUTDOWN_GRACE_S": "5",
@@ -148,9 +156,10 @@ def poster_process(
         "CAREBUS_ERP_POSTER_ACK_KEEPALIVE_S": "0.5",
         "CAREBUS_ERP_POSTER_CONFIRM_POLL_S": "0.3",
         **{f"CAREBUS_ERP_POSTER_{k.upper()}": str(v) for k, v in settings.items()},
+        **(env or {}),
     }
-    argv = [sys.executable, "-m", "carebus_erp_poster.entrypoints.cli", "serve"]
-    return ServiceProcess(argv, env, port, log)
+    argv = [sys.executable, "-m", module, "serve"]
+    return ServiceProcess(argv, environment, port, log)
 
 
 class Sandbox:

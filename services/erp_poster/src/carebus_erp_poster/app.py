@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from litestar import Litestar
 from nats.js.errors import NotFoundError
@@ -13,7 +13,6 @@ from carebus_erp_poster.adapters.connectors import make_connector
 from carebus_erp_poster.adapters.metrics import PosterMetrics
 from carebus_erp_poster.config import PACKAGE, SCHEMA, SERVICE, Settings
 from carebus_erp_poster.entrypoints import http, subscribers
-from carebus_erp_poster.faults import KillAfterCommit
 from carebus_erp_poster.handlers.common import Parts
 from carebus_erp_poster.handlers.post_journals import PostJournals
 from carebus_erp_poster.handlers.track_confirmations import TrackConfirmations
@@ -22,7 +21,9 @@ from carebus_shared.jetstream.topology import ERP_POSTER, TOPOLOGY
 from carebus_shared.runtime.service import ServiceRuntime
 
 
-def build(settings: Settings) -> Litestar:
+def build(settings: Settings, *, after_commit: Callable[[], None] = lambda: None) -> Litestar:
+    """The poster; ``after_commit`` runs after each posting commit, before the ack (tests
+    inject a crash there: ``tests/erp_poster/fault_injection.py``)."""
     # httpx logs every request at INFO: thousands of lines an hour that the metrics say better.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     runtime = ServiceRuntime(SERVICE, settings, migrations=[(SCHEMA, PACKAGE)])
@@ -49,11 +50,7 @@ def build(settings: Settings) -> Litestar:
         consumer=spec.durable,
         recheck_after_s=settings.confirm_poll_s,
     )
-    poster = PostJournals(
-        parts,
-        max_deliveries=settings.max_deliveries,
-        after_commit=KillAfterCommit(settings.fault_kill_after_commit),
-    )
+    poster = PostJournals(parts, max_deliveries=settings.max_deliveries, after_commit=after_commit)
     tracker = TrackConfirmations(parts, fetch_original, batch=settings.confirm_batch)
 
     subscribers.subscribe(runtime, poster, spec, settings)
