@@ -174,7 +174,7 @@ class Sandbox:
             "CAREBUS_ERP_SANDBOX_LATENCY_JITTER_MS": "1",
             **{f"CAREBUS_ERP_SANDBOX_{k.upper()}": str(v) for k, v in settings.items()},
         }
-        argv = [sys.executable, "-m", "carebus_erp_poster.sandbox.cli", "serve"]
+        argv = [sys.executable, "-m", "carebus_erp_sandbox.cli", "serve"]
         self.process = ServiceProcess(argv, env, self.port, log)
         self.database_url = database_url
 
