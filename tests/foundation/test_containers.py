@@ -17,12 +17,32 @@ REPO = Path(__file__).resolve().parents[2]
 DOCKERFILES = sorted(REPO.glob("services/*/Dockerfile"))
 # Every image: the services', and the tools' (the ERP sandbox).
 IMAGES = DOCKERFILES + sorted(REPO.glob("tools/*/Dockerfile"))
+RENDER = REPO / "deploy" / "docker" / "render_dockerfiles.py"
 
 
 def test_every_service_has_a_dockerfile() -> None:
     services = sorted(p.name for p in (REPO / "services").iterdir() if p.is_dir())
     assert [p.parent.name for p in DOCKERFILES] == services
     assert len(services) == 5
+
+
+def _render(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, str(RENDER), *args], capture_output=True, text=True)
+
+
+def test_every_dockerfile_is_rendered_from_the_one_template() -> None:
+    result = _render("--check")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_dockerfile_edited_by_hand_is_caught(tmp_path: Path) -> None:
+    assert _render("--root", str(tmp_path)).returncode == 0
+    edited = tmp_path / "services" / "mapper" / "Dockerfile"
+    edited.write_text(edited.read_text().replace("USER 10001", "USER root"))
+    result = _render("--root", str(tmp_path), "--check")
+    assert result.returncode == 1
+    assert "services/mapper/Dockerfile" in result.stderr
+    assert "services/erp_poster/Dockerfile" not in result.stderr
 
 
 @pytest.mark.parametrize("dockerfile", IMAGES, ids=lambda p: p.parent.name)
