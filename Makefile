@@ -4,7 +4,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PACKAGES := contracts shared services/scheduling_adapter services/billing_adapter \
-            services/masterdata_validator services/mapper services/erp_poster scenario
+            services/masterdata_validator services/mapper services/erp_poster \
+            tools/erp_sandbox scenario
 PYPROJECTS := $(addsuffix /pyproject.toml,$(PACKAGES))
 
 .PHONY: install run test lint typecheck pytest bench clean-data help
@@ -19,7 +20,8 @@ $(STAMP): constraints.txt requirements-dev.txt $(PYPROJECTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c constraints.txt -r requirements-dev.txt \
-	  -e contracts -e 'shared[devstack]' $(addprefix -e ,$(filter services/% scenario,$(PACKAGES)))
+	  -e contracts -e 'shared[devstack]' \
+	  $(addprefix -e ,$(filter services/% tools/% scenario,$(PACKAGES)))
 	touch $(STAMP)
 
 install: $(STAMP)

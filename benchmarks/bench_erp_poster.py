@@ -29,9 +29,10 @@ from prometheus_client import CollectorRegistry
 
 from benchmarks.bench_report import report
 from carebus_erp_poster.adapters.connectors.ledger import LedgerConnector
+from carebus_erp_poster.adapters.metrics import PosterMetrics
 from carebus_erp_poster.domain.journals import Posting
-from carebus_erp_poster.handlers import PostJournals, parse
-from carebus_erp_poster.metrics import PosterMetrics
+from carebus_erp_poster.handlers.common import Parts
+from carebus_erp_poster.handlers.post_journals import PostJournals, parse
 from carebus_shared.devstack.nats_server import NatsServer
 from carebus_shared.jetstream.stage import Forward
 from carebus_shared.jetstream.topology import ERP_POSTER
@@ -118,15 +119,15 @@ async def _batched(pool: asyncpg.Pool, msgs: list[Msg]) -> tuple[float, float]:
     async def no_publish(_: Any) -> None:
         return None
 
-    poster = PostJournals(
+    parts = Parts(
         lambda: pool,
         LedgerConnector(lambda: pool),
         PosterMetrics(CollectorRegistry()),
         no_publish,
         consumer=ERP_POSTER,
-        max_deliveries=10,
         recheck_after_s=2.0,
     )
+    poster = PostJournals(parts, max_deliveries=10)
     started, cpu = time.perf_counter(), time.process_time()
     for start in range(0, len(msgs), BATCH):
         outcomes = await poster.handle(msgs[start : start + BATCH])

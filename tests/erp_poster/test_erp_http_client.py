@@ -13,10 +13,10 @@ from prometheus_client import CollectorRegistry
 from carebus_erp_poster.adapters.connector import ErpUnavailable
 from carebus_erp_poster.adapters.connectors.rest_api import RestApiConnector
 from carebus_erp_poster.adapters.erp_http.client import ClientPolicy, ResilientClient
+from carebus_erp_poster.adapters.metrics import PosterMetrics
 from carebus_erp_poster.domain.circuit_breaker import BreakerState
 from carebus_erp_poster.domain.journals import Posting
 from carebus_erp_poster.domain.results import Accepted, Booked, Refused, Unavailable
-from carebus_erp_poster.metrics import PosterMetrics
 from tests.support.erp_poster import journal
 
 POLICY = {"RateLimit-Policy": "1000;w=1"}

@@ -1,4 +1,7 @@
-"""SIGKILL between the posting's commit and the ack, again and again: nothing posted twice."""
+"""SIGKILL between the posting's commit and the ack, again and again: nothing posted twice.
+
+The doomed posters run ``fault_injection`` (the real poster with a kill hook after commit),
+as ``python -m tests.erp_poster.fault_injection`` with the repository root on PYTHONPATH."""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ import pytest
 from nats.js import JetStreamContext
 
 from carebus_shared.devstack.nats_server import NatsServer
+from tests.erp_poster.fault_injection import KILL_AFTER_ENV, MODULE
 from tests.support.erp_poster import (
     Sandbox,
     consumer_idle,
@@ -32,6 +36,7 @@ JOURNALS = 200
 BATCH = 25
 KILL_AFTER = 3  # commits per life: each life books up to 75 journals, then dies before acking
 MAX_LIVES = 12
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -69,8 +74,8 @@ async def test_sigkill_after_commit_before_ack_never_posts_a_journal_twice(
             if await _entries(connector, erp_db) == JOURNALS:
                 break
             doomed = poster_process(
-                private_nats.url, erp_db, tmp_path / f"poster-{life}.log",
-                fault_kill_after_commit=KILL_AFTER, **settings,
+                private_nats.url, erp_db, tmp_path / f"poster-{life}.log", module=MODULE,
+                env={"PYTHONPATH": str(REPO), KILL_AFTER_ENV: str(KILL_AFTER)}, **settings,
             ).start()  # fmt: skip
             assert doomed.process is not None
 

@@ -12,8 +12,8 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from carebus_erp_poster.adapters.erp_http.journal_api import journal_body
-from carebus_erp_poster.sandbox.app import build
-from carebus_erp_poster.sandbox.config import SandboxSettings, parse_windows
+from carebus_erp_sandbox.app import build
+from carebus_erp_sandbox.config import Settings, parse_windows
 from tests.support.erp_poster import journal, private_database
 
 Client = AsyncTestClient[Any]
@@ -31,7 +31,7 @@ async def sandbox_db(database_url: str) -> AsyncIterator[str]:
 
 async def _client(dsn: str, **settings: Any) -> AsyncIterator[Client]:
     defaults: dict[str, Any] = {"latency_ms": 0, "latency_jitter_ms": 0, "rate_limit": 0}
-    app = build(SandboxSettings(database_url=dsn, **{**defaults, **settings}))
+    app = build(Settings(database_url=dsn, **{**defaults, **settings}))
     async with AsyncTestClient(app=app) as client:
         yield client
 

@@ -135,10 +135,18 @@ async def consumer_idle(js: JetStreamContext) -> bool:
 
 
 def poster_process(
-    nats_url: str, database_url: str, log: Path, **settings: str | int | float
+    nats_url: str,
+    database_url: str,
+    log: Path,
+    *,
+    module: str = "carebus_erp_poster.entrypoints.cli",
+    env: dict[str, str] | None = None,
+    **settings: str | int | float,
 ) -> ServiceProcess:
+    """The poster as a child process; ``module`` runs another script of it (fault injection)
+    with ``env`` added to its environment."""
     port = free_port()
-    env = {
+    environment = {
         "NATS_URL": nats_url,
         "DATABASE_URL": database_url,
         "CAREBUS_SHUTDOWN_GRACE_S": "5",
@@ -146,9 +154,10 @@ def poster_process(
         "CAREBUS_ERP_POSTER_ACK_KEEPALIVE_S": "0.5",
         "CAREBUS_ERP_POSTER_CONFIRM_POLL_S": "0.3",
         **{f"CAREBUS_ERP_POSTER_{k.upper()}": str(v) for k, v in settings.items()},
+        **(env or {}),
     }
-    argv = [sys.executable, "-m", "carebus_erp_poster.entrypoints.cli", "serve"]
-    return ServiceProcess(argv, env, port, log)
+    argv = [sys.executable, "-m", module, "serve"]
+    return ServiceProcess(argv, environment, port, log)
 
 
 class Sandbox:
@@ -163,7 +172,7 @@ class Sandbox:
             "CAREBUS_ERP_SANDBOX_LATENCY_JITTER_MS": "1",
             **{f"CAREBUS_ERP_SANDBOX_{k.upper()}": str(v) for k, v in settings.items()},
         }
-        argv = [sys.executable, "-m", "carebus_erp_poster.sandbox.cli", "serve"]
+        argv = [sys.executable, "-m", "carebus_erp_sandbox.cli", "serve"]
         self.process = ServiceProcess(argv, env, self.port, log)
         self.database_url = database_url
 

@@ -3,27 +3,27 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from litestar import Litestar
 from nats.js.errors import NotFoundError
 
 from carebus_contracts.subjects import STREAM_ERP
 from carebus_erp_poster.adapters.connectors import make_connector
+from carebus_erp_poster.adapters.metrics import PosterMetrics
 from carebus_erp_poster.config import PACKAGE, SCHEMA, SERVICE, Settings
-from carebus_erp_poster.entrypoints.periodic import Periodic
-from carebus_erp_poster.entrypoints.routes import journal_routes
-from carebus_erp_poster.entrypoints.subscriber import consume_journals
-from carebus_erp_poster.faults import KillAfterCommit
-from carebus_erp_poster.handlers import PostJournals, TrackConfirmations
-from carebus_erp_poster.metrics import PosterMetrics
-from carebus_shared.exceptions.subscriber import exception_capture_router
+from carebus_erp_poster.entrypoints import http, subscribers
+from carebus_erp_poster.handlers.common import Parts
+from carebus_erp_poster.handlers.post_journals import PostJournals
+from carebus_erp_poster.handlers.track_confirmations import TrackConfirmations
 from carebus_shared.jetstream.publish import Outgoing, publish_confirmed
-from carebus_shared.jetstream.topology import ERP_POSTER, EXCEPTION_CAPTURE, TOPOLOGY
+from carebus_shared.jetstream.topology import ERP_POSTER, TOPOLOGY
 from carebus_shared.runtime.service import ServiceRuntime
 
 
-def build(settings: Settings) -> Litestar:
+def build(settings: Settings, *, after_commit: Callable[[], None] = lambda: None) -> Litestar:
+    """The poster; ``after_commit`` runs after each posting commit, before the ack (tests
+    inject a crash there: ``tests/erp_poster/fault_injection.py``)."""
     # httpx logs every request at INFO: thousands of lines an hour that the metrics say better.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     runtime = ServiceRuntime(SERVICE, settings, migrations=[(SCHEMA, PACKAGE)])
@@ -42,34 +42,22 @@ def build(settings: Settings) -> Litestar:
         return msg.subject or "", msg.data or b"", {**(msg.headers or {})}
 
     spec = TOPOLOGY.consumer(ERP_POSTER)
-    poster = PostJournals(
+    parts = Parts(
         lambda: runtime.pool,
         connector,
         metrics,
         publish,
         consumer=spec.durable,
-        max_deliveries=settings.max_deliveries,
-        recheck_after_s=settings.confirm_poll_s,
-        after_commit=KillAfterCommit(settings.fault_kill_after_commit),
-    )
-    tracker = TrackConfirmations(
-        lambda: runtime.pool,
-        connector,
-        metrics,
-        publish,
-        fetch_original,
-        consumer=spec.durable,
-        batch=settings.confirm_batch,
         recheck_after_s=settings.confirm_poll_s,
     )
-    confirmations = Periodic("erp-confirmations", tracker.run_once, settings.confirm_poll_s)
+    poster = PostJournals(parts, max_deliveries=settings.max_deliveries, after_commit=after_commit)
+    tracker = TrackConfirmations(parts, fetch_original, batch=settings.confirm_batch)
 
-    consume_journals(runtime, poster, spec, settings)
-    runtime.include_router(
-        exception_capture_router(runtime), [TOPOLOGY.consumer(EXCEPTION_CAPTURE)]
-    )
-    runtime.on_started.append(confirmations.start)
-    # Stopping: in-flight batches stop waiting for the ERP first, so they finish in time.
+    subscribers.subscribe(runtime, poster, spec, settings)
+    # A full batch of confirmations runs again at once: a backlog after an outage drains at
+    # the ERP's pace, not the poll's.
+    runtime.background.every("erp-confirmations", tracker.run_once, settings.confirm_poll_s)
+    # Stopping: in-flight batches stop waiting for the ERP first, so they finish in time (the
+    # background loops stop after this hook).
     runtime.on_stopping.append(connector.interrupt)
-    runtime.on_stopping.append(confirmations.stop)
-    return runtime.http_app(journal_routes(lambda: runtime.pool))
+    return runtime.http_app(http.routes(lambda: runtime.pool))

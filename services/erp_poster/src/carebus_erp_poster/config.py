@@ -57,10 +57,6 @@ class Settings(RuntimeSettings, frozen=True, kw_only=True):
     confirm_poll_s: Positive = 2.0
     confirm_batch: Count = 100
 
-    # -- fault injection (tests only) -------------------------------------------------------
-    # SIGKILL this process right after its Nth posting transaction commits, before the ack.
-    fault_kill_after_commit: Annotated[int, msgspec.Meta(ge=0)] = 0
-
 
 def load() -> Settings:
     return load_settings(Settings, ENV_PREFIX)

@@ -1,1 +1,1 @@
-"""How the ERP poster is driven: FastStream subscribers, Litestar routes, CLI."""
+"""How the ERP poster is driven: the JetStream subscribers, the Litestar routes, the CLI."""

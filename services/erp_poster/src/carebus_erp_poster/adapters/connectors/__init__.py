@@ -7,8 +7,8 @@ from collections.abc import Callable
 import asyncpg
 
 from carebus_erp_poster.adapters.connector import ErpConnector
+from carebus_erp_poster.adapters.metrics import PosterMetrics
 from carebus_erp_poster.config import Settings
-from carebus_erp_poster.metrics import PosterMetrics
 
 
 def make_connector(

@@ -14,15 +14,11 @@ from typing import Any
 
 import msgspec
 
+from carebus_contracts.erp_journal_api import JournalReceipt, Problem, StatusList, StatusQuery
 from carebus_erp_poster.adapters.connector import ErpUnavailable
 from carebus_erp_poster.adapters.erp_http.client import ClientPolicy, ResilientClient
-from carebus_erp_poster.adapters.erp_http.journal_api import (
-    JournalReceipt,
-    Problem,
-    StatusList,
-    StatusQuery,
-    journal_body,
-)
+from carebus_erp_poster.adapters.erp_http.journal_api import journal_body
+from carebus_erp_poster.adapters.metrics import PosterMetrics
 from carebus_erp_poster.config import Settings
 from carebus_erp_poster.domain.journals import JournalState, Posting
 from carebus_erp_poster.domain.results import (
@@ -36,7 +32,6 @@ from carebus_erp_poster.domain.results import (
     StillPending,
     Unavailable,
 )
-from carebus_erp_poster.metrics import PosterMetrics
 
 _JSON = {"Content-Type": "application/json"}
 _encode = msgspec.json.Encoder().encode

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 
-from carebus_erp_poster.adapters.erp_http.journal_api import FieldError, JournalBody
+from carebus_contracts.erp_journal_api import FieldError, JournalBody
 
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 

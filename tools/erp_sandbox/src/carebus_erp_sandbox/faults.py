@@ -8,7 +8,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
-from carebus_erp_poster.sandbox.config import SandboxSettings, parse_windows
+from carebus_erp_sandbox.config import Settings, parse_windows
 
 
 class SlidingLog:
@@ -46,7 +46,7 @@ class Knobs:
     storms: list[tuple[float, float, float]] = field(default_factory=list)  # start, end, RA
 
     @classmethod
-    def from_settings(cls, s: SandboxSettings, started: float) -> Knobs:
+    def from_settings(cls, s: Settings, started: float) -> Knobs:
         return cls(
             rate_limit=s.rate_limit,
             rate_window_s=s.rate_window_s,

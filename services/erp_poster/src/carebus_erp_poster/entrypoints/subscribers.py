@@ -1,21 +1,20 @@
-"""The JetStream consumer of the poster: fetch a batch, keep it alive, run the use case."""
+"""Subscribers: the journal consumer (fetch a batch, keep it alive, run the use case) and the
+poster's share of JetStream advisories into the exception store."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections.abc import AsyncIterator, Sequence
 
 from nats.aio.msg import Msg
 
 from carebus_erp_poster.config import Settings
 from carebus_erp_poster.domain.journals import STAGE
-from carebus_erp_poster.handlers import PostJournals
+from carebus_erp_poster.handlers.post_journals import PostJournals
+from carebus_shared.exceptions.subscriber import capture_exceptions
 from carebus_shared.jetstream.topology import ConsumerSpec
 from carebus_shared.runtime.service import ServiceRuntime
-
-log = logging.getLogger("carebus.erp_poster")
 
 
 @contextlib.asynccontextmanager
@@ -39,7 +38,7 @@ async def kept_in_progress(msgs: Sequence[Msg], every_s: float) -> AsyncIterator
             await task
 
 
-def consume_journals(
+def subscribe(
     runtime: ServiceRuntime, poster: PostJournals, spec: ConsumerSpec, settings: Settings
 ) -> None:
     async def on_journals(msgs: Sequence[Msg]) -> None:
@@ -47,3 +46,4 @@ def consume_journals(
             await runtime.run_stage_batch(STAGE, msgs, poster.handle)
 
     runtime.consume(spec, on_journals, settings.batch_size, settings.batch_wait_s)
+    capture_exceptions(runtime)

@@ -1,4 +1,8 @@
-"""Settings of the ERP sandbox, read from CAREBUS_ERP_SANDBOX_<FIELD>."""
+"""Settings of the ERP sandbox, read from CAREBUS_ERP_SANDBOX_<FIELD>.
+
+``http_host``, ``http_port``, ``log_level`` and ``shutdown_grace_s`` mean what they mean for
+the services: the shared service script serves the sandbox the same way.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +10,11 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from carebus_shared.config import DatabaseUrl, LogLevel, Port
+from carebus_shared.config import DatabaseUrl, LogLevel, Port, ShutdownGrace
 from carebus_shared.settings import load_settings
 
 SERVICE = "erp-sandbox"
-PACKAGE = "carebus_erp_poster.sandbox"
+PACKAGE = "carebus_erp_sandbox"
 SCHEMA = "carebus_erp_sandbox"
 ENV_PREFIX = "CAREBUS_ERP_SANDBOX_"
 
@@ -24,11 +28,12 @@ Rate = Annotated[float, msgspec.Meta(ge=0, le=1)]
 NonNegative = Annotated[float, msgspec.Meta(ge=0)]
 
 
-class SandboxSettings(msgspec.Struct, frozen=True, kw_only=True):
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
     database_url: DatabaseUrl = "postgresql://postgres@127.0.0.1:5432/carebus"
     http_host: str = "127.0.0.1"
     http_port: Port = 8086
     log_level: LogLevel = "INFO"
+    shutdown_grace_s: ShutdownGrace = 20.0
     # Requests admitted per window (0: unlimited), advertised as RateLimit-Policy.
     rate_limit: Annotated[int, msgspec.Meta(ge=0)] = 20
     rate_window_s: Annotated[float, msgspec.Meta(gt=0)] = 1.0
@@ -50,8 +55,13 @@ class SandboxSettings(msgspec.Struct, frozen=True, kw_only=True):
     closed_periods: str = ""
 
 
+class BadOutageWindow(ValueError):
+    """An ``outages`` setting that is not a list of <start>-<end> seconds."""
+
+
 def parse_windows(text: str) -> list[tuple[float, float]]:
-    """ "30-90,300-330" → [(30.0, 90.0), (300.0, 330.0)]; raises ValueError naming the bad one."""
+    """ "30-90,300-330" → [(30.0, 90.0), (300.0, 330.0)]; raises BadOutageWindow naming the
+    bad one."""
     windows = []
     for part in filter(None, (p.strip() for p in text.split(","))):
         start, sep, end = part.partition("-")
@@ -60,10 +70,10 @@ def parse_windows(text: str) -> list[tuple[float, float]]:
         except ValueError:
             window = (0.0, -1.0)
         if not sep or window[1] <= window[0]:
-            raise ValueError(f"outage window {part!r} is not <start>-<end> seconds")
+            raise BadOutageWindow(f"outage window {part!r} is not <start>-<end> seconds")
         windows.append(window)
     return windows
 
 
-def load() -> SandboxSettings:
-    return load_settings(SandboxSettings, ENV_PREFIX)
+def load() -> Settings:
+    return load_settings(Settings, ENV_PREFIX)

@@ -1,19 +1,17 @@
-"""The poster's use cases: post a batch of journal requests exactly once in effect, and turn
-"posted" into "confirmed" or "rejected" as the ERP decides.
+"""Post a batch of journal requests exactly once in effect.
 
-Exactly once in effect: the inbox row (consumer, event id) and the journal's state are
-written in the same transaction as the posting (ledger) or right after the ERP accepted it
-under the journal's idempotency key (remote ERP). A redelivery after a crash between that
-commit and the ack finds the inbox row, posts nothing and republishes the same events
-(same ids, so JetStream drops them as duplicates).
+The inbox row (consumer, event id) and the journal's state are written in the same
+transaction as the posting (ledger) or right after the ERP accepted it under the journal's
+idempotency key (remote ERP). A redelivery after a crash between that commit and the ack
+finds the inbox row, posts nothing and republishes the same events (same ids, so JetStream
+drops them as duplicates). ``after_commit`` runs in exactly that window (a test's fault
+injection kills the process there); by default it does nothing.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import logging
-import re
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import asyncpg
@@ -23,35 +21,11 @@ from nats.aio.msg import Msg
 from carebus_contracts import decode_as
 from carebus_contracts.erp import JournalEntryRequested
 from carebus_contracts.registry import ContractDecodeError, UnknownContractError
-from carebus_contracts.subjects import STREAM_ERP
 from carebus_erp_poster.adapters import repository as repo
-from carebus_erp_poster.adapters.connector import ErpConnector, ErpUnavailable
-from carebus_erp_poster.domain.journals import STAGE, JournalState, Posting, Status, outputs
-from carebus_erp_poster.domain.results import (
-    Accepted,
-    Booked,
-    Confirmed,
-    PostResult,
-    Refused,
-    Rejected,
-    Unavailable,
-)
-from carebus_erp_poster.metrics import PosterMetrics
-from carebus_shared.exceptions import store as exception_store
-from carebus_shared.exceptions.store import ExceptionRecord
-from carebus_shared.jetstream.publish import Outgoing
+from carebus_erp_poster.domain.journals import JournalState, Posting, Status, outputs
+from carebus_erp_poster.domain.results import Accepted, Booked, PostResult, Refused, Unavailable
+from carebus_erp_poster.handlers.common import Parts, erp_reason
 from carebus_shared.jetstream.stage import Forward, Outcome, Reject, Retry
-
-log = logging.getLogger("carebus.erp_poster")
-
-Publish = Callable[[Sequence[Outgoing]], Awaitable[object]]
-FetchOriginal = Callable[[int], Awaitable[tuple[str, bytes, dict[str, str]] | None]]
-_REASON_RE = re.compile(r"[^a-z0-9_]+")
-
-
-def _reason(code: str) -> str:
-    """A bounded, label-safe reason from an ERP error code (e.g. erp_unknown_account)."""
-    return "erp_" + _REASON_RE.sub("_", code.lower()).strip("_")[:40]
 
 
 def parse(msg: Msg) -> Posting | Reject:
@@ -87,23 +61,15 @@ class _Plan:
 class PostJournals:
     def __init__(
         self,
-        pool: Callable[[], asyncpg.Pool],
-        connector: ErpConnector,
-        metrics: PosterMetrics,
-        publish: Publish,
+        parts: Parts,
         *,
-        consumer: str,
         max_deliveries: int,
-        recheck_after_s: float,
         after_commit: Callable[[], None] = lambda: None,
     ) -> None:
-        self._pool = pool
-        self.connector = connector
-        self._metrics = metrics
-        self._publish = publish
-        self._consumer = consumer
+        self._parts = parts
+        self.connector = parts.connector
+        self._metrics = parts.metrics
         self._max_deliveries = max_deliveries
-        self._recheck_after_s = recheck_after_s
         self._after_commit = after_commit
 
     async def handle(self, msgs: Sequence[Msg]) -> list[Outcome]:
@@ -124,7 +90,7 @@ class PostJournals:
         self, msgs: Sequence[Msg], work: list[tuple[int, Posting]], outcomes: list[Outcome | None]
     ) -> None:
         connector = self.connector
-        async with self._pool().acquire() as conn:
+        async with self._parts.pool().acquire() as conn:
             if connector.atomic_with_inbox:
                 async with conn.transaction():
                     plan = await self._plan(conn, work)
@@ -138,22 +104,22 @@ class PostJournals:
                 settled = self._settle(plan, results)
                 async with conn.transaction():
                     await self._record(conn, work, plan, settled)
-        self._after_commit()  # fault injection: a crash here is what the inbox is for
+        self._after_commit()  # a crash here is what the inbox is for
         refused = [out for s in settled if s and s.status is Status.REJECTED for out in outputs(s)]
         if refused:
-            await self._publish(refused)
+            await self._parts.publish(refused)
         for index, posting in work:
             outcomes[index] = self._outcome(msgs[index], posting, index, plan, results, settled)
 
     async def _plan(self, conn: asyncpg.Connection, work: list[tuple[int, Posting]]) -> _Plan:
         handled, current = await repo.lookup(
             conn,
-            self._consumer,
+            self._parts.consumer,
             [p.request.event_id for _, p in work],
             [p.journal_id for _, p in work],
         )
         if handled:
-            await repo.count_redelivery(conn, self._consumer, list(handled))
+            await repo.count_redelivery(conn, self._parts.consumer, list(handled))
         plan = _Plan([], {}, {})
         first_of: dict[str, int] = {}
         for index, posting in work:
@@ -214,7 +180,7 @@ class PostJournals:
             if state is not None and state.is_posted:
                 inbox.append((posting.request.event_id, posting.journal_id))
         states = [s for s in settled if s is not None]
-        await repo.record(conn, self._consumer, inbox, states, self._recheck_after_s)
+        await repo.record(conn, self._parts.consumer, inbox, states, self._parts.recheck_after_s)
 
     def _outcome(
         self,
@@ -234,7 +200,7 @@ class PostJournals:
             self._metrics.count_journal(connector, "rejected")
             return Reject(
                 "erp_rejection",
-                _reason(result.code),
+                erp_reason(result.code),
                 f"{result.message} (ERP answer: {result.answer})",
                 site=posting.request.site,
                 event_id=posting.request.event_id,
@@ -262,92 +228,3 @@ class PostJournals:
             )
         self._metrics.count_journal(self.connector.name, "retried")
         return Retry(max(1.0, retry_after))
-
-
-class TrackConfirmations:
-    """Ask the ERP about pending journals; publish confirmed/rejected; keep the gauges.
-
-    Publish first, then record: a crash in between asks again and republishes the same
-    event ids, which JetStream drops. A rejection lands in the exception store with the
-    ERP's answer and the original request, and its inbox rows are dropped, so that a re-drive
-    after the fix posts the journal again (under a new idempotency key: nothing was booked).
-    """
-
-    def __init__(
-        self,
-        pool: Callable[[], asyncpg.Pool],
-        connector: ErpConnector,
-        metrics: PosterMetrics,
-        publish: Publish,
-        fetch_original: FetchOriginal,
-        *,
-        consumer: str,
-        batch: int,
-        recheck_after_s: float,
-    ) -> None:
-        self._pool = pool
-        self._connector = connector
-        self._metrics = metrics
-        self._publish = publish
-        self._fetch_original = fetch_original
-        self._consumer = consumer
-        self._batch = batch
-        self._recheck_after_s = recheck_after_s
-
-    async def run_once(self) -> bool:
-        """Check one batch of due pending journals; True when more may be due right now."""
-        async with self._pool().acquire() as conn:
-            pending = await repo.claim_pending(conn, self._batch, self._recheck_after_s)
-            decided = await self._decide(pending) if pending else []
-            if decided:
-                await self._publish([out for state in decided for out in outputs(state)])
-                rejected = [s for s in decided if s.status is Status.REJECTED]
-                records = [await self._exception_record(s) for s in rejected]
-                async with conn.transaction():
-                    await repo.save_states(conn, decided, self._recheck_after_s)
-                    await repo.forget(conn, self._consumer, [s.journal_id for s in rejected])
-                    await exception_store.record_all(conn, records)
-            count, oldest = await repo.pending_summary(conn)
-        self._metrics.pending.set(count)
-        self._metrics.oldest_pending_age.set(oldest)
-        return len(pending) == self._batch and bool(decided)
-
-    async def _decide(self, pending: list[JournalState]) -> list[JournalState]:
-        try:
-            answers = await self._connector.confirm(pending)
-        except ErpUnavailable as exc:
-            log.warning("cannot ask the ERP about pending journals now: %s", exc.reason)
-            return []
-        decided = []
-        for state, answer in zip(pending, answers, strict=True):
-            if isinstance(answer, Confirmed):
-                decided.append(
-                    state.confirmed(answer.document_number, answer.fiscal_period, answer.at)
-                )
-                self._metrics.confirmations.labels("confirmed").inc()
-            elif isinstance(answer, Rejected):
-                decided.append(state.rejected(answer.code, answer.message, answer.at))
-                self._metrics.confirmations.labels("rejected").inc()
-        return decided
-
-    async def _exception_record(self, state: JournalState) -> ExceptionRecord:
-        original = await self._fetch_original(state.stream_seq)
-        subject, raw, headers = original if original else (state.subject, None, {})
-        return ExceptionRecord(
-            # One record per rejected attempt; a re-drive that is rejected again adds one.
-            dedupe_key=f"erp-rejected:{state.journal_id}:{state.attempt}",
-            stage=STAGE,
-            category="erp_rejection",
-            reason=_reason(state.error_code or "rejected"),
-            message=f"the ERP rejected journal {state.journal_id} after accepting it: "
-            f"{state.error_message}",
-            source="erp",
-            site=state.site,
-            event_id=state.event_id,
-            stream=STREAM_ERP,
-            stream_seq=state.stream_seq,
-            subject=subject,
-            content_type="application/json",
-            raw=raw,
-            headers=headers,
-        )

@@ -13,7 +13,7 @@ from litestar.handlers import HTTPRouteHandler
 from carebus_erp_poster.adapters import repository as repo
 
 
-def journal_routes(pool: Callable[[], asyncpg.Pool]) -> list[HTTPRouteHandler]:
+def routes(pool: Callable[[], asyncpg.Pool]) -> list[HTTPRouteHandler]:
     @get("/journals/{journal_id:str}")
     async def journal_status(journal_id: str) -> dict[str, Any]:
         async with pool().acquire() as conn:

@@ -15,25 +15,24 @@ import msgspec
 from litestar import Litestar, Request, Response, get, patch, post
 from litestar.params import FromQuery, JSONBody
 
-from carebus_erp_poster.adapters.erp_http.journal_api import (
+from carebus_contracts.erp_journal_api import (
     FieldError,
     JournalBody,
     JournalReceipt,
     JournalStatus,
-    Problem,
     StatusList,
     StatusQuery,
 )
-from carebus_erp_poster.sandbox import store
-from carebus_erp_poster.sandbox.config import PACKAGE, SCHEMA, SandboxSettings
-from carebus_erp_poster.sandbox.faults import Faults, Knobs
-from carebus_erp_poster.sandbox.validation import problems
+from carebus_erp_sandbox import store
+from carebus_erp_sandbox.config import PACKAGE, SCHEMA, Settings
+from carebus_erp_sandbox.faults import Faults, Knobs
+from carebus_erp_sandbox.validation import problems
 from carebus_shared.db.migrations import load_migrations, migrate
+from carebus_shared.http.problems import EXCEPTION_HANDLERS, problem
 
 _decode_body = msgspec.json.Decoder(JournalBody).decode
 _decode_query = msgspec.json.Decoder(StatusQuery).decode
 _encode = msgspec.json.Encoder().encode
-_PROBLEM = "application/problem+json"
 
 
 class OutageRequest(msgspec.Struct, frozen=True):
@@ -61,7 +60,7 @@ class KnobsPatch(msgspec.Struct, frozen=True, omit_defaults=True):
 
 
 class Sandbox:
-    def __init__(self, settings: SandboxSettings) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.faults = Faults(Knobs.from_settings(settings, time.monotonic()))
         self._pool: asyncpg.Pool | None = None
@@ -98,7 +97,7 @@ class Sandbox:
             "RateLimit-Reset": str(max(0, round(reset_s + 0.4999))),
         }
 
-    async def gate(self, path: str) -> tuple[Response[bytes] | None, dict[str, str]]:
+    async def gate(self, path: str) -> tuple[Response[Any] | None, dict[str, str]]:
         """An early answer (outage, storm, limit, random error), or None and the headers."""
         now = time.monotonic()
         faults = self.faults
@@ -106,27 +105,28 @@ class Sandbox:
             if faults.knobs.outage_mode == "hang":
                 await asyncio.sleep(faults.knobs.hang_s)
             faults.record(path, 503, "outage")
-            return _problem(503, "ERP unavailable", "scheduled outage"), {}
+            return problem(503, "ERP unavailable", "scheduled outage"), {}
         storm = faults.storm_retry_after(now)
         if storm is not None:
             faults.record(path, 429, "storm")
             headers = {"Retry-After": f"{storm:g}", **self._rate_headers(0, storm)}
-            return _problem(429, "Too many requests", "throttling storm", headers), headers
+            return problem(429, "Too many requests", "throttling storm", headers=headers), headers
         admitted, remaining, reset_s = faults.limiter.admit(now)
         headers = self._rate_headers(remaining, reset_s)
         if not admitted:
             faults.record(path, 429, "throttled")
             wait = str(max(1, round(reset_s + 0.4999)))
-            return _problem(
-                429, "Too many requests", "rate limit exceeded", {**headers, "Retry-After": wait}
+            limited = {**headers, "Retry-After": wait}
+            return problem(
+                429, "Too many requests", "rate limit exceeded", headers=limited
             ), headers
         await asyncio.sleep(faults.latency_s())
         if faults.fails_randomly():
             faults.record(path, 500, "error")
-            return _problem(500, "Internal error", "injected failure", headers), headers
+            return problem(500, "Internal error", "injected failure", headers=headers), headers
         return None, headers
 
-    async def create(self, request: Request[Any, Any, Any]) -> Response[bytes]:
+    async def create(self, request: Request[Any, Any, Any]) -> Response[Any]:
         path = "/api/v1/journals"
         early, headers = await self.gate(path)
         if early is not None:
@@ -134,13 +134,14 @@ class Sandbox:
         key = request.headers.get("idempotency-key", "").strip()
         if not key:
             self.faults.record(path, 400, "invalid")
-            return _problem(400, "Idempotency-Key header required", None, headers)
+            detail = "a journal is posted with an Idempotency-Key header"
+            return problem(400, "Idempotency-Key header required", detail, headers=headers)
         raw = await request.body()
         try:
             body = _decode_body(raw)
         except msgspec.DecodeError as exc:
             self.faults.record(path, 400, "invalid")
-            return _problem(400, "Malformed journal", str(exc), headers)
+            return problem(400, "Malformed journal", str(exc), headers=headers)
         body_hash = hashlib.sha256(raw).hexdigest()
         async with self.pool.acquire() as conn:
             stored = await store.by_key(conn, key)
@@ -149,10 +150,8 @@ class Sandbox:
                 errors = problems(body) + _unknown_account_errors(body, unknown)
                 if errors:
                     self.faults.record(path, 422, "invalid")
-                    problem = Problem(title="Journal refused", status=422, errors=errors)
-                    return Response(
-                        _encode(problem), status_code=422, media_type=_PROBLEM, headers=headers
-                    )
+                    detail = f"{len(errors)} error(s) in the journal"
+                    return problem(422, "Journal refused", detail, headers=headers, errors=errors)
                 stored = await store.accept(
                     conn,
                     key=key,
@@ -177,14 +176,14 @@ class Sandbox:
                 assert stored is not None
             if stored.body_hash != body_hash:
                 self.faults.record(path, 409, "conflict")
-                return _problem(
-                    409, "Idempotency key reused with a different journal", None, headers
-                )
+                title = "Idempotency key reused with a different journal"
+                detail = f"{key} was accepted with another journal body"
+                return problem(409, title, detail, headers=headers)
             await store.count_replay(conn, key)
         self.faults.record(path, 200, "replayed")
         return _receipt(stored, 200, {**headers, "Idempotent-Replayed": "true"})
 
-    async def status(self, request: Request[Any, Any, Any]) -> Response[bytes]:
+    async def status(self, request: Request[Any, Any, Any]) -> Response[Any]:
         path = "/api/v1/journals/status"
         early, headers = await self.gate(path)
         if early is not None:
@@ -193,7 +192,7 @@ class Sandbox:
             query = _decode_query(await request.body())
         except msgspec.DecodeError as exc:
             self.faults.record(path, 400, "invalid")
-            return _problem(400, "Malformed status query", str(exc), headers)
+            return problem(400, "Malformed status query", str(exc), headers=headers)
         async with self.pool.acquire() as conn:
             await store.decide_due(conn, self.faults.knobs.closed_periods, query.request_ids)
             found = await store.statuses(conn, query.request_ids)
@@ -227,13 +226,6 @@ def _unknown_account_errors(body: JournalBody, unknown: set[str]) -> list[FieldE
     ]
 
 
-def _problem(
-    status: int, title: str, detail: str | None, headers: dict[str, str] | None = None
-) -> Response[bytes]:
-    body = _encode(Problem(title=title, status=status, detail=detail))
-    return Response(body, status_code=status, media_type=_PROBLEM, headers=headers or {})
-
-
 def _receipt(stored: store.Stored, status: int, headers: dict[str, str]) -> Response[bytes]:
     receipt = JournalReceipt(
         request_id=stored.request_id,
@@ -259,7 +251,7 @@ def _status(stored: store.Stored) -> JournalStatus:
     )
 
 
-def build(settings: SandboxSettings) -> Litestar:
+def build(settings: Settings) -> Litestar:
     sandbox = Sandbox(settings)
 
     @asynccontextmanager
@@ -271,11 +263,11 @@ def build(settings: SandboxSettings) -> Litestar:
             await sandbox.close()
 
     @post("/api/v1/journals")
-    async def create_journal(request: Request[Any, Any, Any]) -> Response[bytes]:
+    async def create_journal(request: Request[Any, Any, Any]) -> Response[Any]:
         return await sandbox.create(request)
 
     @post("/api/v1/journals/status")
-    async def journal_statuses(request: Request[Any, Any, Any]) -> Response[bytes]:
+    async def journal_statuses(request: Request[Any, Any, Any]) -> Response[Any]:
         return await sandbox.status(request)
 
     @get("/health/live", sync_to_thread=False)
@@ -340,5 +332,6 @@ def build(settings: SandboxSettings) -> Litestar:
             settings_patch,
         ],
         lifespan=[lifespan],
+        exception_handlers=EXCEPTION_HANDLERS,
         logging_config=None,
     )  # fmt: skip

@@ -1,7 +1,0 @@
-"""The ERP sandbox: a small Litestar service that behaves like a cloud ERP's journal API.
-
-For the demo and the tests of the "http" connector: configurable rate limit (advertised in
-headers), latency, error rate, scheduled outages, idempotency keys, delayed confirmation,
-validation errors. Backed by PostgreSQL (schema carebus_erp_sandbox). Run it with
-``carebus-erp-sandbox`` (port 8086). It is not part of the pipeline and never imported by it.
-"""
