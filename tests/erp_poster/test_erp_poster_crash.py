@@ -5,6 +5,7 @@ as ``python -m tests.erp_poster.fault_injection`` with the repository root on PY
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 from collections.abc import AsyncIterator
@@ -31,6 +32,12 @@ from tests.support.erp_poster import (
     subject_counts,
     wait_ready,
 )
+
+
+def _with_repo_root() -> str:
+    """The child's PYTHONPATH: the repository root (for ``tests``) before what it had."""
+    return os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
+
 
 JOURNALS = 200
 BATCH = 25
@@ -75,7 +82,7 @@ async def test_sigkill_after_commit_before_ack_never_posts_a_journal_twice(
                 break
             doomed = poster_process(
                 private_nats.url, erp_db, tmp_path / f"poster-{life}.log", module=MODULE,
-                env={"PYTHONPATH": str(REPO), KILL_AFTER_ENV: str(KILL_AFTER)}, **settings,
+                env={"PYTHONPATH": _with_repo_root(), KILL_AFTER_ENV: str(KILL_AFTER)}, **settings,
             ).start()  # fmt: skip
             assert doomed.process is not None
 
