@@ -23,11 +23,11 @@ from __future__ import annotations
 
 import datetime as dt
 import random
-from dataclasses import dataclass, field, replace
-from zoneinfo import ZoneInfo
+from dataclasses import dataclass, replace
 
+from carebus_scenario.appointments import STATUS_OF, Appointment, Schedule, Step
 from carebus_scenario.config import ScenarioConfig
-from carebus_scenario.ids import Ids
+from carebus_scenario.day import Day
 from carebus_scenario.model import (
     CSV,
     DFT,
@@ -46,32 +46,18 @@ from carebus_scenario.network import (
     CSV_SOURCE,
     DFT_SOURCE,
     FHIR_SOURCE,
-    SELF_PAY_WEIGHT,
     SERVICE_BY_CODE,
     SIU_SOURCE,
     UNKNOWN_PAYER_EDI,
     UNKNOWN_PLAN_CODE,
-    Department,
     Network,
     PayerItem,
-    Provider,
     ServiceItem,
     Site,
     build_network,
 )
 from carebus_scenario.remittances import PayerDesk, remittance_facts
 from carebus_scenario.render import csv_export, fhir, hl7, x12
-
-STATUS_OF = {
-    "booked": "booked",
-    "rescheduled": "booked",
-    "modified": "booked",
-    "checked_in": "checked_in",
-    "completed": "completed",
-    "cancelled": "cancelled",
-    "no_show": "no_show",
-}
-CANCEL_REASONS = ("Patient request", "Provider unavailable", "Weather", "Scheduled elsewhere")
 
 
 @dataclass(frozen=True)
@@ -92,43 +78,6 @@ class Scenario:
         return counts
 
 
-@dataclass
-class _Step:
-    at: dt.datetime
-    event: str
-    slot_start: dt.datetime
-    slot_end: dt.datetime
-    reason: str | None = None
-
-    def __post_init__(self) -> None:
-        # HL7 timestamps carry whole seconds; versions derive from them.
-        self.at = self.at.replace(microsecond=0)
-
-
-@dataclass
-class _Appt:
-    appointment_id: str
-    site: Site
-    dept: Department
-    provider: Provider
-    provider_code: str  # what the SIU feed sends (local code; a bad one for faults)
-    service: ServiceItem
-    patient_ref: str
-    payer: PayerItem | None
-    channel: str
-    today: bool
-    fault: str | None = None
-    steps: list[_Step] = field(default_factory=list)
-
-    @property
-    def completed(self) -> _Step | None:
-        return next((s for s in self.steps if s.event == "completed"), None)
-
-    @property
-    def checked_in(self) -> _Step | None:
-        return next((s for s in self.steps if s.event == "checked_in"), None)
-
-
 def generate(config: ScenarioConfig) -> Scenario:
     return _Generator(config).run()
 
@@ -136,18 +85,15 @@ def generate(config: ScenarioConfig) -> Scenario:
 class _Generator:
     def __init__(self, config: ScenarioConfig) -> None:
         self.config = config
-        self.rng = random.Random(config.seed)
-        self.network = build_network(config, random.Random(config.network_seed))
-        self.ids = Ids(config.run_tag)
+        self.day = Day(config, build_network(config, random.Random(config.network_seed)))
+        self.rng, self.network, self.ids = self.day.rng, self.day.network, self.day.ids
+        self.schedule = Schedule(self.day)
         self.payers = PayerDesk(self.rng, self.ids, config, self.network)
-        self.deliveries: list[Delivery] = []
         self.csv_rows: list[tuple[dt.datetime, csv_export.CsvRow, AppointmentFact]] = []
 
     # -- top level ------------------------------------------------------------------------
     def run(self) -> Scenario:
-        appts: list[_Appt] = []
-        for site in self.network.sites:
-            appts += self._appointments(site)
+        appts = [appt for site in self.network.sites for appt in self.schedule.book(site)]
         self._assign_provider_faults(appts)
         for appt in appts:
             self._deliver_appointment(appt)
@@ -156,132 +102,17 @@ class _Generator:
         self._remittances(appts)
         self._malformed()
         self._duplicates()
-        self.deliveries.sort(key=lambda d: (d.at, d.seq))
-        for seq, delivery in enumerate(self.deliveries):
-            delivery.seq = seq
-        return Scenario(self.config, self.network, self.deliveries)
-
-    def _add(self, delivery: Delivery) -> Delivery:
-        delivery.seq = len(self.deliveries)
-        self.deliveries.append(delivery)
-        return delivery
-
-    def _chance(self, share: float) -> bool:
-        return self.rng.random() < share
-
-    def _pick_share(self, population: list[_Appt], share: float) -> list[_Appt]:
-        """About ``share`` of the population, at least one when the share is positive."""
-        if share <= 0 or not population:
-            return []
-        count = min(len(population), max(1, round(share * len(population))))
-        return self.rng.sample(population, count)
+        return Scenario(self.config, self.network, self.day.in_order())
 
     # -- appointments ---------------------------------------------------------------------
-    def _day_at(self, site: Site, minutes: float, day: dt.date | None = None) -> dt.datetime:
-        base = dt.datetime.combine(day or self.config.day, dt.time(), tzinfo=ZoneInfo(site.zone))
-        return (base + dt.timedelta(minutes=minutes)).replace(microsecond=0)
-
-    def _channel(self) -> str:
-        roll = self.rng.random()
-        if roll < self.config.csv_share:
-            return CSV
-        if roll < self.config.csv_share + self.config.fhir_share:
-            return FHIR
-        return SIU
-
-    def _payer(self) -> PayerItem | None:
-        payers = self.network.payers
-        weights = [p.weight for p in payers] + [SELF_PAY_WEIGHT]
-        choice = self.rng.choices([*payers, None], weights=weights)[0]
-        return choice
-
-    def _new_appt(self, site: Site, today: bool) -> _Appt:
-        dept = self.rng.choice(site.departments)
-        provider = self.rng.choice(site.providers_of(dept.department_id))
-        evaluation = [c for c in dept.services if SERVICE_BY_CODE[c].evaluation]
-        service = SERVICE_BY_CODE[self.rng.choice(evaluation)]
-        return _Appt(
-            appointment_id=self.ids.next("A"),
-            site=site,
-            dept=dept,
-            provider=provider,
-            provider_code=provider.local_code,
-            service=service,
-            patient_ref=f"MRN{self.rng.randrange(10**7):07d}",
-            payer=self._payer(),
-            channel=self._channel(),
-            today=today,
-        )
-
-    def _slot(
-        self, site: Site, service: ServiceItem, day: dt.date
-    ) -> tuple[dt.datetime, dt.datetime]:
-        # Slots on a quarter hour between 08:00 and 16:45.
-        start = self._day_at(site, 8 * 60 + 15 * self.rng.randrange(36), day)
-        return start, start + dt.timedelta(minutes=service.minutes)
-
-    def _appointments(self, site: Site) -> list[_Appt]:
-        appts = []
-        for _ in range(self.config.appointments_per_site):
-            appt = self._new_appt(site, today=True)
-            self._today_lifecycle(appt)
-            appts.append(appt)
-        for _ in range(max(1, self.config.appointments_per_site // 3)):
-            appt = self._new_appt(site, today=False)
-            self._future_lifecycle(appt)
-            appts.append(appt)
-        return appts
-
-    def _today_lifecycle(self, appt: _Appt) -> None:
-        rng, site = self.rng, appt.site
-        start, end = self._slot(site, appt.service, self.config.day)
-        slot_minutes = (start - self._day_at(site, 0)).total_seconds() / 60
-        booked_at = self._day_at(site, 360 + rng.uniform(0, max(1.0, slot_minutes - 420)))
-        appt.steps.append(_Step(booked_at, "booked", start, end))
-        last = booked_at
-        if self._chance(0.10) and start.hour < 15:
-            moved = last + dt.timedelta(minutes=rng.randint(5, 45))
-            start = start + dt.timedelta(minutes=15 * rng.randint(4, 8))
-            end = start + dt.timedelta(minutes=appt.service.minutes)
-            appt.steps.append(_Step(moved, "rescheduled", start, end))
-            last = moved
-        roll = rng.random()
-        if roll < 0.14:
-            at = last + (start - last) * rng.uniform(0.2, 0.9)
-            appt.steps.append(_Step(at, "cancelled", start, end, rng.choice(CANCEL_REASONS)))
-        elif roll < 0.22:
-            at = start + dt.timedelta(minutes=rng.randint(20, 40))
-            appt.steps.append(_Step(at, "no_show", start, end, "Patient did not arrive"))
-        else:
-            arrived = start - dt.timedelta(minutes=rng.randint(2, 12))
-            done = end + dt.timedelta(minutes=rng.randint(0, 15))
-            appt.steps.append(
-                _Step(max(arrived, last + dt.timedelta(seconds=30)), "checked_in", start, end)
-            )
-            appt.steps.append(_Step(done, "completed", start, end))
-
-    def _future_lifecycle(self, appt: _Appt) -> None:
-        rng, site = self.rng, appt.site
-        day = self.config.day + dt.timedelta(days=rng.randint(1, 21))
-        start, end = self._slot(site, appt.service, day)
-        at = self._day_at(site, rng.uniform(8 * 60, 17 * 60))
-        appt.steps.append(_Step(at, "booked", start, end))
-        if self._chance(0.12):
-            at = at + dt.timedelta(minutes=rng.randint(10, 120))
-            start, end = self._slot(site, appt.service, day + dt.timedelta(days=rng.randint(1, 5)))
-            appt.steps.append(_Step(at, "rescheduled", start, end))
-        if self._chance(0.15):
-            at = at + dt.timedelta(minutes=rng.randint(10, 180))
-            appt.steps.append(_Step(at, "cancelled", start, end, rng.choice(CANCEL_REASONS)))
-
-    def _assign_provider_faults(self, appts: list[_Appt]) -> None:
+    def _assign_provider_faults(self, appts: list[Appointment]) -> None:
         faults = self.config.faults
         candidates = [a for a in appts if a.channel == SIU]
-        for appt in self._pick_share(candidates, faults.unknown_provider):
+        for appt in self.day.pick_share(candidates, faults.unknown_provider):
             appt.fault = "unknown_provider"
             appt.provider_code = f"DR9{self.ids.number('unknown-provider'):04d}"
         candidates = [a for a in candidates if a.fault is None]
-        for appt in self._pick_share(candidates, faults.inactive_provider):
+        for appt in self.day.pick_share(candidates, faults.inactive_provider):
             appt.fault = "inactive_provider"
             appt.provider = appt.site.retired[0]
             appt.provider_code = appt.provider.local_code
@@ -293,12 +124,12 @@ class _Generator:
             and a.fault is None
             and any(s.event == "rescheduled" for s in a.steps[:-1])
         ]
-        for appt in self._pick_share(rescheduled, faults.out_of_order):
+        for appt in self.day.pick_share(rescheduled, faults.out_of_order):
             appt.fault = "out_of_order"
 
-    def _deliver_appointment(self, appt: _Appt) -> None:
+    def _deliver_appointment(self, appt: Appointment) -> None:
         lane = f"appt:{appt.appointment_id}"
-        planned: list[tuple[dt.datetime, _Step]] = [(s.at, s) for s in appt.steps]
+        planned: list[tuple[dt.datetime, Step]] = [(s.at, s) for s in appt.steps]
         if appt.fault == "out_of_order":
             index = next(i for i, s in enumerate(appt.steps) if s.event == "rescheduled")
             late = appt.steps[index + 1].at + dt.timedelta(seconds=1)
@@ -312,7 +143,7 @@ class _Generator:
                 self._queue_csv(appt, step)
 
     def _fact(
-        self, appt: _Appt, step: _Step, key: str, source: str, event: str, code: str
+        self, appt: Appointment, step: Step, key: str, source: str, event: str, code: str
     ) -> AppointmentFact:
         return AppointmentFact(
             key=key,
@@ -328,7 +159,7 @@ class _Generator:
             service_code=appt.service.code,
         )
 
-    def _deliver_siu(self, appt: _Appt, step: _Step, send_at: dt.datetime, lane: str) -> None:
+    def _deliver_siu(self, appt: Appointment, step: Step, send_at: dt.datetime, lane: str) -> None:
         control_id = self.ids.next("S", 7)
         content = hl7.SiuContent(
             control_id=control_id,
@@ -351,7 +182,7 @@ class _Generator:
         fact = self._fact(
             appt, step, f"siu:{control_id}", SIU_SOURCE, step.event, appt.provider_code
         )
-        self._add(
+        self.day.add(
             Delivery(
                 seq=0,
                 at=send_at,
@@ -363,7 +194,7 @@ class _Generator:
             )
         )
 
-    def _deliver_fhir(self, appt: _Appt, step: _Step, version: int, lane: str) -> None:
+    def _deliver_fhir(self, appt: Appointment, step: Step, version: int, lane: str) -> None:
         # The portal has no "rescheduled": a new time is an update of a booked appointment.
         event = "modified" if step.event == "rescheduled" else step.event
         if event == "booked" and version > 1:
@@ -385,7 +216,7 @@ class _Generator:
         )
         create = version == 1
         key = f"fhir:{appt.appointment_id}:{version}"
-        self._add(
+        self.day.add(
             Delivery(
                 seq=0,
                 at=step.at,
@@ -404,7 +235,7 @@ class _Generator:
             )
         )
 
-    def _queue_csv(self, appt: _Appt, step: _Step) -> None:
+    def _queue_csv(self, appt: Appointment, step: Step) -> None:
         row = csv_export.CsvRow(
             appointment_id=appt.appointment_id,
             status=STATUS_OF[step.event],
@@ -430,7 +261,7 @@ class _Generator:
         # The satellite clinics' export runs in the evening: every change of the day, in order.
         self.csv_rows.sort(key=lambda item: item[0])
         last = max(at for at, _, _ in self.csv_rows)
-        self._add(
+        self.day.add(
             Delivery(
                 seq=0,
                 at=last + dt.timedelta(minutes=30),
@@ -443,11 +274,11 @@ class _Generator:
         )
 
     # -- billing --------------------------------------------------------------------------
-    def _bill(self, appts: list[_Appt]) -> None:
+    def _bill(self, appts: list[Appointment]) -> None:
         visits = [a for a in appts if a.completed is not None and a.fault in (None, "out_of_order")]
         unknown_payer = {
             id(a)
-            for a in self._pick_share(
+            for a in self.day.pick_share(
                 [v for v in visits if v.payer], self.config.faults.unknown_payer
             )
         }
@@ -459,11 +290,11 @@ class _Generator:
             self._charges(appt, plan)
 
     def _dft(
-        self, appt: _Appt, at: dt.datetime, lines: list[hl7.Ft1], facts: list[Fact], what: str
+        self, appt: Appointment, at: dt.datetime, lines: list[hl7.Ft1], facts: list[Fact], what: str
     ) -> Delivery:
         control_id = self.ids.next("D", 7)
         facts = [replace(f, key=f"dft:{control_id}:{n}") for n, f in enumerate(facts, 1)]
-        return self._add(
+        return self.day.add(
             Delivery(
                 seq=0,
                 at=at,
@@ -485,9 +316,9 @@ class _Generator:
             )
         )
 
-    def _copay(self, appt: _Appt) -> None:
+    def _copay(self, appt: Appointment) -> None:
         arrived = appt.checked_in
-        if arrived is None or not self._chance(0.45 if appt.payer else 0.7):
+        if arrived is None or not self.day.chance(0.45 if appt.payer else 0.7):
             return
         amount = (
             self.rng.choice((2000, 2500, 4000))
@@ -503,7 +334,7 @@ class _Generator:
         )  # fmt: skip
         self._dft(appt, at, [line], [fact], "copay")
 
-    def _charges(self, appt: _Appt, plan: str) -> None:
+    def _charges(self, appt: Appointment, plan: str) -> None:
         done = appt.completed
         assert done is not None
         ancillaries = [c for c in appt.dept.services if not SERVICE_BY_CODE[c].evaluation]
@@ -523,7 +354,7 @@ class _Generator:
         self._dft(appt, at, lines, facts, "charges")
         # A charge entered in error is credited back later in the day.
         for line in lines:
-            if self._chance(0.03):
+            if self.day.chance(0.03):
                 credit = replace(line, kind="CD", amount_minor=-line.amount_minor)
                 fact = self._charge_fact(appt, credit, plan, reversal=True)
                 self._dft(
@@ -535,7 +366,7 @@ class _Generator:
                 )
 
     def _ft1(
-        self, appt: _Appt, kind: str, transaction_id: str, at: dt.datetime,
+        self, appt: Appointment, kind: str, transaction_id: str, at: dt.datetime,
         service: ServiceItem, units: int, plan: str,
     ) -> hl7.Ft1:  # fmt: skip
         return hl7.Ft1(
@@ -554,7 +385,9 @@ class _Generator:
             provider_given=appt.provider.given,
         )
 
-    def _charge_fact(self, appt: _Appt, line: hl7.Ft1, plan: str, *, reversal: bool) -> ChargeFact:
+    def _charge_fact(
+        self, appt: Appointment, line: hl7.Ft1, plan: str, *, reversal: bool
+    ) -> ChargeFact:
         return ChargeFact(
             key="",
             site=appt.site.code,
@@ -570,7 +403,7 @@ class _Generator:
         )
 
     # -- remittances ----------------------------------------------------------------------
-    def _remittances(self, appts: list[_Appt]) -> None:
+    def _remittances(self, appts: list[Appointment]) -> None:
         visits = sum(1 for a in appts if a.today)
         count = max(2, round(visits * self.config.remittance_claims_per_visit))
         by_payer: dict[str, list[x12.Clp]] = {}
@@ -591,7 +424,7 @@ class _Generator:
         reversal_done = False
         inbox_next = False
         for n, (payer, claims) in enumerate(files):
-            at = self._day_at(base, 8 * 60 + n * (9 * 60 / max(1, len(files))))
+            at = self.day.at(base, 8 * 60 + n * (9 * 60 / max(1, len(files))))
             interest = (
                 (x12.Plb("L6", f"INT{n + 1}", -self.rng.randint(100, 900)),) if n == 0 else ()
             )
@@ -619,7 +452,7 @@ class _Generator:
     ) -> Delivery:
         name = f"{remit.trace_number}.835"
         facts = () if refusal else tuple(remittance_facts(remit, name, self.config.remittance_site))
-        return self._add(
+        return self.day.add(
             Delivery(
                 seq=0,
                 at=at,
@@ -646,26 +479,26 @@ class _Generator:
             refusal = Refusal(
                 "billing_adapter", "contract", "claim_unbalanced", self.config.remittance_site
             )
-            self._deliver_remittance(remit, self._day_at(base, 11 * 60), X12_UPLOAD, refusal)
+            self._deliver_remittance(remit, self.day.at(base, 11 * 60), X12_UPLOAD, refusal)
         if faults.unknown_payer_835 > 0:
             stranger = replace(payer, name="Lakeshore Health Plan", edi_id=UNKNOWN_PAYER_EDI)
             claims = [self.payers.claim(stranger, denied=False) for _ in range(2)]
             remit = self.payers.file(stranger, UNKNOWN_PAYER_EDI, claims, self.config.day)
             channel = X12_INBOX if self.config.use_inbox else X12_UPLOAD
-            self._deliver_remittance(remit, self._day_at(base, 15 * 60), channel)
+            self._deliver_remittance(remit, self.day.at(base, 15 * 60), channel)
 
     # -- faults that are whole inputs -----------------------------------------------------
     def _malformed(self) -> None:
         share = self.config.faults.malformed_hl7
         if share <= 0:
             return
-        siu_count = sum(1 for d in self.deliveries if d.channel == SIU)
-        dft_count = sum(1 for d in self.deliveries if d.channel == DFT)
+        siu_count = sum(1 for d in self.day.deliveries if d.channel == SIU)
+        dft_count = sum(1 for d in self.day.deliveries if d.channel == DFT)
         sites = self.network.sites
         for _ in range(max(1, round(share * siu_count))):
             site = self.rng.choice(sites)
-            appt = self._new_appt(site, today=True)
-            self._today_lifecycle(appt)
+            appt = self.schedule.new(site, today=True)
+            self.schedule.today_lifecycle(appt)
             step = appt.steps[0]
             control_id = self.ids.next("S", 7)
             content = hl7.SiuContent(
@@ -677,7 +510,7 @@ class _Generator:
                 service_text=appt.service.description, slot_start=step.slot_start,
                 slot_end=step.slot_end,
             )  # fmt: skip
-            self._add(
+            self.day.add(
                 Delivery(
                     seq=0, at=step.at, channel=SIU, lane=f"appt:{appt.appointment_id}",
                     payload=hl7.siu(content, sender=SIU_SOURCE, drop_pid=True),
@@ -688,9 +521,9 @@ class _Generator:
                 )
             )  # fmt: skip
         site = sites[0]
-        self._add(
+        self.day.add(
             Delivery(
-                seq=0, at=self._day_at(site, 7 * 60), channel=SIU, lane="garbage",
+                seq=0, at=self.day.at(site, 7 * 60), channel=SIU, lane="garbage",
                 payload=hl7.garbage(self.config.run_tag),
                 refusal=Refusal("scheduling_adapter", "contract", "parse_error", None),
                 label="not an HL7 message",
@@ -698,8 +531,8 @@ class _Generator:
         )  # fmt: skip
         for _ in range(max(1, round(share * dft_count))):
             site = self.rng.choice(sites)
-            appt = self._new_appt(site, today=True)
-            self._today_lifecycle(appt)
+            appt = self.schedule.new(site, today=True)
+            self.schedule.today_lifecycle(appt)
             service = appt.service
             line = replace(
                 self._ft1(
@@ -718,14 +551,14 @@ class _Generator:
         if share <= 0:
             return
         repeatable = [
-            d for d in self.deliveries if d.refusal is None and d.channel in (SIU, DFT, FHIR)
+            d for d in self.day.deliveries if d.refusal is None and d.channel in (SIU, DFT, FHIR)
         ]
         count = max(1, round(share * len(repeatable)))
         for original in self.rng.sample(repeatable, min(count, len(repeatable))):
             payload = original.payload
-            if original.channel == SIU and self._chance(0.5):
+            if original.channel == SIU and self.day.chance(0.5):
                 payload = _resent_with_new_msh7(payload, original.at + dt.timedelta(minutes=2))
-            self._add(
+            self.day.add(
                 replace(
                     original,
                     at=original.at + dt.timedelta(seconds=self.rng.randint(1, 600)),
@@ -734,10 +567,10 @@ class _Generator:
                     label=f"{original.label} (sent again)",
                 )
             )
-        uploads = [d for d in self.deliveries if d.channel == X12_UPLOAD and d.refusal is None]
+        uploads = [d for d in self.day.deliveries if d.channel == X12_UPLOAD and d.refusal is None]
         if uploads:
             original = uploads[-1]
-            self._add(
+            self.day.add(
                 replace(
                     original,
                     at=original.at + dt.timedelta(minutes=30),
