@@ -26,6 +26,7 @@ import random
 from dataclasses import dataclass, replace
 
 from carebus_scenario.appointments import Appointment, Schedule
+from carebus_scenario.charges import Billing
 from carebus_scenario.config import ScenarioConfig
 from carebus_scenario.day import Day
 from carebus_scenario.model import (
@@ -34,21 +35,14 @@ from carebus_scenario.model import (
     SIU,
     X12_INBOX,
     X12_UPLOAD,
-    ChargeFact,
     Delivery,
-    Fact,
-    PaymentFact,
     Refusal,
 )
 from carebus_scenario.network import (
-    DFT_SOURCE,
-    SERVICE_BY_CODE,
     SIU_SOURCE,
     UNKNOWN_PAYER_EDI,
-    UNKNOWN_PLAN_CODE,
     Network,
     PayerItem,
-    ServiceItem,
     Site,
     build_network,
 )
@@ -87,6 +81,7 @@ class _Generator:
         self.schedule = Schedule(self.day)
         self.payers = PayerDesk(self.rng, self.ids, config, self.network)
         self.feed = SchedulingFeed(self.day)
+        self.billing = Billing(self.day)
 
     # -- top level ------------------------------------------------------------------------
     def run(self) -> Scenario:
@@ -95,7 +90,7 @@ class _Generator:
         for appt in appts:
             self.feed.deliver(appt)
         self.feed.deliver_csv()
-        self._bill(appts)
+        self.billing.bill(appts)
         self._remittances(appts)
         self._malformed()
         self._duplicates()
@@ -123,135 +118,6 @@ class _Generator:
         ]
         for appt in self.day.pick_share(rescheduled, faults.out_of_order):
             appt.fault = "out_of_order"
-
-    # -- billing --------------------------------------------------------------------------
-    def _bill(self, appts: list[Appointment]) -> None:
-        visits = [a for a in appts if a.completed is not None and a.fault in (None, "out_of_order")]
-        unknown_payer = {
-            id(a)
-            for a in self.day.pick_share(
-                [v for v in visits if v.payer], self.config.faults.unknown_payer
-            )
-        }
-        for appt in visits:
-            plan = appt.payer.plan_code if appt.payer else ""
-            if id(appt) in unknown_payer:
-                plan = UNKNOWN_PLAN_CODE
-            self._copay(appt)
-            self._charges(appt, plan)
-
-    def _dft(
-        self, appt: Appointment, at: dt.datetime, lines: list[hl7.Ft1], facts: list[Fact], what: str
-    ) -> Delivery:
-        control_id = self.ids.next("D", 7)
-        facts = [replace(f, key=f"dft:{control_id}:{n}") for n, f in enumerate(facts, 1)]
-        return self.day.add(
-            Delivery(
-                seq=0,
-                at=at,
-                channel=DFT,
-                lane=f"visit:{appt.appointment_id}",
-                payload=hl7.dft(
-                    sender=DFT_SOURCE,
-                    site=appt.site.code,
-                    control_id=control_id,
-                    sent_at=at,
-                    patient_ref=appt.patient_ref,
-                    visit_number=f"V{appt.appointment_id}",
-                    location_id=appt.site.location_id,
-                    department_id=appt.dept.department_id,
-                    lines=lines,
-                ),
-                facts=tuple(facts),
-                label=f"DFT {what} {appt.appointment_id}",
-            )
-        )
-
-    def _copay(self, appt: Appointment) -> None:
-        arrived = appt.checked_in
-        if arrived is None or not self.day.chance(0.45 if appt.payer else 0.7):
-            return
-        amount = (
-            self.rng.choice((2000, 2500, 4000))
-            if appt.payer
-            else self.rng.choice((5000, 7500, 10000))
-        )
-        payment_id = self.ids.next("PAY")
-        at = arrived.at + dt.timedelta(minutes=1)
-        line = hl7.Ft1(transaction_id=payment_id, kind="PY", at=at, amount_minor=-amount)
-        fact = PaymentFact(
-            key="", site=appt.site.code, source=DFT_SOURCE, payment_id=payment_id,
-            payer_code=None, amount_minor=amount,
-        )  # fmt: skip
-        self._dft(appt, at, [line], [fact], "copay")
-
-    def _charges(self, appt: Appointment, plan: str) -> None:
-        done = appt.completed
-        assert done is not None
-        ancillaries = [c for c in appt.dept.services if not SERVICE_BY_CODE[c].evaluation]
-        codes = [appt.service.code]
-        extra = self.rng.choice((0, 0, 1, 1, 2))
-        codes += self.rng.sample(ancillaries, min(extra, len(ancillaries)))
-        at = done.at + dt.timedelta(minutes=self.rng.randint(5, 120))
-        lines: list[hl7.Ft1] = []
-        facts: list[Fact] = []
-        for code in codes:
-            service = SERVICE_BY_CODE[code]
-            units = self.rng.randint(2, 3) if code == "97110" else 1
-            charge_id = self.ids.next("CHG")
-            line = self._ft1(appt, "CG", charge_id, done.slot_start, service, units, plan)
-            lines.append(line)
-            facts.append(self._charge_fact(appt, line, plan, reversal=False))
-        self._dft(appt, at, lines, facts, "charges")
-        # A charge entered in error is credited back later in the day.
-        for line in lines:
-            if self.day.chance(0.03):
-                credit = replace(line, kind="CD", amount_minor=-line.amount_minor)
-                fact = self._charge_fact(appt, credit, plan, reversal=True)
-                self._dft(
-                    appt,
-                    at + dt.timedelta(minutes=self.rng.randint(30, 240)),
-                    [credit],
-                    [fact],
-                    "credit",
-                )
-
-    def _ft1(
-        self, appt: Appointment, kind: str, transaction_id: str, at: dt.datetime,
-        service: ServiceItem, units: int, plan: str,
-    ) -> hl7.Ft1:  # fmt: skip
-        return hl7.Ft1(
-            transaction_id=transaction_id,
-            kind=kind,
-            at=at,
-            amount_minor=service.fee_minor * units,
-            units=units,
-            service_code=service.code,
-            service_text=service.description,
-            department_id=appt.dept.department_id,
-            plan_code=plan,
-            location_id=appt.site.location_id,
-            npi=appt.provider.npi,
-            provider_family=appt.provider.family,
-            provider_given=appt.provider.given,
-        )
-
-    def _charge_fact(
-        self, appt: Appointment, line: hl7.Ft1, plan: str, *, reversal: bool
-    ) -> ChargeFact:
-        return ChargeFact(
-            key="",
-            site=appt.site.code,
-            source=DFT_SOURCE,
-            charge_id=line.transaction_id,
-            amount_minor=abs(line.amount_minor),
-            provider_code=appt.provider.npi,
-            location_code=appt.site.location_id,
-            department_code=appt.dept.department_id,
-            service_code=line.service_code,
-            payer_code=plan or None,
-            reversal=reversal,
-        )
 
     # -- remittances ----------------------------------------------------------------------
     def _remittances(self, appts: list[Appointment]) -> None:
@@ -386,12 +252,12 @@ class _Generator:
             self.schedule.today_lifecycle(appt)
             service = appt.service
             line = replace(
-                self._ft1(
+                self.billing.ft1(
                     appt, "CG", self.ids.next("CHG"), appt.steps[0].slot_start, service, 1, ""
                 ),
                 amount_text=f"{service.fee_minor // 100}.{service.fee_minor % 100:02d}5",
             )
-            delivery = self._dft(
+            delivery = self.billing.dft(
                 appt, appt.steps[0].slot_end + dt.timedelta(hours=1), [line], [], "bad amount"
             )
             delivery.refusal = Refusal("billing_adapter", "contract", "data_type_error", site.code)
