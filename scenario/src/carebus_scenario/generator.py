@@ -42,12 +42,11 @@ from carebus_scenario.network import (
     SIU_SOURCE,
     UNKNOWN_PAYER_EDI,
     Network,
-    PayerItem,
     Site,
     build_network,
 )
-from carebus_scenario.remittances import PayerDesk, remittance_facts
-from carebus_scenario.render import hl7, x12
+from carebus_scenario.remittances import Remittances
+from carebus_scenario.render import hl7
 from carebus_scenario.scheduling_feed import SchedulingFeed
 
 
@@ -79,9 +78,9 @@ class _Generator:
         self.day = Day(config, build_network(config, random.Random(config.network_seed)))
         self.rng, self.network, self.ids = self.day.rng, self.day.network, self.day.ids
         self.schedule = Schedule(self.day)
-        self.payers = PayerDesk(self.rng, self.ids, config, self.network)
         self.feed = SchedulingFeed(self.day)
         self.billing = Billing(self.day)
+        self.remittances = Remittances(self.day)
 
     # -- top level ------------------------------------------------------------------------
     def run(self) -> Scenario:
@@ -91,7 +90,8 @@ class _Generator:
             self.feed.deliver(appt)
         self.feed.deliver_csv()
         self.billing.bill(appts)
-        self._remittances(appts)
+        self.remittances.settle(appts)
+        self._faulty_remittances(self.network.sites[0])
         self._malformed()
         self._duplicates()
         return Scenario(self.config, self.network, self.day.in_order())
@@ -120,89 +120,26 @@ class _Generator:
             appt.fault = "out_of_order"
 
     # -- remittances ----------------------------------------------------------------------
-    def _remittances(self, appts: list[Appointment]) -> None:
-        visits = sum(1 for a in appts if a.today)
-        count = max(2, round(visits * self.config.remittance_claims_per_visit))
-        by_payer: dict[str, list[x12.Clp]] = {}
-        for _ in range(count):
-            payer = self.rng.choices(
-                self.network.payers, weights=[p.weight for p in self.network.payers]
-            )[0]
-            by_payer.setdefault(payer.payer_id, []).append(self.payers.claim(payer))
-        files: list[tuple[PayerItem, list[x12.Clp]]] = []
-        for payer in self.network.payers:
-            claims = by_payer.get(payer.payer_id, [])
-            per_file = self.config.remittance_files_per_payer
-            for n in range(per_file):
-                chunk = claims[n::per_file]
-                if chunk:
-                    files.append((payer, chunk))
-        base = self.network.sites[0]
-        reversal_done = False
-        inbox_next = False
-        for n, (payer, claims) in enumerate(files):
-            at = self.day.at(base, 8 * 60 + n * (9 * 60 / max(1, len(files))))
-            interest = (
-                (x12.Plb("L6", f"INT{n + 1}", -self.rng.randint(100, 900)),) if n == 0 else ()
-            )
-            produced = self.config.day - dt.timedelta(days=3)
-            remit = self.payers.file(payer, payer.edi_id, claims, produced, interest)
-            channel = X12_UPLOAD
-            if not reversal_done and len(claims) >= 2:
-                # This payer later takes one claim back and pays it again, corrected.
-                reversal_done = True
-                self._deliver_remittance(remit, at, X12_UPLOAD)
-                self._deliver_reversal(payer, claims[0], at + dt.timedelta(hours=4))
-                continue
-            if self.config.use_inbox and inbox_next:
-                channel = X12_INBOX
-            inbox_next = not inbox_next
-            self._deliver_remittance(remit, at, channel)
-        self._faulty_remittances(base)
-
-    def _deliver_remittance(
-        self,
-        remit: x12.RemittanceFile,
-        at: dt.datetime,
-        channel: str,
-        refusal: Refusal | None = None,
-    ) -> Delivery:
-        name = f"{remit.trace_number}.835"
-        facts = () if refusal else tuple(remittance_facts(remit, name, self.config.remittance_site))
-        return self.day.add(
-            Delivery(
-                seq=0,
-                at=at,
-                channel=channel,
-                lane="x12" if channel == X12_UPLOAD else "inbox",
-                payload=x12.render_835(remit),
-                facts=facts,
-                refusal=refusal,
-                label=name,
-            )
-        )
-
-    def _deliver_reversal(self, payer: PayerItem, original: x12.Clp, at: dt.datetime) -> None:
-        produced = self.config.day - dt.timedelta(days=1)
-        remit = self.payers.file(payer, payer.edi_id, self.payers.reversal(original), produced)
-        self._deliver_remittance(remit, at, X12_UPLOAD)
-
     def _faulty_remittances(self, base: Site) -> None:
         faults = self.config.faults
         payer = self.network.payers[0]
         if faults.unbalanced_835 > 0:
-            claims = [self.payers.claim(payer, denied=False) for _ in range(2)]
-            remit = self.payers.file(payer, payer.edi_id, claims, self.config.day, misstate=1)
+            claims = [self.remittances.payers.claim(payer, denied=False) for _ in range(2)]
+            remit = self.remittances.payers.file(
+                payer, payer.edi_id, claims, self.config.day, misstate=1
+            )
             refusal = Refusal(
                 "billing_adapter", "contract", "claim_unbalanced", self.config.remittance_site
             )
-            self._deliver_remittance(remit, self.day.at(base, 11 * 60), X12_UPLOAD, refusal)
+            self.remittances.deliver(remit, self.day.at(base, 11 * 60), X12_UPLOAD, refusal)
         if faults.unknown_payer_835 > 0:
             stranger = replace(payer, name="Lakeshore Health Plan", edi_id=UNKNOWN_PAYER_EDI)
-            claims = [self.payers.claim(stranger, denied=False) for _ in range(2)]
-            remit = self.payers.file(stranger, UNKNOWN_PAYER_EDI, claims, self.config.day)
+            claims = [self.remittances.payers.claim(stranger, denied=False) for _ in range(2)]
+            remit = self.remittances.payers.file(
+                stranger, UNKNOWN_PAYER_EDI, claims, self.config.day
+            )
             channel = X12_INBOX if self.config.use_inbox else X12_UPLOAD
-            self._deliver_remittance(remit, self.day.at(base, 15 * 60), channel)
+            self.remittances.deliver(remit, self.day.at(base, 15 * 60), channel)
 
     # -- faults that are whole inputs -----------------------------------------------------
     def _malformed(self) -> None:
