@@ -440,11 +440,18 @@ def _posting(
         return None
     _check_amount(expression, events, file, rule, f"{where}.amount", errors)
     both = _dimensions(posting.dimensions, file, rule, f"{where}.dimensions", errors)
-    debit_dims = _side_dimensions(
-        posting.debit_dimensions, both, file, rule, f"{where}.debit_dimensions", errors
+    # A side's own dimensions when it gives them, else those of both lines.
+    debit_dims = (
+        both
+        if posting.debit_dimensions is None
+        else _dimensions(posting.debit_dimensions, file, rule, f"{where}.debit_dimensions", errors)
     )
-    credit_dims = _side_dimensions(
-        posting.credit_dimensions, both, file, rule, f"{where}.credit_dimensions", errors
+    credit_dims = (
+        both
+        if posting.credit_dimensions is None
+        else _dimensions(
+            posting.credit_dimensions, file, rule, f"{where}.credit_dimensions", errors
+        )
     )
     return Posting(
         amount=expression,
@@ -479,18 +486,6 @@ def _check_amount(
                     f"{event} has no amount {', '.join(missing)} (it has: {offered})",
                 )
             )
-
-
-def _side_dimensions(
-    names: Sequence[str] | None,
-    both: tuple[DimensionSpec, ...],
-    file: str,
-    rule: str,
-    where: str,
-    errors: list[RuleError],
-) -> tuple[DimensionSpec, ...]:
-    """A side's own dimensions when it gives them, else those of both lines."""
-    return both if names is None else _dimensions(names, file, rule, where, errors)
 
 
 def _check_mirrors(rules: Sequence[Rule], errors: list[RuleError]) -> None:
