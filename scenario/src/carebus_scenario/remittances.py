@@ -14,9 +14,20 @@ import random
 from collections.abc import Iterable
 from dataclasses import replace
 
+from carebus_scenario.appointments import Appointment
 from carebus_scenario.config import ScenarioConfig
+from carebus_scenario.day import Day
 from carebus_scenario.ids import Ids
-from carebus_scenario.model import AdjustmentFact, ClaimFact, Fact, PaymentFact
+from carebus_scenario.model import (
+    X12_INBOX,
+    X12_UPLOAD,
+    AdjustmentFact,
+    ClaimFact,
+    Delivery,
+    Fact,
+    PaymentFact,
+    Refusal,
+)
 from carebus_scenario.network import FAMILY, SERVICE_BY_CODE, X12_SOURCE, Network, PayerItem
 from carebus_scenario.render import x12
 
@@ -137,6 +148,86 @@ class PayerDesk:
             lines=(),
         )
         return [reversed_claim, corrected]
+
+
+class Remittances:
+    """The day's 835 files, one or more per payer, sent by upload or through the inbox folder."""
+
+    def __init__(self, day: Day) -> None:
+        self.day = day
+        self.payers = PayerDesk(day.rng, day.ids, day.config, day.network)
+
+    def settle(self, appts: list[Appointment]) -> None:
+        config = self.day.config
+        files = self._files(appts)
+        base = self.day.network.sites[0]
+        reversal_done = False
+        inbox_next = False
+        for n, (payer, claims) in enumerate(files):
+            at = self.day.at(base, 8 * 60 + n * (9 * 60 / max(1, len(files))))
+            interest = (
+                (x12.Plb("L6", f"INT{n + 1}", -self.day.rng.randint(100, 900)),) if n == 0 else ()
+            )
+            produced = config.day - dt.timedelta(days=3)
+            remit = self.payers.file(payer, payer.edi_id, claims, produced, interest)
+            channel = X12_UPLOAD
+            if not reversal_done and len(claims) >= 2:
+                # This payer later takes one claim back and pays it again, corrected.
+                reversal_done = True
+                self.deliver(remit, at, X12_UPLOAD)
+                self._deliver_reversal(payer, claims[0], at + dt.timedelta(hours=4))
+                continue
+            if config.use_inbox and inbox_next:
+                channel = X12_INBOX
+            inbox_next = not inbox_next
+            self.deliver(remit, at, channel)
+
+    def _files(self, appts: list[Appointment]) -> list[tuple[PayerItem, list[x12.Clp]]]:
+        """Claims of earlier visits, in proportion to the day's; per payer, split over its files."""
+        config, payers = self.day.config, self.day.network.payers
+        visits = sum(1 for a in appts if a.today)
+        count = max(2, round(visits * config.remittance_claims_per_visit))
+        by_payer: dict[str, list[x12.Clp]] = {}
+        for _ in range(count):
+            payer = self.day.rng.choices(payers, weights=[p.weight for p in payers])[0]
+            by_payer.setdefault(payer.payer_id, []).append(self.payers.claim(payer))
+        files: list[tuple[PayerItem, list[x12.Clp]]] = []
+        for payer in payers:
+            claims = by_payer.get(payer.payer_id, [])
+            per_file = config.remittance_files_per_payer
+            for n in range(per_file):
+                chunk = claims[n::per_file]
+                if chunk:
+                    files.append((payer, chunk))
+        return files
+
+    def deliver(
+        self,
+        remit: x12.RemittanceFile,
+        at: dt.datetime,
+        channel: str,
+        refusal: Refusal | None = None,
+    ) -> Delivery:
+        name = f"{remit.trace_number}.835"
+        site = self.day.config.remittance_site
+        facts = () if refusal else tuple(remittance_facts(remit, name, site))
+        return self.day.add(
+            Delivery(
+                seq=0,
+                at=at,
+                channel=channel,
+                lane="x12" if channel == X12_UPLOAD else "inbox",
+                payload=x12.render_835(remit),
+                facts=facts,
+                refusal=refusal,
+                label=name,
+            )
+        )
+
+    def _deliver_reversal(self, payer: PayerItem, original: x12.Clp, at: dt.datetime) -> None:
+        produced = self.day.config.day - dt.timedelta(days=1)
+        remit = self.payers.file(payer, payer.edi_id, self.payers.reversal(original), produced)
+        self.deliver(remit, at, X12_UPLOAD)
 
 
 def remittance_facts(remit: x12.RemittanceFile, name: str, site: str) -> Iterable[Fact]:

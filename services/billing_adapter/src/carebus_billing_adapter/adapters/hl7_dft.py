@@ -24,6 +24,7 @@ from carebus_contracts.envelope import Money
 from carebus_shared.hl7.datatypes import (
     CodedValue,
     LocationRef,
+    MessageMeta,
     PatientRef,
     ProviderRef,
     coded,
@@ -104,6 +105,18 @@ class DftTransaction(msgspec.Struct, frozen=True, kw_only=True):
     patient_class: str | None
 
 
+class _Message(msgspec.Struct, frozen=True):
+    """What every FT1 line of one message shares, and the caller's defaults."""
+
+    meta: MessageMeta
+    sender: str
+    """``<MSH-3>^<MSH-4>``, the start of each line id."""
+    patient: PatientRef
+    pv1: Segment | None
+    default_tz: tzinfo | str
+    default_currency: str
+
+
 def map_dft(
     message: Hl7Message | bytes | str,
     *,
@@ -112,6 +125,26 @@ def map_dft(
 ) -> list[DftTransaction]:
     """Map one DFT^P03/P11; raises :class:`Hl7MappingError` naming the first problem."""
     msg = message if isinstance(message, Hl7Message) else parse_message(message)
+    _check_message_type(msg)
+    if not _CURRENCY.match(default_currency):
+        raise ValueError(f"default_currency must be ISO 4217, got {default_currency!r}")
+    meta = message_meta(msg, default_tz)
+    ft1s = msg.all("FT1")
+    if not ft1s:
+        raise Hl7MappingError(REQUIRED_FIELD_MISSING, "FT1", "no FT1 segment")
+    context = _Message(
+        meta=meta,
+        sender=f"{meta.source_system}^{meta.site or ''}",
+        patient=patient_from_pid(msg),
+        pv1=msg.segment("PV1"),
+        default_tz=default_tz,
+        default_currency=default_currency,
+    )
+    seen: set[int] = set()
+    return [_transaction(ft1, _new_set_id(ft1, seen), context) for ft1 in ft1s]
+
+
+def _check_message_type(msg: Hl7Message) -> None:
     if msg.message_code != "DFT":
         raise Hl7MappingError(
             UNSUPPORTED_MESSAGE_TYPE,
@@ -122,71 +155,73 @@ def map_dft(
         raise Hl7MappingError(
             UNSUPPORTED_EVENT_CODE, "MSH-9.2", f"DFT trigger {msg.trigger_event!r} not supported"
         )
-    if not _CURRENCY.match(default_currency):
-        raise ValueError(f"default_currency must be ISO 4217, got {default_currency!r}")
-    meta = message_meta(msg, default_tz)
-    ft1s = msg.all("FT1")
-    if not ft1s:
-        raise Hl7MappingError(REQUIRED_FIELD_MISSING, "FT1", "no FT1 segment")
-    patient = patient_from_pid(msg)
-    pv1 = msg.segment("PV1")
-    sender = f"{meta.source_system}^{meta.site or ''}"
-    seen: set[int] = set()
-    lines: list[DftTransaction] = []
-    for ft1 in ft1s:
-        set_id = _set_id(ft1)
-        if set_id in seen:
-            raise Hl7MappingError(DATA_TYPE_ERROR, loc(ft1, 1), f"duplicate FT1 set id {set_id}")
-        seen.add(set_id)
-        type_code = (ft1.value(6) or "").upper()
-        if not type_code:
-            raise Hl7MappingError(REQUIRED_FIELD_MISSING, loc(ft1, 6), "no transaction type")
-        if type_code not in TRANSACTION_TYPES:
-            raise Hl7MappingError(
-                TABLE_VALUE_NOT_FOUND, loc(ft1, 6), f"unknown transaction type {type_code!r}"
-            )
-        transaction_date = timestamp_at(ft1, 4, default_tz)
-        if transaction_date is None:
-            raise Hl7MappingError(REQUIRED_FIELD_MISSING, loc(ft1, 4), "no transaction date")
-        lines.append(
-            DftTransaction(
-                line_id=f"{sender}:{meta.control_id}:{set_id}",
-                control_id=meta.control_id,
-                message_datetime=meta.message_datetime,
-                trigger_event=meta.trigger_event,
-                source_system=meta.source_system,
-                site=meta.site,
-                set_id=set_id,
-                transaction_id=ft1.value(2),
-                batch_id=ft1.value(3),
-                transaction_type=TRANSACTION_TYPES[type_code],
-                transaction_type_code=type_code,
-                transaction_date=transaction_date,
-                posting_date=timestamp_at(ft1, 5, default_tz),
-                transaction_code=coded_at(ft1, 7),
-                description=ft1.value(8, sub=None),
-                quantity=_quantity(ft1),
-                extended_amount=_money(ft1, 11, default_currency),
-                unit_amount=_money(ft1, 12, default_currency),
-                department=coded_at(ft1, 13),
-                location=location_from_pl(ft1.field(16), loc(ft1, 16))
-                or (location_from_pl(pv1.field(3), loc(pv1, 3)) if pv1 else None),
-                insurance_plan=coded_at(ft1, 14),
-                diagnosis_codes=tuple(
-                    c for c in (coded(f) for f in ft1.repetitions(19)) if c is not None
-                ),
-                performing_providers=tuple(providers_at(ft1, 20, "performing")),
-                ordering_providers=tuple(providers_at(ft1, 21, "ordering")),
-                procedure_code=coded_at(ft1, 25),
-                procedure_modifiers=tuple(
-                    m for m in (f.component(1) for f in ft1.repetitions(26)) if m
-                ),
-                patient=patient,
-                visit_number=pv1.value(19) if pv1 else None,
-                patient_class=pv1.value(2) if pv1 else None,
-            )
+
+
+def _new_set_id(ft1: Segment, seen: set[int]) -> int:
+    """FT1-1, unique within the message (it makes the line id)."""
+    set_id = _set_id(ft1)
+    if set_id in seen:
+        raise Hl7MappingError(DATA_TYPE_ERROR, loc(ft1, 1), f"duplicate FT1 set id {set_id}")
+    seen.add(set_id)
+    return set_id
+
+
+def _transaction(ft1: Segment, set_id: int, context: _Message) -> DftTransaction:
+    type_code = _transaction_type(ft1)
+    transaction_date = timestamp_at(ft1, 4, context.default_tz)
+    if transaction_date is None:
+        raise Hl7MappingError(REQUIRED_FIELD_MISSING, loc(ft1, 4), "no transaction date")
+    meta, pv1 = context.meta, context.pv1
+    return DftTransaction(
+        line_id=f"{context.sender}:{meta.control_id}:{set_id}",
+        control_id=meta.control_id,
+        message_datetime=meta.message_datetime,
+        trigger_event=meta.trigger_event,
+        source_system=meta.source_system,
+        site=meta.site,
+        set_id=set_id,
+        transaction_id=ft1.value(2),
+        batch_id=ft1.value(3),
+        transaction_type=TRANSACTION_TYPES[type_code],
+        transaction_type_code=type_code,
+        transaction_date=transaction_date,
+        posting_date=timestamp_at(ft1, 5, context.default_tz),
+        transaction_code=coded_at(ft1, 7),
+        description=ft1.value(8, sub=None),
+        quantity=_quantity(ft1),
+        extended_amount=_money(ft1, 11, context.default_currency),
+        unit_amount=_money(ft1, 12, context.default_currency),
+        department=coded_at(ft1, 13),
+        location=_location(ft1, pv1),
+        insurance_plan=coded_at(ft1, 14),
+        diagnosis_codes=tuple(c for c in (coded(f) for f in ft1.repetitions(19)) if c is not None),
+        performing_providers=tuple(providers_at(ft1, 20, "performing")),
+        ordering_providers=tuple(providers_at(ft1, 21, "ordering")),
+        procedure_code=coded_at(ft1, 25),
+        procedure_modifiers=tuple(m for m in (f.component(1) for f in ft1.repetitions(26)) if m),
+        patient=context.patient,
+        visit_number=pv1.value(19) if pv1 else None,
+        patient_class=pv1.value(2) if pv1 else None,
+    )
+
+
+def _transaction_type(ft1: Segment) -> str:
+    """FT1-6, upper case: one of :data:`TRANSACTION_TYPES`."""
+    type_code = (ft1.value(6) or "").upper()
+    if not type_code:
+        raise Hl7MappingError(REQUIRED_FIELD_MISSING, loc(ft1, 6), "no transaction type")
+    if type_code not in TRANSACTION_TYPES:
+        raise Hl7MappingError(
+            TABLE_VALUE_NOT_FOUND, loc(ft1, 6), f"unknown transaction type {type_code!r}"
         )
-    return lines
+    return type_code
+
+
+def _location(ft1: Segment, pv1: Segment | None) -> LocationRef | None:
+    """FT1-16, else PV1-3."""
+    return location_from_pl(ft1.field(16), loc(ft1, 16)) or (
+        location_from_pl(pv1.field(3), loc(pv1, 3)) if pv1 else None
+    )
 
 
 def _set_id(ft1: Segment) -> int:

@@ -183,11 +183,33 @@ def extract(
     name = event.event_type.removeprefix("validated.")
     if name not in EVENT_TYPES:
         raise UnsupportedEvent(f"no facts for {event.event_type}")
+    # The steps get the event's parts read once: events come in many types, and reading
+    # an attribute of one again costs more than passing it on (this runs per event).
     enrichment = event.enrichment
     original = event.original
     payer_class = enrichment.payer_class.value if enrichment.payer_class else None
-    selectors: dict[str, str | None] = {
-        "site": event.site,
+    selectors = _selectors(event.site, original, enrichment, payer_class, previous_status)
+    amounts: dict[str, Amount] = {}
+    dates: dict[str, dt.date] = {"occurred": local_date(event.occurred_at, enrichment.time_zone)}
+    has_payer = _read_original(
+        event, original, enrichment, selectors, amounts, dates,
+        fee_schedule, fee_currency, statistical_unit,
+    )  # fmt: skip
+    self_pay = payer_class == "self_pay" or not has_payer
+    selectors["self_pay"] = "true" if self_pay else "false"
+    return _facts(event, name, original, enrichment, payer_class, selectors, amounts, dates)
+
+
+def _selectors(
+    site: str,
+    original: Any,
+    enrichment: v.Enrichment,
+    payer_class: str | None,
+    previous_status: str | None,
+) -> dict[str, str | None]:
+    """The selectors of every event; its family adds its own."""
+    return {
+        "site": site,
         "source_system": original.source_system,
         "department": enrichment.department_id,
         "location": enrichment.location_id,
@@ -199,48 +221,101 @@ def extract(
         "place_of_service": enrichment.place_of_service,
         "previous_status": previous_status,
     }
-    amounts: dict[str, Amount] = {}
-    dates: dict[str, dt.date] = {"occurred": local_date(event.occurred_at, enrichment.time_zone)}
-    # Billing events without a payer code are the patient's own; appointments carry no
-    # payer at all, so for them only the enrichment's payer class can say self-pay.
-    has_payer = True
+
+
+def _read_original(
+    event: v.Validated[Any],
+    original: Any,
+    enrichment: v.Enrichment,
+    selectors: dict[str, str | None],
+    amounts: dict[str, Amount],
+    dates: dict[str, dt.date],
+    fee_schedule: Mapping[str, int],
+    fee_currency: str,
+    statistical_unit: str,
+) -> bool:
+    """Add what the event's family offers; return whether the event names a payer.
+
+    Billing events without a payer code are the patient's own; appointments carry no
+    payer at all, so for them only the enrichment's payer class can say self-pay.
+    """
     if isinstance(original, b.ChargePosted | b.ChargeReversed):
-        charge = original.charge
-        amounts["charge"] = _money(charge.amount)
-        amounts["units"] = Amount(charge.units, statistical_unit)
-        dates["service_date"] = charge.service_date
-        has_payer = charge.payer_code is not None
-    elif isinstance(original, b.PaymentPosted):
-        amounts["payment"] = _money(original.amount)
-        dates["received_on"] = original.received_on
-        has_payer = original.payer_code is not None
-        selectors["payment_method"] = original.method.value if original.method else None
-    elif isinstance(original, b.AdjustmentPosted):
-        amounts["adjustment"] = _money(original.amount)
-        has_payer = original.payer_code is not None
-        selectors["carc_group"] = original.group_code.value
-        selectors["carc_reason"] = original.reason_code
-        scope = getattr(original, "scope", None)  # AdjustmentPosted 1.1
-        selectors["adjustment_scope"] = str(scope.value) if scope is not None else None
-    elif isinstance(original, b.ClaimAdjudicatedV2):
-        amounts.update(_claim_amounts(original))
-        amounts["claims"] = Amount(1, statistical_unit)
-        dates["adjudicated_on"] = original.adjudicated_on
-        has_payer = original.payer_code is not None
-        selectors["claim_status"] = original.status.value
-    else:
-        appointment = getattr(original, "appointment", None)
-        if appointment is None:
-            raise UnsupportedEvent(f"no facts for {event.event_type}")
-        amounts["visits"] = Amount(1, statistical_unit)
-        service = enrichment.service_code or appointment.service_code
-        fee = fee_schedule.get(service or "", fee_schedule.get("default"))
-        if fee is not None:
-            amounts["expected_fee"] = Amount(fee, fee_currency)
-        dates["slot_date"] = local_date(appointment.slot_start, enrichment.time_zone)
-        selectors["appointment_status"] = appointment.status.value
-    self_pay = payer_class == "self_pay" or not has_payer
-    selectors["self_pay"] = "true" if self_pay else "false"
+        return _charge(original.charge, statistical_unit, amounts, dates)
+    if isinstance(original, b.PaymentPosted):
+        return _payment(original, selectors, amounts, dates)
+    if isinstance(original, b.AdjustmentPosted):
+        return _adjustment(original, selectors, amounts)
+    if isinstance(original, b.ClaimAdjudicatedV2):
+        return _claim(original, statistical_unit, selectors, amounts, dates)
+    appointment = getattr(original, "appointment", None)
+    if appointment is None:
+        raise UnsupportedEvent(f"no facts for {event.event_type}")
+    amounts["visits"] = Amount(1, statistical_unit)
+    service = enrichment.service_code or appointment.service_code
+    fee = fee_schedule.get(service or "", fee_schedule.get("default"))
+    if fee is not None:
+        amounts["expected_fee"] = Amount(fee, fee_currency)
+    dates["slot_date"] = local_date(appointment.slot_start, enrichment.time_zone)
+    selectors["appointment_status"] = appointment.status.value
+    return True
+
+
+def _charge(
+    charge: b.Charge, statistical_unit: str, amounts: dict[str, Amount], dates: dict[str, dt.date]
+) -> bool:
+    amounts["charge"] = _money(charge.amount)
+    amounts["units"] = Amount(charge.units, statistical_unit)
+    dates["service_date"] = charge.service_date
+    return charge.payer_code is not None
+
+
+def _payment(
+    payment: b.PaymentPosted,
+    selectors: dict[str, str | None],
+    amounts: dict[str, Amount],
+    dates: dict[str, dt.date],
+) -> bool:
+    amounts["payment"] = _money(payment.amount)
+    dates["received_on"] = payment.received_on
+    selectors["payment_method"] = payment.method.value if payment.method else None
+    return payment.payer_code is not None
+
+
+def _adjustment(
+    adjustment: b.AdjustmentPosted, selectors: dict[str, str | None], amounts: dict[str, Amount]
+) -> bool:
+    amounts["adjustment"] = _money(adjustment.amount)
+    selectors["carc_group"] = adjustment.group_code.value
+    selectors["carc_reason"] = adjustment.reason_code
+    scope = getattr(adjustment, "scope", None)  # AdjustmentPosted 1.1
+    selectors["adjustment_scope"] = str(scope.value) if scope is not None else None
+    return adjustment.payer_code is not None
+
+
+def _claim(
+    claim: b.ClaimAdjudicatedV2,
+    statistical_unit: str,
+    selectors: dict[str, str | None],
+    amounts: dict[str, Amount],
+    dates: dict[str, dt.date],
+) -> bool:
+    amounts.update(_claim_amounts(claim))
+    amounts["claims"] = Amount(1, statistical_unit)
+    dates["adjudicated_on"] = claim.adjudicated_on
+    selectors["claim_status"] = claim.status.value
+    return claim.payer_code is not None
+
+
+def _facts(
+    event: v.Validated[Any],
+    name: str,
+    original: Any,
+    enrichment: v.Enrichment,
+    payer_class: str | None,
+    selectors: dict[str, str | None],
+    amounts: dict[str, Amount],
+    dates: dict[str, dt.date],
+) -> Facts:
     return Facts(
         event=name,
         site=event.site,

@@ -315,100 +315,15 @@ def compile_rule(
     except RuleError as exc:
         return None, [exc]
     errors: list[RuleError] = []
-    for index, event in enumerate(doc.events):
-        if event not in f.EVENT_TYPES:
-            known = ", ".join(sorted(f.EVENT_TYPES))
-            errors.append(
-                RuleError(file, name, f"events[{index}]", f"unknown event {event!r} ({known})")
-            )
-    events = [e for e in doc.events if e in f.EVENT_TYPES]
-    for event in events:
-        if doc.posting_date not in f.DATES[event]:
-            offered = ", ".join(sorted(f.DATES[event]))
-            errors.append(
-                RuleError(
-                    file,
-                    name,
-                    "posting_date",
-                    f"{event} has no date {doc.posting_date!r} (it has: {offered})",
-                )
-            )
-    when = {
-        key: frozenset(("true" if value else "false",) if isinstance(value, bool) else value)
-        for key, value in msgspec.structs.asdict(doc.when).items()
-        if value is not None
-    }
+    events = _known_events(doc.events, file, name, errors)
+    _check_posting_date(doc.posting_date, events, file, name, errors)
+    when = _selectors(doc.when)
     if "previous_status" in when:
-        unfenced = sorted({e for e in events if e.split(".")[0] not in fenced})
-        if unfenced:
-            errors.append(
-                RuleError(
-                    file,
-                    name,
-                    "when.previous_status",
-                    f"only fenced entities have a previous status; not {', '.join(unfenced)}",
-                )
-            )
-    kinds = [not doc.journal, doc.mirror is not None, bool(doc.posting)]
-    if sum(kinds) != 1:
-        errors.append(
-            RuleError(
-                file, name, "posting", "give exactly one of: postings, mirror, or journal = false"
-            )
-        )
-    if doc.mirror is not None and doc.mirror not in f.EVENT_TYPES:
-        errors.append(RuleError(file, name, "mirror", f"unknown event {doc.mirror!r}"))
+        _check_previous_status(events, fenced, file, name, errors)
+    _check_kind(doc, file, name, errors)
     if doc.description:
         _check_template(doc.description, file, name, errors)
-    postings = []
-    for index, posting in enumerate(doc.posting):
-        where = f"posting[{index}]"
-        try:
-            expression = parse(posting.amount)
-        except ExpressionError as exc:
-            errors.append(RuleError(file, name, f"{where}.amount", str(exc)))
-            continue
-        if not expression.is_amount:
-            errors.append(
-                RuleError(file, name, f"{where}.amount", "reads no named amount: it has no unit")
-            )
-        for event in events:
-            missing = sorted(expression.names - f.AMOUNTS[event])
-            if missing:
-                offered = ", ".join(sorted(f.AMOUNTS[event]))
-                errors.append(
-                    RuleError(
-                        file,
-                        name,
-                        f"{where}.amount",
-                        f"{event} has no amount {', '.join(missing)} (it has: {offered})",
-                    )
-                )
-        both = _dimensions(posting.dimensions, file, name, f"{where}.dimensions", errors)
-        debit_dims = (
-            both
-            if posting.debit_dimensions is None
-            else _dimensions(
-                posting.debit_dimensions, file, name, f"{where}.debit_dimensions", errors
-            )
-        )
-        credit_dims = (
-            both
-            if posting.credit_dimensions is None
-            else _dimensions(
-                posting.credit_dimensions, file, name, f"{where}.credit_dimensions", errors
-            )
-        )
-        postings.append(
-            Posting(
-                amount=expression,
-                debit=_targets(posting.debit, accounts, file, name, f"{where}.debit", errors),
-                credit=_targets(posting.credit, accounts, file, name, f"{where}.credit", errors),
-                debit_dimensions=debit_dims,
-                credit_dimensions=credit_dims,
-                memo=posting.memo,
-            )
-        )
+    postings = _postings(doc.posting, events, accounts, file, name, errors)
     if errors:
         return None, errors
     rule = Rule(
@@ -422,9 +337,155 @@ def compile_rule(
         posting_date=doc.posting_date,
         journal=doc.journal,
         mirror=doc.mirror,
-        postings=tuple(postings),
+        postings=postings,
     )
     return rule, []
+
+
+def _known_events(names: Sequence[str], file: str, rule: str, errors: list[RuleError]) -> list[str]:
+    """The rule's events that exist; an error for each that does not."""
+    for index, event in enumerate(names):
+        if event not in f.EVENT_TYPES:
+            known = ", ".join(sorted(f.EVENT_TYPES))
+            errors.append(
+                RuleError(file, rule, f"events[{index}]", f"unknown event {event!r} ({known})")
+            )
+    return [e for e in names if e in f.EVENT_TYPES]
+
+
+def _check_posting_date(
+    posting_date: str, events: Sequence[str], file: str, rule: str, errors: list[RuleError]
+) -> None:
+    for event in events:
+        if posting_date not in f.DATES[event]:
+            offered = ", ".join(sorted(f.DATES[event]))
+            errors.append(
+                RuleError(
+                    file,
+                    rule,
+                    "posting_date",
+                    f"{event} has no date {posting_date!r} (it has: {offered})",
+                )
+            )
+
+
+def _selectors(when: WhenDoc) -> dict[str, frozenset[str]]:
+    """The selectors given, each as the set of values it allows (booleans as text)."""
+    return {
+        key: frozenset(("true" if value else "false",) if isinstance(value, bool) else value)
+        for key, value in msgspec.structs.asdict(when).items()
+        if value is not None
+    }
+
+
+def _check_previous_status(
+    events: Sequence[str], fenced: frozenset[str], file: str, rule: str, errors: list[RuleError]
+) -> None:
+    unfenced = sorted({e for e in events if e.split(".")[0] not in fenced})
+    if unfenced:
+        errors.append(
+            RuleError(
+                file,
+                rule,
+                "when.previous_status",
+                f"only fenced entities have a previous status; not {', '.join(unfenced)}",
+            )
+        )
+
+
+def _check_kind(doc: RuleDoc, file: str, rule: str, errors: list[RuleError]) -> None:
+    """Exactly one of postings, a mirror of a known event, or ``journal = false``."""
+    kinds = [not doc.journal, doc.mirror is not None, bool(doc.posting)]
+    if sum(kinds) != 1:
+        errors.append(
+            RuleError(
+                file, rule, "posting", "give exactly one of: postings, mirror, or journal = false"
+            )
+        )
+    if doc.mirror is not None and doc.mirror not in f.EVENT_TYPES:
+        errors.append(RuleError(file, rule, "mirror", f"unknown event {doc.mirror!r}"))
+
+
+def _postings(
+    docs: Sequence[PostingDoc],
+    events: Sequence[str],
+    accounts: Mapping[str, AccountDoc],
+    file: str,
+    rule: str,
+    errors: list[RuleError],
+) -> tuple[Posting, ...]:
+    """The postings that compile (a posting whose amount does not parse is left out)."""
+    postings = []
+    for index, doc in enumerate(docs):
+        posting = _posting(doc, f"posting[{index}]", events, accounts, file, rule, errors)
+        if posting is not None:
+            postings.append(posting)
+    return tuple(postings)
+
+
+def _posting(
+    posting: PostingDoc,
+    where: str,
+    events: Sequence[str],
+    accounts: Mapping[str, AccountDoc],
+    file: str,
+    rule: str,
+    errors: list[RuleError],
+) -> Posting | None:
+    """One ``[[rule.posting]]``; None when its amount does not parse."""
+    try:
+        expression = parse(posting.amount)
+    except ExpressionError as exc:
+        errors.append(RuleError(file, rule, f"{where}.amount", str(exc)))
+        return None
+    _check_amount(expression, events, file, rule, f"{where}.amount", errors)
+    both = _dimensions(posting.dimensions, file, rule, f"{where}.dimensions", errors)
+    # A side's own dimensions when it gives them, else those of both lines.
+    debit_dims = (
+        both
+        if posting.debit_dimensions is None
+        else _dimensions(posting.debit_dimensions, file, rule, f"{where}.debit_dimensions", errors)
+    )
+    credit_dims = (
+        both
+        if posting.credit_dimensions is None
+        else _dimensions(
+            posting.credit_dimensions, file, rule, f"{where}.credit_dimensions", errors
+        )
+    )
+    return Posting(
+        amount=expression,
+        debit=_targets(posting.debit, accounts, file, rule, f"{where}.debit", errors),
+        credit=_targets(posting.credit, accounts, file, rule, f"{where}.credit", errors),
+        debit_dimensions=debit_dims,
+        credit_dimensions=credit_dims,
+        memo=posting.memo,
+    )
+
+
+def _check_amount(
+    expression: Expression,
+    events: Sequence[str],
+    file: str,
+    rule: str,
+    where: str,
+    errors: list[RuleError],
+) -> None:
+    """The amount reads a named amount, and only amounts every one of its events carries."""
+    if not expression.is_amount:
+        errors.append(RuleError(file, rule, where, "reads no named amount: it has no unit"))
+    for event in events:
+        missing = sorted(expression.names - f.AMOUNTS[event])
+        if missing:
+            offered = ", ".join(sorted(f.AMOUNTS[event]))
+            errors.append(
+                RuleError(
+                    file,
+                    rule,
+                    where,
+                    f"{event} has no amount {', '.join(missing)} (it has: {offered})",
+                )
+            )
 
 
 def _check_mirrors(rules: Sequence[Rule], errors: list[RuleError]) -> None:
