@@ -290,3 +290,23 @@ async def test_text_postgresql_cannot_store_is_a_422_naming_the_field(
     assert refused["field"] == "name"
     assert "Acme" not in refused["detail"]
     assert (await api.get(f"/v1/payers/{payer['payer_id']}")).status_code == 404
+
+
+async def test_a_nul_in_a_query_or_path_parameter_is_a_400_naming_it(
+    api: httpx.AsyncClient,
+) -> None:
+    refused = _problem(await api.get("/v1/cost-centres?active=true&q=%00C"), 400)
+    assert refused["field"] == "q"
+    _problem(await api.get("/v1/locations?cursor=6%00x"), 400)
+    _problem(await api.get("/v1/payers/PY%00-1"), 400)
+
+
+async def test_an_id_beyond_latin_1_gets_a_percent_encoded_location(
+    api: httpx.AsyncClient,
+) -> None:
+    payer_id = unique("PY-\U0003ea59-")
+    body = {"payer_id": payer_id, "name": "Acme", "payer_class": "commercial"}
+    created = await api.post("/v1/payers", json=body)
+    assert created.status_code == 201, created.text
+    assert created.headers["location"].startswith("/v1/payers/PY-%F0%BE%A9%99-")
+    assert (await api.get(created.headers["location"])).json()["payer_id"] == payer_id

@@ -31,6 +31,7 @@ from carebus_shared.dependencies import DependencyUnavailable
 from carebus_shared.exceptions import store as exception_store
 from carebus_shared.exceptions.events import exception_event
 from carebus_shared.exceptions.store import ExceptionRecord
+from carebus_shared.http.guards import refuse_unstorable_parameters
 from carebus_shared.http.problems import EXCEPTION_HANDLERS
 from carebus_shared.jetstream.connection import ConnectionState, make_broker
 from carebus_shared.jetstream.consumer import OnBatch, StageConsumer
@@ -294,5 +295,6 @@ class ServiceRuntime:
             lifespan=[lifespan],
             logging_config=None,  # keep the JSON logging configured at start-up
             exception_handlers=EXCEPTION_HANDLERS,
+            before_request=refuse_unstorable_parameters,
             openapi_config=OpenAPIConfig(title=f"carebus {self.service}", version=version),
         )

@@ -24,6 +24,7 @@ from carebus_billing_adapter.handlers.remittance import (
 from carebus_shared.dependencies import DEPENDENCY_ERRORS
 from carebus_shared.exceptions.redrive import RedriveInputs
 from carebus_shared.exceptions.routes import redrive_routes
+from carebus_shared.http.guards import location
 from carebus_shared.http.problems import problem, unavailable
 
 log = logging.getLogger(__name__)
@@ -61,12 +62,12 @@ def fhir_error(rejected: FhirRejected) -> Response[dict[str, Any]]:
 
 
 def fhir_success(accepted: FhirAccepted) -> Response[dict[str, Any]]:
-    location = f"/fhir/{accepted.resource_type}/{accepted.resource_id}"
+    here = location("fhir", accepted.resource_type, accepted.resource_id)
     return Response(
         accepted.resource,
         status_code=201 if accepted.created else 200,
         media_type=FHIR_JSON,
-        headers={"Location": location},
+        headers={"Location": here},
     )
 
 

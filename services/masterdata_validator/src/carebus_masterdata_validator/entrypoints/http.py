@@ -29,6 +29,7 @@ from carebus_masterdata_validator.domain.kinds import SPECS, KindSpec
 from carebus_masterdata_validator.domain.problems import FieldError, Problem
 from carebus_masterdata_validator.handlers.masterdata import Caller, MasterData, as_dict
 from carebus_masterdata_validator.handlers.quarantine import Quarantine
+from carebus_shared.http.guards import location
 from carebus_shared.http.problems import problem
 
 ACTOR_HEADER = "X-Carebus-Actor"
@@ -111,7 +112,7 @@ def _record_response(spec: KindSpec, stored: Stored, status: int = 200) -> Respo
         status_code=status,
         headers={
             "ETag": etag(stored.version),
-            "Location": f"/v1/{spec.collection}/{record_id}",
+            "Location": location("v1", spec.collection, record_id),
             "Last-Modified": stored.updated_at.strftime("%a, %d %b %Y %H:%M:%S GMT"),
         },
     )

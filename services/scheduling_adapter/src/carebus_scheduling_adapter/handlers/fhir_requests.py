@@ -30,6 +30,7 @@ from carebus_scheduling_adapter.adapters.fhir.problems import (
 from carebus_scheduling_adapter.adapters.fhir.resources import Appointment, decode
 from carebus_scheduling_adapter.domain.inputs import CONTENT_FHIR, SOURCE_FHIR
 from carebus_shared.exceptions.redrive import Reprocessed
+from carebus_shared.http.guards import location
 from carebus_shared.intake import Sink
 from carebus_shared.logs import bind_event
 
@@ -169,8 +170,8 @@ class FhirRequests:
             await self._sink.publish(SOURCE_FHIR, [event])
         fhir_id, version = _id_and_version(event)
         body = _as_stored(raw, fhir_id, version)
-        location = f"Appointment/{fhir_id}/_history/{version}"
-        headers = {"Location": location, "ETag": f'W/"{version}"'}
+        here = location("Appointment", fhir_id, "_history", str(version)).removeprefix("/")
+        headers = {"Location": here, "ETag": f'W/"{version}"'}
         return FhirReply(201 if interaction == CREATE else 200, body, headers, (event.event_id,))
 
     async def _refuse(
