@@ -8,12 +8,13 @@ PACKAGES := contracts shared services/scheduling_adapter services/billing_adapte
             tools/erp_sandbox scenario
 PYPROJECTS := $(addsuffix /pyproject.toml,$(PACKAGES))
 
-.PHONY: install run test lint typecheck pytest bench clean-data help
+.PHONY: install run test lint typecheck pytest bench fuzz clean-data help
 
 help:
 	@echo "make run    install everything, start NATS + PostgreSQL + all services (Ctrl-C stops)"
 	@echo "make test   install, then ruff, mypy, contract gate and pytest"
 	@echo "make bench  benchmarks (not part of make test); figures printed and kept in .data/bench"
+	@echo "make fuzz   every HTTP route fuzzed from its OpenAPI document, far longer than in make test"
 
 $(STAMP): constraints.txt requirements-dev.txt $(PYPROJECTS)
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "carebus needs Python 3.11+")'
@@ -45,6 +46,10 @@ test: lint typecheck
 
 bench: install
 	$(BIN)/pytest benchmarks -s -p no:cacheprovider -o python_files='bench_*.py'
+
+# The API fuzz of make test with 25x the cases per route (CAREBUS_FUZZ_EXAMPLES to change).
+fuzz: install
+	CAREBUS_FUZZ_EXAMPLES=$${CAREBUS_FUZZ_EXAMPLES:-200} $(BIN)/pytest tests/api -p no:cacheprovider
 
 clean-data:
 	rm -rf .data
