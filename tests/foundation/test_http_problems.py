@@ -6,6 +6,7 @@ import logging
 
 import pytest
 from litestar import get
+from litestar.params import FromQuery
 from litestar.testing import create_test_client
 
 from carebus_shared.http.problems import EXCEPTION_HANDLERS, PROBLEM_JSON, REQUEST_ID_HEADER
@@ -17,7 +18,7 @@ async def boom() -> None:
 
 
 @get("/typed")
-async def typed(n: int) -> int:
+async def typed(n: FromQuery[int]) -> int:
     return n
 
 
