@@ -13,6 +13,7 @@ from typing import Any
 import asyncpg
 import msgspec
 from litestar import Litestar, Request, Response, get, patch, post
+from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromQuery, JSONBody
 
 from carebus_contracts.erp_journal_api import (
@@ -262,6 +263,17 @@ def build(settings: Settings) -> Litestar:
         finally:
             await sandbox.close()
 
+    return Litestar(
+        route_handlers=[*_api_routes(sandbox), *_control_routes(sandbox)],
+        lifespan=[lifespan],
+        exception_handlers=EXCEPTION_HANDLERS,
+        logging_config=None,
+    )
+
+
+def _api_routes(sandbox: Sandbox) -> list[HTTPRouteHandler]:
+    """What the poster's "http" connector calls, as a cloud ERP's journal API would."""
+
     @post("/api/v1/journals")
     async def create_journal(request: Request[Any, Any, Any]) -> Response[Any]:
         return await sandbox.create(request)
@@ -273,6 +285,12 @@ def build(settings: Settings) -> Litestar:
     @get("/health/live", sync_to_thread=False)
     def live() -> dict[str, str]:
         return {"status": "ok"}
+
+    return [create_journal, journal_statuses, live]
+
+
+def _control_routes(sandbox: Sandbox) -> list[HTTPRouteHandler]:
+    """The test and demo knobs: statistics, the request log, outages, storms, settings."""
 
     @get("/sandbox/stats")
     async def stats() -> dict[str, Any]:
@@ -326,12 +344,4 @@ def build(settings: Settings) -> Litestar:
             "closed_periods": knobs.closed_periods,
         }
 
-    return Litestar(
-        route_handlers=[
-            create_journal, journal_statuses, live, stats, requests, outage, storm, accounts,
-            settings_patch,
-        ],
-        lifespan=[lifespan],
-        exception_handlers=EXCEPTION_HANDLERS,
-        logging_config=None,
-    )  # fmt: skip
+    return [stats, requests, outage, storm, accounts, settings_patch]
