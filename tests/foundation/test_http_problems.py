@@ -17,6 +17,11 @@ async def boom() -> None:
     raise ZeroDivisionError("patient Jane Doe divided by zero")
 
 
+@get("/database-down")
+async def database_down() -> None:
+    raise ConnectionRefusedError("connect call failed")
+
+
 @get("/typed")
 async def typed(n: FromQuery[int]) -> int:
     return n
@@ -61,3 +66,21 @@ def test_framework_errors_are_problem_bodies() -> None:
     assert missing.json()["title"] == "Not Found"
     assert (invalid.status_code, invalid.headers["content-type"]) == (400, PROBLEM_JSON)
     assert invalid.json()["status"] == 400
+
+
+def test_a_dependency_failure_is_a_logged_503_with_retry_after(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with (
+        caplog.at_level(logging.WARNING, "carebus.http"),
+        create_test_client(
+            [database_down], exception_handlers=EXCEPTION_HANDLERS, logging_config=None
+        ) as client,
+    ):
+        response = client.get("/database-down")
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "5"
+    assert response.json()["request_id"] == response.headers[REQUEST_ID_HEADER]
+    [record] = caplog.records
+    assert record.exc_info is not None
+    assert record.exc_info[0] is ConnectionRefusedError

@@ -8,18 +8,14 @@ record). 200 re-driven; 422 rejected again (the record stays open); 404 no such 
 
 from __future__ import annotations
 
-import logging
 from typing import Any, Final
 
 from litestar import Request, Response, post
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath
 
-from carebus_shared.dependencies import DEPENDENCY_ERRORS
 from carebus_shared.exceptions.redrive import RedriveInputs, RedriveOutcome, RedriveResult
-from carebus_shared.http.problems import problem, unavailable
-
-log = logging.getLogger("carebus.redrive")
+from carebus_shared.http.problems import problem
 
 ACTOR_HEADER: Final = "X-Carebus-Actor"
 _STATUS: Final = {
@@ -61,11 +57,8 @@ def redrive_routes(redrive: RedriveInputs, max_body_bytes: int) -> list[HTTPRout
     ) -> Response[dict[str, Any]]:
         corrected = await request.body()
         actor = request.headers.get(ACTOR_HEADER) or "http"
-        try:
-            result = await redrive.redrive(record_id, corrected or None, actor)
-        except DEPENDENCY_ERRORS as exc:
-            log.warning("re-drive failed: %s", type(exc).__name__, extra={"record": record_id})
-            return unavailable("JetStream or PostgreSQL is unavailable; nothing changed, retry")
+        # A dependency's failure propagates: the app answers 503 and logs it.
+        result = await redrive.redrive(record_id, corrected or None, actor)
         status = _STATUS[result.outcome]
         if status >= 400:
             return problem(status, _TITLE[result.outcome], result.message, **result_body(result))

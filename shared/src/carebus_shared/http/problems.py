@@ -1,8 +1,9 @@
 """RFC 9457 problem bodies, and the app-wide handlers that make every error one.
 
 Routes answer known failures with :func:`problem`; the handlers turn Litestar's own errors
-(404, 405, validation, body too large) into problem bodies, and an unexpected error into a
-500 that names a request id, logged with its traceback under the same id.
+(404, 405, validation, body too large) into problem bodies, a dependency's failure (NATS,
+JetStream, PostgreSQL) into a 503 with ``Retry-After``, and an unexpected error into a 500.
+Every 5xx names a request id and is logged with its traceback under the same id.
 """
 
 from __future__ import annotations
@@ -17,10 +18,14 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException
 from litestar.types import ExceptionHandlersMap
 
+from carebus_shared.dependencies import DEPENDENCY_ERRORS
+
 log = logging.getLogger("carebus.http")
 
 PROBLEM_JSON: Final = "application/problem+json"
 REQUEST_ID_HEADER: Final = "X-Request-Id"
+# Seconds a client waits before retrying after a 503.
+RETRY_AFTER_S: Final = 5
 _CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
@@ -73,6 +78,25 @@ def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[dic
     )
 
 
+def _dependency_down(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    rid = request_id(request)
+    log.warning(
+        "%s %s answered 503: a dependency failed (%s)",
+        request.method,
+        request.url.path,
+        type(exc).__name__,
+        exc_info=exc,
+        extra={"request_id": rid},
+    )
+    return problem(
+        503,
+        "Service Unavailable",
+        "JetStream or PostgreSQL is unavailable; nothing was accepted or changed, retry",
+        headers={"Retry-After": str(RETRY_AFTER_S), REQUEST_ID_HEADER: rid},
+        request_id=rid,
+    )
+
+
 _TITLES: Final = {
     400: "Bad Request",
     401: "Unauthorized",
@@ -90,5 +114,6 @@ _TITLES: Final = {
 
 EXCEPTION_HANDLERS: Final[ExceptionHandlersMap] = {
     HTTPException: _http_error,
+    **{error: _dependency_down for error in DEPENDENCY_ERRORS},
     Exception: _unexpected,
 }

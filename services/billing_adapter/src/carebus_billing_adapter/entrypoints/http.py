@@ -25,7 +25,7 @@ from carebus_shared.dependencies import DEPENDENCY_ERRORS
 from carebus_shared.exceptions.redrive import RedriveInputs
 from carebus_shared.exceptions.routes import redrive_routes
 from carebus_shared.http.guards import location
-from carebus_shared.http.problems import problem, unavailable
+from carebus_shared.http.problems import problem
 
 log = logging.getLogger(__name__)
 
@@ -99,12 +99,8 @@ def remittance_routes(
         raw = await request.body()
         if not raw:
             return problem(400, "Bad Request", "the request body must be an X12 835 file")
-        try:
-            outcome = await remittances.handle(raw, origin="http")
-        except DEPENDENCY_ERRORS as exc:  # JetStream or PostgreSQL down: nothing acknowledged
-            log.error("835 not posted, answering 503: %s", type(exc).__name__)
-            return unavailable("the events could not be published; nothing was posted, retry")
-        return remittance_response(outcome)
+        # JetStream or PostgreSQL down: the app answers 503, nothing was acknowledged.
+        return remittance_response(await remittances.handle(raw, origin="http"))
 
     return [upload_remittance]
 

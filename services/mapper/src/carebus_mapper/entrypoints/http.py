@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import asyncpg
 import msgspec
 from litestar import Request, Response, post
 from litestar.handlers import HTTPRouteHandler
@@ -21,7 +20,7 @@ from carebus_mapper.domain.journal import idempotency_key
 from carebus_mapper.domain.rules import RuleSet
 from carebus_mapper.handlers.preview import PreviewRefused, preview
 from carebus_mapper.handlers.stage import LoadApplied
-from carebus_shared.http.problems import problem, unavailable
+from carebus_shared.http.problems import problem
 
 
 class RuleInfo(msgspec.Struct, frozen=True, kw_only=True):
@@ -57,9 +56,6 @@ def preview_routes(rules: RuleSet, load_applied: LoadApplied | None) -> list[HTT
             result = await preview(rules, await request.body(), load_applied)
         except PreviewRefused as exc:
             return problem(400, "Not a validated event", str(exc), reason=exc.reason, path=exc.path)
-        except (RuntimeError, OSError, asyncpg.PostgresError) as exc:
-            # Fenced entities need the applied versions; say so rather than guess.
-            return unavailable(f"the fence store is unavailable ({type(exc).__name__}); retry")
         event, outcome = result.event, result.result
         rule = rules.rule(outcome.rule_id) if outcome.rule_id else None
         if outcome.rejection is not None:

@@ -62,16 +62,9 @@ def _on_invalid(_: Request[Any, Any, Any], exc: ValidationException) -> Response
     return problem_response(Problem(400, "Invalid request", detail, errors))
 
 
-def _on_unavailable(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
-    # Not connected yet / reconnecting / a publish not confirmed: worth retrying shortly.
-    return problem_response(Problem(503, "Unavailable", f"{exc}; retry shortly"))
-
-
 EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     Problem: _on_problem,
     ValidationException: _on_invalid,
-    RuntimeError: _on_unavailable,
-    OSError: _on_unavailable,
 }
 
 
