@@ -18,11 +18,10 @@ from pathlib import Path
 import pytest
 
 from carebus_scenario.stack import fresh_database
-from carebus_shared.cli.services import ServiceEntry, discover
+from carebus_shared.cli.services import discover
 from carebus_shared.devstack.nats_server import NatsServer
-from carebus_shared.devstack.ports import free_port
 from carebus_shared.jetstream.topology import TOPOLOGY
-from tests.support.service_process import ServiceProcess, provision_topology
+from tests.support.service_process import ServiceProcess, provision_topology, service_process
 
 pytestmark = pytest.mark.slow
 
@@ -46,7 +45,7 @@ def running(
     processes: dict[str, ServiceProcess] = {}
     try:
         for name, service in SERVICES.items():
-            processes[name] = _start(service, nats.url, db, logs)
+            processes[name] = service_process(service, nats.url, db, logs).start()
         for process in processes.values():
             process.wait_ready()
         yield {name: process.base for name, process in processes.items()}
@@ -54,19 +53,6 @@ def running(
         for process in processes.values():
             process.terminate()
         nats.stop()
-
-
-def _start(service: ServiceEntry, nats_url: str, database_url: str, logs: Path) -> ServiceProcess:
-    port = free_port()
-    prefix = service.config.ENV_PREFIX
-    env = {
-        "NATS_URL": nats_url,
-        "DATABASE_URL": database_url,
-        f"{prefix}HTTP_PORT": str(port),
-        f"{prefix}MLLP_PORT": str(free_port()),
-    }
-    argv = service.command(sys.executable)
-    return ServiceProcess(argv, env, port, logs / f"{service.name}.log").start()
 
 
 @pytest.mark.parametrize("name", sorted(SERVICES))

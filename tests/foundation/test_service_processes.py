@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 from pathlib import Path
 
 import nats
@@ -11,14 +10,13 @@ import pytest
 
 from carebus_shared.cli.services import discover
 from carebus_shared.devstack.nats_server import NatsServer
-from carebus_shared.devstack.ports import free_port
 from carebus_shared.jetstream.topology import TOPOLOGY
 from tests.support.echo_stage import CONSUMER, OUT_STREAM
 from tests.support.service_process import (
     EchoFactory,
-    ServiceProcess,
     http_get,
     provision_topology,
+    service_process,
     wait_until,
 )
 
@@ -57,18 +55,7 @@ def test_every_service_process_becomes_ready_and_stops_cleanly(
     processes = []
     try:
         for service in discover():
-            port = free_port()
-            prefix = service.config.ENV_PREFIX
-            env = {
-                "NATS_URL": nats_url,
-                "DATABASE_URL": database_url,
-                f"{prefix}HTTP_PORT": str(port),
-                f"{prefix}MLLP_PORT": str(free_port()),
-            }
-            log = tmp_path / f"{service.name}.log"
-            processes.append(
-                ServiceProcess(service.command(sys.executable), env, port, log).start()
-            )
+            processes.append(service_process(service, nats_url, database_url, tmp_path).start())
         assert len(processes) == 5
         for process in processes:
             process.wait_ready()

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import nats
 
+from carebus_shared.cli.services import ServiceEntry
+from carebus_shared.devstack.ports import free_port
 from carebus_shared.jetstream.provision import provision
 from carebus_shared.jetstream.topology import Topology
 
@@ -84,8 +86,19 @@ class ServiceProcess:
             self.process.wait(timeout=10)
 
 
-def python_argv(*args: str) -> list[str]:
-    return [sys.executable, *args]
+def service_process(
+    service: ServiceEntry, nats_url: str, database_url: str, logs: Path
+) -> ServiceProcess:
+    """A service's own script as a process on free ports (not started)."""
+    port = free_port()
+    prefix = service.config.ENV_PREFIX
+    env = {
+        "NATS_URL": nats_url,
+        "DATABASE_URL": database_url,
+        f"{prefix}HTTP_PORT": str(port),
+        f"{prefix}MLLP_PORT": str(free_port()),
+    }
+    return ServiceProcess(service.command(sys.executable), env, port, logs / f"{service.name}.log")
 
 
 # Makes an echo stage process (tests.support.echo_stage, not started): NATS URL, log, delay.
