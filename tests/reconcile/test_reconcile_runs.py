@@ -33,6 +33,7 @@ from carebus_contracts.erp import JournalEntryRequested
 from carebus_contracts.examples import build_examples
 from carebus_contracts.scheduling import AppointmentCompleted
 from carebus_scenario.stack import fresh_database, provision_stack
+from carebus_shared.cli.provision import provision_all
 from carebus_shared.devstack.nats_server import NatsServer
 from carebus_shared.devstack.ports import free_port
 from carebus_shared.jetstream.topology import MASTERDATA_VIEW_BUCKET
@@ -301,3 +302,24 @@ async def test_every_interval_it_serves_the_latest_run_as_metrics_until_sigterm(
     assert '"msg":"reconciled"' in logged
     assert '"unexplained":2' in logged
     assert not any(i in logged or i in text for i in IDS)
+
+
+async def test_provision_applies_the_results_schema(
+    database_url: str, private_nats: NatsServer
+) -> None:
+    name = f"carebus_prov_{uuid.uuid4().hex[:8]}"
+    db = await fresh_database(database_url, name)
+    try:
+        lines = await provision_all(private_nats.url, db)
+        assert any(
+            line.split() == ["schema", "carebus_reconcile", "applied", "001_reconciliation.sql"]
+            for line in lines
+        ), lines
+        again = await provision_all(private_nats.url, db)
+        assert any(line.split() == ["schema", "carebus_reconcile", "unchanged"] for line in again)
+    finally:
+        conn = await asyncpg.connect(database_url)
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
