@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import time
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
@@ -35,11 +34,12 @@ from carebus_scenario.model import AdjustmentFact, AppointmentFact, ChargeFact, 
 from carebus_scenario.network import UNKNOWN_PAYER_EDI, UNKNOWN_PLAN_CODE
 from carebus_scenario.observe import backlog, wait_quiet
 from carebus_scenario.player import Player, PlayReport, load_masterdata
-from carebus_scenario.stack import ServiceStack, fresh_database, provision_stack
+from carebus_scenario.stack import ServiceStack
 from carebus_shared.devstack.nats_server import NatsServer
 from carebus_shared.jetstream.topology import ERP_POSTER
 from tests.support.reconcile import differences
 from tests.support.reconcile import reconcile as run_reconcile
+from tests.support.stacks import running_stack
 
 pytestmark = pytest.mark.slow
 
@@ -51,20 +51,8 @@ SEEDED_DAY = SMALL.day + dt.timedelta(days=1)
 async def stack(
     database_url: str, private_nats: NatsServer, tmp_path: Path
 ) -> AsyncIterator[ServiceStack]:
-    name = f"carebus_rec_{uuid.uuid4().hex[:8]}"
-    db = await fresh_database(database_url, name)
-    await provision_stack(private_nats.url, db)
-    services = ServiceStack(private_nats.url, db, tmp_path, remittance_site=SMALL.remittance_site)
-    try:
-        await asyncio.to_thread(services.start)
+    async with running_stack(database_url, private_nats.url, tmp_path) as services:
         yield services
-    finally:
-        await asyncio.to_thread(services.stop)
-        conn = await asyncpg.connect(database_url)
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await conn.close()
 
 
 def reconcile(services: ServiceStack, day: dt.date, fmt: str = "json") -> tuple[int, str, str]:

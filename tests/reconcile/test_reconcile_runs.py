@@ -15,7 +15,6 @@ import signal
 import subprocess
 import time
 import urllib.request
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,12 +31,13 @@ from carebus_contracts.envelope import Event
 from carebus_contracts.erp import JournalEntryRequested
 from carebus_contracts.examples import build_examples
 from carebus_contracts.scheduling import AppointmentCompleted
-from carebus_scenario.stack import fresh_database, provision_stack
+from carebus_scenario.stack import provision_stack
 from carebus_shared.cli.provision import provision_all
 from carebus_shared.devstack.nats_server import NatsServer
 from carebus_shared.devstack.ports import free_port
 from carebus_shared.jetstream.topology import MASTERDATA_VIEW_BUCKET
 from tests.support.reconcile import command, differences, environment, reconcile
+from tests.support.stacks import own_database
 
 TODAY = dt.datetime.now(dt.UTC).date()
 NOON = dt.datetime.combine(TODAY, dt.time(12), tzinfo=dt.UTC)
@@ -121,11 +121,15 @@ class Suite:
 
 @pytest.fixture
 async def suite(database_url: str, private_nats: NatsServer) -> AsyncIterator[Suite]:
-    name = f"carebus_rec_{uuid.uuid4().hex[:8]}"
-    db = await fresh_database(database_url, name)
-    await provision_stack(private_nats.url, db)
+    async with own_database(database_url, "carebus_rec") as db:
+        await provision_stack(private_nats.url, db)
+        await record_a_day(private_nats.url, db)
+        yield Suite(private_nats.url, db)
+
+
+async def record_a_day(nats_url: str, db: str) -> None:
     request = journal_request(charge("CH1", "A1"))
-    nc = await nats.connect(private_nats.url)
+    nc = await nats.connect(nats_url)
     try:
         js = nc.jetstream()
         events = [completed("S1", "A1"), charge("CH1", "A1"), charge("CH2", "A1"),
@@ -145,14 +149,6 @@ async def suite(database_url: str, private_nats: NatsServer) -> AsyncIterator[Su
                                request.correlation_id)  # fmt: skip
     finally:
         await conn.close()
-    try:
-        yield Suite(private_nats.url, db)
-    finally:
-        conn = await asyncpg.connect(database_url)
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await conn.close()
 
 
 STRICT = ("--settle", "0", "--charge-lag", "0")
@@ -307,9 +303,7 @@ async def test_every_interval_it_serves_the_latest_run_as_metrics_until_sigterm(
 async def test_provision_applies_the_results_schema(
     database_url: str, private_nats: NatsServer
 ) -> None:
-    name = f"carebus_prov_{uuid.uuid4().hex[:8]}"
-    db = await fresh_database(database_url, name)
-    try:
+    async with own_database(database_url, "carebus_prov") as db:
         lines = await provision_all(private_nats.url, db)
         assert any(
             line.split() == ["schema", "carebus_reconcile", "applied", "001_reconciliation.sql"]
@@ -317,9 +311,3 @@ async def test_provision_applies_the_results_schema(
         ), lines
         again = await provision_all(private_nats.url, db)
         assert any(line.split() == ["schema", "carebus_reconcile", "unchanged"] for line in again)
-    finally:
-        conn = await asyncpg.connect(database_url)
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await conn.close()
