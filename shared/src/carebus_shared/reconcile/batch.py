@@ -71,7 +71,11 @@ async def run_once(nats_url: str, database_url: str, job: Job) -> Run:
     """Reconcile ``job``'s days; raises on anything it cannot read or store."""
     started, clock = dt.datetime.now(dt.UTC), time.monotonic()
     nc = await nats.connect(
-        nats_url, connect_timeout=5, max_reconnect_attempts=3, error_cb=_connection_error
+        nats_url,
+        connect_timeout=5,
+        max_reconnect_attempts=3,
+        reconnect_time_wait=1,
+        error_cb=_connection_error,
     )
     try:
         conn = await asyncpg.connect(database_url, timeout=10)

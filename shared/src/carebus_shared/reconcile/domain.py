@@ -249,7 +249,7 @@ def _ago(delta: dt.timedelta) -> str:
     return f"{minutes} min" if minutes < 120 else f"{minutes // 60} h"
 
 
-class _Day:
+class _Index:
     """Everything :func:`reconcile` looks up, indexed once for all sites and days."""
 
     def __init__(self, views: Views, timing: Timing) -> None:
@@ -292,7 +292,7 @@ def _posted(journals: Iterable[Journal]) -> list[Journal]:
     return [j for j in journals if j.postings]
 
 
-def _visit_difference(ctx: _Day, visit: Visit) -> Difference | None:
+def _visit_difference(ctx: _Index, visit: Visit) -> Difference | None:
     if ctx.has_charge(visit):
         return None
     note = ctx.explanations.find(visit.event_ids or {visit.event_id}, [visit.entity])
@@ -305,7 +305,7 @@ def _visit_difference(ctx: _Day, visit: Visit) -> Difference | None:
     )  # fmt: skip
 
 
-def _item_difference(ctx: _Day, item: BillingItem, journals: list[Journal]) -> Difference | None:
+def _item_difference(ctx: _Index, item: BillingItem, journals: list[Journal]) -> Difference | None:
     kind = _NOT_POSTED.get(item.kind)
     # A zero amount posts nothing (the mapper publishes no journal whose lines are all zero).
     if kind is None or item.amount_minor == 0 or _posted(journals):
@@ -322,14 +322,14 @@ def _item_difference(ctx: _Day, item: BillingItem, journals: list[Journal]) -> D
     )  # fmt: skip
 
 
-def _source(ctx: _Day, journal: Journal) -> tuple[str, str]:
+def _source(ctx: _Index, journal: Journal) -> tuple[str, str]:
     for event_id in journal.source_event_ids:
         if event_id in ctx.source_of:
             return ctx.source_of[event_id]
     return JOURNAL, journal.journal_id
 
 
-def _journal_differences(ctx: _Day, journal: Journal) -> list[Difference]:
+def _journal_differences(ctx: _Index, journal: Journal) -> list[Difference]:
     found = []
     entity, entity_id = _source(ctx, journal)
     # Posted twice: more than one booking of one journal, or of one source event through
@@ -374,7 +374,7 @@ def _journal_differences(ctx: _Day, journal: Journal) -> list[Difference]:
     return found
 
 
-def _count_visit(ctx: _Day, figure: Figure, visit: Visit) -> None:
+def _count_visit(ctx: _Index, figure: Figure, visit: Visit) -> None:
     figure.count += 1
     figure.matched = (figure.matched or 0) + ctx.has_charge(visit)
     journals = _posted(ctx.journals_of.get(visit.event_id, ()))
@@ -414,7 +414,7 @@ def reconcile(
     """Per (site, day) of ``days``: the figures and the differences, sites in name order.
 
     ``sites`` limits the result; by default every site with anything on those days."""
-    ctx = _Day(views, timing)
+    ctx = _Index(views, timing)
     wanted = set(days)
     only = set(sites) if sites is not None else None
     results: dict[tuple[str, dt.date], SiteDay] = {}
