@@ -119,6 +119,8 @@ def print_summary(
     out(f"  quarantine        {endpoints.validator_http}/v1/quarantine")
     out("  exceptions        carebus exceptions list   (re-drive: carebus exceptions redrive ID)")
     out("  backlogs          carebus status")
+    out(f"  reconciliation    carebus reconcile --date {scenario.config.day}   "
+        "(scheduling, billing and the ledger side by side)")  # fmt: skip
     out("  ledger            psql: carebus_erp_poster.trial_balance_by_account, "
         "activity_by_site_day")  # fmt: skip
     out(f"  API docs          {endpoints.validator_http}/schema (each service serves /schema)")

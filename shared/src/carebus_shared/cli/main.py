@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+from carebus_shared.cli import reconcile
 from carebus_shared.cli.devstack import devstack, read_endpoints
 
 
@@ -48,6 +49,7 @@ def _parser() -> argparse.ArgumentParser:
         one.add_argument("id", type=int)
         if action == "discard":
             one.add_argument("--note", default="")
+    reconcile.add_parser(sub)
     contracts = sub.add_parser("contracts", help="contract gate and generated documents")
     contracts.add_argument("args", nargs=argparse.REMAINDER)
     return parser
@@ -72,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
         lines = asyncio.run(provision_all(nats_url, database_url, args.replicas))
         print("\n".join(lines))
         return 0
+    if args.command == "reconcile":
+        return reconcile.run(args, nats_url, database_url)
     if args.command == "status":
         from carebus_shared.cli.status import status_lines
 

@@ -1,0 +1,54 @@
+"""A database of a test's own, and the five services running on it as processes (the
+end-to-end tests' suite): created, provisioned, started, and gone afterwards."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import asyncpg
+
+from carebus_scenario.config import SMALL
+from carebus_scenario.stack import ServiceStack, fresh_database, provision_stack
+from carebus_shared.jetstream.topology import TOPOLOGY, Topology
+
+
+@asynccontextmanager
+async def own_database(server_url: str, prefix: str) -> AsyncIterator[str]:
+    """A new, empty database on the server of ``server_url``; dropped afterwards."""
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    url = await fresh_database(server_url, name)
+    try:
+        yield url
+    finally:
+        conn = await asyncpg.connect(server_url)
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+
+@asynccontextmanager
+async def running_stack(
+    server_url: str,
+    nats_url: str,
+    workdir: Path,
+    *,
+    topology: Topology = TOPOLOGY,
+    extra_env: Mapping[str, Mapping[str, str]] | None = None,
+) -> AsyncIterator[ServiceStack]:
+    """The five services on a database of their own and ``nats_url`` (provisioned with
+    ``topology``), filing remittances under the SMALL scenario's site."""
+    async with own_database(server_url, "carebus_e2e") as db:
+        await provision_stack(nats_url, db, topology)
+        services = ServiceStack(
+            nats_url, db, workdir, remittance_site=SMALL.remittance_site, extra_env=extra_env
+        )
+        try:
+            await asyncio.to_thread(services.start)
+            yield services
+        finally:
+            await asyncio.to_thread(services.stop)
