@@ -32,12 +32,6 @@ import msgspec
 from carebus_contracts import Event
 from carebus_contracts import scheduling as s
 from carebus_contracts.checks import ContractViolation
-from carebus_scheduling_adapter.adapters.fhir.problems import (
-    CODE_INVALID,
-    REQUIRED,
-    VALUE,
-    FhirProblem,
-)
 from carebus_scheduling_adapter.adapters.fhir.resources import (
     Appointment,
     CodeableConcept,
@@ -46,6 +40,7 @@ from carebus_scheduling_adapter.adapters.fhir.resources import (
     Reference,
 )
 from carebus_scheduling_adapter.domain.appointments import appointment_event
+from carebus_shared.fhir.outcome import CODE_INVALID, REQUIRED, VALUE, FhirProblem
 
 NPI_SYSTEM: Final = "http://hl7.org/fhir/sid/us-npi"
 _NPI_OID: Final = "urn:oid:2.16.840.1.113883.4.6"
@@ -149,6 +144,13 @@ def appointment_to_event(
         raise FhirProblem(
             "contract_violation", f"the appointment breaks its contract: {exc}", code=VALUE
         ) from exc
+
+
+def id_and_version(event: Event) -> tuple[str, str]:
+    """The FHIR id and version an event of :func:`appointment_to_event` was made from."""
+    # fhir:<source>:<id>:<version>; FHIR ids and versions never contain ':'.
+    _, fhir_id, version = event.event_id.rsplit(":", 2)
+    return fhir_id, version
 
 
 def content_hash(raw: bytes) -> str:
