@@ -213,6 +213,76 @@ async def test_update_maps_every_r4_status(
     assert event.event["appointment"]["reason"] == reason
 
 
+def _request(**changes: Any) -> dict[str, Any]:
+    """An Appointment without start and end: R4 allows it when proposed, waitlisted or
+    cancelled (invariant app-3)."""
+    resource = appointment(
+        requestedPeriod=[{"start": "2025-03-17", "end": "2025-03-21T17:00:00-05:00"}],
+        minutesDuration=30,
+    )
+    del resource["start"], resource["end"]
+    return resource | changes
+
+
+@pytest.mark.parametrize(
+    ("fhir_status", "kind", "status", "reason"),
+    [
+        ("proposed", "requested", "proposed", "Follow-up"),
+        ("waitlist", "requested", "waitlist", "Follow-up"),
+        ("cancelled", "request_cancelled", "cancelled", "cancelled"),
+    ],
+)
+async def test_an_appointment_without_a_time_is_a_request(
+    adapter: Adapter, fhir_nats: NatsServer, fhir_status: str, kind: str, status: str,
+    reason: str,
+) -> None:  # fmt: skip
+    fhir_id = f"req-{fhir_status}"
+    resource = _request(id=fhir_id, status=fhir_status, meta={"versionId": "2"})
+    reply = await adapter.http.put(
+        f"/fhir/Appointment/{fhir_id}", content=body(resource), headers=FHIR_JSON
+    )
+    assert reply.status_code == 200, reply.text
+    assert reply.headers["location"] == f"Appointment/{fhir_id}/_history/2"
+    stored = {s.msg_id: s for s in await stored_events(fhir_nats.url)}
+    event = stored[f"fhir:fhir:{fhir_id}:2"]
+    assert event.subject == f"scheduling.appointment.{kind}.v1.SITE01"
+    assert event.event["entity_key"] == "F-9001"
+    assert event.event["request"] == {
+        "appointment_id": "F-9001",
+        "patient_ref": "MRN-7",
+        "provider_code": "1234567893",
+        "location_code": "CLINIC-A",
+        "department_code": "CARDIO",
+        "service_code": "99213",
+        "status": status,
+        "requested_from": "2025-03-17",
+        "requested_to": "2025-03-21",
+        "duration_minutes": 30,
+        "reason": reason,
+    }
+
+
+async def test_a_request_created_then_booked_keeps_its_appointment_id(
+    adapter: Adapter, fhir_nats: NatsServer
+) -> None:
+    """The request and the appointment it becomes are one entity (``entity_key``), newer
+    versions of it: what the mapper fences."""
+    requested = _request(id="req-then-booked", status="waitlist", requestedPeriod=[])
+    reply = await adapter.http.post("/fhir/Appointment", content=body(requested), headers=FHIR_JSON)
+    assert reply.status_code == 201, reply.text
+    booked = appointment(id="req-then-booked", meta={"versionId": "2"})
+    reply = await adapter.http.put(
+        "/fhir/Appointment/req-then-booked", content=body(booked), headers=FHIR_JSON
+    )
+    assert reply.status_code == 200, reply.text
+    stored = {s.msg_id: s.event for s in await stored_events(fhir_nats.url)}
+    first, second = stored["fhir:fhir:req-then-booked:1"], stored["fhir:fhir:req-then-booked:2"]
+    assert first["event_type"] == "scheduling.appointment.requested"
+    assert first["request"]["requested_from"] is None
+    assert second["event_type"] == "scheduling.appointment.modified"
+    assert first["entity_key"] == second["entity_key"] == "F-9001"
+
+
 async def test_source_and_site_come_from_request_headers(
     adapter: Adapter, fhir_nats: NatsServer
 ) -> None:
@@ -248,6 +318,23 @@ REFUSALS = [
      422, "code-invalid", "unknown_status", "Appointment.status"),
     ("no start", "POST", "/fhir/Appointment", body(_without("start")),
      422, "required", "missing_start", "Appointment.start"),
+    # R4 app-3: only proposed, waitlisted and cancelled appointments may lack a time.
+    ("pending without a time", "POST", "/fhir/Appointment", body(_request(status="pending")),
+     422, "required", "missing_start", "Appointment.start"),
+    ("entered-in-error without a time", "POST", "/fhir/Appointment",
+     body(_request(status="entered-in-error")), 422, "required", "missing_start",
+     "Appointment.start"),
+    # R4 app-2: start and end together, or neither.
+    ("proposed with an end only", "POST", "/fhir/Appointment",
+     body(_request(status="proposed", end="2025-03-10T09:45:00-06:00")), 422, "required",
+     "missing_start", "Appointment.start"),
+    ("requested period not a date", "POST", "/fhir/Appointment",
+     body(_request(status="proposed", requestedPeriod=[{"start": "next week"}])), 422,
+     "value", "invalid_datetime", "Appointment.requestedPeriod[0].start"),
+    ("requested period backwards", "POST", "/fhir/Appointment",
+     body(_request(status="waitlist", requestedPeriod=[
+         {"start": "2025-03-21", "end": "2025-03-17"}])), 422, "value",
+     "period_ends_before_start", "Appointment.requestedPeriod[0].end"),
     ("start without zone", "POST", "/fhir/Appointment",
      body(appointment(start="2025-03-10T09:15:00")), 422, "value", "datetime_without_zone",
      "Appointment.start"),

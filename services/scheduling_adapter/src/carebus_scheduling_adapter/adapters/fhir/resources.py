@@ -56,6 +56,11 @@ class Meta(_Element, frozen=True, kw_only=True):
     last_updated: str | None = None
 
 
+class Period(_Element, frozen=True, kw_only=True):
+    start: str | None = None
+    end: str | None = None
+
+
 class Participant(_Element, frozen=True, kw_only=True):
     actor: Reference | None = None
     type: list[CodeableConcept] = []
@@ -76,6 +81,7 @@ class Appointment(_Element, frozen=True, kw_only=True):
     start: str | None = None
     end: str | None = None
     minutes_duration: int | None = None
+    requested_period: list[Period] = []
     participant: list[Participant] = []
     based_on: list[Reference] = []
 
