@@ -14,7 +14,15 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from carebus_contracts import decode_message, encode, headers_for, subject_for
 from carebus_contracts.billing import Charge, ChargePosted
 from carebus_contracts.envelope import Event, Money
-from carebus_contracts.scheduling import Appointment, AppointmentBooked, AppointmentStatus
+from carebus_contracts.scheduling import (
+    Appointment,
+    AppointmentBooked,
+    AppointmentRequest,
+    AppointmentRequestCancelled,
+    AppointmentRequested,
+    AppointmentRequestStatus,
+    AppointmentStatus,
+)
 
 CHICAGO = dt.timezone(dt.timedelta(hours=-6))
 RECORDED = dt.datetime(2025, 3, 1, 12, 0, tzinfo=dt.UTC)
@@ -58,6 +66,40 @@ def appointment(
             slot_start=start,
             slot_end=start + dt.timedelta(minutes=30),
             status=AppointmentStatus.BOOKED,
+        ),
+    )
+
+
+def appointment_request(
+    *,
+    site: str,
+    source: str,
+    appointment_id: str,
+    requested_from: dt.date | None = None,
+    occurred_on: dt.date = dt.date(2025, 3, 7),
+    cancelled: bool = False,
+    provider_code: str | None = None,
+    location_code: str | None = None,
+) -> AppointmentRequested | AppointmentRequestCancelled:
+    """A request (no slot): proposed, or cancelled without a time."""
+    status = AppointmentRequestStatus.CANCELLED if cancelled else AppointmentRequestStatus.PROPOSED
+    kind = AppointmentRequestCancelled if cancelled else AppointmentRequested
+    return kind(
+        event_id=f"evt-{appointment_id}-request",
+        occurred_at=dt.datetime.combine(occurred_on, dt.time(23, 30), CHICAGO),
+        recorded_at=RECORDED,
+        source_system=source,
+        site=site,
+        correlation_id=f"corr-{appointment_id}",
+        entity_key=appointment_id,
+        entity_version=1,
+        request=AppointmentRequest(
+            appointment_id=appointment_id,
+            patient_ref="MRN-1",
+            provider_code=provider_code,
+            location_code=location_code,
+            status=status,
+            requested_from=requested_from,
         ),
     )
 
