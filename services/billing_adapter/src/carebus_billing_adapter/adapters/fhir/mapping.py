@@ -3,7 +3,7 @@
 * ``ChargeItem`` → ``billing.charge.posted`` (status billable, billed or unknown) or
   ``billing.charge.reversed`` (entered-in-error, aborted). ``priceOverride`` is the charged
   amount for all units, as the HL7 v2-to-FHIR mapping writes FT1-11 there.
-* ``ClaimResponse`` → ``billing.claim.adjudicated`` (v2): ``total`` submitted → billed,
+* ``ClaimResponse`` (use claim) → ``billing.claim.adjudicated`` (v2): ``total`` submitted → billed,
   benefit (else ``payment.amount``) → paid, copay + deductible → patient responsibility.
   Header ``adjudication`` entries whose category is an X12 group code (CO, PR, OA, PI, CR) and
   whose reason is a CARC become claim adjustments. The payment itself is left to
@@ -182,6 +182,13 @@ def _claim_adjustments(entries: list[Adjudication], ctx: FhirContext) -> list[b.
 def claim_response_events(
     response: ClaimResponse, resource_id: str, ctx: FhirContext
 ) -> list[Event]:
+    if response.use not in (None, "claim"):
+        raise FhirRejected.one(
+            "not-supported",
+            f"a ClaimResponse of use {response.use!r} adjudicates no claim: nothing to post "
+            "(carebus takes use 'claim')",
+            "ClaimResponse.use", reason="unsupported_use",
+        )  # fmt: skip
     if response.outcome == "queued":
         raise FhirRejected.one(
             "value", "a queued ClaimResponse is not adjudicated yet", "ClaimResponse.outcome",
@@ -191,6 +198,13 @@ def claim_response_events(
     if not reversed_:
         _status(response.status, "ClaimResponse.status", frozenset({"active"}))
     totals = _totals(response.total, ctx)
+    if "submitted" not in totals and response.outcome == "error":
+        raise FhirRejected.one(
+            "value",
+            "a ClaimResponse with outcome 'error' and no totals was not adjudicated "
+            "(its errors say why): nothing to post",
+            "ClaimResponse.outcome", reason="not_adjudicated",
+        )  # fmt: skip
     if "submitted" not in totals:
         raise FhirRejected.one(
             "required", "a total with category 'submitted' (the billed amount) is required",
