@@ -114,29 +114,24 @@ def appointment(
     service: str = "99213",
 ) -> Event:
     env = envelope(event_id or f"{key}-v{version}", key, version, site)
+    coded: dict[str, Any] = {
+        "appointment_id": key,
+        "patient_ref": "MRN-1",
+        "provider_code": "DRSMITH",
+        "location_code": "CLINIC-N",
+        "department_code": "CARDIO",
+        "service_code": service,
+    }
     if kind in REQUEST_KINDS:
         request = s.AppointmentRequest(
-            appointment_id=key,
-            patient_ref="MRN-1",
-            provider_code="DRSMITH",
-            location_code="CLINIC-N",
-            department_code="CARDIO",
-            service_code=service,
-            status=REQUEST_KINDS[kind],
-            requested_from=dt.date(2025, 3, 17),
+            **coded, status=REQUEST_KINDS[kind], requested_from=dt.date(2025, 3, 17)
         )
         return kind(**env, request=request)
-    status = APPOINTMENT_KINDS[kind]
     body = s.Appointment(
-        appointment_id=key,
-        patient_ref="MRN-1",
-        provider_code="DRSMITH",
-        location_code="CLINIC-N",
-        department_code="CARDIO",
-        service_code=service,
+        **coded,
         slot_start=dt.datetime(2025, 3, 14, 23, 30, tzinfo=TZ),
         slot_end=dt.datetime(2025, 3, 14, 23, 59, tzinfo=TZ),
-        status=status,
+        status=APPOINTMENT_KINDS[kind],
     )
     return kind(**env, appointment=body)
 

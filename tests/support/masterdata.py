@@ -34,6 +34,21 @@ def unique(prefix: str) -> str:
     return f"{prefix}{uuid.uuid4().hex[:8].upper()}"
 
 
+def _envelope(
+    event_id: str, key: str, occurred_at: dt.datetime, source: str, site: str, version: int = 1
+) -> dict[str, Any]:
+    return {
+        "event_id": event_id,
+        "occurred_at": occurred_at,
+        "recorded_at": RECORDED,
+        "source_system": source,
+        "site": site,
+        "correlation_id": f"corr-{key}",
+        "entity_key": key,
+        "entity_version": version,
+    }
+
+
 def appointment(
     *,
     site: str,
@@ -47,15 +62,11 @@ def appointment(
     service_code: str | None = None,
 ) -> AppointmentBooked:
     start = dt.datetime.combine(on, dt.time(10, 0), CHICAGO)
+    occurred = start - dt.timedelta(days=3)
     return AppointmentBooked(
-        event_id=f"evt-{appointment_id}-{version}",
-        occurred_at=start - dt.timedelta(days=3),
-        recorded_at=RECORDED,
-        source_system=source,
-        site=site,
-        correlation_id=f"corr-{appointment_id}",
-        entity_key=appointment_id,
-        entity_version=version,
+        **_envelope(
+            f"evt-{appointment_id}-{version}", appointment_id, occurred, source, site, version
+        ),
         appointment=Appointment(
             appointment_id=appointment_id,
             patient_ref="MRN-1",
@@ -84,15 +95,9 @@ def appointment_request(
     """A request (no slot): proposed, or cancelled without a time."""
     status = AppointmentRequestStatus.CANCELLED if cancelled else AppointmentRequestStatus.PROPOSED
     kind = AppointmentRequestCancelled if cancelled else AppointmentRequested
+    occurred = dt.datetime.combine(occurred_on, dt.time(23, 30), CHICAGO)
     return kind(
-        event_id=f"evt-{appointment_id}-request",
-        occurred_at=dt.datetime.combine(occurred_on, dt.time(23, 30), CHICAGO),
-        recorded_at=RECORDED,
-        source_system=source,
-        site=site,
-        correlation_id=f"corr-{appointment_id}",
-        entity_key=appointment_id,
-        entity_version=1,
+        **_envelope(f"evt-{appointment_id}-request", appointment_id, occurred, source, site),
         request=AppointmentRequest(
             appointment_id=appointment_id,
             patient_ref="MRN-1",
@@ -114,15 +119,9 @@ def charge(
     on: dt.date = dt.date(2025, 3, 10),
     provider_code: str | None = None,
 ) -> ChargePosted:
+    occurred = dt.datetime.combine(on, dt.time(9, 0), CHICAGO)
     return ChargePosted(
-        event_id=f"evt-{charge_id}",
-        occurred_at=dt.datetime.combine(on, dt.time(9, 0), CHICAGO),
-        recorded_at=RECORDED,
-        source_system=source,
-        site=site,
-        correlation_id=f"corr-{charge_id}",
-        entity_key=charge_id,
-        entity_version=1,
+        **_envelope(f"evt-{charge_id}", charge_id, occurred, source, site),
         charge=Charge(
             charge_id=charge_id,
             patient_ref="MRN-1",
