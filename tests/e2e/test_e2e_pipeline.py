@@ -13,8 +13,6 @@ flight, so a dead instance's batch is redelivered before any later event of its 
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
@@ -26,14 +24,10 @@ from carebus_scenario.generator import Scenario, generate
 from carebus_scenario.observe import observe, wait_quiet
 from carebus_scenario.oracle import Expectation, expect
 from carebus_scenario.player import Player, PlayReport, load_masterdata
-from carebus_scenario.stack import ServiceStack, fresh_database, provision_stack, with_ack_wait
+from carebus_scenario.stack import ServiceStack
 from carebus_scenario.verify import differences
-from carebus_shared.devstack.nats_server import NatsServer
-from carebus_shared.jetstream.topology import ERP_POSTER, MAPPER, TOPOLOGY
 
 pytestmark = pytest.mark.slow
-
-SHORT_BACKOFF_S = (5.0, 10.0, 20.0, 60.0)
 
 
 @pytest.fixture(scope="module")
@@ -44,33 +38,6 @@ def scenario() -> Scenario:
 @pytest.fixture(scope="module")
 def expected(scenario: Scenario) -> Expectation:
     return expect(scenario)
-
-
-@pytest.fixture
-async def stack(
-    database_url: str, private_nats: NatsServer, tmp_path: Path
-) -> AsyncIterator[ServiceStack]:
-    name = f"carebus_e2e_{uuid.uuid4().hex[:8]}"
-    db = await fresh_database(database_url, name)
-    topology = with_ack_wait(TOPOLOGY, ERP_POSTER, SHORT_BACKOFF_S)
-    await provision_stack(private_nats.url, db, with_ack_wait(topology, MAPPER, SHORT_BACKOFF_S))
-    services = ServiceStack(
-        private_nats.url,
-        db,
-        tmp_path,
-        remittance_site=SMALL.remittance_site,
-        extra_env={"erp-poster": {"CAREBUS_ERP_POSTER_ACK_KEEPALIVE_S": "1"}},
-    )
-    try:
-        await asyncio.to_thread(services.start)
-        yield services
-    finally:
-        await asyncio.to_thread(services.stop)
-        conn = await asyncpg.connect(database_url)
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await conn.close()
 
 
 def test_the_small_scenario_exercises_every_fault(
