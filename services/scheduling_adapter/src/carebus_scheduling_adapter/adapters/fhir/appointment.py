@@ -218,7 +218,8 @@ def _instant(text: str | None, where: str) -> datetime | None:
         value = datetime.fromisoformat(text)
     except ValueError as exc:
         raise FhirProblem(
-            "invalid_datetime", f"{text!r} is not a FHIR instant", code=VALUE,
+            "invalid_datetime", "not a FHIR instant (YYYY-MM-DDThh:mm:ss with its offset)",
+            code=VALUE,
             expression=where, value=text,
         ) from exc  # fmt: skip
     if value.tzinfo is None:
@@ -255,7 +256,8 @@ def _day(text: str, where: str, *, last: bool) -> date:
         return date.fromisoformat(text)
     except ValueError as exc:
         raise FhirProblem(
-            "invalid_datetime", f"{text!r} is not a FHIR date or dateTime", code=VALUE,
+            "invalid_datetime",
+            "not a FHIR date or dateTime (YYYY, YYYY-MM, YYYY-MM-DD or an instant)", code=VALUE,
             expression=where, value=text,
         ) from exc  # fmt: skip
 
