@@ -159,3 +159,123 @@ async def test_refused_resources_answer_with_operation_outcome(
         # Everything but the unknown resource type is kept for fix and re-drive.
         assert len(records) == len(cases) - 1
         assert all(r["content_type"] == "application/fhir+json" for r in records)
+
+
+def _bundle(kind: str, *entries: dict[str, Any]) -> bytes:
+    return _json({"resourceType": "Bundle", "type": kind, "entry": list(entries)})
+
+
+def _post(resource: dict[str, Any]) -> dict[str, Any]:
+    return {"resource": resource, "request": {"method": "POST", "url": resource["resourceType"]}}
+
+
+def _put(resource: dict[str, Any], resource_id: str) -> dict[str, Any]:
+    url = f"{resource['resourceType']}/{resource_id}"
+    return {"resource": resource | {"id": resource_id}, "request": {"method": "PUT", "url": url}}
+
+
+PATIENT = {"resource": {"resourceType": "Patient", "id": "MRN-9"}}
+
+
+async def test_a_transaction_bundle_is_stored_whole_and_answered_per_entry(
+    private_nats: NatsServer, database_url: str
+) -> None:
+    raw = _bundle(
+        "transaction", PATIENT, _post(CHARGE_ITEM), _put(CLAIM_RESPONSE, "cr-1"),
+        _post(RECONCILIATION),
+    )  # fmt: skip
+    async with running_adapter(private_nats.url, database_url) as run:
+        response = await run.http.post("/fhir", content=raw)
+        assert response.status_code == 200, response.json()
+        assert response.headers["content-type"].startswith("application/fhir+json")
+        answer = response.json()
+        assert answer["resourceType"] == "Bundle"
+        assert answer["type"] == "transaction-response"
+        patient, charge, claim, recon = (e["response"] for e in answer["entry"])
+        assert patient["status"] == "200 OK"
+        assert patient["outcome"]["issue"][0]["severity"] == "information"
+        assert charge["status"] == "200 OK"
+        assert charge["location"].startswith("ChargeItem/")
+        assert claim["location"] == "ClaimResponse/cr-1"
+        assert recon["location"].startswith("PaymentReconciliation/")
+        kinds = [type(e) for e in await run.billing_events()]
+        assert kinds == [b.ChargePosted, b.ClaimAdjudicatedV2, b.PaymentPosted, b.AdjustmentPosted]
+        # The same events, one by one, get the same ids: a resource is the same resource
+        # whether it came alone or in a Bundle.
+        alone = await run.http.post("/fhir/ChargeItem", content=_json(CHARGE_ITEM))
+        assert f"ChargeItem/{alone.json()['id']}" == charge["location"]
+        assert len(await run.billing_events()) == 4
+        assert await run.exception_records() == []
+
+
+async def test_a_transaction_with_a_bad_entry_stores_nothing_and_is_kept(
+    private_nats: NatsServer, database_url: str
+) -> None:
+    no_subject = {k: v for k, v in CHARGE_ITEM.items() if k != "subject"}
+    raw = _bundle("transaction", _post(CLAIM_RESPONSE), _post(no_subject))
+    async with running_adapter(private_nats.url, database_url) as run:
+        response = await run.http.post("/fhir", content=raw)
+        assert response.status_code == 422, response.json()
+        (issue,) = response.json()["issue"]
+        assert issue["expression"] == ["Bundle.entry[1].resource.subject"]
+        assert issue["details"]["coding"][0]["code"] == "missing_reference"
+        assert await run.billing_events() == []
+        (record,) = await run.exception_records()
+        assert (record["source"], record["reason"]) == ("fhir-Bundle", "missing_reference")
+        assert record["path"] == "Bundle.entry[1].resource.subject"
+        assert bytes(record["raw"]) == raw
+
+
+async def test_a_batch_stores_its_good_entries_and_answers_the_bad_one(
+    private_nats: NatsServer, database_url: str
+) -> None:
+    queued = CLAIM_RESPONSE | {"outcome": "queued"}
+    raw = _bundle("batch", _post(CHARGE_ITEM), _post(queued), PATIENT)
+    async with running_adapter(private_nats.url, database_url) as run:
+        response = await run.http.post("/fhir", content=raw)
+        assert response.status_code == 200, response.json()
+        answer = response.json()
+        assert answer["type"] == "batch-response"
+        charge, claim, _ = (e["response"] for e in answer["entry"])
+        assert charge["status"] == "200 OK"
+        assert claim["status"] == "422 Unprocessable Entity"
+        (issue,) = claim["outcome"]["issue"]
+        assert issue["expression"] == ["Bundle.entry[1].resource.outcome"]
+        assert [type(e) for e in await run.billing_events()] == [b.ChargePosted]
+        (record,) = await run.exception_records()
+        assert (record["source"], record["reason"]) == ("fhir-Bundle", "not_adjudicated")
+
+        # Fixed and re-driven: the charge again is a duplicate, the claim is new.
+        fixed = _bundle("batch", _post(CHARGE_ITEM), _post(CLAIM_RESPONSE), PATIENT)
+        redriven = await run.http.post(f"/v1/exceptions/{record['id']}/redrive", content=fixed)
+        assert redriven.status_code == 200, redriven.json()
+        assert len(redriven.json()["event_ids"]) == 2
+        kinds = [type(e) for e in await run.billing_events()]
+        assert kinds == [b.ChargePosted, b.ClaimAdjudicatedV2]
+
+
+async def test_bundles_refused_as_a_whole(private_nats: NatsServer, database_url: str) -> None:
+    delete = {"resource": CHARGE_ITEM, "request": {"method": "DELETE", "url": "ChargeItem/x"}}
+    cases: list[tuple[bytes, int, str, str | None]] = [
+        (_bundle("batch", _post({k: v for k, v in CHARGE_ITEM.items() if k != "code"})), 422,
+         "missing_reference", "Bundle.entry[0].resource.code"),
+        (_bundle("batch", PATIENT), 422, "no_billing_resource", "Bundle.entry"),
+        (_bundle("searchset", _post(CHARGE_ITEM)), 422, "unsupported_bundle_type", "Bundle.type"),
+        (_bundle("transaction", delete), 422, "unsupported_method",
+         "Bundle.entry[0].request.method"),
+        (_bundle("transaction", {"resource": CHARGE_ITEM}), 422, "missing_request",
+         "Bundle.entry[0].request"),
+        (_json(CHARGE_ITEM), 400, "wrong_resource_type", "resourceType"),
+        (b"{not json", 400, "invalid_json", None),
+    ]  # fmt: skip
+    async with running_adapter(private_nats.url, database_url) as run:
+        for raw, status, reason, expression in cases:
+            response = await run.http.post("/fhir", content=raw)
+            assert response.status_code == status, (reason, response.json())
+            (issue,) = response.json()["issue"]
+            assert issue["details"]["coding"][0]["code"] == reason
+            assert issue.get("expression") == ([expression] if expression else None)
+        assert await run.billing_events() == []
+        records = await run.exception_records()
+        assert [r["reason"] for r in records] == [reason for _, _, reason, _ in cases]
+        assert {r["source"] for r in records} == {"fhir-Bundle"}

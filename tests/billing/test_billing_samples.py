@@ -208,3 +208,35 @@ async def test_every_fhir_billing_sample_over_http(
         assert posted == expected
         assert await run.exception_records() == []
     _report("fhir-r4 ChargeItem", outcomes)
+
+
+async def test_every_fhir_sample_bundle_through_the_bundle_endpoint(
+    samples_dir: Path, private_nats: NatsServer, database_url: str
+) -> None:
+    """The converter's batch Bundles as they are: a DFT conversion's ChargeItems are stored
+    (the same events as one by one), every other Bundle carries nothing for billing."""
+    files = sorted((samples_dir / FHIR_EXPECTED).rglob("*-expected.json"))
+    assert len(files) == 24
+    outcomes: Counter[str] = Counter()
+    async with running_adapter(private_nats.url, database_url) as run:
+        for path in files:
+            response = await run.http.post("/fhir", content=path.read_bytes())
+            if path.parent.name.startswith("DFT_"):
+                assert response.status_code == 200, (path.name, response.json())
+                answer = response.json()
+                assert answer["type"] == "batch-response"
+                located = [e["response"].get("location") for e in answer["entry"]]
+                assert len([loc for loc in located if loc]) == 2, path.name
+                outcomes["accepted"] += 1
+                continue
+            assert response.status_code == 422, path.name
+            (issue,) = response.json()["issue"]
+            assert issue["details"]["coding"][0]["code"] == "no_billing_resource"
+            outcomes["rejected (no billing resource: scheduling)"] += 1
+        ids = {e.event_id for e in await run.billing_events()}
+        singles = {f"fhir:ChargeItem/{r['id']}" for _, r in fhir_charge_items(samples_dir)}
+        assert {i.rsplit(":", 1)[0] for i in ids} == singles
+        records = await run.exception_records()
+        assert [r["reason"] for r in records] == ["no_billing_resource"] * 20
+    assert outcomes == Counter({"accepted": 4, "rejected (no billing resource: scheduling)": 20})
+    _report("fhir-r4 Bundle", outcomes)

@@ -13,7 +13,6 @@ flight, so a dead instance's batch is redelivered before any later event of its 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
@@ -25,15 +24,10 @@ from carebus_scenario.generator import Scenario, generate
 from carebus_scenario.observe import observe, wait_quiet
 from carebus_scenario.oracle import Expectation, expect
 from carebus_scenario.player import Player, PlayReport, load_masterdata
-from carebus_scenario.stack import ServiceStack, with_ack_wait
+from carebus_scenario.stack import ServiceStack
 from carebus_scenario.verify import differences
-from carebus_shared.devstack.nats_server import NatsServer
-from carebus_shared.jetstream.topology import ERP_POSTER, MAPPER, TOPOLOGY
-from tests.support.stacks import running_stack
 
 pytestmark = pytest.mark.slow
-
-SHORT_BACKOFF_S = (5.0, 10.0, 20.0, 60.0)
 
 
 @pytest.fixture(scope="module")
@@ -44,21 +38,6 @@ def scenario() -> Scenario:
 @pytest.fixture(scope="module")
 def expected(scenario: Scenario) -> Expectation:
     return expect(scenario)
-
-
-@pytest.fixture
-async def stack(
-    database_url: str, private_nats: NatsServer, tmp_path: Path
-) -> AsyncIterator[ServiceStack]:
-    topology = with_ack_wait(TOPOLOGY, ERP_POSTER, SHORT_BACKOFF_S)
-    async with running_stack(
-        database_url,
-        private_nats.url,
-        tmp_path,
-        topology=with_ack_wait(topology, MAPPER, SHORT_BACKOFF_S),
-        extra_env={"erp-poster": {"CAREBUS_ERP_POSTER_ACK_KEEPALIVE_S": "1"}},
-    ) as services:
-        yield services
 
 
 def test_the_small_scenario_exercises_every_fault(

@@ -89,7 +89,7 @@ def test_golden_example_posts_what_the_chart_says(event_type: str) -> None:
     assert journal_sums(journal) == sums
     assert journal.posting_date.isoformat() == posting_date
     assert journal.company == "CAREBUS-HEALTH"
-    assert journal.rule_set_version == "2025.03.1"
+    assert journal.rule_set_version == "2025.03.2"
     assert journal.causation_id == event.event_id
     revenue = [line for line in journal.lines if line.account in ("4000", "9100", "9000")]
     for line in revenue:
@@ -116,6 +116,51 @@ def test_cancellation_of_an_active_appointment_releases_its_forecast() -> None:
     assert journal_sums(outcome.journal)[("9100", "USD")] == -FEE
 
 
+REQUESTS = ["validated.appointment.requested", "validated.appointment.request_cancelled"]
+
+
+@pytest.mark.parametrize("event_type", REQUESTS)
+@pytest.mark.parametrize("previous", ["none", "requested", "cancelled", "no_show", "completed"])
+def test_a_request_is_tracked_and_posts_nothing(event_type: str, previous: str) -> None:
+    outcome = map_facts(RULES, facts_for(RULES, EXAMPLES[event_type], previous), NOW)
+    assert isinstance(outcome, NoJournal), outcome
+    assert outcome.rule.id == "appointment-request"
+    assert outcome.reason == "no_financial_effect"
+
+
+@pytest.mark.parametrize(
+    ("event_type", "rule_id", "counts"),
+    [
+        ("validated.appointment.requested", "appointment-request-released", {}),
+        ("validated.appointment.request_cancelled", "appointment-request-cancelled-released",
+         {("9010", "XXX"): 1, ("9099", "XXX"): -1}),
+    ],
+)  # fmt: skip
+def test_a_request_for_an_active_appointment_releases_its_forecast(
+    event_type: str, rule_id: str, counts: dict[tuple[str, str], int]
+) -> None:
+    """Back on the waitlist, or cancelled without its time: the appointment is no longer
+    active, so the forecast it raised is released, dated the day it happened (no slot)."""
+    event = EXAMPLES[event_type]
+    outcome = map_facts(RULES, facts_for(RULES, event, "booked"), NOW)
+    assert isinstance(outcome, Mapped), outcome
+    assert outcome.rule.id == rule_id
+    assert journal_sums(outcome.journal) == {**counts, ("9199", "USD"): FEE, ("9100", "USD"): -FEE}
+    assert outcome.journal.posting_date.isoformat() == "2025-03-10"
+
+
+def test_booking_a_request_raises_the_forecast() -> None:
+    event = EXAMPLES["validated.appointment.booked"]
+    outcome = map_facts(RULES, facts_for(RULES, event, "requested"), NOW)
+    assert isinstance(outcome, Mapped), outcome
+    assert outcome.rule.id == "appointment-booked"
+    assert journal_sums(outcome.journal)[("9100", "USD")] == FEE
+
+
 def test_every_example_type_is_covered() -> None:
-    covered = set(EXPECTED) | {"validated.appointment.modified", "validated.appointment.checked_in"}
+    covered = (
+        set(EXPECTED)
+        | {"validated.appointment.modified", "validated.appointment.checked_in"}
+        | set(REQUESTS)
+    )
     assert set(EXAMPLES) <= covered

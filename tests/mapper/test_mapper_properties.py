@@ -23,6 +23,7 @@ from carebus_mapper.domain.mapping import Mapped, NoJournal, Outcome, map_facts
 from carebus_mapper.handlers.stage import facts_for, map_event
 from tests.support.mapper import (
     ACTIVE,
+    STATE_AFTER,
     adjustment,
     appointment,
     appointment_kinds,
@@ -182,7 +183,7 @@ def test_fencing_holds_under_any_arrival_order(kinds: list[Any], seed: int, batc
     last = view.last((newest.site, "appointment", "A7"))
     assert last is not None
     assert last.version == len(events)
-    assert last.state == newest.original.appointment.status.value
+    assert last.state == STATE_AFTER[type(newest.original)]
     fee = RULES.fee_schedule["99213"]
     assert forecast == (fee if last.state in ACTIVE else 0)
 

@@ -18,7 +18,7 @@ from tests.support.mapper import copy_default_rules
 
 def test_the_default_rule_set_covers_every_validated_event_type() -> None:
     rules = load_rule_set()
-    assert rules.version == "2025.03.1"
+    assert rules.version == "2025.03.2"
     assert rules.fenced_entities == {"appointment", "claim"}
     for event in facts.EVENT_TYPES:
         assert rules.candidates(event), f"no default rule for {event}"
@@ -140,4 +140,4 @@ def test_check_rules_command_reports_problems_and_exits_non_zero(tmp_path: Path)
     assert "zz_test.toml: rule 'broken': posting[0].debit: account '1299'" in bad.stderr
     good = subprocess.run(script, capture_output=True, text=True, timeout=60)
     assert good.returncode == 0
-    assert "rule set 2025.03.1" in good.stdout
+    assert "rule set 2025.03.2" in good.stdout

@@ -136,7 +136,7 @@ async def test_validated_events_become_journals_and_failures_exceptions(
     ]
     for journal in journals:
         assert balanced_per_currency(journal)
-        assert journal.rule_set_version == "2025.03.1"
+        assert journal.rule_set_version == "2025.03.2"
         assert journal.company == "CAREBUS-HEALTH"
     posted = next(j for j in journals if j.mapping_rule == "charge-posted")
     assert posted.source_event_ids == ("CH-1-post",)
@@ -165,7 +165,7 @@ async def test_validated_events_become_journals_and_failures_exceptions(
         'carebus_mapper_events_total{event="appointment.rescheduled",outcome="stale"} 1.0' in text
     )
     assert 'carebus_mapper_events_total{event="claim.adjudicated",outcome="unmapped"} 1.0' in text
-    assert 'carebus_mapper_rule_set_info{version="2025.03.1"} 1.0' in text
+    assert 'carebus_mapper_rule_set_info{version="2025.03.2"} 1.0' in text
 
 
 def _fields(enrichment: Enrichment) -> dict[str, Any]:
@@ -184,7 +184,7 @@ async def test_preview_returns_the_journal_and_rule_without_publishing(
     assert body["outcome"] == "journal"
     assert body["rule"]["id"] == "charge-posted-self-pay"
     assert body["rule"]["file"] == "charges.toml"
-    assert body["idempotency_key"] == "CH-9-post|2025.03.1"
+    assert body["idempotency_key"] == "CH-9-post|2025.03.2"
     lines = [
         (x["account"], x["side"], x["amount"]["amount_minor"]) for x in body["journal"]["lines"]
     ]

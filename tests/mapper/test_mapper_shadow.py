@@ -75,7 +75,7 @@ def _candidate(tmp_path: Path) -> Path:
         )
     meta = (rules / "ruleset.toml").read_text()
     (rules / "ruleset.toml").write_text(
-        meta.replace('version = "2025.03.1"', 'version = "2025.04.1"')
+        meta.replace('version = "2025.03.2"', 'version = "2025.04.1"')
     )
     return rules
 
@@ -144,7 +144,7 @@ def test_shadow_command_prints_the_diff_and_publishes_nothing(
     ]  # fmt: skip
     text = subprocess.run(command, capture_output=True, text=True, timeout=60, check=True).stdout
     net = sum(CHARGES) - CHARGES[0]
-    assert "current rules 2025.03.1  vs  candidate rules 2025.04.1" in text
+    assert "current rules 2025.03.2  vs  candidate rules 2025.04.1" in text
     assert "events whose result differs: 4" in text
     assert f"  4010      USD               0 {-net:>14} {-net:>14}" in text
     assert "rule charge-posted" in text

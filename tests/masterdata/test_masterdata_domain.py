@@ -27,7 +27,7 @@ from carebus_masterdata_validator.domain.kinds import BY_MODEL, BY_NAME, Record,
 from carebus_masterdata_validator.domain.npi import npi_check_digit_ok
 from carebus_masterdata_validator.domain.validation import validate
 from carebus_masterdata_validator.domain.view import MasterDataView, decode_change
-from tests.support.masterdata import VALID_NPIS, appointment, charge
+from tests.support.masterdata import VALID_NPIS, appointment, appointment_request, charge
 
 AT = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
 
@@ -123,6 +123,33 @@ def test_a_provider_is_found_by_npi_and_dated_by_the_appointment() -> None:
     (failure,) = validate(view, after).failures
     assert (failure.reason, failure.offending_value) == ("inactive_provider", VALID_NPIS[0])
     assert "provider:P-1" in failure.wait_keys
+
+
+def test_a_request_is_validated_like_an_appointment_on_its_requested_day() -> None:
+    """A request has no slot: its references must be in effect on the first day asked for,
+    else (none asked for, or a cancelled request) on the day it happened."""
+    view = _view()  # provider P-1 is in effect until 2025-03-31
+    asked = appointment_request(
+        site="S1", source="epic", appointment_id="R1", requested_from=dt.date(2025, 3, 20),
+        provider_code="1234^SMITH^JOHN",
+    )  # fmt: skip
+    result = validate(view, asked)
+    assert result.ok, result.failures
+    assert result.enrichment is not None
+    assert (result.enrichment.provider_id, result.enrichment.cost_centre) == ("P-1", "CC-1")
+    too_late = appointment_request(
+        site="S1", source="epic", appointment_id="R2", requested_from=dt.date(2025, 4, 2),
+        provider_code="1234^SMITH^JOHN",
+    )  # fmt: skip
+    (failure,) = validate(view, too_late).failures
+    assert (failure.reason, failure.path) == ("inactive_provider", "$.request.provider_code")
+    withdrawn = appointment_request(
+        site="S1", source="epic", appointment_id="R3", occurred_on=dt.date(2025, 4, 1),
+        cancelled=True, location_code="L-9",
+    )  # fmt: skip
+    (failure,) = validate(view, withdrawn).failures
+    assert (failure.reason, failure.path) == ("unknown_location", "$.request.location_code")
+    assert "xref:epic:location:L-9" in failure.wait_keys
 
 
 def test_unknown_and_invalid_codes_name_what_would_fix_them() -> None:

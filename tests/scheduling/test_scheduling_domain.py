@@ -20,10 +20,11 @@ from carebus_scheduling_adapter.adapters.fhir.appointment import (
     appointment_to_event,
     content_hash,
 )
-from carebus_scheduling_adapter.adapters.fhir.bundle import read_bundle
-from carebus_scheduling_adapter.adapters.fhir.problems import FhirProblem
-from carebus_scheduling_adapter.adapters.fhir.resources import Appointment, ContextResource, decode
+from carebus_scheduling_adapter.adapters.fhir.bundle import read_appointments
+from carebus_scheduling_adapter.adapters.fhir.resources import Appointment, ContextResource
 from carebus_scheduling_adapter.handlers.hl7_messages import Hl7Messages
+from carebus_shared.fhir.decoding import decode
+from carebus_shared.fhir.outcome import FhirProblem
 from carebus_shared.hl7 import parse_message
 from tests.support.scheduling import siu_message
 
@@ -122,7 +123,7 @@ def test_a_bundle_without_appointments_is_refused_whole() -> None:
         }
     ).encode()
     with pytest.raises(FhirProblem) as caught:
-        read_bundle(raw, SOURCE)
+        read_appointments(raw, SOURCE)
     assert caught.value.reason == "no_appointment"
 
 
@@ -136,7 +137,7 @@ def test_bundle_context_resources_of_unusual_shape_do_not_break_the_bundle() -> 
             {"resource": _appt(), "request": {"method": "POST", "url": "Appointment"}},
         ],
     }
-    result = read_bundle(json.dumps(bundle).encode(), SOURCE)
+    result = read_appointments(json.dumps(bundle).encode(), SOURCE)
     assert [e.resource_type for e in result.entries] == ["QuestionnaireResponse", "Appointment"]
     assert len(result.events) == 1
 

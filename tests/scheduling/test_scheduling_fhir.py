@@ -1,4 +1,5 @@
-"""FHIR R4 Appointment over HTTP into the running adapter (real NATS and PostgreSQL).
+"""FHIR R4 Appointment over HTTP into the running adapter (real NATS and PostgreSQL), the
+official R4 examples among them.
 
 Accepted requests are answered after JetStream stored their events; refused ones get a 4xx
 OperationOutcome naming the element, and are kept in the exception store with the body.
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 
 from carebus_shared.devstack.nats_server import NatsServer
+from tests.support.fhir_examples import bundle_of, expectations
 from tests.support.scheduling import (
     Adapter,
     kept_records,
@@ -26,6 +28,9 @@ from tests.support.scheduling import (
 )
 
 FHIR_JSON = {"Content-Type": "application/fhir+json"}
+# The official R4 Appointment examples (hl7.fhir.r4.examples 4.0.1) and their committed
+# outcomes (tests/fhir/official_example_expectations.tsv).
+EXAMPLES = expectations("scheduling")
 EXPECTED_SAMPLE_DIR = (
     "fhir-r4/microsoft-FHIR-Converter-expected/src/"
     "Microsoft.Health.Fhir.Liquid.Converter.FunctionalTests/TestData/Expected/Hl7v2"
@@ -213,6 +218,76 @@ async def test_update_maps_every_r4_status(
     assert event.event["appointment"]["reason"] == reason
 
 
+def _request(**changes: Any) -> dict[str, Any]:
+    """An Appointment without start and end: R4 allows it when proposed, waitlisted or
+    cancelled (invariant app-3)."""
+    resource = appointment(
+        requestedPeriod=[{"start": "2025-03-17", "end": "2025-03-21T17:00:00-05:00"}],
+        minutesDuration=30,
+    )
+    del resource["start"], resource["end"]
+    return resource | changes
+
+
+@pytest.mark.parametrize(
+    ("fhir_status", "kind", "status", "reason"),
+    [
+        ("proposed", "requested", "proposed", "Follow-up"),
+        ("waitlist", "requested", "waitlist", "Follow-up"),
+        ("cancelled", "request_cancelled", "cancelled", "cancelled"),
+    ],
+)
+async def test_an_appointment_without_a_time_is_a_request(
+    adapter: Adapter, fhir_nats: NatsServer, fhir_status: str, kind: str, status: str,
+    reason: str,
+) -> None:  # fmt: skip
+    fhir_id = f"req-{fhir_status}"
+    resource = _request(id=fhir_id, status=fhir_status, meta={"versionId": "2"})
+    reply = await adapter.http.put(
+        f"/fhir/Appointment/{fhir_id}", content=body(resource), headers=FHIR_JSON
+    )
+    assert reply.status_code == 200, reply.text
+    assert reply.headers["location"] == f"Appointment/{fhir_id}/_history/2"
+    stored = {s.msg_id: s for s in await stored_events(fhir_nats.url)}
+    event = stored[f"fhir:fhir:{fhir_id}:2"]
+    assert event.subject == f"scheduling.appointment.{kind}.v1.SITE01"
+    assert event.event["entity_key"] == "F-9001"
+    assert event.event["request"] == {
+        "appointment_id": "F-9001",
+        "patient_ref": "MRN-7",
+        "provider_code": "1234567893",
+        "location_code": "CLINIC-A",
+        "department_code": "CARDIO",
+        "service_code": "99213",
+        "status": status,
+        "requested_from": "2025-03-17",
+        "requested_to": "2025-03-21",
+        "duration_minutes": 30,
+        "reason": reason,
+    }
+
+
+async def test_a_request_created_then_booked_keeps_its_appointment_id(
+    adapter: Adapter, fhir_nats: NatsServer
+) -> None:
+    """The request and the appointment it becomes are one entity (``entity_key``), newer
+    versions of it: what the mapper fences."""
+    requested = _request(id="req-then-booked", status="waitlist", requestedPeriod=[])
+    reply = await adapter.http.post("/fhir/Appointment", content=body(requested), headers=FHIR_JSON)
+    assert reply.status_code == 201, reply.text
+    booked = appointment(id="req-then-booked", meta={"versionId": "2"})
+    reply = await adapter.http.put(
+        "/fhir/Appointment/req-then-booked", content=body(booked), headers=FHIR_JSON
+    )
+    assert reply.status_code == 200, reply.text
+    stored = {s.msg_id: s.event for s in await stored_events(fhir_nats.url)}
+    first, second = stored["fhir:fhir:req-then-booked:1"], stored["fhir:fhir:req-then-booked:2"]
+    assert first["event_type"] == "scheduling.appointment.requested"
+    assert first["request"]["requested_from"] is None
+    assert second["event_type"] == "scheduling.appointment.modified"
+    assert first["entity_key"] == second["entity_key"] == "F-9001"
+
+
 async def test_source_and_site_come_from_request_headers(
     adapter: Adapter, fhir_nats: NatsServer
 ) -> None:
@@ -248,6 +323,23 @@ REFUSALS = [
      422, "code-invalid", "unknown_status", "Appointment.status"),
     ("no start", "POST", "/fhir/Appointment", body(_without("start")),
      422, "required", "missing_start", "Appointment.start"),
+    # R4 app-3: only proposed, waitlisted and cancelled appointments may lack a time.
+    ("pending without a time", "POST", "/fhir/Appointment", body(_request(status="pending")),
+     422, "required", "missing_start", "Appointment.start"),
+    ("entered-in-error without a time", "POST", "/fhir/Appointment",
+     body(_request(status="entered-in-error")), 422, "required", "missing_start",
+     "Appointment.start"),
+    # R4 app-2: start and end together, or neither.
+    ("proposed with an end only", "POST", "/fhir/Appointment",
+     body(_request(status="proposed", end="2025-03-10T09:45:00-06:00")), 422, "required",
+     "missing_start", "Appointment.start"),
+    ("requested period not a date", "POST", "/fhir/Appointment",
+     body(_request(status="proposed", requestedPeriod=[{"start": "next week"}])), 422,
+     "value", "invalid_datetime", "Appointment.requestedPeriod[0].start"),
+    ("requested period backwards", "POST", "/fhir/Appointment",
+     body(_request(status="waitlist", requestedPeriod=[
+         {"start": "2025-03-21", "end": "2025-03-17"}])), 422, "value",
+     "period_ends_before_start", "Appointment.requestedPeriod[0].end"),
     ("start without zone", "POST", "/fhir/Appointment",
      body(appointment(start="2025-03-10T09:15:00")), 422, "value", "datetime_without_zone",
      "Appointment.start"),
@@ -377,3 +469,80 @@ async def test_fhir_answers_503_while_jetstream_is_down_and_keeps_nothing(
         assert reply.status_code == 201
     assert [s.msg_id for s in await stored_events(private_nats.url)] == ["fhir:fhir:outage-1:1"]
     assert await kept_records(database_url, "fhir", raw) == []
+
+
+# -- the official R4 examples ------------------------------------------------------------
+async def test_every_official_appointment_example_has_its_committed_outcome(
+    adapter: Adapter, fhir_nats: NatsServer, database_url: str
+) -> None:
+    assert len(EXAMPLES) == 3
+    counts: Counter[str] = Counter()
+    for example in EXAMPLES:
+        raw = example.file.read_bytes()
+        reply = await adapter.http.post("/fhir/Appointment", content=raw, headers=FHIR_JSON)
+        if not example.accepted:
+            assert reply.status_code == example.status, (example.path, reply.text)
+            (issue,) = reply.json()["issue"]
+            assert issue["details"]["coding"][0]["code"] == example.reason
+            assert issue["expression"] == [example.expression]
+            [record] = await kept_records(database_url, "fhir", raw)
+            assert record["reason"] == example.reason
+            counts["refused"] += 1
+            continue
+        assert reply.status_code == 201, (example.path, reply.text)
+        fhir_id, version = reply.headers["location"].split("/")[1::2]
+        stored = {s.msg_id: s.event for s in await stored_events(fhir_nats.url)}
+        event = stored[f"fhir:fhir:{fhir_id}:{version}"]
+        assert (event["event_type"],) == example.event_types, example.path
+        assert await kept_records(database_url, "fhir", raw) == []
+        counts["accepted"] += 1
+    print(f"\n[official R4 examples] scheduling: {dict(counts)}")
+
+
+async def test_the_official_request_example_is_a_request(
+    adapter: Adapter, fhir_nats: NatsServer
+) -> None:
+    """Appointment-examplereq.json: proposed, no start (valid under R4 app-3)."""
+    [example] = [e for e in EXAMPLES if e.path.endswith("Appointment-examplereq.json")]
+    reply = await adapter.http.put(
+        "/fhir/Appointment/examplereq", content=example.file.read_bytes(), headers=FHIR_JSON
+    )
+    assert reply.status_code == 200, reply.text
+    version = reply.headers["location"].rsplit("/", 1)[1]
+    stored = {s.msg_id: s for s in await stored_events(fhir_nats.url)}
+    event = stored[f"fhir:fhir:examplereq:{version}"]
+    assert event.subject == "scheduling.appointment.requested.v1.SITE01"
+    assert event.event["entity_key"] == "123"  # its identifier, as for any appointment
+    assert event.event["request"] == {
+        "appointment_id": "123",
+        "patient_ref": "example",
+        "provider_code": None,  # the ATND participant names no actor
+        "location_code": "1",
+        "department_code": "394814009",
+        "service_code": None,
+        "status": "proposed",
+        "requested_from": "2016-06-02",
+        "requested_to": "2016-06-09",
+        "duration_minutes": 15,
+        "reason": "Clinical Review",
+    }
+
+
+@pytest.mark.parametrize("kind", ["transaction", "batch"])
+async def test_the_official_examples_in_one_bundle(
+    adapter: Adapter, fhir_nats: NatsServer, kind: str
+) -> None:
+    """The package has no transaction or batch Bundle carrying an Appointment: the examples
+    are put in one, unchanged, each as a create."""
+    accepted = [e for e in EXAMPLES if e.accepted]
+    reply = await adapter.http.post("/fhir", content=bundle_of(kind, EXAMPLES), headers=FHIR_JSON)
+    assert reply.status_code == 200, reply.text
+    answer = reply.json()
+    assert answer["type"] == f"{kind}-response"
+    stored = {s.msg_id: s.event for s in await stored_events(fhir_nats.url)}
+    for example, entry in zip(EXAMPLES, answer["entry"], strict=True):
+        response = entry["response"]
+        assert response["status"] == "200 OK", (example.path, response)
+        fhir_id, version = response["location"].split("/")[1::2]
+        assert (stored[f"fhir:fhir:{fhir_id}:{version}"]["event_type"],) == example.event_types
+    assert len(answer["entry"]) == len(accepted)

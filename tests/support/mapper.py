@@ -53,6 +53,17 @@ APPOINTMENT_KINDS: dict[type[Event], s.AppointmentStatus] = {
     s.AppointmentNoShow: s.AppointmentStatus.NO_SHOW,
     s.AppointmentCompleted: s.AppointmentStatus.COMPLETED,
 }
+# Each appointment request event type (no slot) with its request's status.
+REQUEST_KINDS: dict[type[Event], s.AppointmentRequestStatus] = {
+    s.AppointmentRequested: s.AppointmentRequestStatus.WAITLIST,
+    s.AppointmentRequestCancelled: s.AppointmentRequestStatus.CANCELLED,
+}
+# The state an appointment is in after each event type: what fencing records.
+STATE_AFTER: dict[type[Event], str] = {
+    **{kind: status.value for kind, status in APPOINTMENT_KINDS.items()},
+    s.AppointmentRequested: "requested",
+    s.AppointmentRequestCancelled: "cancelled",
+}
 
 
 def envelope(event_id: str, key: str, version: int = 1, site: str = SITE) -> dict[str, Any]:
@@ -102,19 +113,27 @@ def appointment(
     site: str = SITE,
     service: str = "99213",
 ) -> Event:
-    status = APPOINTMENT_KINDS[kind]
+    env = envelope(event_id or f"{key}-v{version}", key, version, site)
+    coded: dict[str, Any] = {
+        "appointment_id": key,
+        "patient_ref": "MRN-1",
+        "provider_code": "DRSMITH",
+        "location_code": "CLINIC-N",
+        "department_code": "CARDIO",
+        "service_code": service,
+    }
+    if kind in REQUEST_KINDS:
+        request = s.AppointmentRequest(
+            **coded, status=REQUEST_KINDS[kind], requested_from=dt.date(2025, 3, 17)
+        )
+        return kind(**env, request=request)
     body = s.Appointment(
-        appointment_id=key,
-        patient_ref="MRN-1",
-        provider_code="DRSMITH",
-        location_code="CLINIC-N",
-        department_code="CARDIO",
-        service_code=service,
+        **coded,
         slot_start=dt.datetime(2025, 3, 14, 23, 30, tzinfo=TZ),
         slot_end=dt.datetime(2025, 3, 14, 23, 59, tzinfo=TZ),
-        status=status,
+        status=APPOINTMENT_KINDS[kind],
     )
-    return kind(**envelope(event_id or f"{key}-v{version}", key, version, site), appointment=body)
+    return kind(**env, appointment=body)
 
 
 def charge(
@@ -234,9 +253,9 @@ def billing_originals(draw: st.DrawFn) -> Event:
     return claim(ident, draw(st.sampled_from(list(b.ClaimStatus))))
 
 
-appointment_kinds = st.sampled_from(list(APPOINTMENT_KINDS))
+appointment_kinds = st.sampled_from([*APPOINTMENT_KINDS, *REQUEST_KINDS])
 previous_statuses = st.sampled_from(
-    ["none", "booked", "checked_in", "cancelled", "no_show", "completed"]
+    ["none", "requested", "booked", "checked_in", "cancelled", "no_show", "completed"]
 )
 
 # -- the oracle -------------------------------------------------------------------------------
@@ -291,6 +310,15 @@ def expected_sums(event: v.Validated[Any], rules: RuleSet, previous: str | None)
             _move(sums, "4950", "1200", a, "USD")
     elif isinstance(o, b.ClaimAdjudicatedV2):
         _move(sums, CLAIM_ACCOUNT[o.status.value], "9099", 1, "XXX")
+    elif name in ("appointment.requested", "appointment.request_cancelled"):
+        # A request has no slot and no expected revenue: nothing, unless the appointment
+        # was active, whose forecast it releases (and a cancelled one is a cancellation).
+        if previous in ACTIVE:
+            service = event.enrichment.service_code or o.request.service_code
+            fee = rules.fee_schedule.get(service, rules.fee_schedule["default"])
+            if name == "appointment.request_cancelled":
+                _move(sums, "9010", "9099", 1, "XXX")
+            _move(sums, "9199", "9100", fee, "USD")
     else:
         status = o.appointment.status.value
         service = event.enrichment.service_code or o.appointment.service_code

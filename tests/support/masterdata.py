@@ -14,7 +14,15 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from carebus_contracts import decode_message, encode, headers_for, subject_for
 from carebus_contracts.billing import Charge, ChargePosted
 from carebus_contracts.envelope import Event, Money
-from carebus_contracts.scheduling import Appointment, AppointmentBooked, AppointmentStatus
+from carebus_contracts.scheduling import (
+    Appointment,
+    AppointmentBooked,
+    AppointmentRequest,
+    AppointmentRequestCancelled,
+    AppointmentRequested,
+    AppointmentRequestStatus,
+    AppointmentStatus,
+)
 
 CHICAGO = dt.timezone(dt.timedelta(hours=-6))
 RECORDED = dt.datetime(2025, 3, 1, 12, 0, tzinfo=dt.UTC)
@@ -24,6 +32,21 @@ VALID_NPIS = ("1234567893", "1689872012", "1245319599", "1003000126", "149775854
 
 def unique(prefix: str) -> str:
     return f"{prefix}{uuid.uuid4().hex[:8].upper()}"
+
+
+def _envelope(
+    event_id: str, key: str, occurred_at: dt.datetime, source: str, site: str, version: int = 1
+) -> dict[str, Any]:
+    return {
+        "event_id": event_id,
+        "occurred_at": occurred_at,
+        "recorded_at": RECORDED,
+        "source_system": source,
+        "site": site,
+        "correlation_id": f"corr-{key}",
+        "entity_key": key,
+        "entity_version": version,
+    }
 
 
 def appointment(
@@ -39,15 +62,11 @@ def appointment(
     service_code: str | None = None,
 ) -> AppointmentBooked:
     start = dt.datetime.combine(on, dt.time(10, 0), CHICAGO)
+    occurred = start - dt.timedelta(days=3)
     return AppointmentBooked(
-        event_id=f"evt-{appointment_id}-{version}",
-        occurred_at=start - dt.timedelta(days=3),
-        recorded_at=RECORDED,
-        source_system=source,
-        site=site,
-        correlation_id=f"corr-{appointment_id}",
-        entity_key=appointment_id,
-        entity_version=version,
+        **_envelope(
+            f"evt-{appointment_id}-{version}", appointment_id, occurred, source, site, version
+        ),
         appointment=Appointment(
             appointment_id=appointment_id,
             patient_ref="MRN-1",
@@ -62,6 +81,34 @@ def appointment(
     )
 
 
+def appointment_request(
+    *,
+    site: str,
+    source: str,
+    appointment_id: str,
+    requested_from: dt.date | None = None,
+    occurred_on: dt.date = dt.date(2025, 3, 7),
+    cancelled: bool = False,
+    provider_code: str | None = None,
+    location_code: str | None = None,
+) -> AppointmentRequested | AppointmentRequestCancelled:
+    """A request (no slot): proposed, or cancelled without a time."""
+    status = AppointmentRequestStatus.CANCELLED if cancelled else AppointmentRequestStatus.PROPOSED
+    kind = AppointmentRequestCancelled if cancelled else AppointmentRequested
+    occurred = dt.datetime.combine(occurred_on, dt.time(23, 30), CHICAGO)
+    return kind(
+        **_envelope(f"evt-{appointment_id}-request", appointment_id, occurred, source, site),
+        request=AppointmentRequest(
+            appointment_id=appointment_id,
+            patient_ref="MRN-1",
+            provider_code=provider_code,
+            location_code=location_code,
+            status=status,
+            requested_from=requested_from,
+        ),
+    )
+
+
 def charge(
     *,
     site: str,
@@ -72,15 +119,9 @@ def charge(
     on: dt.date = dt.date(2025, 3, 10),
     provider_code: str | None = None,
 ) -> ChargePosted:
+    occurred = dt.datetime.combine(on, dt.time(9, 0), CHICAGO)
     return ChargePosted(
-        event_id=f"evt-{charge_id}",
-        occurred_at=dt.datetime.combine(on, dt.time(9, 0), CHICAGO),
-        recorded_at=RECORDED,
-        source_system=source,
-        site=site,
-        correlation_id=f"corr-{charge_id}",
-        entity_key=charge_id,
-        entity_version=1,
+        **_envelope(f"evt-{charge_id}", charge_id, occurred, source, site),
         charge=Charge(
             charge_id=charge_id,
             patient_ref="MRN-1",

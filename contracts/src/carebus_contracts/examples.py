@@ -83,7 +83,30 @@ def _scheduling() -> list[Event]:
         s.AppointmentCompleted(
             **_envelope("evt-appt-7", "A1001", version=5), appointment=_appointment(st.COMPLETED)
         ),
+        s.AppointmentRequested(
+            **_envelope("evt-appt-8", "A1002"),
+            request=_request(s.AppointmentRequestStatus.WAITLIST, "follow-up visit"),
+        ),
+        s.AppointmentRequestCancelled(
+            **_envelope("evt-appt-9", "A1002", version=2),
+            request=_request(s.AppointmentRequestStatus.CANCELLED, "patient request"),
+        ),
     ]
+
+
+def _request(status: s.AppointmentRequestStatus, reason: str) -> s.AppointmentRequest:
+    return s.AppointmentRequest(
+        appointment_id="A1002",
+        patient_ref="MRN-000123",
+        location_code="CLINIC-N",
+        department_code="CARDIO",
+        service_code="99213",
+        status=status,
+        requested_from=dt.date(2025, 3, 17),
+        requested_to=dt.date(2025, 3, 21),
+        duration_minutes=30,
+        reason=reason,
+    )
 
 
 _USD = "USD"

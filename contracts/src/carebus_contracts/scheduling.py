@@ -7,7 +7,11 @@ system's* codes; the master-data validator maps them to canonical ids.
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
+from typing import Annotated
+
+import msgspec
 
 from carebus_contracts.envelope import AwareDatetime, Contract, Event, NonEmptyStr, SchemaVersion
 
@@ -82,6 +86,54 @@ class AppointmentCompleted(
     appointment: Appointment
 
 
+class AppointmentRequestStatus(enum.StrEnum):
+    PROPOSED = "proposed"
+    WAITLIST = "waitlist"
+    CANCELLED = "cancelled"
+
+
+class AppointmentRequest(Contract, frozen=True, kw_only=True):
+    """An appointment asked for but not (or no longer) given a time: FHIR R4 lets a proposed,
+    waitlisted or cancelled Appointment lack ``start`` and ``end`` (invariant app-3).  The
+    same ``appointment_id`` as the appointment it may become."""
+
+    appointment_id: NonEmptyStr
+    patient_ref: NonEmptyStr
+    """An opaque patient reference (e.g. MRN); no other patient data travels on the bus."""
+    provider_code: str | None = None
+    location_code: str | None = None
+    department_code: str | None = None
+    service_code: str | None = None
+    status: AppointmentRequestStatus
+    requested_from: dt.date | None = None
+    """The first day the appointment is asked for (the requested periods' earliest start)."""
+    requested_to: dt.date | None = None
+    """The last day the appointment is asked for (the requested periods' latest end)."""
+    duration_minutes: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    reason: str | None = None
+    """Visit reason, or the cancellation reason of a cancelled request."""
+
+
+class AppointmentRequested(
+    Event, tag="scheduling.appointment.requested", frozen=True, kw_only=True
+):
+    """An appointment request: proposed or waitlisted, without a time yet.  Tracked, not
+    posted: it has no visit date and no expected revenue."""
+
+    schema_version: SchemaVersion = "1.0"
+    request: AppointmentRequest
+
+
+class AppointmentRequestCancelled(
+    Event, tag="scheduling.appointment.request_cancelled", frozen=True, kw_only=True
+):
+    """An appointment cancelled without a time: a request withdrawn (or an appointment whose
+    sender no longer gives its time)."""
+
+    schema_version: SchemaVersion = "1.0"
+    request: AppointmentRequest
+
+
 SCHEDULING_EVENTS: tuple[type[Event], ...] = (
     AppointmentBooked,
     AppointmentRescheduled,
@@ -90,4 +142,6 @@ SCHEDULING_EVENTS: tuple[type[Event], ...] = (
     AppointmentNoShow,
     AppointmentCheckedIn,
     AppointmentCompleted,
+    AppointmentRequested,
+    AppointmentRequestCancelled,
 )

@@ -28,6 +28,8 @@ from carebus_contracts.scheduling import (
     AppointmentCompleted,
     AppointmentModified,
     AppointmentNoShow,
+    AppointmentRequestCancelled,
+    AppointmentRequested,
     AppointmentRescheduled,
 )
 
@@ -109,6 +111,24 @@ class ValidatedAppointmentCompleted(
     schema_version: SchemaVersion = "1.0"
 
 
+class ValidatedAppointmentRequested(
+    Validated[AppointmentRequested],
+    tag="validated.appointment.requested",
+    frozen=True,
+    kw_only=True,
+):
+    schema_version: SchemaVersion = "1.0"
+
+
+class ValidatedAppointmentRequestCancelled(
+    Validated[AppointmentRequestCancelled],
+    tag="validated.appointment.request_cancelled",
+    frozen=True,
+    kw_only=True,
+):
+    schema_version: SchemaVersion = "1.0"
+
+
 class ValidatedChargePosted(
     Validated[ChargePosted], tag="validated.charge.posted", frozen=True, kw_only=True
 ):
@@ -149,6 +169,8 @@ VALIDATED_EVENTS: tuple[type[Event], ...] = (
     ValidatedAppointmentNoShow,
     ValidatedAppointmentCheckedIn,
     ValidatedAppointmentCompleted,
+    ValidatedAppointmentRequested,
+    ValidatedAppointmentRequestCancelled,
     ValidatedChargePosted,
     ValidatedChargeReversed,
     ValidatedPaymentPosted,
@@ -164,6 +186,8 @@ VALIDATED_FOR: dict[type[Event], type[Event]] = {
     AppointmentNoShow: ValidatedAppointmentNoShow,
     AppointmentCheckedIn: ValidatedAppointmentCheckedIn,
     AppointmentCompleted: ValidatedAppointmentCompleted,
+    AppointmentRequested: ValidatedAppointmentRequested,
+    AppointmentRequestCancelled: ValidatedAppointmentRequestCancelled,
     ChargePosted: ValidatedChargePosted,
     ChargeReversed: ValidatedChargeReversed,
     PaymentPosted: ValidatedPaymentPosted,

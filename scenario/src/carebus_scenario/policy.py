@@ -1,5 +1,5 @@
 """The accounting policy, written from the mapper's documentation (services/mapper/README.md,
-"Default rule set (2025.03.1) and chart of accounts") — deliberately not from its code, so
+"Default rule set (2025.03.2) and chart of accounts") — deliberately not from its code, so
 that a mistake in either shows up as a difference.
 
 One posting moves an amount from a credit account to a debit account; a negative amount swaps
@@ -12,11 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-RULE_SET_VERSION: Final = "2025.03.1"
+RULE_SET_VERSION: Final = "2025.03.2"
 CURRENCY: Final = "USD"
 COUNT: Final = "XXX"
 
-# [fee_schedule] of rule set 2025.03.1: expected fee per service code, for the forecast.
+# [fee_schedule] of rule set 2025.03.2: expected fee per service code, for the forecast.
 FEE_SCHEDULE: Final[dict[str, int]] = {
     "99202": 9500, "99203": 15000, "99204": 23000, "99212": 8000, "99213": 12500,
     "99214": 18500, "99215": 25000, "93000": 4500,

@@ -14,7 +14,7 @@ from litestar import Request, Response, post, put
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath
 
-from carebus_billing_adapter.adapters.fhir.outcome import FhirIssue, FhirRejected, operation_outcome
+from carebus_billing_adapter.adapters.fhir.outcome import FhirRejected, operation_outcome
 from carebus_billing_adapter.handlers.fhir import FhirAccepted, FhirHandler
 from carebus_billing_adapter.handlers.remittance import (
     RemittanceHandler,
@@ -105,6 +105,15 @@ def remittance_routes(
     return [upload_remittance]
 
 
+def fhir_unavailable(exc: Exception) -> Response[dict[str, Any]]:
+    log.error("FHIR request failed: %s", type(exc).__name__)
+    response = fhir_error(
+        FhirRejected.one("transient", "could not publish; retry", reason="unavailable", status=503)
+    )
+    response.headers["Retry-After"] = "5"
+    return response
+
+
 def fhir_routes(fhir: FhirHandler) -> list[HTTPRouteHandler]:
     async def _fhir(resource_type: str, body: bytes, url_id: str | None) -> Response[Any]:
         try:
@@ -112,12 +121,17 @@ def fhir_routes(fhir: FhirHandler) -> list[HTTPRouteHandler]:
         except FhirRejected as rejected:
             return fhir_error(rejected)
         except DEPENDENCY_ERRORS as exc:
-            log.error("FHIR request failed: %s", type(exc).__name__)
-            return fhir_error(
-                FhirRejected(
-                    [FhirIssue(code="transient", diagnostics="could not publish; retry")], 503
-                )
-            )
+            return fhir_unavailable(exc)
+
+    @post("/fhir", tags=["fhir"], summary="Process a transaction or batch Bundle")
+    async def fhir_bundle(request: Request[Any, Any, Any]) -> Response[Any]:
+        """ChargeItem, ClaimResponse and PaymentReconciliation entries become events; a
+        transaction is all or nothing, a batch answers per entry."""
+        try:
+            answer = await fhir.bundle(await request.body())
+        except DEPENDENCY_ERRORS as exc:
+            return fhir_unavailable(exc)
+        return Response(answer.body, status_code=answer.status, media_type=FHIR_JSON)
 
     @post("/fhir/{resource_type:str}", tags=["fhir"], summary="Create a FHIR R4 billing resource")
     async def fhir_create(
@@ -136,4 +150,4 @@ def fhir_routes(fhir: FhirHandler) -> list[HTTPRouteHandler]:
     ) -> Response[Any]:
         return await _fhir(resource_type, await request.body(), resource_id)
 
-    return [fhir_create, fhir_update]
+    return [fhir_bundle, fhir_create, fhir_update]

@@ -1,37 +1,38 @@
-"""Use case: create or update a FHIR R4 billing resource → its billing events, confirmed.
+"""Use case: FHIR R4 billing resources → their billing events, confirmed.
 
-A create gets a server id derived from the content (a retried create is the same resource and
-the same events); an update keeps the id in the URL, which must match the body's. Refused
-resources are kept raw in the exception store and raised as :class:`FhirRejected`.
+One by one (create or update of a ChargeItem, ClaimResponse or PaymentReconciliation) or in
+a transaction or batch Bundle (the shared ``carebus_shared.fhir.bundle`` rules: a transaction
+all or nothing, a batch per entry). A create gets a server id derived from the content (a
+retried create is the same resource and the same events); an update keeps the id in the
+URL, which must match the body's. Refused input is kept raw in the exception store first.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import msgspec
 
-from carebus_billing_adapter.adapters.fhir import mapping, values
-from carebus_billing_adapter.adapters.fhir.decode import RESOURCE_TYPES, decode_resource
+from carebus_billing_adapter.adapters.fhir import mapping
+from carebus_billing_adapter.adapters.fhir.bundle import read_billing_bundle
+from carebus_billing_adapter.adapters.fhir.decode import RESOURCE_TYPES
 from carebus_billing_adapter.adapters.fhir.outcome import FhirRejected
 from carebus_billing_adapter.config import Settings
 from carebus_contracts import Event
-from carebus_contracts.checks import ContractViolation, all_checked
+from carebus_shared.fhir.bundle import BundleAnswer, answer_bundle
+from carebus_shared.fhir.outcome import FhirProblem
 from carebus_shared.intake import Intake
 
 CONTENT_TYPE = "application/fhir+json"
-_MAPPERS: Final[dict[str, Callable[[Any, str, mapping.FhirContext], list[Event]]]] = {
-    "ChargeItem": mapping.charge_item_events,
-    "ClaimResponse": mapping.claim_response_events,
-    "PaymentReconciliation": mapping.payment_reconciliation_events,
-}
+BUNDLE = "Bundle"
 
 
 def source_for(resource_type: str) -> str:
+    """The source an input is counted and kept under: ``fhir-<type>``, ``fhir-Bundle``."""
     return f"fhir-{resource_type}"
 
 
@@ -70,38 +71,15 @@ class FhirHandler:
                 "not-supported", f"{resource_type} is not a billing resource carebus takes",
                 reason="unsupported_resource", status=404,
             )  # fmt: skip
+        source = source_for(resource_type)
         try:
-            return await self._handle(resource_type, body, url_id)
-        except FhirRejected as rejected:
-            first = rejected.issues[0]
-            await self._intake.reject(
-                raw=body,
-                source=source_for(resource_type),
-                category="contract",
-                reason=first.reason,
-                message=str(rejected),
-                content_type=CONTENT_TYPE,
-                site=self._settings.default_site,
-                path=first.expression,
+            resource_id, events = mapping.resource_events(
+                resource_type, body, url_id, self._context()
             )
+        except FhirRejected as rejected:
+            await self._keep(body, source, rejected.issues)
             raise
-
-    async def _handle(self, resource_type: str, body: bytes, url_id: str | None) -> FhirAccepted:
-        resource = decode_resource(RESOURCE_TYPES[resource_type], body)
-        if url_id is not None and resource.id is not None and resource.id != url_id:
-            raise FhirRejected.one(
-                "invalid", f"the body's id {resource.id!r} differs from the URL's {url_id!r}",
-                f"{resource_type}.id", reason="id_mismatch", status=400,
-            )  # fmt: skip
-        resource_id = url_id or values.content_id(resource_type, resource)
-        try:
-            events = all_checked(_MAPPERS[resource_type](resource, resource_id, self._context()))
-        except ContractViolation as exc:
-            raise FhirRejected.one(
-                "value", f"{exc.event_type}: {exc.reason} at {exc.path}",
-                resource_type, reason="contract_violation",
-            ) from None  # fmt: skip
-        await self._intake.publish(source_for(resource_type), events)
+        await self._intake.publish(source, events)
         stored = msgspec.json.decode(body)
         stored["id"] = resource_id
         return FhirAccepted(
@@ -110,4 +88,33 @@ class FhirHandler:
             created=url_id is None,
             event_ids=tuple(e.event_id for e in events),
             resource=stored,
+        )
+
+    async def bundle(self, raw: bytes) -> BundleAnswer:
+        """A transaction or batch Bundle: answered 200 with a ``<type>-response``, or refused
+        (4xx OperationOutcome) after it was kept."""
+        source = source_for(BUNDLE)
+        ctx = self._context()
+
+        async def publish(events: Sequence[Event]) -> None:
+            await self._intake.publish(source, events)
+
+        async def keep(problems: Sequence[FhirProblem]) -> None:
+            await self._keep(raw, source, problems)
+
+        return await answer_bundle(
+            lambda: read_billing_bundle(raw, ctx), publish=publish, keep=keep
+        )
+
+    async def _keep(self, raw: bytes, source: str, problems: Sequence[FhirProblem]) -> None:
+        first = problems[0]
+        await self._intake.reject(
+            raw=raw,
+            source=source,
+            category="contract",
+            reason=first.reason,
+            message="; ".join(str(p) for p in problems)[:2000],
+            content_type=CONTENT_TYPE,
+            site=self._settings.default_site,
+            path=first.expression,
         )

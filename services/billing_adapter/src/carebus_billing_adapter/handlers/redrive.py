@@ -71,8 +71,24 @@ def redrive_paths(
 
         return path
 
+    async def bundle_path(raw: bytes, _: Mapping[str, str]) -> Reprocessed:
+        answer = await fhirs.bundle(raw)
+        if answer.problems:
+            first = answer.problems[0]
+            return Reprocessed(
+                False,
+                "; ".join(str(p) for p in answer.problems),
+                answer.event_ids,
+                first.reason,
+                report=operation_outcome(list(answer.problems)),
+            )
+        return Reprocessed(
+            True, f"Bundle: {len(answer.event_ids)} event(s) published", answer.event_ids
+        )
+
     return {
         dft.SOURCE: dft_path,
         remittance.SOURCE: remittance_path,
         **{fhir.source_for(kind): fhir_path(kind) for kind in RESOURCE_TYPES},
+        fhir.source_for(fhir.BUNDLE): bundle_path,
     }

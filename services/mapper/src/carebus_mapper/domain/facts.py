@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import msgspec
 
 from carebus_contracts import billing as b
+from carebus_contracts import scheduling as s
 from carebus_contracts import validated as v
 from carebus_contracts.envelope import Money
 from carebus_mapper.domain.amounts import Amount, UnitMismatch
@@ -34,10 +35,12 @@ APPOINTMENT_EVENTS: Final = tuple(
         "completed",
     )
 )
+REQUEST_EVENTS: Final = ("appointment.requested", "appointment.request_cancelled")
+"""Appointment requests: an appointment without a slot (fenced as the appointment)."""
 CLAIM_GROUPS: Final = tuple(g.value for g in b.CarcGroup)
 
 AMOUNTS: Final[dict[str, frozenset[str]]] = {
-    **{e: frozenset({"visits", "expected_fee"}) for e in APPOINTMENT_EVENTS},
+    **{e: frozenset({"visits", "expected_fee"}) for e in APPOINTMENT_EVENTS + REQUEST_EVENTS},
     "charge.posted": frozenset({"charge", "units"}),
     "charge.reversed": frozenset({"charge", "units"}),
     "payment.posted": frozenset({"payment"}),
@@ -53,6 +56,7 @@ EVENT_TYPES: Final = frozenset(AMOUNTS)
 
 DATES: Final[dict[str, frozenset[str]]] = {
     **{e: frozenset({"occurred", "slot_date"}) for e in APPOINTMENT_EVENTS},
+    **{e: frozenset({"occurred"}) for e in REQUEST_EVENTS},
     "charge.posted": frozenset({"occurred", "service_date"}),
     "charge.reversed": frozenset({"occurred", "service_date"}),
     "payment.posted": frozenset({"occurred", "received_on"}),
@@ -248,15 +252,22 @@ def _read_original(
     if isinstance(original, b.ClaimAdjudicatedV2):
         return _claim(original, statistical_unit, selectors, amounts, dates)
     appointment = getattr(original, "appointment", None)
-    if appointment is None:
+    request = getattr(original, "request", None)
+    body = appointment if appointment is not None else request
+    if body is None:
         raise UnsupportedEvent(f"no facts for {event.event_type}")
     amounts["visits"] = Amount(1, statistical_unit)
-    service = enrichment.service_code or appointment.service_code
+    service = enrichment.service_code or body.service_code
     fee = fee_schedule.get(service or "", fee_schedule.get("default"))
     if fee is not None:
         amounts["expected_fee"] = Amount(fee, fee_currency)
-    dates["slot_date"] = local_date(appointment.slot_start, enrichment.time_zone)
-    selectors["appointment_status"] = appointment.status.value
+    if appointment is not None:
+        dates["slot_date"] = local_date(appointment.slot_start, enrichment.time_zone)
+        selectors["appointment_status"] = appointment.status.value
+    else:
+        # A request has no slot; the state it leaves is "requested", or "cancelled".
+        cancelled = body.status is s.AppointmentRequestStatus.CANCELLED
+        selectors["appointment_status"] = "cancelled" if cancelled else "requested"
     return True
 
 

@@ -44,6 +44,7 @@ Weight = Annotated[int, msgspec.Meta(ge=1)]
 AdjustmentScope = Literal["service_line", "claim", "provider", "account"]
 PreviousStatus = Literal[
     "none",
+    "requested",
     "booked",
     "cancelled",
     "no_show",

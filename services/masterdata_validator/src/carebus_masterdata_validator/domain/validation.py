@@ -32,7 +32,7 @@ from carebus_contracts.masterdata import (
     Provider,
     Service,
 )
-from carebus_contracts.scheduling import Appointment
+from carebus_contracts.scheduling import Appointment, AppointmentRequest
 from carebus_contracts.validated import Enrichment
 from carebus_masterdata_validator.domain.kinds import Record
 from carebus_masterdata_validator.domain.npi import looks_like_npi, npi_check_digit_ok
@@ -87,16 +87,19 @@ class NotValidated(TypeError):
     """The event is of a type the validator does not handle."""
 
 
-# The coded fields of an appointment and of a charge: (kind, field name, JSON path), in the
-# order their references are checked. Built once, not per event.
+# The coded fields of an appointment (or appointment request) and of a charge: (kind, field
+# name, JSON path), in the order their references are checked. Built once, not per event.
+_APPOINTMENT_CODES: Final = (
+    (EntityKind.PROVIDER, "provider_code"),
+    (EntityKind.LOCATION, "location_code"),
+    (EntityKind.DEPARTMENT, "department_code"),
+    (EntityKind.SERVICE, "service_code"),
+)
 _APPOINTMENT_FIELDS: Final = tuple(
-    (kind, name, f"$.appointment.{name}")
-    for kind, name in (
-        (EntityKind.PROVIDER, "provider_code"),
-        (EntityKind.LOCATION, "location_code"),
-        (EntityKind.DEPARTMENT, "department_code"),
-        (EntityKind.SERVICE, "service_code"),
-    )
+    (kind, name, f"$.appointment.{name}") for kind, name in _APPOINTMENT_CODES
+)
+_REQUEST_FIELDS: Final = tuple(
+    (kind, name, f"$.request.{name}") for kind, name in _APPOINTMENT_CODES
 )
 _CHARGE_FIELDS: Final = tuple(
     (kind, name, f"$.charge.{name}")
@@ -110,17 +113,11 @@ _CHARGE_FIELDS: Final = tuple(
 )
 
 
-def _appointment_refs(appt: Appointment) -> Iterator[Reference]:
-    for kind, name, path in _APPOINTMENT_FIELDS:
-        code = getattr(appt, name)
-        if code:
-            yield Reference(kind, code, path)
-
-
-def _charge_refs(event: ChargePosted | ChargeReversed) -> Iterator[Reference]:
-    charge = event.charge
-    for kind, name, path in _CHARGE_FIELDS:
-        code = getattr(charge, name)
+def _coded_refs(
+    body: object, fields: tuple[tuple[EntityKind, str, str], ...]
+) -> Iterator[Reference]:
+    for kind, name, path in fields:
+        code = getattr(body, name)
         if code:
             yield Reference(kind, code, path)
 
@@ -130,10 +127,19 @@ def references_of(event: Event) -> EventReferences:
     appointment = getattr(event, "appointment", None)
     if isinstance(appointment, Appointment):
         # The slot's own offset is the sender's local time: its date is the visit date.
-        return EventReferences(appointment.slot_start.date(), tuple(_appointment_refs(appointment)))
+        return EventReferences(
+            appointment.slot_start.date(), tuple(_coded_refs(appointment, _APPOINTMENT_FIELDS))
+        )
+    request = getattr(event, "request", None)
+    if isinstance(request, AppointmentRequest):
+        # No slot: the first day asked for, else the day the request (or its cancellation)
+        # was made.
+        on = request.requested_from or event.occurred_at.date()
+        return EventReferences(on, tuple(_coded_refs(request, _REQUEST_FIELDS)))
     match event:
         case ChargePosted() | ChargeReversed():
-            return EventReferences(event.charge.service_date, tuple(_charge_refs(event)))
+            refs = tuple(_coded_refs(event.charge, _CHARGE_FIELDS))
+            return EventReferences(event.charge.service_date, refs)
         case PaymentPosted():
             if event.payer_code:
                 payer = Reference(EntityKind.PAYER, event.payer_code, "$.payer_code")

@@ -1,4 +1,5 @@
-"""What every input channel (HL7, FHIR, CSV) builds: one canonical appointment event."""
+"""What every input channel (HL7, FHIR, CSV) builds: one canonical appointment event, or
+(FHIR only: an Appointment without a time) an appointment request event."""
 
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ EVENT_TYPES: Final[dict[str, Callable[..., Event]]] = {
     "no_show": s.AppointmentNoShow,
     "checked_in": s.AppointmentCheckedIn,
     "completed": s.AppointmentCompleted,
+    "requested": s.AppointmentRequested,
+    "request_cancelled": s.AppointmentRequestCancelled,
 }
 # Statuses that are themselves the event (a check-in is a check-in whatever the trigger).
 STATUS_EVENTS: Final = frozenset({"cancelled", "no_show", "checked_in", "completed"})
@@ -27,7 +30,7 @@ STATUS_EVENTS: Final = frozenset({"cancelled", "no_show", "checked_in", "complet
 
 def appointment_event(
     kind: str,
-    appointment: s.Appointment,
+    appointment: s.Appointment | s.AppointmentRequest,
     *,
     event_id: str,
     occurred_at: datetime,
@@ -37,6 +40,7 @@ def appointment_event(
     entity_version: int,
 ) -> Event:
     """The event of ``kind``, checked against its contract (raises ContractViolation)."""
+    body = "request" if isinstance(appointment, s.AppointmentRequest) else "appointment"
     return checked(
         EVENT_TYPES[kind](
             event_id=event_id,
@@ -47,6 +51,6 @@ def appointment_event(
             correlation_id=event_id,
             entity_key=appointment.appointment_id,
             entity_version=entity_version,
-            appointment=appointment,
+            **{body: appointment},
         )
     )

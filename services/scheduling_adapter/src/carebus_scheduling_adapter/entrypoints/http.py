@@ -17,12 +17,6 @@ from litestar import Request, Response, post, put
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath
 
-from carebus_scheduling_adapter.adapters.fhir.problems import (
-    NOT_SUPPORTED,
-    TRANSIENT,
-    FhirProblem,
-    operation_outcome,
-)
 from carebus_scheduling_adapter.handlers.fhir_requests import (
     BUNDLE,
     CREATE,
@@ -33,6 +27,7 @@ from carebus_scheduling_adapter.handlers.fhir_requests import (
 from carebus_shared.dependencies import DEPENDENCY_ERRORS
 from carebus_shared.exceptions.redrive import RedriveInputs
 from carebus_shared.exceptions.routes import redrive_routes
+from carebus_shared.fhir.outcome import NOT_SUPPORTED, TRANSIENT, FhirProblem, operation_outcome
 
 log = logging.getLogger(__name__)
 

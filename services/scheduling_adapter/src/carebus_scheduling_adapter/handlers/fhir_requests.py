@@ -9,7 +9,6 @@ JetStream or PostgreSQL propagates: the route answers 503 and the sender retries
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -18,23 +17,27 @@ from typing import Any, Final
 import msgspec
 
 from carebus_contracts import Event
-from carebus_scheduling_adapter.adapters.fhir.appointment import FhirSource, appointment_to_event
-from carebus_scheduling_adapter.adapters.fhir.bundle import BundleResult, read_bundle
-from carebus_scheduling_adapter.adapters.fhir.problems import (
-    EXCEPTION,
-    VALUE,
-    FhirProblem,
-    information,
-    operation_outcome,
+from carebus_scheduling_adapter.adapters.fhir.appointment import (
+    FhirSource,
+    appointment_to_event,
+    id_and_version,
 )
-from carebus_scheduling_adapter.adapters.fhir.resources import Appointment, decode
+from carebus_scheduling_adapter.adapters.fhir.bundle import read_appointments
+from carebus_scheduling_adapter.adapters.fhir.resources import Appointment
 from carebus_scheduling_adapter.domain.inputs import CONTENT_FHIR, SOURCE_FHIR
 from carebus_shared.exceptions.redrive import Reprocessed
+from carebus_shared.fhir.bundle import answer_bundle
+from carebus_shared.fhir.decoding import decode
+from carebus_shared.fhir.outcome import (
+    VALUE,
+    FhirProblem,
+    internal_error,
+    operation_outcome,
+    status_of,
+)
 from carebus_shared.http.guards import location
 from carebus_shared.intake import Sink
 from carebus_shared.logs import bind_event
-
-log = logging.getLogger(__name__)
 
 CREATE: Final = "create"
 UPDATE: Final = "update"
@@ -44,11 +47,6 @@ H_INTERACTION: Final = "Fhir-Interaction"
 H_ID: Final = "Fhir-Id"
 H_SOURCE: Final = "Carebus-Source-System"
 H_SITE: Final = "Carebus-Site"
-
-_REASON_PHRASE: Final = {
-    200: "OK", 201: "Created", 400: "Bad Request", 415: "Unsupported Media Type",
-    422: "Unprocessable Entity", 500: "Internal Server Error",
-}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -93,23 +91,19 @@ class FhirRequests:
         self, raw: bytes, *, source_system: str | None = None, site: str | None = None
     ) -> FhirReply:
         source = self._source(source_system, site)
-        try:
-            result = read_bundle(raw, source)
-        except FhirProblem as problem:
-            return await self._refuse(raw, BUNDLE, None, source, [problem])
-        except Exception as exc:
-            return await self._refuse(raw, BUNDLE, None, source, [_internal(exc)])
-        problems = result.problems
-        if problems and (result.type == "transaction" or not result.events):
-            return await self._refuse(raw, BUNDLE, None, source, problems)
-        events = result.events
-        await self._sink.publish(SOURCE_FHIR, events)
-        if problems:  # a batch whose other entries went through
+
+        async def keep(problems: Sequence[FhirProblem]) -> None:
             await self._keep(raw, BUNDLE, None, source, problems)
+
+        async def publish(events: Sequence[Event]) -> None:
+            await self._sink.publish(SOURCE_FHIR, events)
+
+        answer = await answer_bundle(
+            lambda: read_appointments(raw, source), publish=publish, keep=keep
+        )
         return FhirReply(
-            200, _bundle_response(result), event_ids=tuple(e.event_id for e in events),
-            problems=tuple(problems),
-        )  # fmt: skip
+            answer.status, answer.body, event_ids=answer.event_ids, problems=answer.problems
+        )
 
     async def handle(self, raw: bytes, headers: Mapping[str, str]) -> Reprocessed:
         """Replay a kept request (re-drive) the way it first came in."""
@@ -165,10 +159,10 @@ class FhirRequests:
         except FhirProblem as problem:
             return await self._refuse(raw, interaction, path_id, source, [problem])
         except Exception as exc:
-            return await self._refuse(raw, interaction, path_id, source, [_internal(exc)])
+            return await self._refuse(raw, interaction, path_id, source, [internal_error(exc)])
         with bind_event(event.event_id, event.correlation_id):
             await self._sink.publish(SOURCE_FHIR, [event])
-        fhir_id, version = _id_and_version(event)
+        fhir_id, version = id_and_version(event)
         body = _as_stored(raw, fhir_id, version)
         here = location("Appointment", fhir_id, "_history", str(version)).removeprefix("/")
         headers = {"Location": here, "ETag": f'W/"{version}"'}
@@ -183,8 +177,7 @@ class FhirRequests:
         problems: Sequence[FhirProblem],
     ) -> FhirReply:
         await self._keep(raw, interaction, fhir_id, source, problems)
-        status = 400 if any(p.status == 400 for p in problems) else max(p.status for p in problems)
-        return FhirReply(status, operation_outcome(problems), problems=tuple(problems))
+        return FhirReply(status_of(problems), operation_outcome(problems), problems=tuple(problems))
 
     async def _keep(
         self,
@@ -214,52 +207,8 @@ class FhirRequests:
         )
 
 
-def _internal(exc: Exception) -> FhirProblem:
-    """A mapping bug: answered 500 and the request kept, for a re-drive once fixed."""
-    log.exception("FHIR request could not be mapped (internal error)")
-    return FhirProblem(
-        "internal_error", f"internal error: {type(exc).__name__}", code=EXCEPTION, status=500
-    )
-
-
-def _id_and_version(event: Event) -> tuple[str, str]:
-    # fhir:<source>:<id>:<version>; FHIR ids and versions never contain ':'.
-    _, fhir_id, version = event.event_id.rsplit(":", 2)
-    return fhir_id, version
-
-
 def _as_stored(raw: bytes, fhir_id: str, version: str) -> dict[str, Any]:
     resource: dict[str, Any] = msgspec.json.decode(raw)
     resource["id"] = fhir_id
     resource["meta"] = {**resource.get("meta", {}), "versionId": version}
     return resource
-
-
-def _status_line(status: int) -> str:
-    return f"{status} {_REASON_PHRASE.get(status, '')}".strip()
-
-
-def _bundle_response(result: BundleResult) -> dict[str, Any]:
-    entries: list[dict[str, Any]] = []
-    for entry in result.entries:
-        if entry.problem is not None:
-            response: dict[str, Any] = {
-                "status": _status_line(entry.problem.status),
-                "outcome": operation_outcome([entry.problem]),
-            }
-        elif entry.event is not None:
-            fhir_id, version = _id_and_version(entry.event)
-            response = {
-                "status": _status_line(200),
-                "location": f"Appointment/{fhir_id}/_history/{version}",
-                "etag": f'W/"{version}"',
-            }
-        else:
-            response = {
-                "status": _status_line(200),
-                "outcome": information(
-                    f"{entry.resource_type or 'entry'} read to resolve references; not stored"
-                ),
-            }
-        entries.append({"response": response})
-    return {"resourceType": "Bundle", "type": f"{result.type}-response", "entry": entries}

@@ -3,7 +3,7 @@
 * ``ChargeItem`` → ``billing.charge.posted`` (status billable, billed or unknown) or
   ``billing.charge.reversed`` (entered-in-error, aborted). ``priceOverride`` is the charged
   amount for all units, as the HL7 v2-to-FHIR mapping writes FT1-11 there.
-* ``ClaimResponse`` → ``billing.claim.adjudicated`` (v2): ``total`` submitted → billed,
+* ``ClaimResponse`` (use claim) → ``billing.claim.adjudicated`` (v2): ``total`` submitted → billed,
   benefit (else ``payment.amount``) → paid, copay + deductible → patient responsibility.
   Header ``adjudication`` entries whose category is an X12 group code (CO, PR, OA, PI, CR) and
   whose reason is a CARC become claim adjustments. The payment itself is left to
@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from collections.abc import Callable
 from typing import Any, Final
 
 import msgspec
 
 from carebus_billing_adapter.adapters.fhir import values
+from carebus_billing_adapter.adapters.fhir.decode import RESOURCE_TYPES, decode_resource
 from carebus_billing_adapter.adapters.fhir.outcome import FhirRejected
 from carebus_billing_adapter.adapters.fhir.resources import (
     Adjudication,
@@ -35,6 +37,7 @@ from carebus_billing_adapter.adapters.fhir.resources import (
     Total,
 )
 from carebus_contracts import billing as b
+from carebus_contracts.checks import ContractViolation, all_checked
 from carebus_contracts.envelope import Event, Money
 
 _CHARGE_POSTED: Final = frozenset({"billable", "billed", "unknown"})
@@ -179,6 +182,13 @@ def _claim_adjustments(entries: list[Adjudication], ctx: FhirContext) -> list[b.
 def claim_response_events(
     response: ClaimResponse, resource_id: str, ctx: FhirContext
 ) -> list[Event]:
+    if response.use not in (None, "claim"):
+        raise FhirRejected.one(
+            "not-supported",
+            f"a ClaimResponse of use {response.use!r} adjudicates no claim: nothing to post "
+            "(carebus takes use 'claim')",
+            "ClaimResponse.use", reason="unsupported_use",
+        )  # fmt: skip
     if response.outcome == "queued":
         raise FhirRejected.one(
             "value", "a queued ClaimResponse is not adjudicated yet", "ClaimResponse.outcome",
@@ -188,6 +198,13 @@ def claim_response_events(
     if not reversed_:
         _status(response.status, "ClaimResponse.status", frozenset({"active"}))
     totals = _totals(response.total, ctx)
+    if "submitted" not in totals and response.outcome == "error":
+        raise FhirRejected.one(
+            "value",
+            "a ClaimResponse with outcome 'error' and no totals was not adjudicated "
+            "(its errors say why): nothing to post",
+            "ClaimResponse.outcome", reason="not_adjudicated",
+        )  # fmt: skip
     if "submitted" not in totals:
         raise FhirRejected.one(
             "required", "a total with category 'submitted' (the billed amount) is required",
@@ -310,3 +327,38 @@ def payment_reconciliation_events(
             reason="payment_unbalanced",
         )
     return events
+
+
+# -- one resource -------------------------------------------------------------------------
+
+_MAPPERS: Final[dict[str, Callable[[Any, str, FhirContext], list[Event]]]] = {
+    "ChargeItem": charge_item_events,
+    "ClaimResponse": claim_response_events,
+    "PaymentReconciliation": payment_reconciliation_events,
+}
+
+
+def resource_events(
+    resource_type: str, body: bytes, url_id: str | None, ctx: FhirContext
+) -> tuple[str, list[Event]]:
+    """A ChargeItem, ClaimResponse or PaymentReconciliation → its server id and its events,
+    checked against their contracts; raises :class:`FhirRejected`.
+
+    ``url_id`` is the id an update names (the body's own id must agree); a create gets an id
+    derived from the content, so a retried create is the same resource.
+    """
+    resource = decode_resource(RESOURCE_TYPES[resource_type], body)
+    if url_id is not None and resource.id is not None and resource.id != url_id:
+        raise FhirRejected.one(
+            "invalid", f"the body's id {resource.id!r} differs from the URL's {url_id!r}",
+            f"{resource_type}.id", reason="id_mismatch", status=400,
+        )  # fmt: skip
+    resource_id = url_id or values.content_id(resource_type, resource)
+    try:
+        events = all_checked(_MAPPERS[resource_type](resource, resource_id, ctx))
+    except ContractViolation as exc:
+        raise FhirRejected.one(
+            "value", f"{exc.event_type}: {exc.reason} at {exc.path}",
+            resource_type, reason="contract_violation",
+        ) from None  # fmt: skip
+    return resource_id, events

@@ -1,26 +1,21 @@
-"""Why a FHIR resource was refused, and the OperationOutcome that says so."""
+"""Why a FHIR resource was refused: :class:`FhirRejected`, one or more shared
+:class:`~carebus_shared.fhir.outcome.FhirProblem` (reason slug, FHIR issue type, FHIRPath,
+HTTP status), answered as the shared ``OperationOutcome``."""
 
 from __future__ import annotations
 
-from typing import Any
+from carebus_shared.fhir.outcome import FhirProblem, operation_outcome, status_of
 
-import msgspec
-
-
-class FhirIssue(msgspec.Struct, frozen=True, kw_only=True):
-    code: str  # FHIR issue-type: invalid, required, value, structure, not-supported, ...
-    diagnostics: str
-    expression: str | None = None  # FHIRPath of the offending element, e.g. ChargeItem.subject
-    reason: str = "invalid_resource"  # stable slug for the exception store
+__all__ = ["FhirProblem", "FhirRejected", "operation_outcome"]
 
 
 class FhirRejected(Exception):
     """A resource carebus will not accept; ``status`` is the HTTP status to answer with."""
 
-    def __init__(self, issues: list[FhirIssue], status: int = 422) -> None:
+    def __init__(self, issues: list[FhirProblem], status: int | None = None) -> None:
         self.issues = issues
-        self.status = status
-        super().__init__("; ".join(_describe(i) for i in issues))
+        self.status = status if status is not None else status_of(issues)
+        super().__init__("; ".join(str(i) for i in issues))
 
     @classmethod
     def one(
@@ -33,25 +28,5 @@ class FhirRejected(Exception):
         status: int = 422,
     ) -> FhirRejected:
         return cls(
-            [FhirIssue(code=code, diagnostics=diagnostics, expression=expression, reason=reason)],
-            status,
+            [FhirProblem(reason, diagnostics, code=code, expression=expression, status=status)]
         )
-
-
-def _describe(issue: FhirIssue) -> str:
-    return f"{issue.expression}: {issue.diagnostics}" if issue.expression else issue.diagnostics
-
-
-def operation_outcome(issues: list[FhirIssue], severity: str = "error") -> dict[str, Any]:
-    return {
-        "resourceType": "OperationOutcome",
-        "issue": [
-            {
-                "severity": severity,
-                "code": issue.code,
-                "diagnostics": issue.diagnostics,
-                **({"expression": [issue.expression]} if issue.expression else {}),
-            }
-            for issue in issues
-        ],
-    }

@@ -115,6 +115,7 @@ class ClaimResponse(_Fhir, frozen=True, kw_only=True):
     meta: Meta | None = None
     identifier: list[Identifier] = []
     status: str | None = None
+    use: str | None = None
     outcome: str | None = None
     created: str | None = None
     insurer: Reference | None = None

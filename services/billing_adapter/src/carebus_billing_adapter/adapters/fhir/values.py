@@ -57,7 +57,7 @@ def date(text: str | None, path: str) -> dt.date:
         return dt.date.fromisoformat(text[:10])
     except ValueError:
         raise FhirRejected.one(
-            "value", f"{text!r} is not a full date (YYYY-MM-DD)", path, reason="invalid_date"
+            "value", "not a full date (YYYY-MM-DD)", path, reason="invalid_date"
         ) from None
 
 
@@ -71,7 +71,7 @@ def instant(text: str | None, path: str, tz: dt.tzinfo) -> dt.datetime:
         value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise FhirRejected.one(
-            "value", f"{text!r} is not a FHIR dateTime", path, reason="invalid_date"
+            "value", "not a FHIR dateTime", path, reason="invalid_date"
         ) from None
     return value if value.tzinfo else value.replace(tzinfo=tz)
 

@@ -1,4 +1,5 @@
-"""FHIR R4 Appointment → canonical appointment event.  Pure: no I/O, no clock.
+"""FHIR R4 Appointment → canonical appointment (or appointment request) event.  Pure: no
+I/O, no clock.
 
 Rules worth knowing:
 
@@ -15,29 +16,29 @@ Rules worth knowing:
   code (identifier, else name).  References are resolved inside the Bundle; one that cannot
   be resolved contributes its logical id, for the master-data validator to judge.
 * Department = specialty; service = serviceType, else the code of a basedOn ServiceRequest.
+* An Appointment without start and end (R4 app-2: both or neither) is an appointment
+  *request* when R4 allows that (app-3: proposed, waitlist, cancelled): ``requested`` for a
+  proposed or waitlisted one, ``request_cancelled`` for a cancelled one, with the requested
+  days (requestedPeriod) and minutesDuration.  Any other status still needs its time.
 * Event id: ``fhir:<source>:<FHIR id>:<meta.versionId>``; without a versionId, a hash of the
   resource's content stands in, so a retransmitted request is de-duplicated by JetStream.
 """
 
 from __future__ import annotations
 
+import calendar
 import hashlib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Final
+from datetime import date, datetime, timedelta
+from typing import Any, Final
 
 import msgspec
 
 from carebus_contracts import Event
 from carebus_contracts import scheduling as s
 from carebus_contracts.checks import ContractViolation
-from carebus_scheduling_adapter.adapters.fhir.problems import (
-    CODE_INVALID,
-    REQUIRED,
-    VALUE,
-    FhirProblem,
-)
 from carebus_scheduling_adapter.adapters.fhir.resources import (
     Appointment,
     CodeableConcept,
@@ -46,6 +47,7 @@ from carebus_scheduling_adapter.adapters.fhir.resources import (
     Reference,
 )
 from carebus_scheduling_adapter.domain.appointments import appointment_event
+from carebus_shared.fhir.outcome import CODE_INVALID, REQUIRED, VALUE, FhirProblem
 
 NPI_SYSTEM: Final = "http://hl7.org/fhir/sid/us-npi"
 _NPI_OID: Final = "urn:oid:2.16.840.1.113883.4.6"
@@ -64,6 +66,20 @@ STATUS: Final[dict[str, tuple[str, str | None, str | None]]] = {
     "entered-in-error": ("cancelled", "cancelled", "entered-in-error"),
 }
 _INTERACTION_EVENT: Final = {"POST": "booked", "PUT": "modified"}
+# FHIR statuses an Appointment may have without start and end (R4 invariant app-3), as the
+# request it then is, and the event of each.
+REQUEST_STATUS: Final = {
+    "proposed": s.AppointmentRequestStatus.PROPOSED,
+    "waitlist": s.AppointmentRequestStatus.WAITLIST,
+    "cancelled": s.AppointmentRequestStatus.CANCELLED,
+}
+REQUEST_EVENTS: Final = {
+    s.AppointmentRequestStatus.PROPOSED: "requested",
+    s.AppointmentRequestStatus.WAITLIST: "requested",
+    s.AppointmentRequestStatus.CANCELLED: "request_cancelled",
+}
+_YEAR: Final = re.compile(r"[0-9]{4}")
+_YEAR_MONTH: Final = re.compile(r"[0-9]{4}-[0-9]{2}")
 
 
 @dataclass(frozen=True)
@@ -112,8 +128,8 @@ def appointment_to_event(
         )
     ctx = context or BundleContext()
     status, forced_event, default_reason = _status(appt.status)
-    kind = forced_event or _INTERACTION_EVENT[method]
-    start, end = _slot(appt)
+    request_status = _request_status(appt)
+    slot = None if request_status is not None else _slot(appt)
     fhir_id = fhir_id or appt.id
     appointment_id = _appointment_id(appt, fhir_id)
     version = (appt.meta.version_id if appt.meta else None) or content_hash(raw)
@@ -121,23 +137,36 @@ def appointment_to_event(
         _instant(appt.meta.last_updated, "Appointment.meta.lastUpdated") if appt.meta else None
     )
     occurred = updated or source.received_at
-    reason = _reason(appt, status, default_reason)
-    appointment = s.Appointment(
-        appointment_id=appointment_id,
-        patient_ref=_patient_ref(appt, ctx),
-        provider_code=_provider_code(appt, ctx),
-        location_code=_location_code(appt, ctx),
-        department_code=_first_code(appt.specialty),
-        service_code=_first_code(appt.service_type) or _service_request_code(appt, ctx),
-        slot_start=start,
-        slot_end=end,
-        status=s.AppointmentStatus(status),
-        reason=reason,
-    )
+    common: dict[str, Any] = {
+        "appointment_id": appointment_id,
+        "patient_ref": _patient_ref(appt, ctx),
+        "provider_code": _provider_code(appt, ctx),
+        "location_code": _location_code(appt, ctx),
+        "department_code": _first_code(appt.specialty),
+        "service_code": _first_code(appt.service_type) or _service_request_code(appt, ctx),
+        "reason": _reason(appt, status, default_reason),
+    }
+    body: s.Appointment | s.AppointmentRequest
+    if slot is None:
+        assert request_status is not None
+        kind = REQUEST_EVENTS[request_status]
+        requested_from, requested_to = _requested_days(appt)
+        body = s.AppointmentRequest(
+            **common,
+            status=request_status,
+            requested_from=requested_from,
+            requested_to=requested_to,
+            duration_minutes=appt.minutes_duration,
+        )
+    else:
+        kind = forced_event or _INTERACTION_EVENT[method]
+        body = s.Appointment(
+            **common, slot_start=slot[0], slot_end=slot[1], status=s.AppointmentStatus(status)
+        )
     try:
         return appointment_event(
             kind,
-            appointment,
+            body,
             event_id=f"fhir:{source.source_system}:{fhir_id or appointment_id}:{version}",
             occurred_at=occurred,
             recorded_at=source.received_at,
@@ -149,6 +178,13 @@ def appointment_to_event(
         raise FhirProblem(
             "contract_violation", f"the appointment breaks its contract: {exc}", code=VALUE
         ) from exc
+
+
+def id_and_version(event: Event) -> tuple[str, str]:
+    """The FHIR id and version an event of :func:`appointment_to_event` was made from."""
+    # fhir:<source>:<id>:<version>; FHIR ids and versions never contain ':'.
+    _, fhir_id, version = event.event_id.rsplit(":", 2)
+    return fhir_id, version
 
 
 def content_hash(raw: bytes) -> str:
@@ -182,7 +218,8 @@ def _instant(text: str | None, where: str) -> datetime | None:
         value = datetime.fromisoformat(text)
     except ValueError as exc:
         raise FhirProblem(
-            "invalid_datetime", f"{text!r} is not a FHIR instant", code=VALUE,
+            "invalid_datetime", "not a FHIR instant (YYYY-MM-DDThh:mm:ss with its offset)",
+            code=VALUE,
             expression=where, value=text,
         ) from exc  # fmt: skip
     if value.tzinfo is None:
@@ -191,6 +228,60 @@ def _instant(text: str | None, where: str) -> datetime | None:
             expression=where, value=text,
         )  # fmt: skip
     return value
+
+
+def _request_status(appt: Appointment) -> s.AppointmentRequestStatus | None:
+    """The request an Appointment without start and end is (R4 app-2: both or neither;
+    app-3: only proposed, waitlist and cancelled may have neither); None when it has a time
+    or may not lack one (its slot is then read, and refused, as any other)."""
+    if appt.start is not None or appt.end is not None:
+        return None
+    return REQUEST_STATUS.get(appt.status or "")
+
+
+def _day(text: str, where: str, *, last: bool) -> date:
+    """The first (or ``last``) day a FHIR date or dateTime covers: ``2025``, ``2025-03``,
+    ``2025-03-17`` or an instant (its day in its own offset)."""
+    if len(text) > 10:
+        moment = _instant(text, where)
+        assert moment is not None
+        return moment.date()
+    try:
+        if _YEAR.fullmatch(text):
+            return date(int(text), 12, 31) if last else date(int(text), 1, 1)
+        if _YEAR_MONTH.fullmatch(text):
+            year, month = int(text[:4]), int(text[5:])
+            day = calendar.monthrange(year, month)[1] if last else 1
+            return date(year, month, day)
+        return date.fromisoformat(text)
+    except ValueError as exc:
+        raise FhirProblem(
+            "invalid_datetime",
+            "not a FHIR date or dateTime (YYYY, YYYY-MM, YYYY-MM-DD or an instant)", code=VALUE,
+            expression=where, value=text,
+        ) from exc  # fmt: skip
+
+
+def _requested_days(appt: Appointment) -> tuple[date | None, date | None]:
+    """The first and last day of the requested periods (None when a period is open there)."""
+    starts: list[date | None] = []
+    ends: list[date | None] = []
+    for n, period in enumerate(appt.requested_period):
+        where = f"Appointment.requestedPeriod[{n}]"
+        start = _day(period.start, f"{where}.start", last=False) if period.start else None
+        end = _day(period.end, f"{where}.end", last=True) if period.end else None
+        if start is not None and end is not None and end < start:
+            raise FhirProblem(
+                "period_ends_before_start", "the requested period ends before it starts",
+                code=VALUE, expression=f"{where}.end", value=period.end,
+            )  # fmt: skip
+        starts.append(start)
+        ends.append(end)
+    if not starts:
+        return None, None
+    first = None if None in starts else min(d for d in starts if d is not None)
+    last = None if None in ends else max(d for d in ends if d is not None)
+    return first, last
 
 
 def _slot(appt: Appointment) -> tuple[datetime, datetime]:

@@ -1,21 +1,12 @@
-"""The parts of FHIR R4 resources the adapter reads, decoded straight from bytes by msgspec.
-
-Unknown elements are ignored (FHIR resources are large and extensible); a known element of
-the wrong JSON type is a :class:`FhirProblem` naming its FHIRPath.
-"""
+"""The parts of FHIR R4 resources the adapter reads, decoded straight from bytes by msgspec
+(``carebus_shared.fhir.decoding``: unknown elements are ignored, a known element of the wrong
+JSON type is refused naming its FHIRPath)."""
 
 from __future__ import annotations
 
-import re
-from typing import Any, Final, TypeVar
+from typing import Any
 
 import msgspec
-
-from carebus_scheduling_adapter.adapters.fhir.problems import STRUCTURE, FhirProblem
-
-T = TypeVar("T")
-
-_PATH: Final = re.compile(r" - at `\$(?P<path>[^`]*)`$")
 
 
 class _Element(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
@@ -65,6 +56,11 @@ class Meta(_Element, frozen=True, kw_only=True):
     last_updated: str | None = None
 
 
+class Period(_Element, frozen=True, kw_only=True):
+    start: str | None = None
+    end: str | None = None
+
+
 class Participant(_Element, frozen=True, kw_only=True):
     actor: Reference | None = None
     type: list[CodeableConcept] = []
@@ -85,6 +81,7 @@ class Appointment(_Element, frozen=True, kw_only=True):
     start: str | None = None
     end: str | None = None
     minutes_duration: int | None = None
+    requested_period: list[Period] = []
     participant: list[Participant] = []
     based_on: list[Reference] = []
 
@@ -98,58 +95,3 @@ class ContextResource(_Element, frozen=True, kw_only=True):
     name: Any = None  # a string for Location, a list of HumanName for people
     practitioner: Reference | None = None  # PractitionerRole → Practitioner
     code: CodeableConcept | None = None  # ServiceRequest
-
-
-class BundleRequest(_Element, frozen=True, kw_only=True):
-    method: str
-    url: str | None = None
-
-
-class BundleEntry(_Element, frozen=True, kw_only=True):
-    full_url: str | None = None
-    # Kept undecoded until its resourceType is known; empty when the entry has none.
-    resource: msgspec.Raw = msgspec.field(default_factory=msgspec.Raw)
-    request: BundleRequest | None = None
-
-
-class Bundle(_Element, frozen=True, kw_only=True):
-    resource_type: str
-    id: str | None = None
-    type: str | None = None
-    entry: list[BundleEntry] = []
-
-
-class ResourceHead(_Element, frozen=True, kw_only=True):
-    """What every resource has; read when a context resource does not fit ContextResource."""
-
-    resource_type: str | None = None
-    id: str | None = None
-
-
-_DECODERS: dict[type[Any], msgspec.json.Decoder[Any]] = {}
-
-
-def decode(data: bytes, cls: type[T], where: str) -> T:
-    """Decode ``data`` as ``cls``; a problem names the element at ``where`` + its path."""
-    decoder = _DECODERS.get(cls)
-    if decoder is None:
-        decoder = _DECODERS[cls] = msgspec.json.Decoder(cls)
-    try:
-        result: T = decoder.decode(data)
-    except msgspec.ValidationError as exc:
-        text = str(exc)
-        match = _PATH.search(text)
-        path = where + (match["path"] if match else "")
-        reason = text[: match.start()] if match else text
-        raise FhirProblem(
-            "invalid_structure", reason, code=STRUCTURE, expression=path, status=400
-        ) from exc
-    except msgspec.DecodeError as exc:
-        raise FhirProblem(
-            "invalid_json", f"not valid JSON: {exc}", code=STRUCTURE, status=400
-        ) from exc
-    return result
-
-
-def resource_type_of(data: bytes, where: str) -> str | None:
-    return decode(data, ResourceHead, where).resource_type

@@ -3,12 +3,16 @@
 ``code`` is a FHIR issue type (http://hl7.org/fhir/R4/valueset-issue-type.html);
 ``reason`` is the stable slug kept in the exception store and used by tests and dashboards;
 ``expression`` is a FHIRPath to the offending element, e.g. ``Appointment.start``.
+Messages name the element and the rule, never a patient's data.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any, Final
+
+log = logging.getLogger(__name__)
 
 STRUCTURE: Final = "structure"
 REQUIRED: Final = "required"
@@ -19,10 +23,11 @@ NOT_SUPPORTED: Final = "not-supported"
 TRANSIENT: Final = "transient"
 EXCEPTION: Final = "exception"
 INFORMATIONAL: Final = "informational"
+REASON_SYSTEM: Final = "urn:carebus:reason"
 
 
 class FhirProblem(ValueError):
-    """One reason a FHIR input cannot become an appointment event."""
+    """One reason a FHIR input cannot become canonical events."""
 
     def __init__(
         self,
@@ -57,11 +62,17 @@ class FhirProblem(ValueError):
         )
 
 
+def status_of(problems: Sequence[FhirProblem]) -> int:
+    """The HTTP status of a refusal: 400 when any problem is the request's form, else the
+    highest."""
+    return 400 if any(p.status == 400 for p in problems) else max(p.status for p in problems)
+
+
 def issue(problem: FhirProblem, severity: str = "error") -> dict[str, Any]:
     entry: dict[str, Any] = {
         "severity": severity,
         "code": problem.code,
-        "details": {"coding": [{"system": "urn:carebus:reason", "code": problem.reason}]},
+        "details": {"coding": [{"system": REASON_SYSTEM, "code": problem.reason}]},
         "diagnostics": problem.message,
     }
     if problem.expression:
@@ -78,3 +89,12 @@ def information(message: str) -> dict[str, Any]:
         "resourceType": "OperationOutcome",
         "issue": [{"severity": "information", "code": INFORMATIONAL, "diagnostics": message}],
     }
+
+
+def internal_error(exc: Exception) -> FhirProblem:
+    """A mapping bug: answered 500 and the input kept, for a re-drive once fixed.  Logged
+    with its traceback (the exception's text may quote the input: it is not answered)."""
+    log.exception("FHIR input could not be mapped (internal error)")
+    return FhirProblem(
+        "internal_error", f"internal error: {type(exc).__name__}", code=EXCEPTION, status=500
+    )
