@@ -30,6 +30,7 @@ from carebus_shared.devstack.ports import free_port
 from carebus_shared.exceptions import store as exception_store
 from carebus_shared.jetstream.provision import provision
 from carebus_shared.jetstream.topology import TOPOLOGY, Topology
+from carebus_shared.replay import records as replays
 
 HOST = "127.0.0.1"
 
@@ -63,7 +64,10 @@ async def provision_stack(nats_url: str, database_url: str, topology: Topology =
         await provision(nc.jetstream(), topology)
     finally:
         await nc.close()
-    owners = [(exception_store.OWNER, "carebus_shared.exceptions")]
+    owners = [
+        (exception_store.OWNER, "carebus_shared.exceptions"),
+        (replays.OWNER, replays.PACKAGE),
+    ]
     owners += [(s.schema, s.package) for s in discover()]
     conn = await asyncpg.connect(database_url)
     try:

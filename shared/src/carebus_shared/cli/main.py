@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+from carebus_shared.cli import replay
 from carebus_shared.cli.devstack import devstack, read_endpoints
 
 
@@ -48,6 +49,7 @@ def _parser() -> argparse.ArgumentParser:
         one.add_argument("id", type=int)
         if action == "discard":
             one.add_argument("--note", default="")
+    replay.add_parser(sub)
     contracts = sub.add_parser("contracts", help="contract gate and generated documents")
     contracts.add_argument("args", nargs=argparse.REMAINDER)
     return parser
@@ -77,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
 
         print("\n".join(asyncio.run(status_lines(nats_url))))
         return 0
+    if args.command == "replay":
+        return replay.run(args, nats_url, database_url)
     return _exceptions(args, nats_url, database_url)
 
 

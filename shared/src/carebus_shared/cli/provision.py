@@ -10,6 +10,7 @@ from carebus_shared.db.migrations import load_migrations, migrate
 from carebus_shared.exceptions import store as exception_store
 from carebus_shared.jetstream.provision import Change, provision
 from carebus_shared.jetstream.topology import TOPOLOGY
+from carebus_shared.replay import records as replays
 
 
 async def provision_all(nats_url: str, database_url: str, replicas: int = 1) -> list[str]:
@@ -20,7 +21,10 @@ async def provision_all(nats_url: str, database_url: str, replicas: int = 1) -> 
     finally:
         await nc.close()
     lines = [str(change) for change in changes]
-    owners = [(exception_store.OWNER, "carebus_shared.exceptions")]
+    owners = [
+        (exception_store.OWNER, "carebus_shared.exceptions"),
+        (replays.OWNER, replays.PACKAGE),
+    ]
     owners += [(service.schema, service.package) for service in discover()]
     conn = await asyncpg.connect(database_url, timeout=10)
     try:
