@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import re
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -106,9 +107,11 @@ def test_provision_applies_the_replay_record_and_a_dry_run_counts_by_subject(
     assert out.splitlines() == [
         "dry run: ERP seq 1 .. 6 on erp.journal.requested.*.* into erp-poster: "
         "5 messages would be republished",
+        out.splitlines()[1],
         "       3  erp.journal.requested.v1.SITE01",
         "       2  erp.journal.requested.v1.SITE02",
     ]
+    assert re.fullmatch(r"from seq 1 \(\S+Z\) to seq 5 \(\S+Z\)", out.splitlines()[1])
     assert len(asyncio.run(_stored(url, "ERP"))) == 6
     assert _carebus(capsys, "replay", "--list")[1] == "no replays recorded\n"
 

@@ -141,6 +141,12 @@ def survey_lines(plan: Plan, found: Survey) -> list[str]:
         f"into {plan.target.consumer.durable}: {found.total} messages would be republished"
         + (f", {found.skipped} copies of earlier replays skipped" if found.skipped else "")
     ]
+    if found.first and found.last:
+        (first, since), (last, until) = found.first, found.last
+        lines.append(
+            f"from seq {first} ({since.astimezone(dt.UTC):%Y-%m-%dT%H:%M:%S.%fZ}) "
+            f"to seq {last} ({until.astimezone(dt.UTC):%Y-%m-%dT%H:%M:%S.%fZ})"
+        )
     lines += [f"{n:>8}  {subject}" for subject, n in sorted(found.by_subject.items())]
     return lines
 

@@ -10,6 +10,7 @@ traffic queues behind at most that many copies (``backlog_gate``).
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -40,6 +41,9 @@ class Survey:
 
     by_subject: Counter[str] = field(default_factory=Counter)
     skipped: int = 0
+    # The first and last message read: (stream sequence, when it was stored).
+    first: tuple[int, dt.datetime] | None = None
+    last: tuple[int, dt.datetime] | None = None
 
     @property
     def total(self) -> int:
@@ -129,6 +133,9 @@ async def survey(
     read = 0
     async for msg in read_span(js, span, headers_only=True):
         read += 1
+        meta = msg.metadata
+        found.last = (meta.sequence.stream, meta.timestamp)
+        found.first = found.first or found.last
         if is_copy(msg.headers):
             found.skipped += 1
         else:
