@@ -26,7 +26,7 @@ from carebus_scenario.generator import Scenario, generate
 from carebus_scenario.observe import observe, wait_quiet
 from carebus_scenario.oracle import Expectation, expect
 from carebus_scenario.player import Player, PlayReport, load_masterdata
-from carebus_scenario.stack import ServiceStack, fresh_database, provision_stack, with_ack_wait
+from carebus_scenario.stack import ServiceStack, running_stack, with_ack_wait
 from carebus_scenario.verify import differences
 from carebus_shared.devstack.nats_server import NatsServer
 from carebus_shared.jetstream.topology import ERP_POSTER, MAPPER, TOPOLOGY
@@ -50,27 +50,17 @@ def expected(scenario: Scenario) -> Expectation:
 async def stack(
     database_url: str, private_nats: NatsServer, tmp_path: Path
 ) -> AsyncIterator[ServiceStack]:
-    name = f"carebus_e2e_{uuid.uuid4().hex[:8]}"
-    db = await fresh_database(database_url, name)
     topology = with_ack_wait(TOPOLOGY, ERP_POSTER, SHORT_BACKOFF_S)
-    await provision_stack(private_nats.url, db, with_ack_wait(topology, MAPPER, SHORT_BACKOFF_S))
-    services = ServiceStack(
+    async with running_stack(
+        database_url,
         private_nats.url,
-        db,
         tmp_path,
+        f"carebus_e2e_{uuid.uuid4().hex[:8]}",
+        with_ack_wait(topology, MAPPER, SHORT_BACKOFF_S),
         remittance_site=SMALL.remittance_site,
         extra_env={"erp-poster": {"CAREBUS_ERP_POSTER_ACK_KEEPALIVE_S": "1"}},
-    )
-    try:
-        await asyncio.to_thread(services.start)
+    ) as services:
         yield services
-    finally:
-        await asyncio.to_thread(services.stop)
-        conn = await asyncpg.connect(database_url)
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await conn.close()
 
 
 def test_the_small_scenario_exercises_every_fault(

@@ -37,7 +37,7 @@ from carebus_scenario.model import BILLING, SCHEDULING
 from carebus_scenario.observe import observe, stream_messages, wait_quiet
 from carebus_scenario.oracle import Expectation, expect
 from carebus_scenario.player import Player, load_masterdata
-from carebus_scenario.stack import ServiceStack, fresh_database, provision_stack
+from carebus_scenario.stack import ServiceStack, running_stack
 from carebus_scenario.verify import differences
 from carebus_shared.cli.main import main as carebus
 from carebus_shared.devstack.nats_server import NatsServer
@@ -71,22 +71,15 @@ def with_duplicate_window(topology: Topology, streams: set[str], seconds: float)
 async def stack(
     database_url: str, private_nats: NatsServer, tmp_path: Path
 ) -> AsyncIterator[ServiceStack]:
-    name = f"carebus_replay_{uuid.uuid4().hex[:8]}"
-    db = await fresh_database(database_url, name)
-    await provision_stack(
-        private_nats.url, db, with_duplicate_window(TOPOLOGY, {VALIDATED, ERP}, 1)
-    )
-    services = ServiceStack(private_nats.url, db, tmp_path, remittance_site=SMALL.remittance_site)
-    try:
-        await asyncio.to_thread(services.start)
+    async with running_stack(
+        database_url,
+        private_nats.url,
+        tmp_path,
+        f"carebus_replay_{uuid.uuid4().hex[:8]}",
+        with_duplicate_window(TOPOLOGY, {VALIDATED, ERP}, 1),
+        remittance_site=SMALL.remittance_site,
+    ) as services:
         yield services
-    finally:
-        await asyncio.to_thread(services.stop)
-        conn = await asyncpg.connect(database_url)
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await conn.close()
 
 
 def _replay(*args: str) -> str:

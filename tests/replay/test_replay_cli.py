@@ -6,8 +6,7 @@ from __future__ import annotations
 import asyncio
 import io
 import re
-import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -15,7 +14,6 @@ import nats
 import pytest
 from nats.js import api
 
-from carebus_scenario.stack import fresh_database
 from carebus_shared.cli.main import main as carebus
 from carebus_shared.cli.replay import result_line
 from carebus_shared.devstack.nats_server import NatsServer
@@ -24,29 +22,21 @@ from carebus_shared.jetstream.window import Window
 from carebus_shared.replay import records, use_case
 from carebus_shared.replay.progress import Lines
 from carebus_shared.replay.use_case import Request, Settings
+from tests.support.mapper import fresh_database
 
 SITES = ("SITE01", "SITE02")
 
 
 @pytest.fixture
-def suite(
+async def suite(
     private_nats: NatsServer, database_url: str, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[tuple[str, str]]:
-    """A provisioned NATS and database (through `carebus provision`), named in the env."""
-    name = f"replay_{uuid.uuid4().hex[:8]}"
-    db = asyncio.run(fresh_database(database_url, name))
-    monkeypatch.setenv("NATS_URL", private_nats.url)
-    monkeypatch.setenv("DATABASE_URL", db)
-    yield private_nats.url, db
-
-    async def drop() -> None:
-        conn = await asyncpg.connect(database_url)
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await conn.close()
-
-    asyncio.run(drop())
+) -> AsyncIterator[tuple[str, str]]:
+    """A NATS server and a database of this test's own, named in the env (the tests
+    provision them through `carebus provision`)."""
+    async with fresh_database(database_url) as db:
+        monkeypatch.setenv("NATS_URL", private_nats.url)
+        monkeypatch.setenv("DATABASE_URL", db)
+        yield private_nats.url, db
 
 
 def _carebus(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -82,6 +72,11 @@ async def _replays(db: str) -> list[records.Replay]:
         return await records.recent(conn, 20)
     finally:
         await conn.close()
+
+
+def _provision_with(capsys: pytest.CaptureFixture[str], url: str, subjects: list[str]) -> None:
+    assert _carebus(capsys, "provision")[0] == 0
+    asyncio.run(_publish(url, subjects))
 
 
 def _billing(n: int) -> list[str]:
@@ -120,8 +115,7 @@ def test_a_replay_republishes_each_message_as_a_marked_copy_and_is_recorded(
     suite: tuple[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     url, db = suite
-    assert _carebus(capsys, "provision")[0] == 0
-    asyncio.run(_publish(url, _billing(5)))
+    _provision_with(capsys, url, _billing(5))
 
     code, out, err = _carebus(
         capsys, "replay", "--stream", "BILLING", "--from-seq", "2", "--into", "validator"
@@ -239,8 +233,7 @@ def test_a_stage_that_does_not_take_its_backlog_fails_the_replay_saying_where_to
     suite: tuple[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     url, db = suite
-    assert _carebus(capsys, "provision")[0] == 0
-    asyncio.run(_publish(url, _billing(6)))
+    _provision_with(capsys, url, _billing(6))
 
     async def replay() -> use_case.Result:
         nc = await nats.connect(url)

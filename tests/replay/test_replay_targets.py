@@ -145,52 +145,21 @@ def _args(*argv: str) -> argparse.Namespace:
     return _parser().parse_args(["replay", *argv])
 
 
+ERP_INTO_POSTER = ["--stream", "ERP", "--into", "poster"]
+T = "2025-03-10T00:00:00Z"
+
+
 @pytest.mark.parametrize(
     ("argv", "problem"),
     [
-        (["--stream", "ERP", "--into", "poster", "--from-seq", "1"], None),
-        (["--stream", "ERP", "--into", "poster", "--since", "2025-03-10T00:00:00Z"], None),
+        ([*ERP_INTO_POSTER, "--from-seq", "1"], None),
+        ([*ERP_INTO_POSTER, "--since", T], None),
         (["--stream", "ERP", "--from-seq", "1"], "--stream and --into are required"),
-        (["--stream", "ERP", "--into", "poster"], "give the window's start"),
-        (
-            [
-                "--stream",
-                "ERP",
-                "--into",
-                "poster",
-                "--from-seq",
-                "1",
-                "--since",
-                "2025-03-10T00:00:00Z",
-            ],
-            "give the window's start",
-        ),
-        (
-            [
-                "--stream",
-                "ERP",
-                "--into",
-                "poster",
-                "--from-seq",
-                "1",
-                "--until",
-                "2025-03-10T00:00:00Z",
-            ],
-            "--until goes with --since",
-        ),
-        (
-            [
-                "--stream",
-                "ERP",
-                "--into",
-                "poster",
-                "--since",
-                "2025-03-10T00:00:00Z",
-                "--to-seq",
-                "9",
-            ],
-            "--to-seq goes with --from-seq",
-        ),
+        (ERP_INTO_POSTER, "give the window's start"),
+        ([*ERP_INTO_POSTER, "--from-seq", "1", "--since", T], "give the window's start"),
+        ([*ERP_INTO_POSTER, "--from-seq", "1", "--until", T], "--until goes with --since"),
+        ([*ERP_INTO_POSTER, "--since", T, "--to-seq", "9"], "--to-seq goes with --from-seq"),
+        ([*ERP_INTO_POSTER, "--from-seq", "1", "--max-backlog", "0"], "--max-backlog must be"),
     ],
 )
 def test_the_window_is_a_start_sequence_or_a_start_time(
@@ -225,26 +194,22 @@ def test_rate_and_time_left() -> None:
     assert progress_line("replay 3", 1000, 1000, 2.0) == "replay 3: 1,000/1,000 (100 %), 500/s"
 
 
-def test_plain_lines_off_a_terminal_come_at_most_every_few_seconds() -> None:
+def _plain_lines(total: int) -> list[str]:
+    """What a replay of ``total`` messages, a chunk of 500 a second, prints off a terminal."""
     now = [0.0]
     out = io.StringIO()
     lines = Lines(out, every_s=5.0, clock=lambda: now[0])
-    lines.start("replay 1", 2000)
-    for done in range(500, 2001, 500):  # a chunk a second
+    lines.start("replay 2", total)
+    for done in range(500, total + 1, 500):
         now[0] += 1.0
         lines.update(done)
     lines.close()
-    assert out.getvalue().splitlines() == [
-        "replay 1: 2,000/2,000 (100 %), 500/s",
-    ]
-    now[0], out = 0.0, io.StringIO()
-    lines = Lines(out, every_s=5.0, clock=lambda: now[0])
-    lines.start("replay 2", 10_000)
-    for done in range(500, 10_001, 500):
-        now[0] += 1.0
-        lines.update(done)
-    lines.close()
-    assert out.getvalue().splitlines() == [
+    return out.getvalue().splitlines()
+
+
+def test_plain_lines_off_a_terminal_come_at_most_every_few_seconds() -> None:
+    assert _plain_lines(2000) == ["replay 2: 2,000/2,000 (100 %), 500/s"]
+    assert _plain_lines(10_000) == [
         "replay 2: 2,500/10,000 (25 %), 500/s, 15 s left",
         "replay 2: 5,000/10,000 (50 %), 500/s, 10 s left",
         "replay 2: 7,500/10,000 (75 %), 500/s, 5 s left",

@@ -8,6 +8,8 @@ what it holds is exactly what its scenario put there.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -16,9 +18,10 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import nats
@@ -75,6 +78,33 @@ async def provision_stack(nats_url: str, database_url: str, topology: Topology =
             await migrate(conn, owner, load_migrations(package))
     finally:
         await conn.close()
+
+
+@contextlib.asynccontextmanager
+async def running_stack(
+    server_url: str,
+    nats_url: str,
+    workdir: Path,
+    name: str,
+    topology: Topology = TOPOLOGY,
+    **options: Any,
+) -> AsyncIterator[ServiceStack]:
+    """Database ``name`` made afresh on the server of ``server_url``, ``topology`` and every
+    migration applied, every service started (``options``: ``ServiceStack``'s); afterwards
+    the services stopped and the database dropped."""
+    db = await fresh_database(server_url, name)
+    await provision_stack(nats_url, db, topology)
+    services = ServiceStack(nats_url, db, workdir, **options)
+    try:
+        await asyncio.to_thread(services.start)
+        yield services
+    finally:
+        await asyncio.to_thread(services.stop)
+        conn = await asyncpg.connect(server_url)
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
 
 
 class ServiceStack:
