@@ -262,3 +262,35 @@ def test_a_stage_that_does_not_take_its_backlog_fails_the_replay_saying_where_to
     assert recorded.finished_at is not None
 
     assert result_line(result).endswith("; resume with --from-seq 3")
+
+
+def test_a_replay_stopped_midway_is_recorded_as_interrupted_with_where_it_got(
+    suite: tuple[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    url, db = suite
+    _provision_with(capsys, url, _billing(5))
+
+    class StopAfterFirstChunk(Lines):
+        """Ctrl-C as the first chunk is confirmed (asyncio.run cancels the task)."""
+
+        def update(self, done: int) -> None:
+            super().update(done)
+            asyncio.current_task().cancel()  # type: ignore[union-attr]
+
+    async def replay() -> None:
+        nc = await nats.connect(url)
+        conn = await asyncpg.connect(db)
+        try:
+            js = nc.jetstream()
+            planned = await use_case.plan(js, Request("BILLING", "validator", Window(from_seq=1)))
+            progress = StopAfterFirstChunk(io.StringIO())
+            await use_case.replay(js, conn, planned, "ops", progress, Settings(chunk_size=2))
+        finally:
+            await conn.close()
+            await nc.close()
+
+    with pytest.raises(asyncio.CancelledError):
+        asyncio.run(replay())
+    (recorded,) = asyncio.run(_replays(db))
+    assert (recorded.outcome, recorded.republished, recorded.last_seq) == ("interrupted", 2, 2)
+    assert recorded.error == "stopped before the end (Ctrl-C)"

@@ -89,7 +89,11 @@ def run(args: argparse.Namespace, nats_url: str, database_url: str) -> int:
         print(f"carebus replay: {problem}", file=sys.stderr)
         return 2
     request = Request(args.stream, args.into, window, args.subject)
-    return asyncio.run(_replay(args, request, nats_url, database_url))
+    try:
+        return asyncio.run(_replay(args, request, nats_url, database_url))
+    except KeyboardInterrupt:  # recorded as interrupted, with the last sequence done
+        print("carebus replay: stopped; `carebus replay --list` says how far", file=sys.stderr)
+        return 130
 
 
 async def _replay(

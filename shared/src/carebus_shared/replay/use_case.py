@@ -152,7 +152,7 @@ async def replay(
     progress.start(f"replay {replay_id} {planned.label}", span.count)
     started = time.monotonic()
     outcome = "interrupted"
-    error: str | None = "stopped before the end (Ctrl-C or SIGTERM)"
+    error: str | None = "stopped before the end (Ctrl-C)"
     try:
         await republish(
             js,
