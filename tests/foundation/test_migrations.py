@@ -63,6 +63,7 @@ async def test_an_applied_migration_that_changed_is_refused(database_url: str) -
 def test_every_service_ships_ordered_migrations() -> None:
     for package in (
         "carebus_shared.exceptions",
+        "carebus_shared.replay",
         "carebus_scheduling_adapter",
         "carebus_billing_adapter",
         "carebus_masterdata_validator",

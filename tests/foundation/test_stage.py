@@ -19,6 +19,7 @@ from carebus_shared.exceptions.store import ExceptionRecord
 from carebus_shared.jetstream import stage as stage_module
 from carebus_shared.jetstream.publish import Outgoing, stage_msg_id
 from carebus_shared.jetstream.stage import Forward, Outcome, Reject, Retry, run_batch
+from carebus_shared.replay.headers import copy_headers
 
 
 @pytest.fixture
@@ -143,6 +144,35 @@ async def test_rejects_are_recorded_then_terminated(
             "SELECT count(*) FROM carebus_exceptions.exception_record WHERE stream = $1", src
         )
     assert count == 3
+
+
+async def test_a_rejected_replay_copy_is_recorded_as_the_message_it_copies(
+    js: JetStreamContext, streams: tuple[str, str], pool: asyncpg.Pool
+) -> None:
+    """`carebus replay` republishes a message as a copy; a copy of a failure already
+    recorded adds no second record (docs/decisions/015)."""
+    src, _ = streams
+    await _publish_inputs(js, src, 1)
+    copy = {**copy_headers({"Nats-Msg-Id": "ev-0"}, 1, src, 1), "Nats-Msg-Id": "replay-1"}
+    await js.publish(f"in{src.split('_')[1]}.x", b"event 0", headers=copy)
+    await js.publish(f"in{src.split('_')[1]}.x", b"event 0", headers={"Nats-Msg-Id": "other"})
+
+    async def reject_all(batch: Sequence[Msg]) -> list[Outcome]:
+        return [Reject("contract", "malformed_event", "bad") for _ in batch]
+
+    async def record(records: Sequence[ExceptionRecord]) -> None:
+        async with pool.acquire() as conn:
+            await store.record_all(conn, records)
+
+    tally = await run_batch("t", js, await _fetch(js, src, 3), reject_all, record)
+    assert tally.rejected == 3
+    async with pool.acquire() as conn:
+        seqs = await conn.fetch(
+            "SELECT stream_seq FROM carebus_exceptions.exception_record WHERE stream = $1 "
+            "ORDER BY stream_seq",
+            src,
+        )
+    assert [r["stream_seq"] for r in seqs] == [1, 3]  # the copy (2) is the original (1)
 
 
 async def test_a_failing_handler_naks_everything(

@@ -20,7 +20,7 @@ from carebus_contracts.erp import JournalEntryRequested, Side
 from carebus_mapper.adapters.rule_files import load_rule_set
 from carebus_mapper.domain.fencing import FenceView
 from carebus_mapper.domain.mapping import Mapped, NoJournal, Outcome, map_facts
-from carebus_mapper.handlers.stage import facts_for, map_event
+from carebus_mapper.handlers.stage import facts_for, map_event, once_ref
 from tests.support.mapper import (
     ACTIVE,
     STATE_AFTER,
@@ -200,7 +200,10 @@ def test_transactions_are_not_fenced() -> None:
         for key, value in journal_sums(result.mapped.journal).items():
             totals[key] = totals.get(key, 0) + value
     assert all(value == 0 for value in totals.values())
-    assert view.changed == {}
+    # Each is remembered as mapped by its own event, not by the charge's version: the same
+    # event again (a replay) is a duplicate.
+    assert set(view.changed) == {once_ref(reversal), once_ref(posted)}
+    assert map_event(RULES, posted, view, NOW).label == "duplicate"
 
 
 @given(source=st.text(min_size=1, max_size=40), version=st.sampled_from(["2025.03.1", "x"]))

@@ -4,6 +4,7 @@ confirmed before versions are stored, so a redelivery never doubles and never lo
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import replace
 
 import asyncpg
 import nats
@@ -19,6 +20,7 @@ from carebus_mapper.adapters.fence_store import load_applied, save_applied
 from carebus_mapper.adapters.rule_files import load_rule_set
 from carebus_mapper.config import PACKAGE, SCHEMA
 from carebus_mapper.domain.fencing import Applied, EntityRef
+from carebus_mapper.domain.rules import RuleSet
 from carebus_mapper.handlers.stage import BatchMapper
 from carebus_shared.db.migrations import load_migrations, migrate
 from carebus_shared.devstack.nats_server import NatsServer
@@ -52,7 +54,7 @@ async def stage_js(private_nats: NatsServer) -> AsyncIterator[JetStreamContext]:
     await nc.close()
 
 
-def _mapper(js: JetStreamContext, pool: asyncpg.Pool) -> BatchMapper:
+def _mapper(js: JetStreamContext, pool: asyncpg.Pool, rules: RuleSet = RULES) -> BatchMapper:
     async def publish(outgoing: Sequence[Outgoing]) -> None:
         await publish_confirmed(js, outgoing)
 
@@ -64,12 +66,19 @@ def _mapper(js: JetStreamContext, pool: asyncpg.Pool) -> BatchMapper:
         async with pool.acquire() as conn:
             await save_applied(conn, applied)
 
-    return BatchMapper(RULES, publish, load, save)
+    return BatchMapper(rules, publish, load, save)
 
 
 async def _publish(js: JetStreamContext, *events: Validated[object]) -> None:
     for event in events:
         await js.publish(subject_for(event), encode(event), headers=headers_for(event))
+
+
+async def _publish_copies(js: JetStreamContext, *events: Validated[object]) -> None:
+    """The same events under new message ids, as `carebus replay` republishes them."""
+    for event in events:
+        headers = {**headers_for(event), "Nats-Msg-Id": f"copy-{event.event_id}"}
+        await js.publish(subject_for(event), encode(event), headers=headers)
 
 
 async def _journals(js: JetStreamContext) -> list[JournalEntryRequested]:
@@ -124,9 +133,9 @@ async def test_a_redelivery_after_a_crash_posts_each_journal_once(
     assert (info.num_pending, info.num_ack_pending) == (0, 0)
     async with pool.acquire() as conn:
         rows = await conn.fetch("SELECT * FROM carebus_mapper.entity_version")
-    assert [(r["entity"], r["entity_key"], r["entity_version"], r["state"]) for r in rows] == [
-        ("appointment", "A1", 2, "cancelled")
-    ]
+    assert sorted(
+        (r["entity"], r["entity_key"], r["entity_version"], r["state"]) for r in rows
+    ) == [("appointment", "A1", 2, "cancelled"), ("event", "CH-1-post", 1, None)]
 
 
 async def test_a_stale_update_is_acked_without_a_journal_and_fences_across_batches(
@@ -154,6 +163,31 @@ async def test_a_stale_update_is_acked_without_a_journal_and_fences_across_batch
             "WHERE entity_key = 'A2'"
         )
     assert (version, state) == (7, "completed")
+
+
+async def test_a_replay_under_a_new_rule_set_version_posts_no_journal_again(
+    stage_js: JetStreamContext, pool: asyncpg.Pool
+) -> None:
+    """A transaction is not fenced by version (each posts), but it is mapped once: the
+    journal key holds the rule-set version, so mapping it again under the next version
+    would request a second journal of another id, and the poster would post both."""
+    js = stage_js
+    day = (
+        validate(charge("CH-7", 4200)),
+        validate(appointment(s.AppointmentBooked, "A7", 1)),
+        validate(appointment(s.AppointmentCompleted, "A7", 2)),
+    )
+    await _publish(js, *day)
+    sub = await js.pull_subscribe_bind(MAPPER, stream="VALIDATED")
+    await run_batch("mapper", js, await sub.fetch(3, timeout=5), _mapper(js, pool), _no_records)
+    assert len(await _journals(js)) == 3
+
+    next_version = replace(RULES, version="2099.01.1")
+    await _publish_copies(js, *day)
+    mapper = _mapper(js, pool, next_version)
+    tally = await run_batch("mapper", js, await sub.fetch(3, timeout=5), mapper, _no_records)
+    assert (tally.forwarded, tally.rejected) == (3, 0)
+    assert len(await _journals(js)) == 3
 
 
 async def test_fence_store_only_moves_forward(pool: asyncpg.Pool) -> None:

@@ -21,14 +21,11 @@ from dataclasses import replace
 from pathlib import Path
 
 import asyncpg
-import nats
 
 from carebus_scenario.endpoints import Endpoints
+from carebus_shared.cli.provision import provision_all
 from carebus_shared.cli.services import ServiceEntry, discover
-from carebus_shared.db.migrations import load_migrations, migrate
 from carebus_shared.devstack.ports import free_port
-from carebus_shared.exceptions import store as exception_store
-from carebus_shared.jetstream.provision import provision
 from carebus_shared.jetstream.topology import TOPOLOGY, Topology
 
 HOST = "127.0.0.1"
@@ -58,19 +55,7 @@ async def fresh_database(server_url: str, name: str) -> str:
 
 async def provision_stack(nats_url: str, database_url: str, topology: Topology = TOPOLOGY) -> None:
     """What `carebus provision` does, with a topology of the caller's choice."""
-    nc = await nats.connect(nats_url)
-    try:
-        await provision(nc.jetstream(), topology)
-    finally:
-        await nc.close()
-    owners = [(exception_store.OWNER, "carebus_shared.exceptions")]
-    owners += [(s.schema, s.package) for s in discover()]
-    conn = await asyncpg.connect(database_url)
-    try:
-        for owner, package in owners:
-            await migrate(conn, owner, load_migrations(package))
-    finally:
-        await conn.close()
+    await provision_all(nats_url, database_url, topology=topology)
 
 
 class ServiceStack:

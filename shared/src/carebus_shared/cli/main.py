@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from carebus_shared.cli import reconcile
+from carebus_shared.cli import reconcile, replay
 from carebus_shared.cli.devstack import devstack, read_endpoints
 
 
@@ -50,6 +50,7 @@ def _parser() -> argparse.ArgumentParser:
         if action == "discard":
             one.add_argument("--note", default="")
     reconcile.add_parser(sub)
+    replay.add_parser(sub)
     contracts = sub.add_parser("contracts", help="contract gate and generated documents")
     contracts.add_argument("args", nargs=argparse.REMAINDER)
     return parser
@@ -81,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
 
         print("\n".join(asyncio.run(status_lines(nats_url))))
         return 0
+    if args.command == "replay":
+        return replay.run(args, nats_url, database_url)
     return _exceptions(args, nats_url, database_url)
 
 

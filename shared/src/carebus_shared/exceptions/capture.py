@@ -4,7 +4,8 @@ When a message exhausts max_deliver, or a consumer terminates it, JetStream emit
 advisory naming the stream and sequence. The ADVISORIES stream keeps those durably; this
 handler fetches the original message and records it, so a person can fix and re-drive it.
 A stage that rejected a message itself has already recorded it under the same dedupe key
-(stream:sequence), with its specific reason, so the advisory adds nothing in that case.
+(stream:sequence, of the original when the message is a replayed copy), with its specific
+reason, so the advisory adds nothing in that case.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from nats.js.errors import NotFoundError
 
 from carebus_shared.exceptions.store import ExceptionRecord
 from carebus_shared.jetstream.stage import BatchHandler, Forward, Outcome, RecordExceptions
+from carebus_shared.replay.headers import origin_key
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +54,7 @@ async def advisory_record(js: JetStreamContext, advisory: Advisory) -> Exception
     except NotFoundError:
         message += " (the original has since left the stream)"
     return ExceptionRecord(
-        dedupe_key=f"{advisory.stream}:{advisory.stream_seq}",
+        dedupe_key=origin_key(advisory.stream, advisory.stream_seq, headers),
         stage=advisory.consumer,
         category="transport",
         reason=reason,

@@ -29,6 +29,7 @@ from nats.js import JetStreamContext
 from carebus_shared.dependencies import DEPENDENCY_ERRORS
 from carebus_shared.exceptions.store import ExceptionRecord
 from carebus_shared.jetstream.publish import Outgoing, PublishFailed, publish_confirmed
+from carebus_shared.replay.headers import origin_key
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +77,9 @@ class BatchTally:
 def reject_record(stage: str, msg: Msg, outcome: Reject) -> ExceptionRecord:
     meta = msg.metadata
     return ExceptionRecord(
-        # One record per stored message, whichever path (this one or the advisory) sees it first.
-        dedupe_key=f"{meta.stream}:{meta.sequence.stream}",
+        # One record per stored message, whichever path (this one or the advisory) sees it
+        # first; a replayed copy is the message it copies (docs/decisions/015).
+        dedupe_key=origin_key(meta.stream, meta.sequence.stream, msg.headers),
         stage=stage,
         category=outcome.category,
         reason=outcome.reason,

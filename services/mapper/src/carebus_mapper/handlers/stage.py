@@ -5,6 +5,8 @@ against the applied versions, read once per batch; their journals are published 
 confirmed *before* the new versions are stored, so a stored version always means "its
 journal is on the ERP stream": a redelivery after a crash either republishes into the
 duplicate window (version not stored yet) or is recognised as the duplicate it is.
+Transactions (not fenced) are remembered the same way, each by its source event, so an
+event mapped once is a duplicate when it comes again, whatever the rule-set version.
 """
 
 from __future__ import annotations
@@ -47,12 +49,30 @@ def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+# Transactions are not fenced by version (each posts), but each is mapped once: it is
+# remembered under this entity, keyed by its source event id. Its journal's key holds the
+# rule-set version, so mapping it again under another version (a replay, a redelivery
+# across a deployment) would request a second journal that the poster posts too
+# (docs/decisions/015).
+MAPPED_ONCE = "event"
+
+
 def entity_ref(rules: RuleSet, event: Validated[Any]) -> EntityRef | None:
     """The fencing key of ``event``, or None when its entity is not fenced."""
     entity = event.event_type.split(".")[1]
     if entity not in rules.fenced_entities:
         return None
     return (event.site, entity, event.entity_key)
+
+
+def once_ref(event: Validated[Any]) -> EntityRef:
+    """The key under which an event of an entity that is not fenced is remembered as mapped."""
+    return (event.site, MAPPED_ONCE, event.original.event_id)
+
+
+def applied_ref(rules: RuleSet, event: Validated[Any]) -> EntityRef:
+    """Where mapping ``event`` is remembered: its entity when fenced, else the event itself."""
+    return entity_ref(rules, event) or once_ref(event)
 
 
 def facts_for(rules: RuleSet, event: Validated[Any], previous_status: str | None) -> Facts:
@@ -136,6 +156,8 @@ def map_event(
                 )
             return EventResult(decision.value)
         previous = (last.state if last else None) or NO_PREVIOUS
+    elif view.last(once_ref(event)) is not None:
+        return EventResult(Decision.DUPLICATE.value)
     try:
         facts = facts_for(rules, event, previous)
     except UnitMismatch as exc:
@@ -151,6 +173,8 @@ def map_event(
         return EventResult("unmapped", rejection=reject_unmapped(event, result), rule_id=rule_id)
     if ref is not None:
         view.apply(ref, Applied(event.entity_version, facts.source_event_id, state_of(facts)))
+    else:
+        view.apply(once_ref(event), Applied(1, facts.source_event_id, None))
     if isinstance(result, NoJournal):
         label = "zero_amount" if result.reason == "zero_amount" else "no_journal"
         return EventResult(label, rule_id=result.rule.id)
@@ -182,7 +206,7 @@ class BatchMapper:
                 self._count("unknown", "invalid")
             else:
                 decoded.append((index, event))
-        refs = [ref for _, e in decoded if (ref := entity_ref(self.rules, e)) is not None]
+        refs = [applied_ref(self.rules, e) for _, e in decoded]
         view = FenceView(await self.load_applied(refs) if refs else {})
         journals: list[Outgoing] = []
         lines = 0

@@ -38,6 +38,7 @@ from carebus_masterdata_validator.domain.view import MasterDataView
 from carebus_shared.exceptions.store import ExceptionRecord
 from carebus_shared.jetstream.publish import Outgoing, outgoing_for
 from carebus_shared.jetstream.stage import Forward, Outcome, Reject, Retry
+from carebus_shared.replay.headers import origin_key
 
 log = logging.getLogger("carebus.masterdata.validate")
 
@@ -60,9 +61,11 @@ def exception_records_for(
     failures: Sequence[Failure],
 ) -> list[ExceptionRecord]:
     note = " Parked in quarantine: released by itself when the master data is fixed."
+    # A replayed copy of a parked event is the event already recorded (docs/decisions/015).
+    origin = origin_key(stream, seq, headers)
     return [
         ExceptionRecord(
-            dedupe_key=f"{stream}:{seq}:{f.reason}:{f.path}",
+            dedupe_key=f"{origin}:{f.reason}:{f.path}",
             stage=stage,
             category="masterdata",
             reason=f.reason,
