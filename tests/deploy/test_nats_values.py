@@ -71,6 +71,7 @@ def test_the_same_chart_version_everywhere() -> None:
     for text in (
         (NATS / "values.yaml").read_text(),
         (NATS / "README.md").read_text(),
+        (REPO / "README.md").read_text(),
     ):
         versions = set(re.findall(r"nats/nats --version (\d\S*)", text))
         assert versions == {version}
