@@ -116,13 +116,17 @@ def _verdict_of(verdict: Verdict, key: str) -> str:
     return next(i.verdict for i in verdict.items if i.what.startswith(f"{key} "))
 
 
-def _journal_fact(scenario: Scenario, expected: Expectation, seen: Observed) -> tuple[str, int]:
-    """A fact that must post, and the index of its entry in ``seen.posted``."""
+def _one_journal(
+    day: tuple[Scenario, Expectation],
+) -> tuple[Scenario, Expectation, Observed, str, int]:
+    """The day, its perfect observation, a fact that must post and its entry's index."""
+    scenario, expected = day
+    seen = perfect(scenario, expected)
+    keys = list(fact_keys(scenario).values())
     for index, entry in enumerate(seen.posted):
-        n = int(entry.journal_id.removeprefix("JE-"))
-        key = list(fact_keys(scenario).values())[n - 1]
+        key = keys[int(entry.journal_id.removeprefix("JE-")) - 1]
         if expected.events[key].outcome == JOURNAL:
-            return key, index
+            return scenario, expected, seen, key, index
     raise AssertionError("no journal in the day")
 
 
@@ -136,9 +140,7 @@ def test_everything_as_the_oracle_says_is_ok(day: tuple[Scenario, Expectation]) 
 def test_an_entry_missing_is_lost_and_kept_is_dead_lettered(
     day: tuple[Scenario, Expectation],
 ) -> None:
-    scenario, expected = day
-    seen = perfect(scenario, expected)
-    key, index = _journal_fact(scenario, expected, seen)
+    scenario, expected, seen, key, index = _one_journal(day)
     del seen.posted[index]
     assert _verdict_of(classify(scenario, expected, seen), key) == LOST
     n = index + 1
@@ -157,9 +159,7 @@ def test_an_entry_missing_is_lost_and_kept_is_dead_lettered(
 def test_a_second_entry_or_a_second_stored_event_is_a_duplicate(
     day: tuple[Scenario, Expectation],
 ) -> None:
-    scenario, expected = day
-    seen = perfect(scenario, expected)
-    key, index = _journal_fact(scenario, expected, seen)
+    scenario, expected, seen, key, index = _one_journal(day)
     entry = seen.posted[index]
     seen.posted.append(replace(entry, key=f"{entry.key}~1"))
     verdict = classify(scenario, expected, seen)
@@ -194,9 +194,7 @@ def test_what_the_scenario_never_sent_or_must_not_post_is_unexpected(
 
 
 def test_an_entry_with_other_lines_is_unexpected(day: tuple[Scenario, Expectation]) -> None:
-    scenario, expected = day
-    seen = perfect(scenario, expected)
-    key, index = _journal_fact(scenario, expected, seen)
+    scenario, expected, seen, key, index = _one_journal(day)
     entry = seen.posted[index]
     account, side, amount, currency = entry.lines[0]
     wrong = ((account, side, amount + 1, currency), *entry.lines[1:])
