@@ -265,6 +265,39 @@ async def test_a_dependency_outage_pauses_the_batch_without_spending_deliveries(
     assert await _settles_to_no_ack_pending(js, src)
 
 
+async def test_a_paused_stage_resumes_within_half_the_outage_after_it_ends(
+    js: JetStreamContext,
+) -> None:
+    """Retries while paused come at most half the pause so far apart: after an outage of T
+    the batch goes on within T/2 of the dependency's return (doubling from 0.5 s left a
+    stage idle up to T again: 5.8 s after a 10 s PostgreSQL outage in the fault suite)."""
+    tag = uuid.uuid4().hex[:8]
+    src, dst = f"IN_{tag}", f"OUT_{tag}"
+    await js.add_stream(name=src, subjects=[f"in{tag}.>"])
+    await js.add_stream(name=dst, subjects=[f"out{tag}.>"], duplicate_window=120)
+    await js.add_consumer(
+        src,
+        api.ConsumerConfig(durable_name="stage", ack_policy=api.AckPolicy.EXPLICIT, ack_wait=30),
+    )
+    await _publish_inputs(js, src, 2)
+    echo = _echo_to(dst)
+    loop = asyncio.get_running_loop()
+    outage_s = 4.0
+    outage_ends = loop.time() + outage_s
+    resumed: list[float] = []
+
+    async def database_away(batch: Sequence[Msg]) -> list[Outcome]:
+        if loop.time() < outage_ends:
+            raise ConnectionRefusedError("PostgreSQL is down")
+        resumed.append(loop.time())
+        return await echo(batch)  # type: ignore[no-any-return, operator]
+
+    msgs = await _fetch(js, src, 2)
+    await run_batch("t", js, msgs, database_away, _no_records, keep_waiting=lambda: True)
+    assert resumed
+    assert resumed[0] - outage_ends <= outage_s / 2 + 0.3
+
+
 async def test_retry_outcome_naks_only_that_message(
     js: JetStreamContext, streams: tuple[str, str]
 ) -> None:

@@ -11,6 +11,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext, api
 
 from carebus_shared.jetstream.consumer import StageConsumer
+from carebus_shared.jetstream.pull import Puller
 from carebus_shared.jetstream.topology import ConsumerSpec
 
 
@@ -123,3 +124,74 @@ async def test_stop_without_messages_returns_within_the_idle_wait(
     consumer.start(lambda: js)
     await asyncio.sleep(0.5)
     assert await consumer.stop(timeout_s=5.0)  # it ended by itself, not by the stop timeout
+
+
+async def _ordered_stream(js: JetStreamContext, ack_wait_s: float) -> tuple[ConsumerSpec, str]:
+    tag = uuid.uuid4().hex[:8]
+    stream, subject = f"ORDERED_{tag}", f"ordered.{tag}"
+    await js.add_stream(name=stream, subjects=[f"{subject}.>"])
+    await js.add_consumer(
+        stream,
+        api.ConsumerConfig(durable_name="stage", ack_wait=ack_wait_s, max_ack_pending=50),
+    )
+    spec = ConsumerSpec(
+        stream, "stage", (f"{subject}.>",), "test", backoff_s=(ack_wait_s,), ordered=True
+    )
+    return spec, subject
+
+
+async def test_an_ordered_stage_handles_what_a_dead_instance_held_before_anything_newer(
+    js: JetStreamContext,
+) -> None:
+    """A stage SIGKILLed holding a batch: its successor must not take the newer messages
+    first (the fault suite found the validator and mapper doing so: a booking handled after
+    its check-in is stale, and its journal never posts)."""
+    spec, subject = await _ordered_stream(js, ack_wait_s=2.0)
+    for n in range(10):
+        await js.publish(f"{subject}.x", str(n).encode())
+    dead = Puller(js._nc, spec.stream, spec.durable)
+    await dead.start()
+    held = await dead.pull(4, None)  # fetched, never acked: the instance dies here
+    await dead.stop()
+    assert [int(m.data) for m in held] == [0, 1, 2, 3]
+    seen: list[int] = []
+
+    async def on_batch(msgs: Sequence[Msg]) -> None:
+        seen.extend(int(m.data) for m in msgs)
+        for m in msgs:
+            await m.ack()
+
+    consumer = StageConsumer(spec, on_batch, batch_size=20, top_up_s=0.005, idle_wait_s=0.2)
+    consumer.start(lambda: js)
+    try:
+        await _wait_for(lambda: len(seen) >= 10)
+    finally:
+        await consumer.stop(5.0)
+    assert seen == list(range(10))
+
+
+async def test_an_ordered_stage_does_not_wait_for_its_own_retried_message(
+    js: JetStreamContext,
+) -> None:
+    """A message the stage itself handed back (retry, delay) lets the newer ones go on."""
+    spec, subject = await _ordered_stream(js, ack_wait_s=30.0)
+    for n in range(5):
+        await js.publish(f"{subject}.x", str(n).encode())
+    seen: list[int] = []
+
+    async def on_batch(msgs: Sequence[Msg]) -> None:
+        for m in msgs:
+            seen.append(int(m.data))
+            if int(m.data) == 0 and m.metadata.num_delivered == 1:
+                await m.nak(delay=3.0)
+            else:
+                await m.ack()
+
+    consumer = StageConsumer(spec, on_batch, batch_size=1, top_up_s=0.005, idle_wait_s=0.2)
+    consumer.start(lambda: js)
+    try:
+        await _wait_for(lambda: len(seen) >= 5, timeout_s=2.5)  # before the retry is due
+        await _wait_for(lambda: len(seen) >= 6)
+    finally:
+        await consumer.stop(5.0)
+    assert seen == [0, 1, 2, 3, 4, 0]

@@ -12,6 +12,10 @@ Independent of the services' code: it models each stage from its documentation.
 3. **Mapper** fences appointments and claims by version (an older version after a newer one
    is stale: acknowledged, no journal) and maps the rest by :mod:`policy`.
 4. **Poster** writes each journal once: the ledger is the sum of the journals' lines.
+
+Besides the totals, :attr:`Expectation.events` says what each event must become (its journal's
+lines, or why it has none) and :attr:`Expectation.refusals` which inputs must be kept as
+refused: what the fault suite's checker classifies event by event (``checker.py``).
 """
 
 from __future__ import annotations
@@ -62,6 +66,31 @@ class Balance:
         return self.debit_minor - self.credit_minor
 
 
+JOURNAL, NO_JOURNAL, STALE, PARKED = "journal", "no_journal", "stale", "parked"
+
+
+@dataclass(frozen=True)
+class EventExpectation:
+    """What one event (a fact, counted once per key) must become: a journal with ``lines``
+    at ``fact.site``, no journal (``no_journal``, ``stale``) or parked for ``reason``."""
+
+    fact: Fact
+    outcome: str
+    lines: tuple[policy.Line, ...] = ()
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class RefusalExpectation:
+    """An input the adapter must refuse and keep: its bytes' sha256 and the reason."""
+
+    label: str
+    digest: str
+    stage: str
+    category: str
+    reason: str
+
+
 @dataclass
 class Expectation:
     ledger: dict[LedgerKey, Balance] = field(default_factory=dict)
@@ -72,6 +101,8 @@ class Expectation:
     stream_events: Counter[str] = field(default_factory=Counter)  # distinct events per stream
     outcomes: Counter[str] = field(default_factory=Counter)  # journal, no_journal, stale, parked
     rules: Counter[str] = field(default_factory=Counter)  # journals by what they post
+    events: dict[str, EventExpectation] = field(default_factory=dict)  # by fact key
+    refusals: list[RefusalExpectation] = field(default_factory=list)
 
     @property
     def journal_count(self) -> int:
@@ -203,6 +234,9 @@ def expect(scenario: Scenario) -> Expectation:
             r = delivery.refusal
             if (digest, r.reason) not in refused:
                 refused.add((digest, r.reason))
+                out.refusals.append(
+                    RefusalExpectation(delivery.label, digest, r.stage, r.category, r.reason)
+                )
                 out.exceptions[(r.stage, r.category, r.reason)] += 1
                 out.exceptions_by_site[(r.site or "-", r.reason)] += 1
             continue
@@ -226,8 +260,10 @@ def _through_pipeline(
     entity = (fact.stream, fact.entity_key)
     if failures or entity in parked:
         parked.add(entity)
-        out.quarantine[failures[0].reason if failures else QUEUED_BEHIND] += 1
-        out.outcomes["parked"] += 1
+        reason = failures[0].reason if failures else QUEUED_BEHIND
+        out.quarantine[reason] += 1
+        out.outcomes[PARKED] += 1
+        out.events[fact.key] = EventExpectation(fact, PARKED, reason=reason)
         for failure in failures:
             out.exceptions[(VALIDATOR_STAGE[fact.stream], "masterdata", failure.reason)] += 1
             out.exceptions_by_site[(fact.site, failure.reason)] += 1
@@ -238,15 +274,18 @@ def _through_pipeline(
         fence_key = (fact.site, kind, fact.entity_key)
         last = fences.get(fence_key)
         if last is not None and fact.version <= last[0]:
-            out.outcomes["stale"] += 1
+            out.outcomes[STALE] += 1
+            out.events[fact.key] = EventExpectation(fact, STALE)
             return
         previous = last[1] if last is not None else "none"
         fences[fence_key] = (fact.version, fact.status)
     lines = _journal_lines(fact, self_pay, previous)
     if not lines:
-        out.outcomes["no_journal"] += 1
+        out.outcomes[NO_JOURNAL] += 1
+        out.events[fact.key] = EventExpectation(fact, NO_JOURNAL)
         return
-    out.outcomes["journal"] += 1
+    out.outcomes[JOURNAL] += 1
+    out.events[fact.key] = EventExpectation(fact, JOURNAL, tuple(lines))
     out.journals[fact.site] += 1
     out.rules[_rule_label(fact)] += 1
     out.add_lines(fact.site, lines)

@@ -120,13 +120,19 @@ class ServiceStack:
         )
 
     # -- processes --------------------------------------------------------------------------
+    def command(self, name: str) -> tuple[list[str], dict[str, str]]:
+        """The command line and environment service ``name`` starts with (the fault suite
+        runs some through its test-only entry point)."""
+        return self.services[name].command(sys.executable), self.env[name]
+
     def start(self, names: Iterable[str] | None = None, timeout_s: float = 90.0) -> None:
         chosen = list(names or self.services)
         for name in chosen:
+            argv, env = self.command(name)
             log = (self.logs / f"{name}.log").open("ab")
             self.processes[name] = subprocess.Popen(
-                self.services[name].command(sys.executable),
-                env={**os.environ, **self.env[name]},
+                argv,
+                env={**os.environ, **env},
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,

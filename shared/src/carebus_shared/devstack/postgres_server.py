@@ -8,6 +8,7 @@ PostgreSQL refuses to run as root, so under root the server runs as a dedicated 
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import pwd
@@ -209,3 +210,14 @@ class PostgresServer:
         """SIGINT is PostgreSQL's 'fast' shutdown; SIGKILL simulates a crash."""
         process, self._process = self._process, None
         stop_process(process, signal.SIGKILL if kill else signal.SIGINT, timeout_s)
+
+    def crash(self) -> None:
+        """The whole server dies at once (SIGKILL to the postmaster and every backend, its
+        process group): the next start recovers from the write-ahead log, as after a power
+        cut. Killing only the postmaster leaves backends holding its shared memory."""
+        process, self._process = self._process, None
+        if process is None or process.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)

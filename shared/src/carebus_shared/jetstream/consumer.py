@@ -15,6 +15,13 @@ Pulls go through ``pull.Puller`` rather than nats-py's ``fetch`` (a task per mes
 
 One batch at a time per consumer: stages whose order matters rely on it (see topology). The
 loop also skips FastStream's per-call middleware, argument resolution and logging context.
+
+An *ordered* stage (``ConsumerSpec.ordered``) also never handles a message while an older one
+is still out with another delivery: when an instance dies holding a batch, JetStream hands
+its successor newer messages (up to the consumer's allowance) long before the dead one's
+ack deadline brings that batch back. The successor holds what it fetched (in-progress acks)
+until the older messages are redelivered to it, then handles them all in stream order. A
+message this consumer itself handed back (a retry) does not hold the others up.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -44,8 +52,13 @@ class StageConsumer:
     top_up_s: float = 0.005
     idle_wait_s: float = 1.0
     retry_s: float = 1.0
+    hold_poll_s: float = 0.5
     _stopping: asyncio.Event = field(default_factory=asyncio.Event, init=False)
     _task: asyncio.Task[None] | None = field(default=None, init=False)
+    # Ordered stages: stream sequences fetched in this life (pruned below the ack floor),
+    # and the last one handled.
+    _fetched: set[int] = field(default_factory=set, init=False)
+    _last_seq: int = field(default=0, init=False)
 
     def start(self, js: Callable[[], JetStreamContext]) -> None:
         self._stopping.clear()
@@ -87,6 +100,14 @@ class StageConsumer:
             if not msgs and puller.refusal:
                 log.info("pull refused: %s", puller.refusal, extra={"durable": self.spec.durable})
                 await asyncio.sleep(self.retry_s)  # e.g. another replica holds the batch
+            if msgs and self.spec.ordered:
+                try:
+                    msgs = await self._in_order(js(), puller, msgs)
+                except Exception:  # the link went: the held messages come back by themselves
+                    log.warning(
+                        "holding failed", exc_info=True, extra={"durable": self.spec.durable}
+                    )
+                    continue
             if msgs:
                 # The stage runner acks, terminates or naks each message itself; anything
                 # escaping it leaves the batch unacked, to be redelivered after the deadline.
@@ -96,11 +117,64 @@ class StageConsumer:
                     log.exception("batch failed", extra={"durable": self.spec.durable})
         await _stop(puller)
 
+    async def _in_order(self, js: JetStreamContext, puller: Puller, msgs: list[Msg]) -> list[Msg]:
+        """``msgs`` in stream order, after whatever older message was still out with another
+        delivery (held until it comes back, at most the longest redelivery step); nothing
+        when the stage stops meanwhile (what it held is handed back)."""
+        held = sorted(msgs, key=_seq)
+        deadline = time.monotonic() + max(self.spec.backoff_s) + 5.0
+        waiting_for: int | None = None
+        while True:  # bounded by the deadline and by stop()
+            self._fetched.update(_seq(m) for m in held)
+            older = await self._older_elsewhere(js, held)
+            if older is not None and self._stopping.is_set():
+                for msg in held:  # back to JetStream; whoever takes over holds them in turn
+                    await msg.nak()
+                return []
+            if older is None or time.monotonic() > deadline:
+                if older is not None:
+                    log.warning(
+                        "older message %d still out; going on without it", older,
+                        extra={"durable": self.spec.durable},
+                    )  # fmt: skip
+                self._last_seq = _seq(held[-1])
+                return held
+            if older != waiting_for:
+                waiting_for = older
+                log.warning(
+                    "holding %d messages until the older %d comes back (an instance died "
+                    "holding it?)", len(held), older, extra={"durable": self.spec.durable},
+                )  # fmt: skip
+            await asyncio.gather(*(m.in_progress() for m in held))
+            more = await puller.pull(self.batch_size, self.hold_poll_s)
+            if puller.refusal:  # e.g. the allowance is used up: nothing comes sooner
+                await asyncio.sleep(self.hold_poll_s)
+            known = {_seq(m) for m in held}
+            held = sorted(held + [m for m in more if _seq(m) not in known], key=_seq)
+
+    async def _older_elsewhere(self, js: JetStreamContext, held: list[Msg]) -> int | None:
+        """The stream sequence of an unacknowledged message older than ``held`` that this
+        consumer never fetched (so another delivery has it), or None."""
+        first = _seq(held[0])
+        if first == self._last_seq + 1:
+            return None  # straight after what we handled: nothing older can be out
+        info = await js.consumer_info(self.spec.stream, self.spec.durable)
+        floor = info.ack_floor.stream_seq if info.ack_floor else 0
+        self._fetched = {s for s in self._fetched if s > floor}
+        oldest = (floor or 0) + 1
+        if (info.num_ack_pending or 0) <= len(held) or oldest >= first or oldest in self._fetched:
+            return None
+        return oldest
+
     async def _next_batch(self, puller: Puller, busy: bool) -> list[Msg]:
         if not busy:
             return await puller.pull(1, self.idle_wait_s)
         waiting = await puller.pull(self.batch_size, None)
         return waiting or await puller.pull(self.batch_size, self.top_up_s)
+
+
+def _seq(msg: Msg) -> int:
+    return int(msg.metadata.sequence.stream)
 
 
 async def _stop(puller: Puller | None) -> None:

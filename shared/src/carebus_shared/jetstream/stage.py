@@ -149,8 +149,10 @@ async def run_batch(
     return tally
 
 
-# Between tries while a dependency is away: doubling from the first, up to the last.
-PAUSE_S = (0.5, 10.0)
+# Between tries while a dependency is away: half the pause so far, at least the first and
+# at most the last, so that the stage goes on within half the outage's length after the
+# dependency is back (doubling from the first left it idle up to the outage's length again).
+PAUSE_S = (0.25, 10.0)
 
 
 async def _outcomes_through_outages(
@@ -158,7 +160,7 @@ async def _outcomes_through_outages(
 ) -> list[Outcome] | None:
     """The batch's outcomes, tried again while a dependency is away and the stage runs; None
     when the stage stops first (the batch is handed back)."""
-    pause_s, paused_since = PAUSE_S[0], 0.0
+    paused_since = 0.0
     while True:  # bounded by keep_waiting(): false once the stage stops
         try:
             outcomes = await _isolated_outcomes(stage, msgs, handle)
@@ -177,8 +179,8 @@ async def _outcomes_through_outages(
                     type(exc).__name__,
                     extra={"stage": stage},
                 )
-        await asyncio.sleep(pause_s)
-        pause_s = min(2 * pause_s, PAUSE_S[1])
+        paused_for = time.monotonic() - paused_since
+        await asyncio.sleep(min(max(paused_for / 2, PAUSE_S[0]), PAUSE_S[1]))
         # The deadline restarts: the batch stays ours without a redelivery. When NATS is
         # away too this raises, and the batch comes back after its deadline instead.
         await asyncio.gather(*(msg.in_progress() for msg in msgs))

@@ -42,6 +42,9 @@ class ConsumerSpec:
     backoff_s: tuple[float, ...] = (30.0, 60.0, 120.0, 300.0)
     max_deliver: int = 10
     max_ack_pending: int = 10_000
+    # Whether the stage's results depend on the order of events per entity: such a stage
+    # never handles a message before an older one still out with an instance that died.
+    ordered: bool = False
 
 
 @dataclass(frozen=True)
@@ -65,14 +68,14 @@ class Topology:
 
 
 # Stages whose results depend on the order of events per entity (quarantine queues, version
-# fencing) allow only one batch in flight. After a crash the dead instance's batch stays
-# pending until its ack deadline. When that batch was full, JetStream hands out nothing newer
-# meanwhile, so it is redelivered before any later event of the same entity. When it was
-# not, up to the rest of the allowance of newer events goes out first: then the same rules
-# that handle a sender's own out-of-order updates decide (an older appointment or claim
-# snapshot that arrives after a newer one is stale; transactions each post). Scale such a
-# stage to N replicas by raising this to N x batch size (ordering is then per replica's
-# batch, not global).
+# fencing) allow only one batch in flight, and are ``ordered``. After a crash the dead
+# instance's batch stays pending until its ack deadline. When that batch was not full,
+# JetStream hands the successor up to the rest of the allowance of newer events first; an
+# ordered stage holds those until the dead one's batch is redelivered to it and handles all
+# of them in stream order (consumer.py; the fault suite found a booking handled after its
+# check-in, stale, its journal never posted: docs/decisions/014). Scale such a stage to N
+# replicas by raising this to N x batch size (a replica then also waits while another holds
+# older events).
 # 100, the stages' default batch, rather than 200: a remittance file's burst moves down the
 # pipeline in halves and the stages overlap on it (pipeline benchmark: docs/decisions/003).
 ORDERED_IN_FLIGHT = 100
@@ -140,6 +143,7 @@ TOPOLOGY = Topology(
             (s.STREAM_SUBJECTS[s.STREAM_SCHEDULING],),
             "Master-data validation of appointment events",
             max_ack_pending=ORDERED_IN_FLIGHT,
+            ordered=True,
         ),
         ConsumerSpec(
             s.STREAM_BILLING,
@@ -147,6 +151,7 @@ TOPOLOGY = Topology(
             (s.STREAM_SUBJECTS[s.STREAM_BILLING],),
             "Master-data validation of billing events",
             max_ack_pending=ORDERED_IN_FLIGHT,
+            ordered=True,
         ),
         ConsumerSpec(
             s.STREAM_VALIDATED,
@@ -154,6 +159,7 @@ TOPOLOGY = Topology(
             (s.STREAM_SUBJECTS[s.STREAM_VALIDATED],),
             "Mapping of validated events to journal entries",
             max_ack_pending=ORDERED_IN_FLIGHT,
+            ordered=True,
         ),
         ConsumerSpec(
             s.STREAM_ERP,
