@@ -191,7 +191,7 @@ def content_hash(raw: bytes) -> str:
     """A hash of the JSON content, insensitive to whitespace and member order."""
     try:
         canonical = msgspec.json.encode(msgspec.json.decode(raw), order="sorted")
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError, UnicodeDecodeError):
         canonical = raw
     return hashlib.blake2b(canonical, digest_size=10).hexdigest()
 
