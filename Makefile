@@ -14,7 +14,8 @@ help:
 	@echo "make run    install everything, start NATS + PostgreSQL + all services (Ctrl-C stops)"
 	@echo "make test   install, then ruff, mypy, contract gate and pytest"
 	@echo "make bench  benchmarks (not part of make test); figures printed and kept in .data/bench"
-	@echo "make fuzz   every HTTP route fuzzed from its OpenAPI document, far longer than in make test"
+	@echo "make fuzz   every HTTP route fuzzed from its OpenAPI document, and the HL7, X12, FHIR, CSV"
+	@echo "           parsers and the MLLP framer with random inputs, far longer than in make test"
 
 $(STAMP): constraints.txt requirements-dev.txt $(PYPROJECTS)
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "carebus needs Python 3.11+")'
@@ -47,9 +48,12 @@ test: lint typecheck
 bench: install
 	$(BIN)/pytest benchmarks -s -p no:cacheprovider -o python_files='bench_*.py'
 
-# The API fuzz of make test with 25x the cases per route (CAREBUS_FUZZ_EXAMPLES to change).
+# The API fuzz of make test with 25x the cases per route (CAREBUS_FUZZ_EXAMPLES to change), then
+# the parser fuzz (tests/fuzz) with its 'fuzz' hypothesis profile: thousands of random inputs
+# per property instead of make test's few derandomized ones (CAREBUS_FUZZ_PROFILE to change).
 fuzz: install
 	CAREBUS_FUZZ_EXAMPLES=$${CAREBUS_FUZZ_EXAMPLES:-200} $(BIN)/pytest tests/api -p no:cacheprovider
+	CAREBUS_FUZZ_PROFILE=$${CAREBUS_FUZZ_PROFILE:-fuzz} $(BIN)/pytest tests/fuzz -p no:cacheprovider
 
 clean-data:
 	rm -rf .data

@@ -162,3 +162,16 @@ def test_a_string_that_is_not_utf8_or_nesting_deeper_than_the_stack_is_a_400() -
             if isinstance(rejected, FhirRejected) and rejected.issues[0].reason == "not_json":
                 assert rejected.status == 400
             outcome(lambda body=body: _billing_bundle(body), FHIR_ERRORS)
+
+
+def test_a_minutes_duration_past_year_9999_is_a_problem() -> None:
+    # Was OverflowError out of appointment_to_event.
+    for minutes in (10**30, 2**63, 999_999_999_999):
+        body = (
+            b'{"resourceType":"Appointment","status":"booked","id":"a1",'
+            b'"start":"2025-03-10T09:00:00+00:00","minutesDuration":%d,'
+            b'"participant":[{"actor":{"reference":"Patient/1"}}]}' % minutes
+        )
+        problem = outcome(lambda body=body: _appointment(body), FHIR_ERRORS)
+        assert isinstance(problem, FhirProblem)
+        assert problem.expression == "Appointment.minutesDuration"

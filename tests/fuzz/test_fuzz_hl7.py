@@ -147,3 +147,25 @@ def test_megabyte_messages_are_answered_in_time() -> None:
         outcome(lambda raw=raw: _siu(raw), (Hl7Error, ContractViolation), seconds=5)
         outcome(lambda raw=raw: _dft(raw), (Hl7Error, ContractViolation), seconds=5)
         outcome(lambda raw=raw: _ack(raw), (), seconds=5)
+
+
+# -- found by these properties and the 'fuzz' profile -------------------------------------
+
+_SIU = b"MSH|^~\\&|A|B|C|D|20250310||SIU^S12|1|P|2.5\r%s\rPID|1||M1"
+
+
+def test_absurd_durations_and_slot_ends_are_data_type_errors() -> None:
+    # Were OverflowError, decimal.Overflow and decimal.InvalidOperation out of map_siu.
+    schs = [
+        b"SCH|1|2|||||||%s|min|^^^20250310090000" % amount
+        for amount in (b"9" * 30, b"1E999999999", b"NaN", b"sNaN", b"Infinity", b"-Infinity")
+    ]
+    schs += [
+        b"SCH|1|2|||||||30|min|^^^99991231235959",  # the end after year 9999
+        b"SCH|1|2|||||||||^^" + b"9" * 40 + b"^20250310090000",  # TQ duration (SCH-11.3)
+    ]
+    for sch in schs:
+        error = outcome(lambda sch=sch: map_siu(_SIU % sch, default_tz=TZ), (Hl7Error,))
+        assert isinstance(error, Hl7Error)
+        assert error.code == "102"
+        assert b"9" * 20 not in error.message.encode()

@@ -298,7 +298,13 @@ def _slot(appt: Appointment) -> tuple[datetime, datetime]:
                 "missing_end", "the appointment has neither an end nor minutesDuration",
                 code=REQUIRED, expression="Appointment.end",
             )  # fmt: skip
-        end = start + timedelta(minutes=appt.minutes_duration)
+        try:
+            end = start + timedelta(minutes=appt.minutes_duration)
+        except OverflowError:
+            raise FhirProblem(
+                "invalid_duration", "minutesDuration ends the appointment after year 9999",
+                code=VALUE, expression="Appointment.minutesDuration",
+            ) from None  # fmt: skip
     if end < start:
         raise FhirProblem(
             "slot_ends_before_start", "the appointment ends before it starts", code=VALUE,
