@@ -175,3 +175,21 @@ def test_a_minutes_duration_past_year_9999_is_a_problem() -> None:
         problem = outcome(lambda body=body: _appointment(body), FHIR_ERRORS)
         assert isinstance(problem, FhirProblem)
         assert problem.expression == "Appointment.minutesDuration"
+
+
+def test_absurd_charge_amounts_and_quantities_are_refused_in_time() -> None:
+    # A quantity of 1E999999999 hung the request (int() of a billion-digit number); NaN,
+    # sNaN and Infinity raised decimal.InvalidOperation; a huge amount decimal.Overflow.
+    body = (
+        b'{"resourceType":"ChargeItem","status":"billable","occurrenceDateTime":"2025-03-10",'
+        b'"subject":{"reference":"Patient/1"},"code":{"coding":[{"code":"x"}]},'
+        b'"priceOverride":{"value":%s,"currency":"USD"},"quantity":{"value":%s}}'
+    )
+    for value in (b"1E999999999", b'"sNaN"', b'"NaN"', b'"Infinity"', b"9" * 5000):
+        for raw, where in (
+            (body % (value, b"1"), "priceOverride"),
+            (body % (b"1", value), "quantity"),
+        ):
+            rejected = outcome(lambda raw=raw: _billing("ChargeItem", raw), FHIR_ERRORS, seconds=2)
+            assert isinstance(rejected, FhirRejected), (value, where)
+            assert rejected.issues[0].expression == f"ChargeItem.{where}.value"
