@@ -96,3 +96,18 @@ def test_text_with_lone_surrogates_is_read_as_the_bytes_it_stands_for() -> None:
         from_text = outcome(lambda as_text=as_text: parse_835(as_text), (RemittanceRejected,))
         from_bytes = outcome(lambda raw=raw: parse_835(raw), (RemittanceRejected,))
         assert type(from_text) is type(from_bytes)
+
+
+def test_counts_and_control_numbers_of_thousands_of_digits_are_issues() -> None:
+    # Was ValueError (int() of more than 4300 digits) out of the envelope check; "²" is a
+    # digit to str.isdigit() but not to int().
+    for sample in SAMPLES:
+        for trailer in (b"SE*", b"GE*", b"IEA*"):
+            if trailer not in sample:
+                continue
+            start = sample.index(trailer) + len(trailer)
+            for count in (b"9" * 5000, b"\xc2\xb2"):
+                raw = sample[:start] + count + sample[sample.index(b"*", start) :]
+                rejected = outcome(lambda raw=raw: _remittance(raw), (RemittanceRejected,))
+                assert isinstance(rejected, RemittanceRejected)
+                assert not any("9" * 20 in i.message for i in rejected.rejection.issues)
