@@ -15,7 +15,8 @@ help:
 	@echo "make test   install, then ruff, mypy, contract gate and pytest"
 	@echo "make bench  benchmarks (not part of make test); figures printed and kept in .data/bench"
 	@echo "make chaos  the fault suite, every fault (make test runs a short version); .data/chaos"
-	@echo "make fuzz   every HTTP route fuzzed from its OpenAPI document, far longer than in make test"
+	@echo "make fuzz   every HTTP route fuzzed from its OpenAPI document, and the HL7, X12, FHIR, CSV"
+	@echo "           parsers and the MLLP framer with random inputs, far longer than in make test"
 
 $(STAMP): constraints.txt requirements-dev.txt $(PYPROJECTS)
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "carebus needs Python 3.11+")'
@@ -54,9 +55,12 @@ bench: install
 chaos: install
 	CAREBUS_CHAOS=full $(BIN)/pytest tests/chaos -m chaos -p no:cacheprovider
 
-# The API fuzz of make test with 25x the cases per route (CAREBUS_FUZZ_EXAMPLES to change).
+# The API fuzz of make test with 25x the cases per route (CAREBUS_FUZZ_EXAMPLES to change), then
+# the parser fuzz (tests/fuzz) with its 'fuzz' hypothesis profile: thousands of random inputs
+# per property instead of make test's few derandomized ones (CAREBUS_FUZZ_PROFILE to change).
 fuzz: install
 	CAREBUS_FUZZ_EXAMPLES=$${CAREBUS_FUZZ_EXAMPLES:-200} $(BIN)/pytest tests/api -p no:cacheprovider
+	CAREBUS_FUZZ_PROFILE=$${CAREBUS_FUZZ_PROFILE:-fuzz} $(BIN)/pytest tests/fuzz -p no:cacheprovider
 
 clean-data:
 	rm -rf .data

@@ -45,7 +45,20 @@ def decode(data: bytes, cls: type[T], where: str) -> T:
         raise FhirProblem(
             "invalid_json", f"not valid JSON: {exc}", code=STRUCTURE, status=400
         ) from exc
+    except (RecursionError, UnicodeDecodeError) as exc:
+        raise FhirProblem(
+            "invalid_json", f"not valid JSON: {unreadable(exc)}", code=STRUCTURE, status=400
+        ) from None
     return result
+
+
+def unreadable(exc: RecursionError | UnicodeDecodeError) -> str:
+    """Why msgspec could not read a body, for the two errors it raises besides DecodeError
+    (nesting deeper than the interpreter's recursion limit, a string that is not UTF-8);
+    the rule only, never the bytes."""
+    if isinstance(exc, RecursionError):
+        return "nested too deep"
+    return "a string is not valid UTF-8"
 
 
 def resource_type_of(data: bytes, where: str) -> str | None:

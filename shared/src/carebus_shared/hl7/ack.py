@@ -73,9 +73,11 @@ def salvage_header(raw: bytes | str) -> InboundHeader:
     except Hl7Error:
         text, codec = (raw.decode("latin-1") if isinstance(raw, bytes) else raw), "latin-1"
     start = text.find("MSH")
-    if start < 0 or len(text) < start + 8:
+    if start < 0:
         return InboundHeader(readable=False)
     line = re.split(r"[\r\n]", text[start:], maxsplit=1)[0]
+    if len(line) < 8:  # as parse_message: MSH, MSH-1 and at least MSH-2
+        return InboundHeader(readable=False)
     sep = line[3]
     fields = ["MSH", sep, *line.split(sep)[1:]]
     try:
@@ -86,7 +88,8 @@ def salvage_header(raw: bytes | str) -> InboundHeader:
     def get(n: int) -> str:
         return fields[n] if n < len(fields) else ""
 
-    event = get(9).split(enc.component)[1] if enc.component in get(9) else ""
+    message_type = _components(get(9), enc.component)
+    event = message_type[1] if len(message_type) > 1 else ""
     return InboundHeader(
         encoding=enc,
         sending_application=get(3),
@@ -96,9 +99,14 @@ def salvage_header(raw: bytes | str) -> InboundHeader:
         trigger_event=event,
         control_id=get(10).strip(),
         processing_id=get(11) or "P",
-        version=get(12).split(enc.component)[0] or DEFAULT_VERSION,
+        version=_components(get(12), enc.component)[0] or DEFAULT_VERSION,
         codec=codec,
     )
+
+
+def _components(value: str, separator: str) -> list[str]:
+    """``value`` split into its components; a message whose MSH-2 is empty has none."""
+    return value.split(separator) if separator else [value]
 
 
 def build_ack(
@@ -121,7 +129,7 @@ def build_ack(
         header = salvage_header(inbound)
     enc = header.encoding
     f, c = enc.field, enc.component
-    version = header.version.split(c)[0]
+    version = _components(header.version, c)[0]
     message_type = f"ACK{c}{header.trigger_event}" if header.trigger_event else "ACK"
     if header.trigger_event and not version.startswith(("2.1", "2.2", "2.3")):
         message_type += f"{c}ACK"

@@ -283,7 +283,12 @@ def _slot(msg: Hl7Message, sch: Segment, default_tz: tzinfo | str) -> tuple[date
                     raise Hl7MappingError(
                         REQUIRED_FIELD_MISSING, loc(sch, 9), "no slot end or duration"
                     )
-                end = start + duration
+                try:
+                    end = start + duration
+                except OverflowError:
+                    raise Hl7MappingError(
+                        DATA_TYPE_ERROR, loc(sch, 9), "slot end is after year 9999"
+                    ) from None
             if end < start:
                 raise Hl7MappingError(
                     DATA_TYPE_ERROR, ErrorLocation(segment.name, start_field, segment.index),
@@ -318,7 +323,7 @@ def _sch_duration(sch: Segment) -> timedelta | None:
     if match is None:
         return None
     seconds = _TQ_UNITS[(match["unit"] or "M").upper()]
-    return timedelta(seconds=float(Decimal(match["value"]) * seconds))
+    return _timedelta(Decimal(match["value"]) * seconds, ErrorLocation("SCH", 11, sch.index, 3))
 
 
 def _to_timedelta(amount: str, unit: str | None, where: ErrorLocation) -> timedelta:
@@ -331,9 +336,23 @@ def _to_timedelta(amount: str, unit: str | None, where: ErrorLocation) -> timede
     seconds = _UNIT_SECONDS.get((unit or "min").strip().lower())
     if seconds is None:
         raise Hl7MappingError(DATA_TYPE_ERROR, where, f"unknown duration unit {unit!r}")
+    if not value.is_finite():
+        raise Hl7MappingError(DATA_TYPE_ERROR, where, "duration is not a finite number")
     if value < 0:
         raise Hl7MappingError(DATA_TYPE_ERROR, where, "negative duration")
-    return timedelta(seconds=int(value * seconds))
+    if value > _MAX_SECONDS:  # before multiplying: 1E999999999 minutes overflows Decimal
+        raise Hl7MappingError(DATA_TYPE_ERROR, where, "duration is out of range")
+    return _timedelta(value * seconds, where)
+
+
+_MAX_SECONDS: Final = Decimal(int(timedelta.max.total_seconds()))
+
+
+def _timedelta(seconds: Decimal, where: ErrorLocation) -> timedelta:
+    """Whole seconds as a timedelta; one longer than any datetime could hold is refused."""
+    if seconds > _MAX_SECONDS:
+        raise Hl7MappingError(DATA_TYPE_ERROR, where, "duration is out of range")
+    return timedelta(seconds=int(seconds))
 
 
 def _providers(msg: Hl7Message, sch: Segment, pv1: Segment | None) -> tuple[ProviderRef, ...]:

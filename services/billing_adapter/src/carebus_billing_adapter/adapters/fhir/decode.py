@@ -12,6 +12,7 @@ from carebus_billing_adapter.adapters.fhir.resources import (
     ClaimResponse,
     PaymentReconciliation,
 )
+from carebus_shared.fhir.decoding import unreadable
 
 Resource = ChargeItem | ClaimResponse | PaymentReconciliation
 
@@ -39,6 +40,10 @@ def decode_resource(kind: type[Resource], body: bytes) -> Resource:
         raise FhirRejected.one(
             "structure", f"not a JSON object: {exc}", reason="not_json", status=400
         ) from None
+    except (RecursionError, UnicodeDecodeError) as exc:
+        raise FhirRejected.one(
+            "structure", f"not a JSON object: {unreadable(exc)}", reason="not_json", status=400
+        ) from None
     if declared != name:
         raise FhirRejected.one(
             "invalid",
@@ -57,4 +62,8 @@ def decode_resource(kind: type[Resource], body: bytes) -> Resource:
             message.split(" - at `")[0],
             _fhirpath(name, path),
             reason="invalid_structure",
+        ) from None
+    except (RecursionError, UnicodeDecodeError) as exc:
+        raise FhirRejected.one(
+            "structure", f"not a JSON object: {unreadable(exc)}", reason="not_json", status=400
         ) from None

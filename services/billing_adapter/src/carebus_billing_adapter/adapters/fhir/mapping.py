@@ -21,6 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any, Final
 
 import msgspec
@@ -44,6 +45,7 @@ _CHARGE_POSTED: Final = frozenset({"billable", "billed", "unknown"})
 _CHARGE_REVERSED: Final = frozenset({"entered-in-error", "aborted"})
 _RECONCILIATION_REVERSED: Final = frozenset({"cancelled", "entered-in-error"})
 _GROUPS: Final = frozenset(group.value for group in b.CarcGroup)
+_MAX_UNITS: Final = 999_999_999
 
 
 class FhirContext(msgspec.Struct, frozen=True, kw_only=True):
@@ -108,9 +110,15 @@ def charge_item_events(item: ChargeItem, resource_id: str, ctx: FhirContext) -> 
         occurred_path = "ChargeItem.occurrence"
     occurred_at = values.instant(occurred_text, occurred_path, ctx.timezone)
     quantity = item.quantity.value if item.quantity and item.quantity.value is not None else 1
-    if quantity < 1 or quantity != int(quantity):
+    quantity = Decimal(quantity)
+    # Checked before int(): int(Decimal("1E999999999")) builds a billion-digit number.
+    if (
+        not quantity.is_finite()
+        or not 1 <= quantity <= _MAX_UNITS
+        or quantity != quantity.to_integral_value()
+    ):
         raise FhirRejected.one(
-            "value", f"quantity {quantity} is not a whole number of units",
+            "value", f"quantity is not a whole number of units from 1 to {_MAX_UNITS}",
             "ChargeItem.quantity.value", reason="invalid_quantity",
         )  # fmt: skip
     performer = next((p.actor for p in item.performer if p.actor), None)

@@ -19,6 +19,7 @@ _CURRENCY: Final = re.compile(r"^[A-Z]{3}$")
 _ZERO_DECIMAL_CURRENCIES: Final = frozenset({"JPY", "KRW", "ISK", "CLP", "VND", "XAF", "XOF"})
 _THREE_DECIMAL_CURRENCIES: Final = frozenset({"BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"})
 _DATE: Final = re.compile(r"^\d{4}-\d{2}-\d{2}")
+_MAX_AMOUNT_DIGITS: Final = 15  # integer digits of an amount: below a quadrillion
 
 
 def minor_digits(currency: str) -> int:
@@ -36,7 +37,17 @@ def money(value: FhirMoney | None, path: str, default_currency: str) -> Money:
             "value", f"currency {currency!r} is not ISO 4217", f"{path}.currency",
             reason="invalid_currency",
         )  # fmt: skip
-    minor = Decimal(value.value).scaleb(minor_digits(currency))
+    amount = Decimal(value.value)
+    # Checked before scaleb() and int(): NaN, Infinity and 1E999999999 are JSON numbers (or
+    # strings) msgspec reads as Decimal, and int() of the last would never finish.
+    if not amount.is_finite() or amount.adjusted() >= _MAX_AMOUNT_DIGITS:
+        raise FhirRejected.one(
+            "value",
+            f"the amount is not a finite number below 10^{_MAX_AMOUNT_DIGITS}",
+            f"{path}.value",
+            reason="invalid_amount",
+        )
+    minor = amount.scaleb(minor_digits(currency))
     if not minor.is_finite() or minor != minor.to_integral_value():
         raise FhirRejected.one(
             "value",

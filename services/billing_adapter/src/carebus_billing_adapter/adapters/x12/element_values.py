@@ -21,6 +21,10 @@ _Reason = RejectionReason
 # no plus sign, no grouping.
 _DECIMAL = re.compile(r"-?(?:\d+\.?\d*|\.\d+)")
 _DATE = re.compile(r"\d{8}")
+# X12 element lengths of the "R" values read here: monetary amounts R 1/18, quantities R 1/15.
+# Longer text is no amount at all (and a 5000-digit one would not even print).
+MAX_AMOUNT_LENGTH = 18
+MAX_QUANTITY_LENGTH = 15
 
 
 class AmountError(ValueError):
@@ -29,6 +33,8 @@ class AmountError(ValueError):
 
 def parse_minor_units(text: str) -> int:
     """'-1008.1' -> -100810. Raises AmountError with the reason on anything else."""
+    if len(text) > MAX_AMOUNT_LENGTH:
+        raise AmountError(f"amount is longer than {MAX_AMOUNT_LENGTH} characters (X12 R 1/18)")
     if not _DECIMAL.fullmatch(text):
         raise AmountError(f"{text!r} is not a decimal amount")
     value = Decimal(text)
@@ -84,6 +90,10 @@ class ElementReader:
     def quantity(self, segment: Segment, number: int) -> Decimal | None:
         value = self.text(segment, number)
         if value is None:
+            return None
+        if len(value) > MAX_QUANTITY_LENGTH:
+            detail = f"quantity is longer than {MAX_QUANTITY_LENGTH} characters (X12 R 1/15)"
+            self._issue(_Reason.INVALID_QUANTITY, segment, number, detail)
             return None
         if not _DECIMAL.fullmatch(value):
             self._issue(

@@ -36,27 +36,39 @@ class _OpenTransaction:
     body: list[Segment] = field(default_factory=list)
 
 
+_MAX_DIGITS = 18  # X12 counts and control numbers have at most 10
+
+
+def _number(text: str) -> int | None:
+    """A count or control number: ASCII digits, not too many of them (``"²".isdigit()`` is
+    true, and int() of thousands of digits is refused), else None."""
+    if text.isascii() and text.isdigit() and len(text) <= _MAX_DIGITS:
+        return int(text)
+    return None
+
+
 def _same_number(left: str, right: str) -> bool:
     # Control numbers are numeric; "1" and "0001" name the same group.
-    if left.isdigit() and right.isdigit():
-        return int(left) == int(right)
+    left_number, right_number = _number(left), _number(right)
+    if left_number is not None and right_number is not None:
+        return left_number == right_number
     return left == right
 
 
 def _check_count(issues: IssueLog, trailer: Segment, what: str, actual: int) -> None:
-    declared = trailer.element(1)
-    if not declared.isdigit():
+    declared = _number(trailer.element(1))
+    if declared is None:
         issues.add(
             _Reason.COUNT_MISMATCH,
             trailer,
-            f"{what} {declared!r} is not a number",
+            f"{what} is not a number of at most {_MAX_DIGITS} digits",
             element=trailer.element_name(1),
         )
-    elif int(declared) != actual:
+    elif declared != actual:
         issues.add(
             _Reason.COUNT_MISMATCH,
             trailer,
-            f"{what} {int(declared)} does not match {actual}",
+            f"{what} {declared} does not match {actual}",
             element=trailer.element_name(1),
         )
 

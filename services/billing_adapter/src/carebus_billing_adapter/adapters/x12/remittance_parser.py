@@ -28,7 +28,15 @@ SUPPORTED_TRANSACTION = "835"
 
 def _decode(data: bytes | str) -> str:
     if isinstance(data, str):
-        return data
+        if data.isascii():
+            return data
+        try:
+            data.encode("utf-8")
+            return data
+        except UnicodeEncodeError:
+            # Lone surrogates: no decoded file holds them; read the bytes the text stands for
+            # (not UTF-8, so Latin-1 below), as the same file given as bytes would be.
+            data = data.encode("utf-8", "surrogatepass")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:

@@ -75,7 +75,7 @@ def row_to_event(
     zone = ZoneInfo(layout.timezone or default_tz)
     start = _datetime(values, "slot_start", layout, zone)
     assert start is not None  # required
-    end = _datetime(values, "slot_end", layout, zone) or start + _duration(values)
+    end = _datetime(values, "slot_end", layout, zone) or _end(start, _duration(values))
     if end < start:
         raise RowProblem(
             "slot_end", "slot_ends_before_start", "ends before it starts", values.get("slot_end")
@@ -169,7 +169,19 @@ def _duration(values: Mapping[str, str]) -> timedelta:
         ) from exc
     if not minutes.is_finite() or minutes <= 0:
         raise RowProblem("duration_minutes", "invalid_number", "must be positive", text)
+    if minutes > _MAX_MINUTES:
+        raise RowProblem("duration_minutes", "invalid_number", "is out of range", text)
     return timedelta(seconds=int(minutes * 60))
+
+
+_MAX_MINUTES: Final = Decimal(int(timedelta.max.total_seconds()) // 60)
+
+
+def _end(start: datetime, duration: timedelta) -> datetime:
+    try:
+        return start + duration
+    except OverflowError:
+        raise RowProblem("duration_minutes", "invalid_number", "ends after year 9999") from None
 
 
 def _values_hash(values: Mapping[str, str]) -> str:

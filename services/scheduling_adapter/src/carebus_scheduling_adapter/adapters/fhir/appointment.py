@@ -191,7 +191,7 @@ def content_hash(raw: bytes) -> str:
     """A hash of the JSON content, insensitive to whitespace and member order."""
     try:
         canonical = msgspec.json.encode(msgspec.json.decode(raw), order="sorted")
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError, UnicodeDecodeError):
         canonical = raw
     return hashlib.blake2b(canonical, digest_size=10).hexdigest()
 
@@ -298,7 +298,13 @@ def _slot(appt: Appointment) -> tuple[datetime, datetime]:
                 "missing_end", "the appointment has neither an end nor minutesDuration",
                 code=REQUIRED, expression="Appointment.end",
             )  # fmt: skip
-        end = start + timedelta(minutes=appt.minutes_duration)
+        try:
+            end = start + timedelta(minutes=appt.minutes_duration)
+        except OverflowError:
+            raise FhirProblem(
+                "invalid_duration", "minutesDuration ends the appointment after year 9999",
+                code=VALUE, expression="Appointment.minutesDuration",
+            ) from None  # fmt: skip
     if end < start:
         raise FhirProblem(
             "slot_ends_before_start", "the appointment ends before it starts", code=VALUE,
