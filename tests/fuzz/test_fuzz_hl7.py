@@ -169,3 +169,25 @@ def test_absurd_durations_and_slot_ends_are_data_type_errors() -> None:
         assert isinstance(error, Hl7Error)
         assert error.code == "102"
         assert b"9" * 20 not in error.message.encode()
+
+
+def test_absurd_ft1_amounts_and_quantities_are_data_type_errors_in_time() -> None:
+    # FT1-11 of 1E999999999 raised decimal.Overflow and 1E500000 took seconds (int() of a
+    # huge number); FT1-10 of NaN raised decimal.InvalidOperation, of 1E999999999 hung.
+    sample = DFT[0]
+    start = sample.index(b"FT1|")
+    end = sample.find(b"\r", start)
+    end = len(sample) if end < 0 else end
+    fields = sample[start:end].split(b"|")
+    fields += [b""] * (13 - len(fields))
+    for number, value in [(11, v) for v in (b"1E999999999", b"1E500000", b"-1E500000")] + [
+        (10, v) for v in (b"NaN", b"sNaN", b"Infinity", b"1E999999999", b"9" * 5000)
+    ]:
+        changed = list(fields)
+        changed[number] = value
+        raw = sample[:start] + b"|".join(changed) + sample[end:]
+        error = outcome(lambda raw=raw: _dft(raw), (Hl7Error, ContractViolation), seconds=2)
+        assert isinstance(error, Hl7Error), (number, value[:12])
+        assert error.location is not None
+        assert error.location.field == number
+        assert b"9" * 20 not in error.message.encode()

@@ -67,6 +67,8 @@ _MINOR_DIGITS: Final[dict[str, int]] = {
     "CLF": 4, "UYW": 4,
 }  # fmt: skip
 _CURRENCY: Final = re.compile(r"^[A-Z]{3}$")
+_MAX_AMOUNT_DIGITS: Final = 15  # integer digits of an amount: below a quadrillion
+_MAX_QUANTITY: Final = 999_999_999
 
 
 class DftTransaction(msgspec.Struct, frozen=True, kw_only=True):
@@ -239,9 +241,15 @@ def _quantity(ft1: Segment) -> Decimal:
     if text is None:
         return Decimal(1)
     try:
-        return Decimal(text.strip())
+        value = Decimal(text.strip())
     except InvalidOperation as exc:
         raise Hl7MappingError(DATA_TYPE_ERROR, loc(ft1, 10), f"quantity {text!r}") from exc
+    # NaN would fail every comparison later, and int() of 1E999999999 never finishes.
+    if not value.is_finite() or value.copy_abs() > _MAX_QUANTITY:  # abs() would round
+        raise Hl7MappingError(
+            DATA_TYPE_ERROR, loc(ft1, 10), f"quantity is not a finite number up to {_MAX_QUANTITY}"
+        )
+    return value
 
 
 def _money(ft1: Segment, n: int, default_currency: str) -> Money | None:
@@ -264,6 +272,10 @@ def to_minor_units(amount: str, currency: str, where: ErrorLocation | str = "FT1
         raise Hl7MappingError(DATA_TYPE_ERROR, where, f"amount {amount!r} is not a number") from exc
     if not value.is_finite():
         raise Hl7MappingError(DATA_TYPE_ERROR, where, f"amount {amount!r} is not finite")
+    if value.adjusted() >= _MAX_AMOUNT_DIGITS:  # before scaleb() and int(): 1E999999999
+        raise Hl7MappingError(
+            DATA_TYPE_ERROR, where, f"amount is not below 10^{_MAX_AMOUNT_DIGITS}"
+        )
     minor = value.scaleb(_MINOR_DIGITS.get(currency, 2))
     if minor != minor.to_integral_value():
         raise Hl7MappingError(
