@@ -466,6 +466,9 @@ def _http_poster(url: str, short_budget: bool) -> dict[str, str]:
         "CAREBUS_ERP_POSTER_CONNECTOR": "http",
         "CAREBUS_ERP_POSTER_ERP_BASE_URL": url,
         "CAREBUS_ERP_POSTER_CONFIRM_POLL_S": "0.5",
+        # The sandbox runs without a rate limit; the poster's own default ceiling (50
+        # requests/s) is below the day's rate, and would be its catch-up, not the fault's.
+        "CAREBUS_ERP_POSTER_ERP_RATE_LIMIT_PER_S": "500",
     }
     if short_budget:  # the retry budget a short outage outlasts
         env |= {
