@@ -49,7 +49,7 @@ test: lint typecheck
 bench: install
 	$(BIN)/pytest benchmarks -s -p no:cacheprovider -o python_files='bench_*.py'
 
-# The fault suite: every fault its own run on a fresh stack (about 25 minutes on 2 cores, the
+# The fault suite: every fault its own run on a fresh stack (about 20 minutes on 2 cores, the
 # 5-minute PostgreSQL outage included); make test runs its short version. Table printed and
 # kept in .data/chaos/latest.json (docs/decisions/014).
 chaos: install

@@ -101,7 +101,9 @@ SAFE = (
 UNSAFE = (
     SCHEDULING_BEFORE_STORE.unsafely("answer_before_stored"),
     BILLING_AFTER_STORE.unsafely("unstable_event_ids"),
-    MAPPER_AFTER_FETCH.unsafely("ack_on_fetch"),
+    # Flat out, so that the batch it loses is large: a lost event that posts nothing (a
+    # check-in) leaves no trace in the ledger.
+    MAPPER_AFTER_FETCH.unsafely("ack_on_fetch", rate=None, at=2),
     POSTER_BEFORE_ACK.unsafely("poster_inbox_off"),
     POSTER_AFTER_ERP_CALL.unsafely("poster_inbox_off"),
     POSTER_STOPPED.unsafely("poster_inbox_off"),

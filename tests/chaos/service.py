@@ -132,10 +132,11 @@ def patch_stages(crash: CrashPoint, unsafe: set[str]) -> None:
                         *args: Any, **kwargs: Any) -> Any:  # fmt: skip
         if stage == EXCEPTION_CAPTURE:
             return await original(stage, js, msgs, handle, *args, **kwargs)
-        crash.reach("after_fetch")
-        if "ack_on_fetch" in unsafe:
+        if "ack_on_fetch" in unsafe and msgs:
             for msg in msgs:
                 await msg.ack()
+            await msgs[0]._client.flush()  # on the server before anything else happens
+        crash.reach("after_fetch")
         batch = [False]
         trapped: Sequence[Any] = [_AckTrap(m, batch, crash) for m in msgs]
         return await original(stage, js, trapped, _guarded(handle, unsafe), *args, **kwargs)
