@@ -51,7 +51,7 @@ bench: install
 
 # The fault suite: every fault its own run on a fresh stack (about 20 minutes on 2 cores, the
 # 5-minute PostgreSQL outage included); make test runs its short version. Table printed and
-# kept in .data/chaos/latest.json (docs/decisions/014).
+# kept in .data/chaos/latest.json (docs/decisions/017).
 chaos: install
 	CAREBUS_CHAOS=full $(BIN)/pytest tests/chaos -m chaos -p no:cacheprovider
 

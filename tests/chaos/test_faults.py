@@ -4,7 +4,7 @@ nothing, double nothing and catch up within twice the outage; each unsafe run (a
 breaks a promise, injected through ``tests.chaos.service``) must be caught.
 
 ``make test`` runs the short version (:data:`tests.chaos.faults.SHORT`); ``make chaos`` all of
-them (``CAREBUS_CHAOS=full``). See docs/decisions/014-fault-suite.md.
+them (``CAREBUS_CHAOS=full``). See docs/decisions/017-fault-suite.md.
 """
 
 from __future__ import annotations

@@ -73,7 +73,7 @@ class Topology:
 # JetStream hands the successor up to the rest of the allowance of newer events first; an
 # ordered stage holds those until the dead one's batch is redelivered to it and handles all
 # of them in stream order (consumer.py; the fault suite found a booking handled after its
-# check-in, stale, its journal never posted: docs/decisions/014). Scale such a stage to N
+# check-in, stale, its journal never posted: docs/decisions/017). Scale such a stage to N
 # replicas by raising this to N x batch size (a replica then also waits while another holds
 # older events).
 # 100, the stages' default batch, rather than 200: a remittance file's burst moves down the
