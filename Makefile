@@ -18,13 +18,14 @@ help:
 	@echo "make fuzz   every HTTP route fuzzed from its OpenAPI document, and the HL7, X12, FHIR, CSV"
 	@echo "           parsers and the MLLP framer with random inputs, far longer than in make test"
 
-$(STAMP): constraints.txt requirements-dev.txt $(PYPROJECTS)
+$(STAMP): constraints.txt requirements-dev.txt $(PYPROJECTS) tools/install_system_packages.sh
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "carebus needs Python 3.11+")'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c constraints.txt -r requirements-dev.txt \
 	  -e contracts -e 'shared[devstack]' \
 	  $(addprefix -e ,$(filter services/% tools/% scenario,$(PACKAGES)))
+	sh tools/install_system_packages.sh
 	touch $(STAMP)
 
 install: $(STAMP)
