@@ -50,7 +50,8 @@ OPS_CONSOLE_METRICS = frozenset(
 # A prometheus-client metric declared in Python: Counter("carebus_...", ...) and the like,
 # GaugeMetricFamily(...) of a custom collector too.
 _DECLARED = re.compile(
-    r"\b(?:Counter|Gauge|Histogram|Summary|Info|Enum)(?:MetricFamily)?\(\s*\"(carebus_[a-z0-9_]+)\"", re.S
+    r"\b(?:Counter|Gauge|Histogram|Summary|Info|Enum)(?:MetricFamily)?\(\s*\"(carebus_[a-z0-9_]+)\"",
+    re.S,
 )
 _NAME = re.compile(r"\bcarebus_[a-z0-9_:]+")
 _QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"')

@@ -54,9 +54,7 @@ def test_the_unit_tests_catch_a_changed_rule(tmp_path: Path) -> None:
 
 def test_every_alert_has_a_unit_test_that_fires_and_one_that_stays_silent() -> None:
     cases = [
-        case
-        for test in load_yaml(RULE_TESTS)["tests"]
-        for case in test.get("alert_rule_test", [])
+        case for test in load_yaml(RULE_TESTS)["tests"] for case in test.get("alert_rule_test", [])
     ]
     fires = {case["alertname"] for case in cases if case.get("exp_alerts")}
     silent = {case["alertname"] for case in cases if not case.get("exp_alerts")}
