@@ -20,7 +20,7 @@ from typing import Any, Final
 import msgspec
 from litestar import Request, Response, get, post
 from litestar.handlers import HTTPRouteHandler
-from litestar.params import FromPath
+from litestar.params import FromPath, FromQuery
 
 from carebus_shared.exceptions import query, store
 from carebus_shared.exceptions.actions import BulkResult, ExceptionActions
@@ -105,14 +105,14 @@ def exceptions_api_routes(
 
     @get("/v1/exceptions", tags=["exceptions"], summary="Exception records, filtered and paged")
     async def list_exceptions(
-        site: str | None = None,
-        stage: str | None = None,
-        reason: str | None = None,
-        status: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        cursor: str | None = None,
-        limit: int = 50,
+        site: FromQuery[str | None] = None,
+        stage: FromQuery[str | None] = None,
+        reason: FromQuery[str | None] = None,
+        status: FromQuery[str | None] = None,
+        since: FromQuery[datetime | None] = None,
+        until: FromQuery[datetime | None] = None,
+        cursor: FromQuery[str | None] = None,
+        limit: FromQuery[int] = 50,
     ) -> Response[dict[str, Any]]:
         try:
             flt = query.ExceptionFilter(site, stage, reason, status, since, until)
@@ -128,7 +128,7 @@ def exceptions_api_routes(
         summary="One exception record and its history",
     )
     async def get_exception(
-        record_id: FromPath[int], include: str | None = None
+        record_id: FromPath[int], include: FromQuery[str | None] = None
     ) -> Response[dict[str, Any]]:
         if include not in (None, _PAYLOAD):
             return _bad_request("include", f"the only value is {_PAYLOAD}")
