@@ -5,8 +5,11 @@ app here; the ops console mounts the same ones."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
+import os
+import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
@@ -136,7 +139,8 @@ async def _stream_message(nc: Client, msg_id: str) -> tuple[str, bytes] | None:
     for seq in range(state.last_seq, max(state.first_seq, state.last_seq - 200) - 1, -1):
         msg = await js.get_msg(STREAM_SCHEDULING, seq)
         if (msg.headers or {}).get("Nats-Msg-Id") == msg_id:
-            assert msg.subject is not None and msg.data is not None
+            assert msg.subject is not None
+            assert msg.data is not None
             return msg.subject, msg.data
     return None
 
@@ -179,7 +183,8 @@ async def test_filters_cursor_paging_and_totals(
         if cursor is None:
             break
     assert seen == sorted([*ids, mapper], reverse=True)  # newest first, none twice
-    assert "offending_value" not in page["items"][0] and "raw" not in page["items"][0]
+    assert "offending_value" not in page["items"][0]
+    assert "raw" not in page["items"][0]
 
     async def total(**params: str) -> int:
         reply = await api.get("/v1/exceptions", params={"site": site, **params})
@@ -234,7 +239,8 @@ async def test_the_payload_is_shown_only_when_asked_for(
     record_id = await _parked(pool, nc, _site(), 0)
     plain = await _record(api, record_id)
     assert SECRET not in str(plain)
-    assert "raw_base64" not in plain["record"] and plain["record"]["raw_bytes"] > 0
+    assert "raw_base64" not in plain["record"]
+    assert plain["record"]["raw_bytes"] > 0
     shown = await _record(api, record_id, include="payload")
     raw = base64.b64decode(shown["record"]["raw_base64"])
     assert msgspec.json.decode(raw)["event_id"] == shown["record"]["event_id"]
@@ -262,7 +268,11 @@ async def test_a_stream_message_is_redriven_as_stored_and_its_history_kept(
     assert shown["record"]["status"] == "redriven"
     assert shown["record"]["resolved_by"] == "alice"  # the old columns still say it
     [action] = shown["history"]
-    assert (action["actor"], action["action"], action["outcome"]) == ("alice", "redrive", "redriven")
+    assert (action["actor"], action["action"], action["outcome"]) == (
+        "alice",
+        "redrive",
+        "redriven",
+    )
     assert action["sent_bytes"] is None  # nothing corrected was sent
 
     again = await api.post(f"/v1/exceptions/{record_id}/redrive", headers=ALICE)
@@ -305,13 +315,12 @@ async def test_a_corrected_message_is_checked_then_republished(
     assert SECRET not in str(shown)
 
     corrected = body(provider_code="DRJONES")
-    good = await api.post(
-        f"/v1/exceptions/{record_id}/redrive", content=corrected, headers=ALICE
-    )
+    good = await api.post(f"/v1/exceptions/{record_id}/redrive", content=corrected, headers=ALICE)
     assert good.status_code == 200, good.text
     [msg_id] = good.json()["event_ids"]
     landed = await _stream_message(nc, msg_id)
-    assert landed is not None and landed[1] == corrected
+    assert landed is not None
+    assert landed[1] == corrected
     history = (await _record(api, record_id, include="payload"))["history"]
     assert [a["outcome"] for a in history] == ["rejected", "rejected", "redriven"]
     assert history[-1]["sent_bytes"] == len(corrected)
@@ -455,3 +464,50 @@ async def test_bulk_redrive_dry_run_names_them_and_the_real_one_is_bounded(
         refused = await api.post("/v1/exceptions/redrive", json=bad)
         assert refused.status_code == 400, bad
         assert refused.json()["field"] == field
+
+
+# -- the CLI -------------------------------------------------------------------------------------
+async def _carebus(nats_url: str, database_url: str, *args: str) -> tuple[int, str]:
+    env = {**os.environ, "NATS_URL": nats_url, "DATABASE_URL": database_url}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "carebus_shared.cli.main", "exceptions", *args, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    out, _ = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode()
+
+
+async def test_the_cli_filters_discards_with_a_reason_and_redrives(
+    api: httpx.AsyncClient, pool: asyncpg.Pool, nc: Client, api_nats: NatsServer, database_url: str
+) -> None:
+    site = _site()
+    parked = await _parked(pool, nc, site, 0)
+    mapped = await _parked(pool, nc, site, 1, stage="mapper", category="mapping", reason="no_rule")
+    urls = (api_nats.url, database_url)
+
+    code, out = await _carebus(*urls, "list", "--site", site, "--reason", "mapping")
+    assert code == 0
+    assert f"{mapped:>6} " in out
+    assert f"{parked:>6} " not in out
+    assert "1 shown of 1 matching" in out
+    code, out = await _carebus(*urls, "list", "--site", site, "--stage", "masterdata_validator")
+    assert f"{parked:>6} " in out
+    assert f"{mapped:>6} " not in out
+
+    code, _ = await _carebus(*urls, "discard", str(mapped))
+    assert code == 2  # --reason is required
+    code, out = await _carebus(*urls, "discard", str(mapped), "--reason", "rule retired")
+    assert code == 0, out
+    assert (await _record(api, mapped))["history"][0]["note"] == "rule retired"
+
+    code, out = await _carebus(*urls, "redrive", str(parked))
+    assert code == 0, out
+    assert "redriven" in out
+    shown = await _record(api, parked)
+    assert shown["record"]["status"] == "redriven"
+    assert shown["history"][0]["action"] == "redrive"
+    code, out = await _carebus(*urls, "list", "--site", site, "--status", "all")
+    assert "2 shown of 2 matching" in out
+    code, out = await _carebus(*urls, "list", "--site", site)  # open ones only, by default
+    assert "no matching exceptions" in out
