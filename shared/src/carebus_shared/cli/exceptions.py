@@ -1,74 +1,106 @@
-"""`carebus exceptions`: list, show, discard and re-drive records in the exception store."""
+"""`carebus exceptions`: list, show, discard and re-drive records in the exception store.
+
+The same use cases as the exceptions API (``carebus_shared.exceptions.actions``): a stream
+message is republished by this command; an input an adapter kept is re-driven through that
+adapter (``CAREBUS_ADAPTER_URLS``, else the adapters' default local ports).
+"""
 
 from __future__ import annotations
 
 import getpass
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
 
 import asyncpg
 import nats
+from nats.js import JetStreamContext
 
-from carebus_shared.exceptions import store
+from carebus_shared.exceptions import query, store
+from carebus_shared.exceptions.actions import ExceptionActions
+from carebus_shared.exceptions.adapter_client import (
+    DEFAULT_ADAPTER_URLS,
+    AdapterRedriveClient,
+    parse_adapter_urls,
+)
+from carebus_shared.exceptions.redrive import RedriveResult
 
 
-async def list_records(database_url: str, stage: str | None, limit: int) -> list[str]:
+async def list_records(database_url: str, flt: query.ExceptionFilter, limit: int) -> list[str]:
     conn = await asyncpg.connect(database_url)
     try:
-        rows = await store.list_open(conn, limit, stage)
+        page = await query.search(conn, flt, None, limit)
     finally:
         await conn.close()
-    return [
-        f"{r['id']:>6} {r['recorded_at']:%Y-%m-%d %H:%M:%S} {r['stage']:22} "
-        f"{r['category']:13} {r['reason']:28} {r['message']}"
-        for r in rows
+    lines = [
+        f"{r['id']:>6} {r['recorded_at']:%Y-%m-%d %H:%M:%S} {r['status']:9} "
+        f"{r['site'] or '-':8} {r['stage']:22} {r['category']:13} {r['reason']:28} "
+        f"{r['message']}"
+        for r in page.items
     ]
+    if lines:
+        lines.append(f"({len(lines)} shown of {page.total} matching, newest first)")
+    return lines
 
 
 async def show_record(database_url: str, record_id: int) -> str:
     conn = await asyncpg.connect(database_url)
     try:
         row = await store.get(conn, record_id)
+        actions = await store.history(conn, record_id) if row else []
     finally:
         await conn.close()
     if row is None:
         return f"no exception record {record_id}"
     raw = row.pop("raw") or b""
     lines = [f"{key}: {value}" for key, value in row.items()]
+    lines.append(f"history ({len(actions)} actions):")
+    lines += [_action_line(action) for action in actions]
     lines.append(f"raw ({len(raw)} bytes):")
     lines.append(raw.decode("utf-8", "replace"))
     return "\n".join(lines)
 
 
-async def discard(database_url: str, record_id: int, note: str) -> bool:
-    conn = await asyncpg.connect(database_url)
+def _action_line(action: dict[str, Any]) -> str:
+    sent = "" if action["sent_bytes"] is None else f" (sent {action['sent_bytes']} bytes)"
+    return (
+        f"  {action['at']:%Y-%m-%d %H:%M:%S} {action['actor']} {action['action']} -> "
+        f"{action['outcome']}{sent}: {action['note']}"
+    )
+
+
+def adapter_urls() -> dict[str, str]:
+    configured = os.environ.get("CAREBUS_ADAPTER_URLS", "")
+    return parse_adapter_urls(configured) if configured else dict(DEFAULT_ADAPTER_URLS)
+
+
+@asynccontextmanager
+async def _actions(nats_url: str | None, database_url: str) -> AsyncIterator[ExceptionActions]:
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+    nc = await nats.connect(nats_url) if nats_url else None
+    adapters = AdapterRedriveClient(adapter_urls())
+
+    def js() -> JetStreamContext:
+        if nc is None:
+            raise RuntimeError("this command does not publish")
+        return nc.jetstream()
+
     try:
-        return await store.resolve(conn, record_id, "discarded", getpass.getuser(), note)
+        yield ExceptionActions(lambda: pool, js, adapters)
     finally:
-        await conn.close()
-
-
-async def redrive(nats_url: str, database_url: str, record_id: int) -> str:
-    """Republish a stored message to its original subject, then mark the record re-driven.
-
-    The re-driven copy gets a new message id (the original id is inside JetStream's duplicate
-    window or long gone; either way a fresh id is what makes JetStream accept it again).
-    Inputs that never reached JetStream (a rejected HL7 message) are re-driven by re-sending
-    them to their adapter once fixed.
-    """
-    conn = await asyncpg.connect(database_url)
-    try:
-        row = await store.get(conn, record_id)
-        if row is None or row["status"] != "open":
-            return f"record {record_id} is not open"
-        if not row["subject"] or row["raw"] is None:
-            return f"record {record_id} holds no stored message; re-send it to its adapter"
-        headers = dict(store.decode_headers(row["headers"]))
-        headers["Nats-Msg-Id"] = f"redrive-{record_id}-{headers.get('Nats-Msg-Id', '')}"
-        nc = await nats.connect(nats_url)
-        try:
-            ack = await nc.jetstream().publish(row["subject"], row["raw"], headers=headers)
-        finally:
+        await adapters.aclose()
+        if nc is not None:
             await nc.close()
-        await store.resolve(conn, record_id, "redriven", getpass.getuser(), f"seq {ack.seq}")
-        return f"record {record_id} re-driven to {row['subject']} as {ack.stream}:{ack.seq}"
-    finally:
-        await conn.close()
+        await pool.close()
+
+
+async def discard(database_url: str, record_id: int, reason: str) -> RedriveResult:
+    async with _actions(None, database_url) as actions:
+        return await actions.discard(record_id, reason, getpass.getuser())
+
+
+async def redrive(nats_url: str, database_url: str, record_id: int) -> RedriveResult:
+    """Re-drive one record as stored, whichever stage kept it."""
+    async with _actions(nats_url, database_url) as actions:
+        return await actions.redrive(record_id, None, getpass.getuser())

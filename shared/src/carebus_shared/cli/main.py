@@ -11,6 +11,7 @@ import asyncio
 import os
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 from carebus_shared.cli import reconcile, replay
@@ -41,14 +42,19 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("status", help="streams, consumer backlogs and service health")
     exc = sub.add_parser("exceptions", help="the exception store")
     exc_sub = exc.add_subparsers(dest="action", required=True)
-    ls = exc_sub.add_parser("list", help="open records")
-    ls.add_argument("--stage")
+    ls = exc_sub.add_parser("list", help="records, newest first (open ones by default)")
+    ls.add_argument("--site")
+    ls.add_argument("--stage", help="a stage's name, or its contract stage (mapper, ...)")
+    ls.add_argument("--reason", help="a category (masterdata, ...) or a reason code")
+    ls.add_argument("--status", default="open", help="open, redriven, discarded or all")
+    ls.add_argument("--since", type=_moment, help="ISO 8601; local time unless a zone is given")
+    ls.add_argument("--until", type=_moment, help="ISO 8601; local time unless a zone is given")
     ls.add_argument("--limit", type=int, default=100)
     for action in ("show", "redrive", "discard"):
         one = exc_sub.add_parser(action)
         one.add_argument("id", type=int)
         if action == "discard":
-            one.add_argument("--note", default="")
+            one.add_argument("--reason", "--note", dest="reason", required=True)
     reconcile.add_parser(sub)
     replay.add_parser(sub)
     contracts = sub.add_parser("contracts", help="contract gate and generated documents")
@@ -87,21 +93,42 @@ def main(argv: list[str] | None = None) -> int:
     return _exceptions(args, nats_url, database_url)
 
 
+def _moment(text: str) -> datetime:
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo else moment.astimezone()
+
+
 def _exceptions(args: argparse.Namespace, nats_url: str, database_url: str) -> int:
     from carebus_shared.cli import exceptions as cmd
+    from carebus_shared.exceptions.query import ExceptionFilter, InvalidQuery
+    from carebus_shared.exceptions.redrive import RedriveOutcome
 
     if args.action == "list":
-        lines = asyncio.run(cmd.list_records(database_url, args.stage, args.limit))
-        print("\n".join(lines) if lines else "no open exceptions")
-    elif args.action == "show":
+        status = None if args.status == "all" else args.status
+        try:
+            flt = ExceptionFilter(
+                args.site, args.stage, args.reason, status, args.since, args.until
+            )
+            lines = asyncio.run(cmd.list_records(database_url, flt, args.limit))
+        except InvalidQuery as exc:
+            print(f"--{exc.field}: {exc.rule}", file=sys.stderr)
+            return 2
+        print("\n".join(lines) if lines else "no matching exceptions")
+        return 0
+    if args.action == "show":
         print(asyncio.run(cmd.show_record(database_url, args.id)))
-    elif args.action == "discard":
-        done = asyncio.run(cmd.discard(database_url, args.id, args.note))
-        print("discarded" if done else f"record {args.id} is not open")
-        return 0 if done else 1
+        return 0
+    if args.action == "discard":
+        if not args.reason.strip():
+            print("--reason: a discard needs a reason", file=sys.stderr)
+            return 2
+        result = asyncio.run(cmd.discard(database_url, args.id, args.reason))
+        done = RedriveOutcome.DISCARDED
     else:
-        print(asyncio.run(cmd.redrive(nats_url, database_url, args.id)))
-    return 0
+        result = asyncio.run(cmd.redrive(nats_url, database_url, args.id))
+        done = RedriveOutcome.REDRIVEN
+    print(f"record {result.record_id}: {result.outcome}: {result.message}")
+    return 0 if result.outcome is done else 1
 
 
 def _devstack() -> int:

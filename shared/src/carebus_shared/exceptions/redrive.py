@@ -1,10 +1,12 @@
 """Use case: re-drive an input an adapter kept in the exception store, as stored or corrected.
+Also the outcome vocabulary and response body every re-drive and discard answers with.
 
 The kept raw input (or a corrected one a person supplies) goes down the path it first took,
 chosen by the record's ``source``. Accepted: its events are published and the record is
 resolved ``redriven``. Rejected again: the record stays open (a corrected input that fails
-is kept as a record of its own, with its reason). Messages that reached a stream are
-re-driven with `carebus exceptions redrive` instead.
+is kept as a record of its own, with its reason). Either way the attempt is appended to the
+record's history. Messages that reached a stream are re-driven by
+``carebus_shared.exceptions.actions`` instead.
 """
 
 from __future__ import annotations
@@ -28,6 +30,12 @@ class RedriveOutcome(StrEnum):
     NOT_FOUND = "not_found"
     NOT_OPEN = "not_open"
     NOT_REDRIVABLE_HERE = "not_redrivable_here"
+    DISCARDED = "discarded"
+    # A dependency (JetStream, PostgreSQL, the adapter that kept the input) failed: retry.
+    UNAVAILABLE = "unavailable"
+
+
+ACTION_HEADER: Final = "X-Carebus-Action"  # 'bulk_redrive' when one of a bulk re-drive
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +77,9 @@ class RedriveInputs:
         self.stage = stage
         self._paths = dict(paths)
 
-    async def redrive(self, record_id: int, corrected: bytes | None, actor: str) -> RedriveResult:
+    async def redrive(
+        self, record_id: int, corrected: bytes | None, actor: str, action: str = "redrive"
+    ) -> RedriveResult:
         if not 0 < record_id <= MAX_RECORD_ID:
             return _not_found(record_id)
         async with self._pool().acquire() as conn:
@@ -83,13 +93,25 @@ class RedriveInputs:
         raw: bytes = corrected or bytes(row["raw"])
         done = await self._paths[source](raw, store.decode_headers(row["headers"]))
         if not done.accepted:
+            message = done.message or "rejected again"
+            async with self._pool().acquire() as conn:
+                await store.append_action(
+                    conn, record_id, actor, action, RedriveOutcome.REJECTED,
+                    f"{done.reason or 'rejected'}: {message}"[:1000], corrected,
+                )  # fmt: skip
             return RedriveResult(
-                RedriveOutcome.REJECTED, record_id, done.message or "rejected again",
+                RedriveOutcome.REJECTED, record_id, message,
                 source, done.event_ids, done.reason, done.report,
             )  # fmt: skip
         note = f"{'corrected' if corrected else 'stored'} input accepted: {done.message}"
         async with self._pool().acquire() as conn:
-            await store.resolve(conn, record_id, "redriven", actor, note[:1000])
+            resolved = await store.resolve(
+                conn, record_id, "redriven", actor, note[:1000], action=action, sent=corrected
+            )
+        if not resolved:  # another re-drive or a discard got there first
+            return RedriveResult(
+                RedriveOutcome.NOT_OPEN, record_id, f"record {record_id} was resolved meanwhile"
+            )
         return RedriveResult(
             RedriveOutcome.REDRIVEN, record_id, note, source, done.event_ids, None, done.report
         )
@@ -111,3 +133,16 @@ class RedriveInputs:
 
 def _not_found(record_id: int) -> RedriveResult:
     return RedriveResult(RedriveOutcome.NOT_FOUND, record_id, f"no exception record {record_id}")
+
+
+def result_body(result: RedriveResult) -> dict[str, Any]:
+    """The response body of every re-drive and discard, whichever stage the record is of."""
+    return {
+        "record_id": result.record_id,
+        "outcome": str(result.outcome),
+        "message": result.message,
+        "source": result.source,
+        "event_ids": list(result.event_ids),
+        "reason": result.reason,
+        "report": dict(result.report),
+    }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -115,19 +116,83 @@ async def get(conn: Any, record_id: int) -> dict[str, Any] | None:
     return dict(row) if row is not None else None
 
 
-async def resolve(conn: Any, record_id: int, status: str, by: str, note: str = "") -> bool:
-    """Mark an open record redriven or discarded; False if it was not open."""
-    if status not in ("redriven", "discarded"):
+ACTIONS = ("redrive", "bulk_redrive", "discard")
+_ACTION_OF_STATUS = {"redriven": "redrive", "discarded": "discard"}
+_ACTION_COLUMNS = "record_id, actor, action, outcome, note, sent_sha256, sent_bytes, sent_body"
+
+
+def _sent(body: bytes | None) -> tuple[str | None, int | None, bytes | None]:
+    if body is None:
+        return None, None, None
+    return hashlib.sha256(body).hexdigest(), len(body), body
+
+
+async def resolve(
+    conn: Any,
+    record_id: int,
+    status: str,
+    by: str,
+    note: str = "",
+    *,
+    action: str | None = None,
+    sent: bytes | None = None,
+) -> bool:
+    """Mark an open record redriven or discarded and append the action to its history, in
+    one statement; False (and no history) if it was not open. ``sent`` is the corrected
+    input sent instead of the stored one, if any."""
+    if status not in _ACTION_OF_STATUS:
         raise ValueError("status must be 'redriven' or 'discarded'")
+    action = action or _ACTION_OF_STATUS[status]
+    if action not in ACTIONS:
+        raise ValueError(f"action must be one of {ACTIONS}")
     result = await conn.execute(
-        "UPDATE carebus_exceptions.exception_record SET status = $2, resolved_at = now(), "
-        "resolved_by = $3, resolution_note = $4 WHERE id = $1 AND status = 'open'",
+        "WITH resolved AS (UPDATE carebus_exceptions.exception_record SET status = $2, "
+        "resolved_at = now(), resolved_by = $3, resolution_note = $4 "
+        "WHERE id = $1 AND status = 'open' RETURNING id) "
+        f"INSERT INTO carebus_exceptions.exception_action ({_ACTION_COLUMNS}) "
+        "SELECT id, $3, $5, $2, $4, $6, $7, $8 FROM resolved",
         record_id,
         status,
-        by,
-        note,
+        storable(by),
+        storable(note),
+        action,
+        *_sent(sent),
     )
     return str(result).endswith(" 1")
+
+
+async def append_action(
+    conn: Any,
+    record_id: int,
+    actor: str,
+    action: str,
+    outcome: str,
+    note: str = "",
+    sent: bytes | None = None,
+) -> None:
+    """Record an action that left the record as it was (a re-drive rejected again)."""
+    if action not in ACTIONS:
+        raise ValueError(f"action must be one of {ACTIONS}")
+    await conn.execute(
+        f"INSERT INTO carebus_exceptions.exception_action ({_ACTION_COLUMNS}) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        record_id,
+        storable(actor),
+        action,
+        outcome,
+        storable(note),
+        *_sent(sent),
+    )
+
+
+async def history(conn: Any, record_id: int) -> list[dict[str, Any]]:
+    """Every action on the record, oldest first."""
+    rows = await conn.fetch(
+        "SELECT id, at, actor, action, outcome, note, sent_sha256, sent_bytes, sent_body "
+        "FROM carebus_exceptions.exception_action WHERE record_id = $1 ORDER BY id",
+        record_id,
+    )
+    return [dict(row) for row in rows]
 
 
 def decode_headers(value: Any) -> dict[str, str]:

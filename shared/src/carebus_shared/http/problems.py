@@ -57,11 +57,14 @@ def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response
     # Litestar's validation errors name the field and the rule ("key", "message"), no value.
     extra = exc.extra if isinstance(exc.extra, Mapping) else {"errors": exc.extra or []}
     title = _TITLES.get(exc.status_code, "Error")
+    # Litestar names the URL in a validation failure: its query string may hold patient data.
+    query = request.url.query
+    detail = exc.detail.replace(f"?{query}", "") if query else exc.detail
     if exc.status_code >= 500:
         rid = request_id(request)
         log.error("%s answered %d", request.url.path, exc.status_code, extra={"request_id": rid})
         extra = {**extra, "request_id": rid}
-    return problem(exc.status_code, title, exc.detail, headers=exc.headers, **extra)
+    return problem(exc.status_code, title, detail, headers=exc.headers, **extra)
 
 
 def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
