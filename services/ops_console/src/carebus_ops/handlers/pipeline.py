@@ -4,9 +4,6 @@ each service's readiness (its own /health/ready)."""
 from __future__ import annotations
 
 import asyncio
-import json
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Mapping
 
 import msgspec
@@ -14,6 +11,7 @@ from nats.js import JetStreamContext
 
 from carebus_ops.adapters.jetstream_state import read_state
 from carebus_ops.adapters.metrics import ConsumerState, OpsMetrics, StreamState
+from carebus_shared.http.readiness import readiness
 from carebus_shared.jetstream.topology import TOPOLOGY
 
 
@@ -31,20 +29,8 @@ class PipelineBody(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def _ready(name: str, url: str, timeout_s: float) -> ServiceReady:
-    try:
-        with urllib.request.urlopen(f"{url}/health/ready", timeout=timeout_s) as response:
-            return ServiceReady(service=name, url=url, ready=response.status == 200, detail="ok")
-    except urllib.error.HTTPError as exc:
-        try:
-            checks = json.loads(exc.read()).get("checks", {})
-            failing = ", ".join(f"{k}: {v}" for k, v in checks.items() if v != "ok")
-        except (ValueError, AttributeError):
-            failing = ""
-        return ServiceReady(
-            service=name, url=url, ready=False, detail=failing or f"HTTP {exc.code}"
-        )
-    except (urllib.error.URLError, OSError):
-        return ServiceReady(service=name, url=url, ready=False, detail="down")
+    ready, detail = readiness(url, timeout_s)
+    return ServiceReady(service=name, url=url, ready=ready, detail=detail)
 
 
 class Pipeline:
