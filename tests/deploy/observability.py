@@ -19,40 +19,9 @@ GRAFANA = REPO / "deploy" / "grafana"
 RULES = PROMETHEUS / "carebus.rules.yml"
 RULE_TESTS = PROMETHEUS / "tests" / "carebus.test.yml"
 
-# The ops console's metrics as agreed in /work/notes/ops-metrics.md (issue #15), copied here
-# because the console is built on another branch. TODO once services/ops_console lands: delete
-# this list; known_metrics() then finds them in its source like every other metric (it ignores
-# the list as soon as any source declares a carebus_ops_ metric).
-OPS_CONSOLE_METRICS = frozenset(
-    {
-        "carebus_ops_completed_without_charge",
-        "carebus_ops_completed_without_charge_oldest_age_seconds",
-        "carebus_ops_charges_unposted",
-        "carebus_ops_charges_unposted_oldest_age_seconds",
-        "carebus_ops_journals_unconfirmed",
-        "carebus_ops_journals_unconfirmed_oldest_age_seconds",
-        "carebus_ops_quarantined",
-        "carebus_ops_exceptions_open",
-        "carebus_ops_exceptions_open_oldest_age_seconds",
-        "carebus_ops_exceptions_raised_total",
-        "carebus_ops_inputs_refused_total",
-        "carebus_ops_tracker_lag_messages",
-        "carebus_ops_tracker_events_total",
-        "carebus_jetstream_consumer_pending_messages",
-        "carebus_jetstream_consumer_ack_pending_messages",
-        "carebus_jetstream_consumer_redelivered_messages",
-        "carebus_jetstream_consumer_oldest_unacked_age_seconds",
-        "carebus_jetstream_stream_messages",
-        "carebus_jetstream_stream_bytes",
-    }
-)
-
-# A prometheus-client metric declared in Python: Counter("carebus_...", ...) and the like,
-# GaugeMetricFamily(...) of a custom collector too.
-_DECLARED = re.compile(
-    r"\b(?:Counter|Gauge|Histogram|Summary|Info|Enum)(?:MetricFamily)?\(\s*\"(carebus_[a-z0-9_]+)\"",
-    re.S,
-)
+# A metric name as a module of prometheus-client's users spells it: a quoted literal (names are
+# never assembled, so that a search for one finds where it is declared).
+_DECLARED = re.compile(r'"(carebus_[a-z0-9_]+)"')
 _NAME = re.compile(r"\bcarebus_[a-z0-9_:]+")
 _QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"')
 # The series a histogram (or summary) exposes besides its own name.
@@ -95,14 +64,14 @@ def metric_names(promql: str) -> set[str]:
 def declared_metrics() -> set[str]:
     """Every carebus_ metric a Python source under shared/ or services/ declares."""
     sources = [*(REPO / "shared" / "src").rglob("*.py"), *(REPO / "services").rglob("*.py")]
-    return {name for path in sources for name in _DECLARED.findall(path.read_text())}
+    texts = (path.read_text() for path in sources)
+    return {
+        name for text in texts if "prometheus_client" in text for name in _DECLARED.findall(text)
+    }
 
 
 def known_metrics() -> set[str]:
-    declared = declared_metrics()
-    if not any(name.startswith("carebus_ops_") for name in declared):
-        declared |= OPS_CONSOLE_METRICS
-    return declared
+    return declared_metrics()
 
 
 def unknown_metrics(names: set[str], known: set[str]) -> set[str]:

@@ -259,19 +259,22 @@ async def test_business_metrics_carry_bounded_site_labels(console: Console) -> N
 
 
 async def test_jetstream_metrics_and_no_created_series(console: Console) -> None:
-    def caught_up() -> bool:
-        lag = {"stream": "SCHEDULING"}
-        return _sample(console.metrics(), "carebus_ops_tracker_lag_messages", lag) == 0.0
+    # Nothing reads the pipeline's durables here: the validator's holds every SCHEDULING event.
+    labels = {"stream": "SCHEDULING", "consumer": "masterdata-validator-scheduling"}
 
-    await _until(caught_up, "the JetStream gauges to show the tracker caught up")
+    def polled_after_publishing() -> bool:
+        # One scrape showing both: a poll from before the events were published shows lag 0 too.
+        text = console.metrics()
+        lag = _sample(text, "carebus_ops_tracker_lag_messages", {"stream": "SCHEDULING"})
+        pending = _sample(text, "carebus_jetstream_consumer_pending_messages", labels) or 0
+        return lag == 0.0 and pending >= 5
+
+    await _until(polled_after_publishing, "the JetStream gauges to show the tracker caught up")
     text = console.metrics()
     assert "_created" not in text
     for spec in TOPOLOGY.consumers:
-        labels = {"stream": spec.stream, "consumer": spec.durable}
-        assert _sample(text, "carebus_jetstream_consumer_pending_messages", labels) is not None
-    # Nothing reads the pipeline's durables here: the validator's holds every SCHEDULING event.
-    labels = {"stream": "SCHEDULING", "consumer": "masterdata-validator-scheduling"}
-    assert (_sample(text, "carebus_jetstream_consumer_pending_messages", labels) or 0) >= 5
+        consumer = {"stream": spec.stream, "consumer": spec.durable}
+        assert _sample(text, "carebus_jetstream_consumer_pending_messages", consumer) is not None
     age = _sample(text, "carebus_jetstream_consumer_oldest_unacked_age_seconds", labels)
     assert age is not None
     assert age > 0

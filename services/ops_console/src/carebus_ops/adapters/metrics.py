@@ -60,15 +60,21 @@ class _Snapshots(Collector):
 
     def _business(self, figures: f.Figures, registered: frozenset[str]) -> Iterator[Metric]:
         sites = f.by_label(figures.sites.values(), registered)
-        for name, doc in (
-            ("completed_without_charge", "Appointments completed over N hours ago with no charge"),
-            ("charges_unposted", "Charges received over N hours ago whose journal is not posted"),
-            ("journals_unconfirmed", "Journals requested over N hours ago, not confirmed or "
-             "rejected by the ERP"),
+        # Literal names, so a search for a metric (and the dashboards' check) finds them here.
+        for name, count_name, oldest_name, doc in (
+            ("completed_without_charge", "carebus_ops_completed_without_charge",
+             "carebus_ops_completed_without_charge_oldest_age_seconds",
+             "Appointments completed over N hours ago with no charge"),
+            ("charges_unposted", "carebus_ops_charges_unposted",
+             "carebus_ops_charges_unposted_oldest_age_seconds",
+             "Charges received over N hours ago whose journal is not posted"),
+            ("journals_unconfirmed", "carebus_ops_journals_unconfirmed",
+             "carebus_ops_journals_unconfirmed_oldest_age_seconds",
+             "Journals requested over N hours ago, not confirmed or rejected by the ERP"),
         ):  # fmt: skip
-            count = _gauge(f"carebus_ops_{name}", doc, ["site"])
+            count = _gauge(count_name, doc, ["site"])
             oldest = _gauge(
-                f"carebus_ops_{name}_oldest_age_seconds",
+                oldest_name,
                 f"Age of the oldest such item, past the threshold or not ({name})",
                 ["site"],
             )
@@ -104,7 +110,7 @@ class _Snapshots(Collector):
         # Records are never deleted (a resolution changes their status), so their count
         # only grows: a counter.
         raised = CounterMetricFamily(
-            "carebus_ops_exceptions_raised",
+            "carebus_ops_exceptions_raised_total",
             "Exception records raised, by stage and reason category",
             labels=["site", "stage", "reason"],
         )
@@ -112,7 +118,7 @@ class _Snapshots(Collector):
             raised.add_metric(list(labels), n)
         yield raised
         refused = CounterMetricFamily(
-            "carebus_ops_inputs_refused",
+            "carebus_ops_inputs_refused_total",
             "Inputs an adapter refused (contract category), by stage",
             labels=["stage", "site"],
         )
