@@ -22,8 +22,6 @@ from carebus_shared.hl7.ack import ACK_ACCEPT, ACK_REJECT, build_ack
 from carebus_shared.hl7.errors import Hl7Error, Hl7ParseError
 from carebus_shared.hl7.message import Hl7Message, parse_message
 from carebus_shared.mllp.server import MllpHandler
-from carebus_shared.tracing import export
-from carebus_shared.tracing.context import activate
 
 log = logging.getLogger(__name__)
 
@@ -34,16 +32,6 @@ def hl7_handler(
     process: Callable[[Hl7Message], Awaitable[object]], on_reject: OnReject | None = None
 ) -> MllpHandler:
     async def handle(raw: bytes) -> bytes:
-        # MLLP has no headers: each message starts a trace of its own.
-        ctx, span = export.start_span("mllp message", None)
-        with activate(ctx):
-            try:
-                return await handle_in_trace(raw)
-            finally:
-                if span is not None:
-                    span.end()
-
-    async def handle_in_trace(raw: bytes) -> bytes:
         try:
             message = parse_message(raw)
         except Hl7ParseError as exc:
