@@ -44,7 +44,7 @@ def outgoing_for(event: Event) -> Outgoing:
 
 def traced(message: Outgoing, ctx: trace.TraceContext | None) -> Outgoing:
     """``message`` carrying ``ctx`` (as it is when there is none)."""
-    if ctx is None:
+    if ctx is None or message.headers.get(trace.TRACEPARENT) == ctx.traceparent:
         return message
     return Outgoing(
         message.subject, message.payload, message.msg_id, with_trace(message.headers, ctx)

@@ -17,7 +17,7 @@ import random
 import re
 from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 TRACEPARENT = "traceparent"
 TRACESTATE = "tracestate"
@@ -31,16 +31,19 @@ TRACESTATE_MAX = 512
 _SAMPLED = "01"
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: a frozen dataclass costs several times as much to build (docs/decisions/011);
+# nothing changes one after it is made.
+@dataclass(slots=True, unsafe_hash=True)
 class TraceContext:
     trace_id: str  # 32 lowercase hex
     span_id: str  # 16 lowercase hex: the span this context's holder works in
     flags: str = _SAMPLED
     tracestate: str | None = None
+    # Written once: every output of the input carries it.
+    traceparent: str = field(init=False, compare=False)
 
-    @property
-    def traceparent(self) -> str:
-        return f"00-{self.trace_id}-{self.span_id}-{self.flags}"
+    def __post_init__(self) -> None:
+        self.traceparent = f"00-{self.trace_id}-{self.span_id}-{self.flags}"
 
     def child(self) -> TraceContext:
         """The same trace, a new span of ours under this one."""
