@@ -22,7 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import pytest
 from nats.aio.msg import Msg
@@ -35,7 +35,7 @@ from carebus_shared.tracing import context as trace
 from carebus_shared.tracing import export
 from carebus_shared.tracing.context import TraceContext, new_span_id
 from carebus_shared.tracing.stage import StageTraces
-from tests.foundation.test_trace_export import Collector
+from tests.support.otlp_collector import Collector, running_collector
 
 BATCH = 100
 BATCHES = 50  # events per round: 5,000
@@ -109,12 +109,9 @@ def _cpu_per_event(variant: Variant, msgs: list[Msg], events: list[JournalReject
 
 
 @pytest.fixture
-def collector() -> Collector:
-    import threading
-
-    found = Collector()
-    threading.Thread(target=found.server.serve_forever, daemon=True).start()
-    return found
+def collector() -> Iterator[Collector]:
+    with running_collector() as found:
+        yield found
 
 
 def test_trace_context_costs_per_event(
@@ -145,7 +142,6 @@ def test_trace_context_costs_per_event(
             export.configure_export("bench")
     finally:
         export.shutdown_export()
-        collector.server.shutdown()
     assert collector.received  # the spans did go out
 
     median = {k: statistics.median(v) for k, v in rounds.items()}
