@@ -1,4 +1,4 @@
-"""Structured JSON logs carrying event, correlation and causation ids — never payloads.
+"""Structured JSON logs carrying event, correlation, causation and trace ids — never payloads.
 
 Message payloads carry patient data, so nothing here logs a body; handlers bind the ids of
 the event they work on with ``bind_event`` and every log line inside picks them up.
@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
+
+from carebus_shared.tracing import context as trace
 
 _event_ids: ContextVar[dict[str, str] | None] = ContextVar("carebus_event_ids", default=None)
 _encoder = msgspec.json.Encoder()
@@ -60,7 +62,13 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
-        line.update(_event_ids.get() or {})
+        ids = _event_ids.get() or {}
+        line.update(ids)
+        # The trace of the input in hand: an HTTP request's, an MLLP message's, or (in a
+        # stage batch) that of the event bound with bind_event.
+        ctx = trace.for_event(ids.get("event_id"))
+        if ctx is not None:
+            line["trace_id"], line["span_id"] = ctx.trace_id, ctx.span_id
         for key, value in record.__dict__.items():
             if key not in _RESERVED and not key.startswith("_"):
                 line[key] = value if isinstance(value, str | int | float | bool) else str(value)

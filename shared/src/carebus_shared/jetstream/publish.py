@@ -21,6 +21,8 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext, api
 
 from carebus_contracts import Event, encode, headers_for, subject_for
+from carebus_shared.tracing import context as trace
+from carebus_shared.tracing.context import with_trace
 
 MSG_ID = "Nats-Msg-Id"
 
@@ -34,8 +36,19 @@ class Outgoing:
 
 
 def outgoing_for(event: Event) -> Outgoing:
-    """A contract event as it is published: its subject, encoding, id and headers."""
-    return Outgoing(subject_for(event), encode(event), event.event_id, headers_for(event))
+    """A contract event as it is published: its subject, encoding, id and headers, with the
+    trace context of the input it came from (by its causation id) or of the input in hand."""
+    headers = with_trace(headers_for(event), trace.for_event(event.causation_id))
+    return Outgoing(subject_for(event), encode(event), event.event_id, headers)
+
+
+def traced(message: Outgoing, ctx: trace.TraceContext | None) -> Outgoing:
+    """``message`` carrying ``ctx`` (as it is when there is none)."""
+    if ctx is None or message.headers.get(trace.TRACEPARENT) == ctx.traceparent:
+        return message
+    return Outgoing(
+        message.subject, message.payload, message.msg_id, with_trace(message.headers, ctx)
+    )
 
 
 class PublishFailed(RuntimeError):

@@ -28,8 +28,10 @@ from nats.js import JetStreamContext
 
 from carebus_shared.dependencies import DEPENDENCY_ERRORS
 from carebus_shared.exceptions.store import ExceptionRecord
-from carebus_shared.jetstream.publish import Outgoing, PublishFailed, publish_confirmed
+from carebus_shared.jetstream.publish import Outgoing, PublishFailed, publish_confirmed, traced
 from carebus_shared.replay.headers import origin_key
+from carebus_shared.tracing import context as trace
+from carebus_shared.tracing.stage import StageTraces
 
 log = logging.getLogger(__name__)
 
@@ -110,18 +112,23 @@ async def run_batch(
     """``keep_waiting``: whether to hold the batch through a dependency outage (True while
     the stage runs) rather than hand it back."""
     tally = BatchTally()
-    outcomes = await _outcomes_through_outages(stage, msgs, handle, keep_waiting)
+    traced_batch = StageTraces(stage, msgs)
+    with trace.activate_batch(traced_batch.by_event_id):
+        outcomes = await _outcomes_through_outages(stage, msgs, handle, keep_waiting)
     if outcomes is None:
         for msg in msgs:
             await msg.nak(delay=5.0)
         tally.retried = len(msgs)
+        traced_batch.end(None)
         return tally
 
     forwards = [(m, o) for m, o in zip(msgs, outcomes, strict=True) if isinstance(o, Forward)]
     rejects = [(m, o) for m, o in zip(msgs, outcomes, strict=True) if isinstance(o, Reject)]
     retries = [(m, o) for m, o in zip(msgs, outcomes, strict=True) if isinstance(o, Retry)]
 
-    outgoing = [out for _, o in forwards for out in o.outgoing]
+    # Each output carries its own input's context, whoever built it.
+    context_of = traced_batch.context_of
+    outgoing = [traced(out, context_of(m)) for m, o in forwards for out in o.outgoing]
     try:
         await publish_confirmed(js, outgoing, publish_timeout_s)
         tally.published = len(outgoing)
@@ -146,6 +153,7 @@ async def run_batch(
     for msg, retry in retries:
         await msg.nak(delay=retry.delay_s)
     tally.forwarded, tally.rejected, tally.retried = len(forwards), len(rejects), len(retries)
+    traced_batch.end(outcomes)
     return tally
 
 
@@ -221,6 +229,9 @@ async def _isolated_outcomes(
 def _failed_alone(stage: str, msg: Msg, exc: Exception) -> Outcome:
     meta = msg.metadata
     where = {"stage": stage, "stream": meta.stream, "stream_seq": meta.sequence.stream}
+    ctx = trace.for_event((msg.headers or {}).get("Nats-Msg-Id"))
+    if ctx is not None:
+        where |= {"trace_id": ctx.trace_id, "span_id": ctx.span_id}
     log.error("handler failed on one message", exc_info=exc, extra=where)
     if meta.num_delivered < POISON_AFTER:
         return Retry(delay_s=RETRY_ALONE_DELAY_S * meta.num_delivered)

@@ -26,6 +26,8 @@ from carebus_shared.hl7.ack import ACK_REJECT, ack_code_of, build_ack, salvage_h
 from carebus_shared.hl7.errors import VALUE_TOO_LONG, Hl7Error
 from carebus_shared.mllp.framing import Frame, MllpDecoder, OversizedFrame, frame
 from carebus_shared.mllp.metrics import MllpMetrics, default_metrics
+from carebus_shared.tracing import export
+from carebus_shared.tracing.context import activate
 
 MllpHandler = Callable[[bytes], Awaitable[bytes]]
 
@@ -184,6 +186,20 @@ class MllpServer:
         return True
 
     async def _call_handler(self, payload: bytes) -> bytes | None:
+        # MLLP carries no headers: each message starts a trace of its own.
+        ctx, span = export.start_span("mllp message", None)
+        outcome = "no_ack_error"
+        try:
+            with activate(ctx):
+                ack = await self._handled(payload)
+            outcome = "no_ack" if ack is None else (ack_code_of(ack) or "unknown").lower()
+            return ack
+        finally:
+            if span is not None:
+                span.set_attributes({"carebus.outcome": outcome})
+                span.end()
+
+    async def _handled(self, payload: bytes) -> bytes | None:
         try:
             async with asyncio.timeout(self._limits.handler_timeout):
                 ack = await self._handler(payload)

@@ -40,6 +40,8 @@ from carebus_shared.jetstream.topology import ConsumerSpec
 from carebus_shared.runtime.background import BackgroundLoops
 from carebus_shared.runtime.health import health_routes
 from carebus_shared.runtime.metrics import StageMetrics, new_registry
+from carebus_shared.tracing.export import configure_export, shutdown_export
+from carebus_shared.tracing.http import trace_requests
 
 log = logging.getLogger("carebus.runtime")
 
@@ -229,6 +231,7 @@ class ServiceRuntime:
                 await asyncio.sleep(2.0)
 
     async def start(self) -> None:
+        configure_export(self.service)
         self._bring_up = asyncio.create_task(self._bring_up_loop(), name="bring-up")
 
     async def wait_started(self, timeout_s: float) -> None:
@@ -252,6 +255,7 @@ class ServiceRuntime:
             log.warning("broker did not stop cleanly", exc_info=True)
         if self._pool is not None:
             await self._pool.close()
+        await asyncio.to_thread(shutdown_export)  # flushes queued spans over HTTP
         log.info("service stopped")
 
     # -- readiness ------------------------------------------------------------------------
@@ -297,5 +301,6 @@ class ServiceRuntime:
             logging_config=None,  # keep the JSON logging configured at start-up
             exception_handlers=EXCEPTION_HANDLERS,
             before_request=refuse_unstorable_parameters,
+            middleware=[trace_requests(self.service)],
             openapi_config=OpenAPIConfig(title=f"carebus {self.service}", version=version),
         )

@@ -26,7 +26,7 @@ from carebus_contracts.erp_journal_api import (
 )
 from carebus_erp_sandbox import store
 from carebus_erp_sandbox.config import PACKAGE, SCHEMA, Settings
-from carebus_erp_sandbox.faults import Faults, Knobs
+from carebus_erp_sandbox.faults import Faults, Knobs, request_traceparent
 from carebus_erp_sandbox.validation import problems
 from carebus_shared.db.migrations import load_migrations, migrate
 from carebus_shared.http.problems import EXCEPTION_HANDLERS, problem
@@ -129,6 +129,7 @@ class Sandbox:
 
     async def create(self, request: Request[Any, Any, Any]) -> Response[Any]:
         path = "/api/v1/journals"
+        request_traceparent.set(request.headers.get("traceparent"))
         early, headers = await self.gate(path)
         if early is not None:
             return early
@@ -186,6 +187,7 @@ class Sandbox:
 
     async def status(self, request: Request[Any, Any, Any]) -> Response[Any]:
         path = "/api/v1/journals/status"
+        request_traceparent.set(request.headers.get("traceparent"))
         early, headers = await self.gate(path)
         if early is not None:
             return early
@@ -302,7 +304,13 @@ def _control_routes(sandbox: Sandbox) -> list[HTTPRouteHandler]:
     def requests(since: FromQuery[float] = 0.0) -> list[dict[str, Any]]:
         """Every API request since ``since`` (epoch seconds): time, path, status, reason."""
         return [
-            {"at": e.at, "path": e.path, "status": e.status, "reason": e.reason}
+            {
+                "at": e.at,
+                "path": e.path,
+                "status": e.status,
+                "reason": e.reason,
+                "traceparent": e.traceparent,
+            }
             for e in sandbox.faults.log
             if e.at >= since
         ]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 import time
 from collections import deque
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 from carebus_erp_sandbox.config import Settings, parse_windows
@@ -67,6 +68,11 @@ class Logged:
     path: str
     status: int
     reason: str  # accepted, replayed, invalid, throttled, storm, outage, error, conflict, status
+    traceparent: str | None = None  # as the client sent it (W3C trace context)
+
+
+# The traceparent of the API request in hand, logged with it (a client's trace, joined).
+request_traceparent: ContextVar[str | None] = ContextVar("request_traceparent", default=None)
 
 
 class Faults:
@@ -103,4 +109,4 @@ class Faults:
         return f"{self.knobs.rate_limit};w={self.knobs.rate_window_s:g}"
 
     def record(self, path: str, status: int, reason: str) -> None:
-        self.log.append(Logged(time.time(), path, status, reason))
+        self.log.append(Logged(time.time(), path, status, reason, request_traceparent.get()))

@@ -11,6 +11,8 @@ import msgspec
 from carebus_contracts import encode, headers_for, subject_for
 from carebus_contracts.envelope import Contract, Event
 from carebus_masterdata_validator.config import SCHEMA
+from carebus_shared.tracing import context as trace
+from carebus_shared.tracing.context import with_trace
 
 
 def _json(value: Any) -> str | None:
@@ -50,7 +52,8 @@ async def enqueue(conn: Any, event: Event, kv_key: str) -> None:
         "VALUES ($1, $2, $3::jsonb, $4, $5)",
         subject_for(event),
         event.event_id,
-        _json(headers_for(event)),
+        # The change request's trace rides along to whenever the outbox publishes it.
+        _json(with_trace(headers_for(event), trace.current())),
         encode(event),
         kv_key,
     )

@@ -32,6 +32,8 @@ from carebus_erp_poster.domain.results import (
     StillPending,
     Unavailable,
 )
+from carebus_shared.tracing import context as trace
+from carebus_shared.tracing.context import with_trace
 
 _JSON = {"Content-Type": "application/json"}
 _encode = msgspec.json.Encoder().encode
@@ -89,7 +91,11 @@ class RestApiConnector:
                 "POST",
                 "/api/v1/journals",
                 content=body,
-                headers={**_JSON, "Idempotency-Key": posting.key},
+                # The journal request's trace: the ERP's logs can be joined to ours.
+                headers=with_trace(
+                    {**_JSON, "Idempotency-Key": posting.key},
+                    trace.for_event(posting.request.event_id),
+                ),
                 deadline=deadline,
             )
         except ErpUnavailable as exc:
