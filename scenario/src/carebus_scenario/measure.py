@@ -32,7 +32,7 @@ from carebus_scenario.player import PlayReport
 from carebus_shared.jetstream.topology import EXCEPTION_CAPTURE, TOPOLOGY
 
 PIPELINE_STAGES = tuple(
-    (c.stream, c.durable) for c in TOPOLOGY.consumers if c.durable != EXCEPTION_CAPTURE
+    (c.stream, c.durable) for c in TOPOLOGY.pipeline_consumers if c.durable != EXCEPTION_CAPTURE
 )
 
 

@@ -22,7 +22,7 @@ from nats.js.errors import NotFoundError
 from carebus_scenario.oracle import Balance, ExceptionKey, LedgerKey, stage_name
 from carebus_shared.jetstream.topology import TOPOLOGY
 
-PIPELINE_CONSUMERS = tuple((c.stream, c.durable) for c in TOPOLOGY.consumers)
+PIPELINE_CONSUMERS = tuple((c.stream, c.durable) for c in TOPOLOGY.pipeline_consumers)
 
 _LEDGER = """
 SELECT e.site, l.account, l.currency,

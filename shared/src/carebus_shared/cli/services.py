@@ -16,7 +16,15 @@ import msgspec
 from carebus_shared.config import RuntimeSettings
 
 # Pipeline order: the order services are started, listed and stopped (in reverse).
-ORDER = ("scheduling-adapter", "billing-adapter", "masterdata-validator", "mapper", "erp-poster")
+ORDER = (
+    "scheduling-adapter",
+    "billing-adapter",
+    "masterdata-validator",
+    "mapper",
+    "erp-poster",
+    # Not a stage: the ops console follows the streams beside the pipeline.
+    "ops-console",
+)
 
 
 @dataclass(frozen=True)

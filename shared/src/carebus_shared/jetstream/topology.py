@@ -45,6 +45,9 @@ class ConsumerSpec:
     # Whether the stage's results depend on the order of events per entity: such a stage
     # never handles a message before an older one still out with an instance that died.
     ordered: bool = False
+    # False for an observer off the pipeline's path (the ops console's tracker): nothing in
+    # the pipeline waits for it, and "the pipeline is drained" does not count its backlog.
+    pipeline: bool = True
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,11 @@ class Topology:
 
     def consumer(self, durable: str) -> ConsumerSpec:
         return next(spec for spec in self.consumers if spec.durable == durable)
+
+    @property
+    def pipeline_consumers(self) -> tuple[ConsumerSpec, ...]:
+        """The consumers the pipeline's own stages read (observers left out)."""
+        return tuple(spec for spec in self.consumers if spec.pipeline)
 
 
 # Stages whose results depend on the order of events per entity (quarantine queues, version
@@ -87,6 +95,35 @@ MAPPER = "mapper"
 ERP_POSTER = "erp-poster"
 EXCEPTION_CAPTURE = "exception-capture"
 MASTERDATA_VIEW_BUCKET = "masterdata_view"
+
+# The ops console's sync tracker reads these streams through durables of its own
+# (docs/decisions/018): never a stage's consumer, so the pipeline never waits for it.
+OPS_TRACKED_STREAMS = (
+    s.STREAM_SCHEDULING,
+    s.STREAM_BILLING,
+    s.STREAM_MASTERDATA,
+    s.STREAM_VALIDATED,
+    s.STREAM_ERP,
+    s.STREAM_EXCEPTIONS,
+)
+
+
+def ops_tracker(stream: str) -> str:
+    """The tracker's durable on ``stream``, e.g. ``ops-tracker-scheduling``."""
+    return f"ops-tracker-{stream.lower()}"
+
+
+def _ops_tracker_spec(stream: str) -> ConsumerSpec:
+    return ConsumerSpec(
+        stream,
+        ops_tracker(stream),
+        (s.STREAM_SUBJECTS[stream],),
+        "The ops console's sync tracker (off the pipeline's path)",
+        # Idempotent and order-free (a step per event id), so a wide window is safe.
+        max_ack_pending=20_000,
+        pipeline=False,
+    )
+
 
 TOPOLOGY = Topology(
     streams=(
@@ -173,6 +210,7 @@ TOPOLOGY = Topology(
             (ADVISORY_MAX_DELIVERIES, ADVISORY_TERMINATED),
             "Records given-up messages in the exception store",
         ),
+        *(_ops_tracker_spec(stream) for stream in OPS_TRACKED_STREAMS),
     ),
     key_values=(
         KeyValueSpec(MASTERDATA_VIEW_BUCKET, "Current master data, read by the validator's view"),

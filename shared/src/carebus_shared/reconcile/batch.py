@@ -20,11 +20,12 @@ from dataclasses import dataclass, field
 
 import asyncpg
 import nats
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import start_http_server
 
 from carebus_shared.reconcile import readers, store
 from carebus_shared.reconcile.domain import SiteDay, Timing, reconcile
 from carebus_shared.reconcile.metrics import ReconcileMetrics
+from carebus_shared.runtime.metrics import new_registry
 
 log = logging.getLogger("carebus.reconcile")
 
@@ -122,7 +123,7 @@ async def run_every(
 ) -> int:
     """Run at once, then every ``interval``, until SIGTERM/SIGINT or ``max_runs`` runs; a
     failed run is logged (its error's type, never data) and the next one comes on time."""
-    registry = CollectorRegistry()
+    registry = new_registry()
     metrics = ReconcileMetrics(registry)
     server, thread = start_http_server(metrics_port, metrics_host, registry)
     log.info("serving metrics", extra={"port": server.server_port})

@@ -23,7 +23,6 @@ from litestar.openapi import OpenAPIConfig
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
-from prometheus_client import CollectorRegistry
 
 from carebus_shared.config import RuntimeSettings
 from carebus_shared.db.migrations import load_migrations, migrate
@@ -40,7 +39,7 @@ from carebus_shared.jetstream.stage import BatchHandler, BatchTally, run_batch
 from carebus_shared.jetstream.topology import ConsumerSpec
 from carebus_shared.runtime.background import BackgroundLoops
 from carebus_shared.runtime.health import health_routes
-from carebus_shared.runtime.metrics import StageMetrics
+from carebus_shared.runtime.metrics import StageMetrics, new_registry
 
 log = logging.getLogger("carebus.runtime")
 
@@ -73,7 +72,7 @@ class ServiceRuntime:
     ) -> None:
         self.service = service
         self.settings = settings
-        self.registry = CollectorRegistry()
+        self.registry = new_registry()
         self.nats_state = ConnectionState()
         self.broker: NatsBroker = make_broker(
             settings.nats_url, service, self.nats_state, self.registry, settings.shutdown_grace_s
@@ -101,11 +100,13 @@ class ServiceRuntime:
 
     def consume(
         self, spec: ConsumerSpec, on_batch: OnBatch, batch_size: int, top_up_s: float
-    ) -> None:
+    ) -> StageConsumer:
         """Run ``on_batch`` for each batch pulled from the provisioned consumer ``spec``
         (started once the service is up; stopped, after the batch in hand, on shutdown)."""
-        self._stage_consumers.append(StageConsumer(spec, on_batch, batch_size, top_up_s))
+        consumer = StageConsumer(spec, on_batch, batch_size, top_up_s)
+        self._stage_consumers.append(consumer)
         self._consumers.append(spec)
+        return consumer
 
     # -- dependencies -----------------------------------------------------------------
     @property

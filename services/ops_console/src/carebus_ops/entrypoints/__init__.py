@@ -1,0 +1,6 @@
+"""How the ops console is driven:
+
+- subscribers.py (its own JetStream durables)
+- http.py (Litestar routes)
+- cli.py
+"""
