@@ -13,13 +13,15 @@ import gc
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any
 from contextlib import asynccontextmanager
 
 import asyncpg
 from faststream.nats import NatsBroker, NatsRouter
-from litestar import Litestar
+from litestar import Litestar, Router
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi import OpenAPIConfig
+from litestar.template import TemplateConfig
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
@@ -272,7 +274,11 @@ class ServiceRuntime:
 
     # -- HTTP app -----------------------------------------------------------------------
     def http_app(
-        self, route_handlers: Sequence[HTTPRouteHandler] = (), *, version: str = "0.1.0"
+        self,
+        route_handlers: Sequence[HTTPRouteHandler | Router] = (),
+        *,
+        version: str = "0.1.0",
+        template_config: TemplateConfig[Any] | None = None,
     ) -> Litestar:
         checks = {
             "nats": self._check_nats,
@@ -298,4 +304,5 @@ class ServiceRuntime:
             exception_handlers=EXCEPTION_HANDLERS,
             before_request=refuse_unstorable_parameters,
             openapi_config=OpenAPIConfig(title=f"carebus {self.service}", version=version),
+            template_config=template_config,  # server-rendered pages (the ops console's)
         )
