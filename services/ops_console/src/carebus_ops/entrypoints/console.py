@@ -89,7 +89,8 @@ def _message(status: int, title: str, detail: str) -> Template:
 
 
 def _done(done: Done) -> Template:
-    return _page("done.html", 200 if done.ok else 409, done=done, nav="")
+    # 200 either way: the action was taken up; the page says what came of it.
+    return _page("done.html", done=done, nav="")
 
 
 def _blank(value: str | None) -> str | None:
