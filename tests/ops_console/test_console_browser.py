@@ -207,7 +207,10 @@ async def test_an_operator_fixes_a_parked_appointment_and_an_unbalanced_835(
 async def _parked_appointment(page: Any, suite: Suite) -> None:
     console = suite.console
     await page.goto(f"{console}/")
-    assert await page.locator("#stages tbody tr[data-consumer='mapper']").count() == 1
+    mapper = page.locator("#stages tbody tr[data-consumer='mapper'] td")
+    assert await mapper.nth(1).inner_text() == "VALIDATED"
+    assert float(await mapper.nth(3).inner_text()) >= 0  # its rate, sampled while the day ran
+    assert await mapper.nth(9).inner_text() == "ready"
     await page.screenshot(path=SHOTS / "pipeline.png", full_page=True)
 
     # The quarantine: the appointment waiting for an unknown provider's cross-reference.
@@ -324,6 +327,10 @@ async def _unbalanced_835(page: Any, suite: Suite) -> None:
 
 
 async def _what_the_console_refuses(page: Any, suite: Suite) -> None:
+    # The shared exceptions API is mounted beside the pages: the re-driven record is closed.
+    async with httpx.AsyncClient(base_url=suite.console) as client:
+        listed = (await client.get("/v1/exceptions", params={"reason": "claim_unbalanced"})).json()
+    assert [item["status"] for item in listed["items"]] == ["redriven"]
     # Whatever a page shows is escaped: markup in a filter comes back as text.
     hostile = '"><script>alert(1)</script><img src=x onerror=alert(2)>'
     await page.goto(f"{suite.console}/console/exceptions?{urlencode({'site': hostile})}")

@@ -13,8 +13,8 @@ import gc
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import Any
 from contextlib import asynccontextmanager
+from typing import Any
 
 import asyncpg
 from faststream.nats import NatsBroker, NatsRouter
