@@ -126,6 +126,15 @@ def _actor_and_confirmation(request: Request[Any, Any, Any], form: Any) -> str:
     return actor
 
 
+async def _action_form(request: Request[Any, Any, Any]) -> tuple[Any, str] | Template:
+    """The posted form and its actor, or the page refusing an unconfirmed or anonymous action."""
+    form = await request.form()
+    try:
+        return form, _actor_and_confirmation(request, form)
+    except _Refusal as refusal:
+        return _message(400, "Not done", refusal.detail)
+
+
 async def _corrected(form: Any) -> bytes | None:
     upload = form.get("corrected_file")
     if isinstance(upload, UploadFile):
@@ -219,20 +228,18 @@ def _exception_routes(console: Console) -> list[HTTPRouteHandler]:
         "/console/exceptions/{record_id:int}/redrive", request_max_body_size=_MAX_UPLOAD, **_PAGES
     )
     async def redrive(request: Request[Any, Any, Any], record_id: FromPath[int]) -> Template:
-        form = await request.form()
-        try:
-            actor = _actor_and_confirmation(request, form)
-        except _Refusal as refusal:
-            return _message(400, "Not done", refusal.detail)
+        taken = await _action_form(request)
+        if isinstance(taken, Template):
+            return taken
+        form, actor = taken
         return _done(await console.redrive(record_id, await _corrected(form), actor))
 
     @post("/console/exceptions/{record_id:int}/discard", **_PAGES)
     async def discard(request: Request[Any, Any, Any], record_id: FromPath[int]) -> Template:
-        form = await request.form()
-        try:
-            actor = _actor_and_confirmation(request, form)
-        except _Refusal as refusal:
-            return _message(400, "Not done", refusal.detail)
+        taken = await _action_form(request)
+        if isinstance(taken, Template):
+            return taken
+        form, actor = taken
         reason = str(form.get("reason", "")).strip()[:_MAX_TEXT]
         if not reason:
             return _message(400, "Not done", "a discard needs a reason")
@@ -290,20 +297,18 @@ def _quarantine_routes(console: Console) -> list[HTTPRouteHandler]:
 
     @post("/console/quarantine/{parked_id:int}/release", **_PAGES)
     async def release(request: Request[Any, Any, Any], parked_id: FromPath[int]) -> Template:
-        form = await request.form()
-        try:
-            actor = _actor_and_confirmation(request, form)
-        except _Refusal as refusal:
-            return _message(400, "Not done", refusal.detail)
+        taken = await _action_form(request)
+        if isinstance(taken, Template):
+            return taken
+        _, actor = taken
         return _done(await console.release_parked(parked_id, actor))
 
     @post("/console/quarantine/{parked_id:int}/discard", **_PAGES)
     async def discard(request: Request[Any, Any, Any], parked_id: FromPath[int]) -> Template:
-        form = await request.form()
-        try:
-            actor = _actor_and_confirmation(request, form)
-        except _Refusal as refusal:
-            return _message(400, "Not done", refusal.detail)
+        taken = await _action_form(request)
+        if isinstance(taken, Template):
+            return taken
+        form, actor = taken
         note = str(form.get("note", "")).strip()[:_MAX_TEXT]
         if not note:
             return _message(400, "Not done", "a discard needs a note saying why")

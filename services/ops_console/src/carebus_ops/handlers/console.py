@@ -9,7 +9,7 @@ Every action is logged with its actor and outcome, never with a payload.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 from urllib.parse import quote
@@ -36,6 +36,7 @@ from carebus_shared.exceptions.redrive import MAX_RECORD_ID, RedriveOutcome, Red
 log = logging.getLogger("carebus.ops.console")
 
 PAGE_SIZE: Final = 50
+_BACK: Final = [("quarantine", "/console/quarantine")]
 _OK_OUTCOMES: Final = (RedriveOutcome.REDRIVEN, RedriveOutcome.DISCARDED)
 
 
@@ -256,40 +257,47 @@ class Console:
             result.outcome in _OK_OUTCOMES, _outcome_title(result, "discard"), result.message, links
         )
 
-    async def release_parked(self, parked_id: int, actor: str) -> Done:
+    async def _ask_validator(
+        self, action: str, parked_id: int, actor: str, call: Awaitable[dict[str, Any] | Refused]
+    ) -> dict[str, Any] | Done:
+        """The validator's answer, or the Done saying it refused or did not answer."""
         try:
-            answer = await self._quarantine.release(parked_id, actor)
+            answer = await call
         except QuarantineUnavailable as exc:
-            self._logged("quarantine_release", parked_id, actor, "unavailable")
-            return Done(False, "The validator is unavailable; retry", str(exc))
-        back = [("quarantine", "/console/quarantine")]
+            self._logged(action, parked_id, actor, "unavailable")
+            return Done(False, "The validator is unavailable; retry", str(exc), list(_BACK))
         if isinstance(answer, Refused):
-            self._logged("quarantine_release", parked_id, actor, f"refused {answer.status}")
-            return Done(False, answer.title, answer.detail, back)
+            self._logged(action, parked_id, actor, f"refused {answer.status}")
+            return Done(False, answer.title, answer.detail, list(_BACK))
+        return answer
+
+    async def release_parked(self, parked_id: int, actor: str) -> Done:
+        answer = await self._ask_validator(
+            "quarantine_release", parked_id, actor, self._quarantine.release(parked_id, actor)
+        )
+        if isinstance(answer, Done):
+            return answer
         released = list(answer.get("released", []))
         self._logged("quarantine_release", parked_id, actor, f"released {len(released)}")
         if parked_id in released:
             note = f"parked event {parked_id} re-validated and released"
             if len(released) > 1:
                 note += f", with {len(released) - 1} later event(s) of its entity"
-            return Done(True, "Released", note, back)
+            return Done(True, "Released", note, list(_BACK))
         return Done(
             False,
             "Still parked",
             f"parked event {parked_id} still does not validate (or waits behind an earlier "
             "event of its entity); fix the master data it waits for, then release it",
-            back,
+            list(_BACK),
         )
 
     async def discard_parked(self, parked_id: int, note: str, actor: str) -> Done:
-        try:
-            answer = await self._quarantine.discard(parked_id, actor, note)
-        except QuarantineUnavailable as exc:
-            self._logged("quarantine_discard", parked_id, actor, "unavailable")
-            return Done(False, "The validator is unavailable; retry", str(exc))
-        back = [("quarantine", "/console/quarantine")]
-        if isinstance(answer, Refused):
-            self._logged("quarantine_discard", parked_id, actor, f"refused {answer.status}")
-            return Done(False, answer.title, answer.detail, back)
+        answer = await self._ask_validator(
+            "quarantine_discard", parked_id, actor,
+            self._quarantine.discard(parked_id, actor, note),
+        )  # fmt: skip
+        if isinstance(answer, Done):
+            return answer
         self._logged("quarantine_discard", parked_id, actor, "discarded")
-        return Done(True, "Discarded", f"parked event {parked_id} discarded", back)
+        return Done(True, "Discarded", f"parked event {parked_id} discarded", list(_BACK))
