@@ -90,6 +90,9 @@ async def test_a_day_of_the_network_reaches_the_ledger_exactly_once(
     assert "the ledger equals the oracle, per site and account, to the cent." in summary
     assert "trial balance per site" in summary
     assert "unknown_provider" in summary
+    # Where to look next: the ops console first.
+    first_look = printed[printed.index("where to look next") + 1].split()
+    assert first_look[:2] == ["console", f"{stack.endpoints.console_http}/"]
 
 
 @pytest.mark.parametrize("victim", ["erp-poster", "mapper"])

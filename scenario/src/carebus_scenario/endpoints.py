@@ -25,6 +25,8 @@ class Endpoints:
     inbox_dir: Path | None = None
     # Where the billing adapter files 835 events (its default site).
     remittance_site: str = "_unknown"
+    # The ops console (its web pages under /console/), where one is running.
+    console_http: str | None = None
 
     @classmethod
     def from_services(
@@ -54,4 +56,5 @@ class Endpoints:
             poster_http=http("erp-poster"),
             inbox_dir=Path(billing["inbox_dir"]) if billing.get("inbox_dir") else None,
             remittance_site=str(billing.get("default_site") or "_unknown"),
+            console_http=http("ops-console") if "ops-console" in settings else None,
         )

@@ -117,6 +117,7 @@ class ServiceStack:
             poster_http=self.http("erp-poster"),
             inbox_dir=self.inbox,
             remittance_site=self.env["billing-adapter"]["CAREBUS_BILLING_ADAPTER_DEFAULT_SITE"],
+            console_http=self.http("ops-console") if "ops-console" in self.services else None,
         )
 
     # -- processes --------------------------------------------------------------------------

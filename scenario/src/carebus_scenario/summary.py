@@ -116,6 +116,9 @@ def print_summary(
         out("the ledger equals the oracle, per site and account, to the cent.")
     out("")
     out("where to look next")
+    if endpoints.console_http:
+        out(f"  console           {endpoints.console_http}/   (pipeline, exceptions, traces, "
+            "quarantine, sites)")  # fmt: skip
     out(f"  quarantine        {endpoints.validator_http}/v1/quarantine")
     out("  exceptions        carebus exceptions list   (re-drive: carebus exceptions redrive ID)")
     out("  backlogs          carebus status")

@@ -4,7 +4,8 @@
   each entity's steps and links (handlers/track.py).
 - Background loops recompute the business gauges from its tables and poll JetStream for
   every durable's and stream's state.
-- HTTP answers traces, the per-site table, the pipeline view and the rebuild.
+- HTTP answers traces, the per-site table, the pipeline view and the rebuild, the shared
+  exceptions API, and the web console (entrypoints/console.py) built on all of them.
 """
 
 from __future__ import annotations
@@ -13,18 +14,27 @@ import asyncpg
 from litestar import Litestar
 from nats.js import JetStreamContext
 
+from carebus_ops.adapters.consumer_rates import ConsumerRates
 from carebus_ops.adapters.figures_store import Thresholds
 from carebus_ops.adapters.metrics import OpsMetrics
+from carebus_ops.adapters.quarantine_client import QuarantineClient
 from carebus_ops.config import PACKAGE, SCHEMA, SERVICE, Settings
 from carebus_ops.entrypoints import subscribers
+from carebus_ops.entrypoints.console import console_routes, template_config
 from carebus_ops.entrypoints.http import ops_routes, trace_routes
+from carebus_ops.handlers.console import Console
 from carebus_ops.handlers.figures import OpsFigures
 from carebus_ops.handlers.pipeline import Pipeline
 from carebus_ops.handlers.rebuild import Rebuild
 from carebus_ops.handlers.track import Tracker
+from carebus_shared.exceptions.actions import ExceptionActions
+from carebus_shared.exceptions.adapter_client import AdapterRedriveClient
+from carebus_shared.exceptions.api import exceptions_api_routes
+from carebus_shared.jetstream.topology import TOPOLOGY
 from carebus_shared.runtime.service import ServiceRuntime
 
 HOUR_S = 3600.0
+RATE_SAMPLE_S = 5.0  # each pipeline durable's ack floor, for the console's rates
 
 
 def build(settings: Settings) -> Litestar:
@@ -51,11 +61,21 @@ def build(settings: Settings) -> Litestar:
     rebuild = Rebuild(pool, js, consumers, settings.shutdown_grace_s)
     runtime.background.every("ops-figures", figures.refresh, settings.figures_refresh_s)
     runtime.background.every("ops-jetstream", pipeline.poll, settings.jetstream_poll_s)
+    rates = ConsumerRates(js, TOPOLOGY)
+    runtime.background.every("ops-rates", rates.sample, RATE_SAMPLE_S)
+
+    adapters = AdapterRedriveClient(settings.adapter_urls(), settings.downstream_timeout_s)
+    actions = ExceptionActions(pool, js, adapters)
+    quarantine = QuarantineClient(settings.validator_url, settings.downstream_timeout_s)
+    runtime.on_stopping += [adapters.aclose, quarantine.aclose]
+    console = Console(
+        pool, pipeline, rates, figures, actions, quarantine, settings.trace_max_linked
+    )
 
     routes = [
         *trace_routes(pool, settings.trace_max_linked),
         *ops_routes(figures, pipeline, rebuild),
-        # The shared exceptions API (carebus_shared/exceptions/api.py, built in parallel)
-        # mounts here: its GET/POST /v1/exceptions route builders, over the shared store.
+        *exceptions_api_routes(actions),
+        *console_routes(console),
     ]
-    return runtime.http_app(routes)
+    return runtime.http_app(routes, template_config=template_config())

@@ -55,9 +55,23 @@ class Settings(RuntimeSettings, frozen=True, kw_only=True):
     ready_timeout_s: Seconds = 1.0
     # The longest trace answered: linked entities beyond this are left out (and said so).
     trace_max_linked: Annotated[int, msgspec.Meta(ge=1, le=5000)] = 200
+    # Where the exceptions API forwards re-drives of inputs an adapter kept (its own route).
+    scheduling_adapter_url: str = "http://127.0.0.1:8081"
+    billing_adapter_url: str = "http://127.0.0.1:8082"
+    # The validator's quarantine API, which the console's quarantine page calls.
+    validator_url: str = "http://127.0.0.1:8083"
+    # How long the console waits for an adapter's or the validator's answer.
+    downstream_timeout_s: Seconds = 60.0
 
     def configured_sites(self) -> frozenset[str]:
         return frozenset(site.strip() for site in self.sites.split(",") if site.strip())
+
+    def adapter_urls(self) -> dict[str, str]:
+        """Exception stage → the adapter that re-drives what it kept."""
+        return {
+            "scheduling_adapter": self.scheduling_adapter_url.rstrip("/"),
+            "billing_adapter": self.billing_adapter_url.rstrip("/"),
+        }
 
     def services(self) -> dict[str, str]:
         """Service name → base URL, from ``service_urls``."""

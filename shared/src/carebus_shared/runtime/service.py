@@ -14,12 +14,14 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
+from typing import Any
 
 import asyncpg
 from faststream.nats import NatsBroker, NatsRouter
-from litestar import Litestar
+from litestar import Litestar, Router
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi import OpenAPIConfig
+from litestar.template import TemplateConfig
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
@@ -276,7 +278,11 @@ class ServiceRuntime:
 
     # -- HTTP app -----------------------------------------------------------------------
     def http_app(
-        self, route_handlers: Sequence[HTTPRouteHandler] = (), *, version: str = "0.1.0"
+        self,
+        route_handlers: Sequence[HTTPRouteHandler | Router] = (),
+        *,
+        version: str = "0.1.0",
+        template_config: TemplateConfig[Any] | None = None,
     ) -> Litestar:
         checks = {
             "nats": self._check_nats,
@@ -303,4 +309,5 @@ class ServiceRuntime:
             before_request=refuse_unstorable_parameters,
             middleware=[trace_requests(self.service)],
             openapi_config=OpenAPIConfig(title=f"carebus {self.service}", version=version),
+            template_config=template_config,  # server-rendered pages (the ops console's)
         )
