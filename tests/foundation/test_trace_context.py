@@ -10,12 +10,14 @@ import logging
 import uuid
 from collections.abc import Sequence
 
+import nats
 import nats.errors
 import pytest
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext, api
 
 from carebus_contracts.erp import JournalRejected
+from carebus_shared.devstack.nats_server import NatsServer
 from carebus_shared.exceptions.store import ExceptionRecord
 from carebus_shared.jetstream.publish import Outgoing, outgoing_for, publish_confirmed
 from carebus_shared.jetstream.stage import Forward, Outcome, run_batch
@@ -126,7 +128,17 @@ def _rejected(event_id: str, site: str, causation_id: str) -> JournalRejected:
     )
 
 
-async def test_each_output_carries_its_own_inputs_trace(js: JetStreamContext) -> None:
+async def test_each_output_carries_its_own_inputs_trace(private_nats: NatsServer) -> None:
+    # A server of its own: its output stream takes erp.> subjects, which the suite's shared
+    # server may already give to an ERP stream of another test ("subjects overlap").
+    nc = await nats.connect(private_nats.url)
+    try:
+        await _each_output_carries_its_own_inputs_trace(nc.jetstream())
+    finally:
+        await nc.close()
+
+
+async def _each_output_carries_its_own_inputs_trace(js: JetStreamContext) -> None:
     tag = uuid.uuid4().hex[:8]
     src, dst = f"TIN_{tag}", f"TOUT_{tag}"
     await js.add_stream(name=src, subjects=[f"tin{tag}.>"])

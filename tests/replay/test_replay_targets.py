@@ -15,6 +15,7 @@ from carebus_shared.cli.replay import moment, usage_problem
 from carebus_shared.jetstream.topology import (
     ERP_POSTER,
     MAPPER,
+    TOPOLOGY,
     VALIDATOR_BILLING,
     VALIDATOR_SCHEDULING,
 )
@@ -120,6 +121,16 @@ def test_another_durable_consumer_that_would_receive_the_copies_is_found() -> No
     assert [c.name for c in others_receiving(target, listed)] == ["archiver", "site-7-feed"]
     only_site_8 = resolve("poster", "ERP", "erp.journal.requested.v1.SITE08")
     assert [c.name for c in others_receiving(only_site_8, listed)] == ["archiver"]
+
+
+def test_the_ops_trackers_durables_do_not_stop_a_replay() -> None:
+    # They read every stream but keep one step per event id, so copies add nothing there.
+    observers = [spec for spec in TOPOLOGY.consumers if not spec.pipeline]
+    assert observers
+    target = resolve("poster", "ERP")
+    listed = [OtherConsumer(spec.durable, spec.filter_subjects) for spec in observers]
+    listed.append(OtherConsumer("archiver", ()))
+    assert [c.name for c in others_receiving(target, listed)] == ["archiver"]
 
 
 def test_a_copy_carries_the_original_headers_its_marks_and_a_new_id() -> None:

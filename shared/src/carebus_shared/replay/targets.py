@@ -112,12 +112,19 @@ class OtherConsumer:
     filters: tuple[str, ...]  # empty: the whole stream
 
 
-def others_receiving(target: Target, consumers: Iterable[OtherConsumer]) -> list[OtherConsumer]:
-    """The durable consumers besides the target that would receive the copies too."""
+def others_receiving(
+    target: Target, consumers: Iterable[OtherConsumer], topology: Topology = TOPOLOGY
+) -> list[OtherConsumer]:
+    """The durable consumers besides the target that would receive the copies too.
+
+    Observers off the pipeline's path (the ops console's tracker) are left out: they keep one
+    step per event id, so a copy adds nothing there (docs/decisions/018)."""
+    observers = {spec.durable for spec in topology.consumers if not spec.pipeline}
     return [
         c
         for c in consumers
         if c.name != target.consumer.durable
+        and c.name not in observers
         and (not c.filters or any(intersect(f, target.subject) for f in c.filters))
     ]
 
