@@ -157,9 +157,7 @@ async def _record(api: httpx.AsyncClient, record_id: int, **params: str) -> dict
 async def _audited(pool: asyncpg.Pool, record_id: int) -> list[tuple[str, str, str]]:
     """(actor, action, outcome) of the audit entries naming the record, oldest first."""
     async with pool.acquire() as conn:
-        found = await audit.entries(
-            conn, target_kind="exception_record", target_id=str(record_id)
-        )
+        found = await audit.entries(conn, target_kind="exception_record", target_id=str(record_id))
     return [(e.actor, e.action, e.outcome) for e in reversed(found)]
 
 
