@@ -27,6 +27,7 @@ from carebus_contracts import encode, headers_for, subject_for
 from carebus_contracts.examples import build_examples
 from carebus_contracts.scheduling import AppointmentBooked
 from carebus_contracts.subjects import STREAM_SCHEDULING
+from carebus_shared import audit
 from carebus_shared.db.migrations import load_migrations, migrate
 from carebus_shared.devstack.nats_server import NatsServer
 from carebus_shared.devstack.ports import free_port
@@ -72,6 +73,7 @@ async def nc(api_nats: NatsServer) -> AsyncIterator[Client]:
 async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
     conn = await asyncpg.connect(database_url)
     await migrate(conn, store.OWNER, load_migrations("carebus_shared.exceptions"))
+    await migrate(conn, audit.OWNER, load_migrations(audit.PACKAGE))
     await conn.close()
     created = await asyncpg.create_pool(database_url, min_size=1, max_size=4)
     yield created
@@ -150,6 +152,13 @@ async def _record(api: httpx.AsyncClient, record_id: int, **params: str) -> dict
     assert reply.status_code == 200, reply.text
     body: dict[str, Any] = reply.json()
     return body
+
+
+async def _audited(pool: asyncpg.Pool, record_id: int) -> list[tuple[str, str, str]]:
+    """(actor, action, outcome) of the audit entries naming the record, oldest first."""
+    async with pool.acquire() as conn:
+        found = await audit.entries(conn, target_kind="exception_record", target_id=str(record_id))
+    return [(e.actor, e.action, e.outcome) for e in reversed(found)]
 
 
 def _site() -> str:
@@ -241,7 +250,10 @@ async def test_the_payload_is_shown_only_when_asked_for(
     assert SECRET not in str(plain)
     assert "raw_base64" not in plain["record"]
     assert plain["record"]["raw_bytes"] > 0
-    shown = await _record(api, record_id, include="payload")
+    assert await _audited(pool, record_id) == []  # no patient data shown: nothing audited
+    reply = await api.get(f"/v1/exceptions/{record_id}?include=payload", headers=ALICE)
+    assert await _audited(pool, record_id) == [("alice", "phi_view", "shown")]
+    shown = reply.json()
     raw = base64.b64decode(shown["record"]["raw_base64"])
     assert msgspec.json.decode(raw)["event_id"] == shown["record"]["event_id"]
     assert shown["record"]["offending_value"] == SECRET
@@ -260,6 +272,7 @@ async def test_a_stream_message_is_redriven_as_stored_and_its_history_kept(
     assert reply.status_code == 200, reply.text
     body = reply.json()
     assert body["outcome"] == "redriven"
+    assert await _audited(pool, record_id) == [("alice", "redrive", "redriven")]
     [msg_id] = body["event_ids"]
     landed = await _stream_message(nc, msg_id)
     assert landed is not None
@@ -364,6 +377,11 @@ async def test_an_input_the_adapter_kept_is_redriven_through_the_adapter(
         ("alice", "redriven"),
     ]
     assert shown["history"][1]["sent_bytes"] == len(fixed)
+    # Audited once each, by the adapter that re-drove it (not again by the API forwarding it).
+    assert await _audited(pool, record["id"]) == [
+        ("alice", "redrive", "rejected"),
+        ("alice", "redrive", "redriven"),
+    ]
 
 
 async def test_an_unreachable_or_unconfigured_adapter_leaves_the_record_open(
@@ -424,6 +442,10 @@ async def test_a_discard_needs_a_reason_and_is_kept_in_history(
     )
     twice = await api.post(url, json={"reason": "again"})
     assert twice.status_code == 409
+    assert await _audited(pool, record_id) == [
+        ("alice", "discard", "discarded"),
+        ("http", "discard", "not_open"),
+    ]
     missing = await api.post("/v1/exceptions/987654321987/discard", json={"reason": "x"})
     assert missing.status_code == 404
 

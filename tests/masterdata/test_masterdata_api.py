@@ -16,6 +16,7 @@ from carebus_contracts import decode_message
 from carebus_contracts.masterdata import ChangeKind, ProviderChanged
 from carebus_masterdata_validator.domain.kinds import BY_NAME
 from carebus_masterdata_validator.domain.npi import npi_check_digit_ok
+from carebus_shared import audit
 from tests.support.masterdata import VALID_NPIS, eventually, unique
 from tests.support.service_process import ServiceProcess
 
@@ -270,6 +271,14 @@ async def test_the_audit_records_imports(api: httpx.AsyncClient, md_db: asyncpg.
         None,
     )
     assert json.loads(row["after"])["name"] == "Audited"
+    [entry] = await audit.entries(md_db, action="masterdata_change", target_id=payer)
+    assert (entry.actor, entry.target_kind, entry.outcome) == ("test-steward", "payer", "import")
+    assert audit.detail_of(entry)["request_id"] == "req-42"
+    # A dry run changes nothing, so it is not audited.
+    other = unique("PY-")
+    dry = [{"payer_id": other, "name": "Dry", "payer_class": "self_pay"}]
+    assert (await api.post("/v1/payers/import?dry_run=true", json=dry)).status_code == 200
+    assert await audit.entries(md_db, target_id=other) == []
 
 
 async def test_numbers_past_bigint_are_refused_as_bad_input_not_a_server_error(

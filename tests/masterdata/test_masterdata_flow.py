@@ -12,6 +12,7 @@ from nats.js import JetStreamContext
 
 from carebus_contracts.exceptions import ExceptionRaised
 from carebus_contracts.validated import Validated
+from carebus_shared import audit
 from tests.support.masterdata import (
     VALID_NPIS,
     Collector,
@@ -334,6 +335,15 @@ async def test_a_person_can_release_or_discard_parked_events(
             "resolved_by": "test-steward",
             "resolution_note": "duplicate charge",
         }
+        # Both acts are in the audit log, and so are the reads that showed the failures.
+        found = await audit.entries(md_db, target_id=str(one["id"]))
+        assert [(e.actor, e.action, e.target_kind, e.outcome) for e in reversed(found)] == [
+            ("test-steward", "release", "parked_event", "still_parked"),
+            ("test-steward", "discard", "parked_event", "discarded"),
+        ]
+        views = await audit.entries(md_db, action="phi_view", target_kind="parked_events")
+        assert any(str(one["id"]) in audit.detail_of(e)["ids"].split(",") for e in views)
+        assert await audit.verify(md_db) is None
 
         # The payer arrives: the other charge is released, enriched with its payer class.
         await _create(api, "payers", {"payer_id": payer, "name": "Acme", "payer_class": "medicaid"})

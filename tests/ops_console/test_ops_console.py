@@ -24,6 +24,7 @@ from nats.js import JetStreamContext
 from carebus_contracts import encode, headers_for, subject_for
 from carebus_contracts import scheduling as s
 from carebus_contracts.envelope import Event
+from carebus_shared import audit
 from carebus_shared.devstack.nats_server import NatsServer
 from carebus_shared.devstack.ports import free_port
 from carebus_shared.exceptions import store as exception_store
@@ -79,6 +80,15 @@ class Console:
 
     def trace(self, kind: str, key: str) -> tuple[int, Any]:
         return _json(f"{self.base}/v1/trace/{kind}/{key}")
+
+    async def audited(self, action: str, target_id: str) -> list[tuple[str, str, str]]:
+        """(actor, target, outcome) of the audit entries matching, oldest first."""
+        conn = await asyncpg.connect(self.db_url)
+        try:
+            found = await audit.entries(conn, action=action, target_id=target_id)
+        finally:
+            await conn.close()
+        return [(e.actor, f"{e.target_kind}:{e.target_id}", e.outcome) for e in reversed(found)]
 
     async def caught_up(self) -> None:
         await _until(lambda: _lag(self.base) == 0, "the tracker to read every stream")
@@ -199,6 +209,16 @@ async def test_unknown_entities_and_kinds_are_problems(console: Console) -> None
     status, body = console.trace("spaceship", "A-1")
     assert status == 400
     assert "appointment" in body["detail"]
+
+
+async def test_every_trace_looked_at_is_audited_found_or_not(console: Console) -> None:
+    before = len(await console.audited("phi_view", "A-2"))
+    assert console.trace("appointment", "A-2")[0] == 200
+    assert console.trace("charge", "A-2")[0] == 404
+    assert (await console.audited("phi_view", "A-2"))[before:] == [
+        ("test", "appointment:A-2", "shown"),
+        ("test", "charge:A-2", "not_found"),
+    ]
 
 
 async def test_a_redelivered_or_replayed_event_adds_no_step(console: Console) -> None:
@@ -330,3 +350,6 @@ async def test_a_rebuild_from_the_streams_gives_the_same_traces(console: Console
     assert to_read > 20  # every stream read again from its start
     after = [console.trace(kind, key) for kind, key in _TRACED]
     assert after == before
+    [(actor, target, outcome)] = await console.audited("rebuild", "ops-tracker")
+    assert (target, outcome) == ("tracker:ops-tracker", "started")
+    assert actor  # the CLI's --actor (the OS user by default)

@@ -7,7 +7,6 @@ adapter (``CAREBUS_ADAPTER_URLS``, else the adapters' default local ports).
 
 from __future__ import annotations
 
-import getpass
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,6 +16,8 @@ import asyncpg
 import nats
 from nats.js import JetStreamContext
 
+from carebus_shared import audit
+from carebus_shared.cli.replay import actor_or_os_user
 from carebus_shared.exceptions import query, store
 from carebus_shared.exceptions.actions import ExceptionActions
 from carebus_shared.exceptions.adapter_client import (
@@ -49,6 +50,12 @@ async def show_record(database_url: str, record_id: int) -> str:
     try:
         row = await store.get(conn, record_id)
         actions = await store.history(conn, record_id) if row else []
+        # It prints the kept input: a view of patient data.
+        await audit.record(
+            conn, actor=actor_or_os_user(), action="phi_view", target_kind="exception_record",
+            target_id=record_id, outcome="shown" if row else "not_found",
+            detail={"include": "payload", "via": "cli"},
+        )  # fmt: skip
     finally:
         await conn.close()
     if row is None:
@@ -97,10 +104,10 @@ async def _actions(nats_url: str | None, database_url: str) -> AsyncIterator[Exc
 
 async def discard(database_url: str, record_id: int, reason: str) -> RedriveResult:
     async with _actions(None, database_url) as actions:
-        return await actions.discard(record_id, reason, getpass.getuser())
+        return await actions.discard(record_id, reason, actor_or_os_user())
 
 
 async def redrive(nats_url: str, database_url: str, record_id: int) -> RedriveResult:
     """Re-drive one record as stored, whichever stage kept it."""
     async with _actions(nats_url, database_url) as actions:
-        return await actions.redrive(record_id, None, getpass.getuser())
+        return await actions.redrive(record_id, None, actor_or_os_user())

@@ -14,7 +14,8 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from carebus_shared.cli import ops, reconcile, replay
+from carebus_shared import audit as audit_log
+from carebus_shared.cli import audit, ops, reconcile, replay
 from carebus_shared.cli.devstack import devstack, read_endpoints
 
 
@@ -57,6 +58,7 @@ def _parser() -> argparse.ArgumentParser:
             one.add_argument("--reason", "--note", dest="reason", required=True)
     reconcile.add_parser(sub)
     replay.add_parser(sub)
+    audit.add_parser(sub)
     ops.add_parsers(sub)
     contracts = sub.add_parser("contracts", help="contract gate and generated documents")
     contracts.add_argument("args", nargs=argparse.REMAINDER)
@@ -65,6 +67,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    audit_log.set_origin("carebus-cli")
     if args.command == "run":
         from carebus_shared.cli.run import run_suite
 
@@ -95,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "replay":
         return replay.run(args, nats_url, database_url)
+    if args.command == "audit":
+        return audit.run(args, database_url)
     return _exceptions(args, nats_url, database_url)
 
 

@@ -42,6 +42,7 @@ def add_parsers(sub: Any) -> None:
     trace.add_argument("id")
     trace.add_argument("--url", help="the ops console (default: its settings)")
     trace.add_argument("--json", action="store_true", help="the API's JSON as is")
+    trace.add_argument("--actor", default=os.environ.get("USER", "carebus-cli"))
     ops = sub.add_parser("ops", help="the ops console")
     ops_sub = ops.add_subparsers(dest="action", required=True)
     rebuild = ops_sub.add_parser("rebuild", help="rebuild the sync tracker from the streams")
@@ -89,7 +90,8 @@ def run_trace(args: argparse.Namespace) -> int:
     base = console_url(args.url)
     path = "/".join(urllib.parse.quote(part, safe="") for part in (args.kind, args.id))
     try:
-        status, body = _call(f"{base}/v1/trace/{path}")
+        # A trace shows patient data: the console audits it under this actor.
+        status, body = _call(f"{base}/v1/trace/{path}", headers={"X-Carebus-Actor": args.actor})
     except (urllib.error.URLError, OSError) as exc:
         print(f"carebus trace: the ops console at {base} did not answer: {exc}", file=sys.stderr)
         return 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncpg
 import nats
 
+from carebus_shared import audit
 from carebus_shared.cli.services import discover
 from carebus_shared.db.migrations import load_migrations, migrate
 from carebus_shared.exceptions import store as exception_store
@@ -20,6 +21,7 @@ def schema_owners() -> list[tuple[str, str]]:
         (exception_store.OWNER, "carebus_shared.exceptions"),
         (reconcile_store.OWNER, reconcile_store.PACKAGE),
         (replays.OWNER, replays.PACKAGE),
+        (audit.OWNER, audit.PACKAGE),
     ]
     return owners + [(service.schema, service.package) for service in discover()]
 

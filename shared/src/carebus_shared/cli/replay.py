@@ -63,7 +63,8 @@ def usage_problem(args: argparse.Namespace) -> str | None:
     return None
 
 
-def _actor(given: str | None) -> str:
+def actor_or_os_user(given: str | None = None) -> str:
+    """Who acts from the command line: as given, else the OS user."""
     if given:
         return given
     try:
@@ -121,7 +122,7 @@ async def _replay(
         conn = await asyncpg.connect(database_url, timeout=10)
         try:
             settings = use_case.Settings(max_backlog=args.max_backlog)
-            actor = _actor(args.actor)
+            actor = actor_or_os_user(args.actor)
             result = await use_case.replay(js, conn, planned, actor, progress_on(), settings)
         finally:
             await conn.close()

@@ -6,7 +6,8 @@
   re-driving it at once publish it once.
 - An input an adapter kept is forwarded to that adapter's re-drive route (only it can
   re-process what it kept), whose answer is relayed.
-- Every action, whatever came of it, is appended to the record's history.
+- Every action, whatever came of it, is appended to the record's history, and to the audit
+  log (a forwarded one by the adapter that re-drove it); so is every view of a payload.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any, Final
 import asyncpg
 from nats.js import JetStreamContext
 
+from carebus_shared import audit
 from carebus_shared.dependencies import DEPENDENCY_ERRORS
 from carebus_shared.exceptions import query, store
 from carebus_shared.exceptions.adapter_client import AdapterRedriveClient
@@ -29,6 +31,7 @@ from carebus_shared.exceptions.redrive import (
     MAX_RECORD_ID,
     RedriveOutcome,
     RedriveResult,
+    audit_redrive,
 )
 from carebus_shared.jetstream.publish import MSG_ID, Outgoing, publish_confirmed
 
@@ -73,29 +76,56 @@ class ExceptionActions:
         self.bulk_max = bulk_max
         self._publish_timeout_s = publish_timeout_s
 
+    async def view(
+        self, record_id: int, include_payload: bool, actor: str
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+        """The record and its history; None when there is no such record. A view with the
+        payload (patient data) is audited."""
+        row, history = None, []
+        if 0 < record_id <= MAX_RECORD_ID:
+            async with self.pool().acquire() as conn:
+                row = await store.get(conn, record_id)
+                history = await store.history(conn, record_id) if row else []
+        if include_payload:
+            await audit.record(
+                self.pool(), actor=actor, action="phi_view", target_kind="exception_record",
+                target_id=record_id, outcome="shown" if row else "not_found",
+                detail={"include": "payload"},
+            )  # fmt: skip
+        return None if row is None else (row, history)
+
     async def redrive(
         self, record_id: int, corrected: bytes | None, actor: str, action: str = "redrive"
     ) -> RedriveResult:
+        result, forwarded = await self._redrive(record_id, corrected, actor, action)
+        if not forwarded:  # the adapter that re-drove a forwarded one audited it
+            await audit_redrive(self.pool(), actor, action, result, corrected)
+        return result
+
+    async def _redrive(
+        self, record_id: int, corrected: bytes | None, actor: str, action: str
+    ) -> tuple[RedriveResult, bool]:
+        """What came of it, and whether an adapter did it (forwarded)."""
         if not 0 < record_id <= MAX_RECORD_ID:
-            return _not_found(record_id)
+            return _not_found(record_id), False
         async with self.pool().acquire() as conn:
             row = await store.get(conn, record_id)
         if row is None:
-            return _not_found(record_id)
+            return _not_found(record_id), False
         if row["status"] != "open":
-            return _not_open(record_id, row["status"])
+            return _not_open(record_id, row["status"]), False
         if row["subject"] and row["raw"] is not None:
-            return await self._republish(record_id, corrected, actor, action)
+            return await self._republish(record_id, corrected, actor, action), False
         stage = str(row["stage"])
         if row["raw"] and self._adapters is not None and self._adapters.serves(stage):
-            return await self._adapters.redrive(stage, record_id, corrected, actor, action)
+            return await self._adapters.redrive(stage, record_id, corrected, actor, action), True
         return RedriveResult(
             RedriveOutcome.NOT_REDRIVABLE_HERE,
             record_id,
             f"record {record_id} holds no stream message, and no adapter URL is configured "
             f"for its stage {stage}",
             str(row["source"]),
-        )
+        ), False
 
     async def _republish(
         self, record_id: int, corrected: bytes | None, actor: str, action: str
@@ -148,6 +178,15 @@ class ExceptionActions:
             raise ValueError("a discard needs a reason")
         if not 0 < record_id <= MAX_RECORD_ID:
             return _not_found(record_id)
+        result = await self._discard(record_id, reason, actor)
+        await audit.record(
+            self.pool(), actor=actor, action="discard", target_kind="exception_record",
+            target_id=record_id, outcome=str(result.outcome),
+            detail={"reason_chars": len(reason)},
+        )  # fmt: skip
+        return result
+
+    async def _discard(self, record_id: int, reason: str, actor: str) -> RedriveResult:
         async with self.pool().acquire() as conn:
             done = await store.resolve(
                 conn, record_id, "discarded", actor, reason[:MAX_REASON_CHARS]

@@ -3,7 +3,8 @@
 - ``GET /v1/exceptions?site=&stage=&reason=&status=&since=&until=&cursor=&limit=``: newest
   first, ``total`` matching the filter, ``next_cursor`` (opaque) while more remain;
 - ``GET /v1/exceptions/{id}``: the record and its history; the kept input and the values
-  that describe it are patient data, shown (base64) only with ``?include=payload``;
+  that describe it are patient data, shown (base64) only with ``?include=payload`` (a view
+  the audit log records, with the actor);
 - ``POST /v1/exceptions/{id}/redrive``: the body, if any, is the corrected input;
 - ``POST /v1/exceptions/{id}/discard``: ``{"reason": "..."}``, required;
 - ``POST /v1/exceptions/redrive``: ``{filter fields, "dry_run": true, "limit": N}``.
@@ -25,7 +26,7 @@ from litestar.params import FromPath, FromQuery
 from carebus_shared.exceptions import query, store
 from carebus_shared.exceptions.actions import BulkResult, ExceptionActions
 from carebus_shared.exceptions.correction import rule_of
-from carebus_shared.exceptions.redrive import MAX_RECORD_ID, result_body
+from carebus_shared.exceptions.redrive import result_body
 from carebus_shared.exceptions.routes import actor_of, result_response
 from carebus_shared.http.problems import problem
 
@@ -128,18 +129,17 @@ def exceptions_api_routes(
         summary="One exception record and its history",
     )
     async def get_exception(
-        record_id: FromPath[int], include: FromQuery[str | None] = None
+        request: Request[Any, Any, Any],
+        record_id: FromPath[int],
+        include: FromQuery[str | None] = None,
     ) -> Response[dict[str, Any]]:
         if include not in (None, _PAYLOAD):
             return _bad_request("include", f"the only value is {_PAYLOAD}")
-        row = None
-        if 0 < record_id <= MAX_RECORD_ID:
-            async with actions.pool().acquire() as conn:
-                row = await store.get(conn, record_id)
-                actions_done = await store.history(conn, record_id) if row else []
-        if row is None:
-            return problem(404, "no such exception record", f"no exception record {record_id}")
         shown = include == _PAYLOAD
+        found = await actions.view(record_id, shown, actor_of(request))
+        if found is None:
+            return problem(404, "no such exception record", f"no exception record {record_id}")
+        row, actions_done = found
         return Response(
             {
                 "record": _record_view(row, shown),

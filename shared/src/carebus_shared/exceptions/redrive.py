@@ -5,7 +5,7 @@ The kept raw input (or a corrected one a person supplies) goes down the path it 
 chosen by the record's ``source``. Accepted: its events are published and the record is
 resolved ``redriven``. Rejected again: the record stays open (a corrected input that fails
 is kept as a record of its own, with its reason). Either way the attempt is appended to the
-record's history. Messages that reached a stream are re-driven by
+record's history and to the audit log. Messages that reached a stream are re-driven by
 ``carebus_shared.exceptions.actions`` instead.
 """
 
@@ -18,6 +18,7 @@ from typing import Any, Final
 
 import asyncpg
 
+from carebus_shared import audit
 from carebus_shared.exceptions import store
 
 # A bigserial id: anything past it cannot name a record (and would overflow the query).
@@ -80,6 +81,13 @@ class RedriveInputs:
     async def redrive(
         self, record_id: int, corrected: bytes | None, actor: str, action: str = "redrive"
     ) -> RedriveResult:
+        result = await self._redrive(record_id, corrected, actor, action)
+        await audit_redrive(self._pool(), actor, action, result, corrected)
+        return result
+
+    async def _redrive(
+        self, record_id: int, corrected: bytes | None, actor: str, action: str
+    ) -> RedriveResult:
         if not 0 < record_id <= MAX_RECORD_ID:
             return _not_found(record_id)
         async with self._pool().acquire() as conn:
@@ -129,6 +137,20 @@ class RedriveInputs:
                 "stream messages are re-driven with `carebus exceptions redrive`",
             )
         return None
+
+
+async def audit_redrive(
+    db: asyncpg.Pool, actor: str, action: str, result: RedriveResult, corrected: bytes | None
+) -> None:
+    """One audit entry per re-drive, whatever came of it (the corrected body's size only)."""
+    await audit.record(
+        db, actor=actor, action=action, target_kind="exception_record",
+        target_id=result.record_id, outcome=str(result.outcome),
+        detail={
+            "corrected_bytes": None if corrected is None else len(corrected),
+            "reason": result.reason,
+        },
+    )  # fmt: skip
 
 
 def _not_found(record_id: int) -> RedriveResult:

@@ -16,6 +16,7 @@ from typing import Any
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
+from carebus_shared import audit
 from carebus_shared.dependencies import DEPENDENCY_ERRORS
 from carebus_shared.jetstream.window import Span, Window, WindowStalled, measure
 from carebus_shared.replay import records
@@ -133,9 +134,11 @@ async def replay(
     progress: Progress,
     settings: Settings = Settings(),
 ) -> Result:
-    """Replay ``planned`` and record it; a failure is recorded and returned, not raised."""
+    """Replay ``planned`` and record it (and audit its start and its end); a failure is
+    recorded and returned, not raised."""
     target, span = planned.target, planned.span
     replay_id = await records.start(conn, actor, target.stage, target.consumer.durable, span)
+    await _audit(conn, actor, planned, replay_id, "started", None)
     tally = Tally()
     gate = backlog_gate(
         js,
@@ -170,5 +173,28 @@ async def replay(
         elapsed = time.monotonic() - started
         progress.close()
         # Also when cancelled: the record says how far it got.
-        await asyncio.shield(records.finish(conn, replay_id, tally, outcome, error))
+        await asyncio.shield(_finish(conn, actor, planned, replay_id, tally, outcome, error))
     return Result(replay_id, planned, tally, outcome, elapsed, error)
+
+
+async def _finish(
+    conn: Any, actor: str, planned: Plan, replay_id: int, tally: Tally, outcome: str,
+    error: str | None,
+) -> None:  # fmt: skip
+    await records.finish(conn, replay_id, tally, outcome, error)
+    await _audit(conn, actor, planned, replay_id, outcome, tally)
+
+
+async def _audit(
+    conn: Any, actor: str, planned: Plan, replay_id: int, outcome: str, tally: Tally | None
+) -> None:
+    span = planned.span
+    await audit.record(
+        conn, actor=actor, action="replay", target_kind="replay", target_id=replay_id,
+        outcome=outcome,
+        detail={
+            "stream": span.stream, "into": planned.target.consumer.durable,
+            "subject": span.subject, "end_seq": span.end_seq, "expected": span.count,
+            "republished": None if tally is None else tally.republished,
+        },
+    )  # fmt: skip

@@ -26,6 +26,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
+from carebus_shared import audit
 from carebus_shared.config import RuntimeSettings
 from carebus_shared.db.migrations import load_migrations, migrate
 from carebus_shared.dependencies import DependencyUnavailable
@@ -85,8 +86,14 @@ class ServiceRuntime:
         self._stage_consumers: list[StageConsumer] = []
         self._js: JetStreamContext | None = None
         self._js_connection: object = None
-        # (owner, package) pairs: the shared exception store first, then the service's own.
-        self.migrations = [(exception_store.OWNER, "carebus_shared.exceptions"), *migrations]
+        # (owner, package) pairs: the shared exception store and audit log, then the
+        # service's own.
+        self.migrations = [
+            (exception_store.OWNER, "carebus_shared.exceptions"),
+            (audit.OWNER, audit.PACKAGE),
+            *migrations,
+        ]
+        audit.set_origin(service)
         self.stage_metrics = StageMetrics(self.registry)
         self._pool: asyncpg.Pool | None = None
         self._bring_up: asyncio.Task[None] | None = None

@@ -272,7 +272,8 @@ class ReleaseRequest(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def _parked_view(row: Parked) -> dict[str, Any]:
-    """What a person needs to act: never the payload (it may carry patient data)."""
+    """What a person needs to act: never the payload; the failures quote the offending
+    values, so a read is audited."""
     return {
         "id": row.id,
         "event_id": row.event_id,
@@ -298,6 +299,7 @@ _PARKED = "/v1/quarantine/{parked_id:int}"
 
 def quarantine_routes(quarantine: Quarantine) -> list[HTTPRouteHandler]:
     async def listing(
+        request: Request[Any, Any, Any],
         limit: Annotated[int, Parameter(ge=1, le=1000)] = 100,
         cursor: Cursor = None,
         entity_key: str | None = None,
@@ -305,15 +307,16 @@ def quarantine_routes(quarantine: Quarantine) -> list[HTTPRouteHandler]:
         site: str | None = None,
     ) -> dict[str, Any]:
         rows = await quarantine.page(
-            entity_key=entity_key, reason=reason, site=site, after_id=cursor, limit=limit
-        )
+            entity_key=entity_key, reason=reason, site=site, after_id=cursor, limit=limit,
+            actor=caller_of(request).actor,
+        )  # fmt: skip
         return {
             "items": [_parked_view(r) for r in rows],
             "next_cursor": rows[-1].id if len(rows) == limit else None,
         }
 
-    async def read(parked_id: ParkedId) -> dict[str, Any]:
-        return _parked_view(await quarantine.get(parked_id))
+    async def read(parked_id: ParkedId, request: Request[Any, Any, Any]) -> dict[str, Any]:
+        return _parked_view(await quarantine.get(parked_id, caller_of(request).actor))
 
     return [
         get("/v1/quarantine", summary="List parked events (no payloads)", **_QUARANTINE)(listing),
@@ -336,8 +339,11 @@ def _quarantine_actions(quarantine: Quarantine) -> list[HTTPRouteHandler]:
         row = await quarantine.discard(parked_id, caller.actor, caller.request_id, note)
         return {"discarded": row.id, "event_id": row.event_id}
 
-    async def release(data: ReleaseRequest | None = None) -> dict[str, Any]:
-        report = await quarantine.release_by_hand(data.entity_key if data is not None else None)
+    async def release(
+        request: Request[Any, Any, Any], data: ReleaseRequest | None = None
+    ) -> dict[str, Any]:
+        entity_key = data.entity_key if data is not None else None
+        report = await quarantine.release_by_hand(entity_key, caller_of(request).actor)
         return {
             "entities": report.entities,
             "released": report.released,

@@ -1,8 +1,9 @@
 """The governed master-data use cases: create, read, update, deactivate, import.
 
-Each write is one transaction: the record, its audit row (who, when, before, after) and its
-change event in the outbox commit together or not at all; the outbox drainer then publishes
-the event on MASTERDATA and the record into the KV bucket (the read model).
+Each write is one transaction: the record, its audit row (who, when, before, after), its
+entry in the shared audit log and its change event in the outbox commit together or not at
+all; the outbox drainer then publishes the event on MASTERDATA and the record into the KV
+bucket (the read model).
 Optimistic concurrency: updates name the version they replace (If-Match); a stale one fails.
 """
 
@@ -27,6 +28,7 @@ from carebus_masterdata_validator.adapters.records_repo import Stored
 from carebus_masterdata_validator.domain import rules
 from carebus_masterdata_validator.domain.kinds import KindSpec
 from carebus_masterdata_validator.domain.problems import FieldError, Problem, invalid, not_found
+from carebus_shared import audit
 
 _KEY_RE = re.compile(r"Key \(([^)]+)\)")
 
@@ -306,6 +308,12 @@ class MasterData:
             after=record,
         )
         await changes_repo.enqueue(conn, event, spec.kv_key(record_id))
+        # In the change's transaction: audited if and only if it happened.
+        await audit.record(
+            conn, actor=caller.actor, action="masterdata_change", target_kind=spec.name,
+            target_id=record_id, outcome=action,
+            detail={"version": version, "request_id": caller.request_id},
+        )  # fmt: skip
         self._metrics.changes.labels(spec.name, action).inc()
         return stored
 

@@ -34,6 +34,7 @@ from carebus_masterdata_validator.handlers.validate import (
     failure_rows,
     wait_keys,
 )
+from carebus_shared import audit
 from carebus_shared.exceptions.store import ExceptionRecord
 from carebus_shared.jetstream.publish import Outgoing, outgoing_for, publish_confirmed
 from carebus_shared.jetstream.topology import VALIDATOR_BILLING, VALIDATOR_SCHEDULING
@@ -150,7 +151,7 @@ class Quarantine:
                 pass
             self._gauges_stale.clear()
 
-    # -- reading, for people -------------------------------------------------------------------
+    # -- reading, for people (the failures quote the offending values: audited views) ----------
     async def page(
         self,
         *,
@@ -159,22 +160,34 @@ class Quarantine:
         site: str | None,
         after_id: int | None,
         limit: int,
+        actor: str,
     ) -> list[Parked]:
         async with self._pool().acquire() as conn:
-            return await quarantine.list_page(
+            rows = await quarantine.list_page(
                 conn, entity_key=entity_key, reason=reason, site=site, after_id=after_id,
                 limit=limit,
             )  # fmt: skip
+            if rows:
+                await audit.record(
+                    conn, actor=actor, action="phi_view", target_kind="parked_events",
+                    target_id=f"{rows[0].id}..{rows[-1].id}", outcome="shown",
+                    detail={"count": len(rows), "ids": ",".join(str(r.id) for r in rows)},
+                )  # fmt: skip
+        return rows
 
-    async def get(self, parked_id: int) -> Parked:
+    async def get(self, parked_id: int, actor: str) -> Parked:
         async with self._pool().acquire() as conn:
             row = await quarantine.get(conn, parked_id)
+            await audit.record(
+                conn, actor=actor, action="phi_view", target_kind="parked_event",
+                target_id=parked_id, outcome="shown" if row else "not_found",
+            )  # fmt: skip
         if row is None:
             raise Problem(404, "Not found", f"no parked event {parked_id}")
         return row
 
     # -- releasing -----------------------------------------------------------------------------
-    async def release_by_hand(self, entity_key: str | None) -> ReleaseReport:
+    async def release_by_hand(self, entity_key: str | None, actor: str) -> ReleaseReport:
         """Re-validate one entity's parked events (by its key), or every parked entity's."""
         async with self._pool().acquire() as conn:
             if entity_key is None:
@@ -184,7 +197,16 @@ class Quarantine:
                     conn, entity_key=entity_key, reason=None, site=None, after_id=None, limit=1
                 )
                 entities = [rows[0].entity] if rows else []
-        return await self.release_entities(entities, MANUAL)
+        report = await self.release_entities(entities, MANUAL)
+        await audit.record(
+            self._pool(), actor=actor, action="release", target_kind="quarantine",
+            target_id=entity_key or "*", outcome=f"released {len(report.released)}",
+            detail={
+                "entities": report.entities, "released": len(report.released),
+                "still_parked": len(report.still_parked),
+            },
+        )  # fmt: skip
+        return report
 
     async def release_entities(
         self, entities: list[str], trigger: str, *, up_to: int | None = None
@@ -277,6 +299,12 @@ class Quarantine:
                 before={"event_id": row.event_id, "reasons": [f.reason for f in row.failures]},
                 after={"released": parked_id in report.released},
             )
+            await audit.record(
+                conn, actor=actor, action="release", target_kind="parked_event",
+                target_id=parked_id,
+                outcome="released" if parked_id in report.released else "still_parked",
+                detail={"request_id": request_id, "released": len(report.released)},
+            )  # fmt: skip
         if parked_id not in report.released:
             blocking = next(iter(report.still_parked.items()), None)
             detail = "the event's references still do not resolve"
@@ -318,6 +346,11 @@ class Quarantine:
                 before={"event_id": row.event_id, "reasons": [f.reason for f in row.failures]},
                 after={"note": note},
             )
+            await audit.record(
+                conn, actor=actor, action="discard", target_kind="parked_event",
+                target_id=parked_id, outcome="discarded",
+                detail={"request_id": request_id, "event_id": row.event_id},
+            )  # fmt: skip
         self._metrics.discarded.inc()
         # Events queued behind it may now flow.
         await self.release_entities([row.entity], AUTO)

@@ -1,7 +1,8 @@
 """HTTP routes of the ops console (JSON; documented in its OpenAPI at /schema):
 
 - ``GET /v1/trace/{kind}/{id}``: one entity's timeline with its linked entities; 400 problem
-  for a kind the tracker does not follow, 404 problem for an entity it never saw.
+  for a kind the tracker does not follow, 404 problem for an entity it never saw. Each look
+  is audited with the ``X-Carebus-Actor``.
 - ``GET /v1/sites``: per-site sync health (the business figures).
 - ``GET /v1/pipeline``: every durable's backlog, every stream's size, each service's readiness.
 - ``POST /v1/tracker/rebuild``: rebuild the tracker from the streams (``X-Carebus-Actor``).
@@ -21,7 +22,7 @@ from carebus_ops.handlers.figures import OpsFigures, SitesBody
 from carebus_ops.handlers.pipeline import Pipeline, PipelineBody
 from carebus_ops.handlers.rebuild import Rebuild, RebuildBody
 from carebus_ops.handlers.trace import UnknownKind, trace
-from carebus_shared.exceptions.routes import ACTOR_HEADER
+from carebus_shared.exceptions.routes import actor_of
 from carebus_shared.http.problems import problem
 
 _MAX_ID = 200
@@ -38,11 +39,15 @@ def trace_routes(pool: Any, max_linked: int) -> list[HTTPRouteHandler]:
         summary="An entity's whole timeline, with its linked entities",
         responses={},
     )
-    async def trace_entity(kind: FromPath[str], entity_id: FromPath[str]) -> Response[Any]:
+    async def trace_entity(
+        request: Request[Any, Any, Any], kind: FromPath[str], entity_id: FromPath[str]
+    ) -> Response[Any]:
         if len(entity_id) > _MAX_ID:
             return problem(400, "Bad Request", f"the id is longer than {_MAX_ID} characters")
         try:
-            found: Trace | None = await trace(pool, kind, entity_id, max_linked)
+            found: Trace | None = await trace(
+                pool, kind, entity_id, max_linked, actor=actor_of(request, "anonymous")
+            )
         except UnknownKind as exc:
             return problem(400, "Unknown entity kind", str(exc), kind_field="kind")
         if found is None:
@@ -68,7 +73,6 @@ def ops_routes(figures: OpsFigures, pipeline: Pipeline, rebuild: Rebuild) -> lis
         summary="Rebuild the tracker from the streams (it catches up in the background)",
     )
     async def rebuild_tracker(request: Request[Any, Any, Any]) -> RebuildBody:
-        actor = (request.headers.get(ACTOR_HEADER) or "").strip()[:200] or "anonymous"
-        return await rebuild.run(actor)
+        return await rebuild.run(actor_of(request, "anonymous").strip()[:200] or "anonymous")
 
     return [sites, pipeline_view, rebuild_tracker]

@@ -15,6 +15,7 @@ from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
 from carebus_ops.adapters import tracker_store
+from carebus_shared import audit
 from carebus_shared.jetstream.consumer import StageConsumer
 from carebus_shared.jetstream.provision import consumer_config
 
@@ -59,7 +60,18 @@ class Rebuild:
                 # adds nothing to, never a durable that skips what the tables lost.
                 async with self._pool().acquire() as conn:
                     await tracker_store.truncate(conn)
+            except Exception:  # a dependency failed: audited, then the 503 as before
+                await self._audit(actor, "failed", {})
+                raise
             finally:
                 for consumer in self._consumers:
                     consumer.start(self._js)
+        await self._audit(actor, "started", to_read)
         return RebuildBody(actor=actor, to_read=to_read)
+
+    async def _audit(self, actor: str, outcome: str, to_read: dict[str, int]) -> None:
+        await audit.record(
+            self._pool(), actor=actor, action="rebuild", target_kind="tracker",
+            target_id="ops-tracker", outcome=outcome,
+            detail={f"to_read_{stream.lower()}": n for stream, n in to_read.items()},
+        )  # fmt: skip

@@ -9,6 +9,7 @@ import asyncpg
 from carebus_ops.adapters import trace_store
 from carebus_ops.domain.projection import KINDS
 from carebus_ops.domain.trace import DEPTH, Entity, Trace, assemble
+from carebus_shared import audit
 
 
 class UnknownKind(ValueError):
@@ -16,11 +17,24 @@ class UnknownKind(ValueError):
 
 
 async def trace(
-    pool: Callable[[], asyncpg.Pool], kind: str, key: str, max_linked: int
+    pool: Callable[[], asyncpg.Pool], kind: str, key: str, max_linked: int, *, actor: str
 ) -> Trace | None:
-    """The trace of ``kind`` ``key``; None when the tracker never saw it."""
+    """The trace of ``kind`` ``key``; None when the tracker never saw it. A trace names a
+    patient's appointments and charges: every look is audited, found or not."""
     if kind not in KINDS:
         raise UnknownKind(f"kind must be one of {', '.join(KINDS)}")
+    found = await _trace(pool, kind, key, max_linked)
+    await audit.record(
+        pool(), actor=actor, action="phi_view", target_kind=kind, target_id=key,
+        outcome="shown" if found else "not_found",
+        detail={"linked": len(found.linked) if found else 0},
+    )  # fmt: skip
+    return found
+
+
+async def _trace(
+    pool: Callable[[], asyncpg.Pool], kind: str, key: str, max_linked: int
+) -> Trace | None:
     root: Entity = (kind, key)
     async with pool().acquire() as conn:
         own = await trace_store.steps(conn, [root])

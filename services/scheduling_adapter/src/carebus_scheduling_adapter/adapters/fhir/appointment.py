@@ -205,7 +205,8 @@ def _status(value: str | None) -> tuple[str, str | None, str | None]:
     found = STATUS.get(value)
     if found is None:
         raise FhirProblem(
-            "unknown_status", f"{value!r} is not an R4 appointment status",
+            # The value is kept as the offending value (access-controlled), never quoted here.
+            "unknown_status", "not an R4 appointment status",
             code=CODE_INVALID, expression="Appointment.status", value=value,
         )  # fmt: skip
     return found
