@@ -261,12 +261,17 @@ def _trace_routes(console: Console) -> list[HTTPRouteHandler]:
 
     @get("/console/trace/{kind:str}/{entity_id:str}", **_PAGES)
     async def trace_page(
-        kind: FromPath[str], entity_id: FromPath[str], follow: FromQuery[str | None] = None
+        request: Request[Any, Any, Any],
+        kind: FromPath[str],
+        entity_id: FromPath[str],
+        follow: FromQuery[str | None] = None,
     ) -> Template:
         if len(entity_id) > _MAX_ID:
             return _message(400, "Bad id", f"the id is longer than {_MAX_ID} characters")
+        # A trace names a patient's visits: every look is audited under who looked.
+        viewer = (request.headers.get(ACTOR_HEADER) or "console").strip()[:_MAX_ACTOR]
         try:
-            found = await console.trace(kind, entity_id)
+            found = await console.trace(kind, entity_id, viewer)
         except UnknownKind as exc:
             return _message(400, "Unknown entity kind", str(exc))
         if found is None:

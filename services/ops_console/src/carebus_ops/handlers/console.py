@@ -199,9 +199,9 @@ class Console:
             action.pop("sent_body", None)
         return RecordPage(row, history, payload, traced)
 
-    async def trace(self, kind: str, entity_id: str) -> Trace | None:
+    async def trace(self, kind: str, entity_id: str, actor: str) -> Trace | None:
         """Raises handlers.trace.UnknownKind for a kind the tracker does not follow."""
-        return await trace(self._pool, kind, entity_id, self._max_linked)
+        return await trace(self._pool, kind, entity_id, self._max_linked, actor=actor)
 
     async def find(self, text: str) -> str | None:
         """Where ``text`` leads: an exception record (#id), an entity, or an event's entity."""
