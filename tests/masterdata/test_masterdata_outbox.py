@@ -18,6 +18,7 @@ from carebus_masterdata_validator.config import PACKAGE, SCHEMA
 from carebus_masterdata_validator.domain.kinds import BY_NAME
 from carebus_masterdata_validator.domain.view import decode_change
 from carebus_masterdata_validator.handlers.masterdata import Caller, MasterData
+from carebus_shared import audit
 from carebus_shared.db.migrations import load_migrations, migrate
 from carebus_shared.devstack.nats_server import NatsServer
 from carebus_shared.jetstream.provision import provision
@@ -34,6 +35,8 @@ async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
     conn = await asyncpg.connect(url)
     try:
         await migrate(conn, "carebus_exceptions", load_migrations("carebus_shared.exceptions"))
+        # Master-data changes are audited in the change's own transaction.
+        await migrate(conn, audit.OWNER, load_migrations(audit.PACKAGE))
         await migrate(conn, SCHEMA, load_migrations(PACKAGE))
     finally:
         await conn.close()
