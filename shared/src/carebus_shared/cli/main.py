@@ -14,7 +14,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from carebus_shared.cli import ops, reconcile, replay
+from carebus_shared.cli import nats_config, ops, reconcile, replay
 from carebus_shared.cli.devstack import devstack, read_endpoints
 
 
@@ -58,6 +58,7 @@ def _parser() -> argparse.ArgumentParser:
     reconcile.add_parser(sub)
     replay.add_parser(sub)
     ops.add_parsers(sub)
+    nats_config.add_parser(sub)
     contracts = sub.add_parser("contracts", help="contract gate and generated documents")
     contracts.add_argument("args", nargs=argparse.REMAINDER)
     return parser
@@ -75,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
         return ops.run_trace(args)
     if args.command == "ops":
         return ops.run_ops(args)
+    if args.command == "nats-config":
+        return nats_config.run(args)
     if args.command == "contracts":
         from carebus_contracts.cli import main as contracts_main
 
