@@ -16,7 +16,7 @@ from nats.js.errors import NotFoundError
 
 from carebus_contracts import subjects as s
 from carebus_shared.jetstream.permissions import SERVICES, all_permissions, unread_durables
-from carebus_shared.jetstream.provision import provision
+from carebus_shared.jetstream.provision import consumer_config, provision
 from carebus_shared.jetstream.server_config import redacted, with_credentials
 from carebus_shared.jetstream.topology import MAPPER, TOPOLOGY
 from tests.support.nats_auth import SecuredNats, secured_nats
@@ -115,6 +115,8 @@ async def test_the_ops_console_rebuilds_its_own_durables_but_no_stage_s(
         assert await js.delete_consumer(tracker.stream, tracker.durable)
         with pytest.raises(NotFoundError):
             await js.consumer_info(tracker.stream, tracker.durable)
+        await js.add_consumer(tracker.stream, consumer_config(tracker))
+        assert (await js.consumer_info(tracker.stream, tracker.durable)).num_pending == 0
         # It reads every stage's state, but cannot delete one.
         assert (await js.consumer_info(s.STREAM_VALIDATED, MAPPER)).name == MAPPER
         with pytest.raises(nats.errors.TimeoutError):
