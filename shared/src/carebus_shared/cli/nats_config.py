@@ -2,6 +2,7 @@
 
     carebus nats-config --out deploy/nats/carebus-auth.conf            # passwords from env
     carebus nats-config --passwords .data/nats-users.json --out x.conf  # passwords in a file
+    carebus nats-config --helm --out deploy/nats/values-users.yaml      # the Helm chart's
 
 Without ``--passwords`` each password is a reference to ``$CAREBUS_NATS_PASSWORD_<USER>``,
 which nats-server reads from its environment (a Kubernetes Secret, the compose env file).
@@ -19,6 +20,7 @@ from carebus_shared.jetstream.server_config import (
     ServerTls,
     load_or_create_passwords,
     render_authorization,
+    render_helm_values,
     render_tls,
 )
 
@@ -31,10 +33,13 @@ def add_parser(sub: Any) -> None:
     cfg.add_argument("--tls-key", help="server key (PEM) path")
     cfg.add_argument("--tls-ca", help="CA (PEM) path clients' certificates are checked against")
     cfg.add_argument("--tls-verify", action="store_true", help="require client certificates")
+    cfg.add_argument("--helm", action="store_true", help="values for the NATS Helm chart instead")
 
 
 def render(args: argparse.Namespace) -> str:
     users = all_permissions()
+    if args.helm:
+        return render_helm_values(users)
     passwords = (
         load_or_create_passwords(args.passwords, [u.user for u in users])
         if args.passwords
