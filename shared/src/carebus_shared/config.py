@@ -11,9 +11,22 @@ DatabaseUrl = Annotated[str, msgspec.Meta(extra={"env": "DATABASE_URL"})]
 LogLevel = Annotated[str, msgspec.Meta(extra={"env": "CAREBUS_LOG_LEVEL"})]
 ShutdownGrace = Annotated[float, msgspec.Meta(gt=0, extra={"env": "CAREBUS_SHUTDOWN_GRACE_S"})]
 Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
+# PEM files for TLS to NATS (docs/decisions/024): the CA that signed the servers' certificate,
+# and this client's certificate and key when the servers require one (mutual TLS).
+NatsTlsCa = Annotated[str, msgspec.Meta(extra={"env": "NATS_TLS_CA"})]
+NatsTlsCert = Annotated[str, msgspec.Meta(extra={"env": "NATS_TLS_CERT"})]
+NatsTlsKey = Annotated[str, msgspec.Meta(extra={"env": "NATS_TLS_KEY"})]
 
 
-class RuntimeSettings(msgspec.Struct, frozen=True, kw_only=True):
+class NatsTlsSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """TLS to NATS, off unless a CA is named; the credentials ride in NATS_URL's user info."""
+
+    nats_tls_ca: NatsTlsCa = ""
+    nats_tls_cert: NatsTlsCert = ""
+    nats_tls_key: NatsTlsKey = ""
+
+
+class RuntimeSettings(NatsTlsSettings, frozen=True, kw_only=True):
     """Fields common to every service; a service's settings class subclasses this."""
 
     nats_url: NatsUrl = "nats://127.0.0.1:4222"

@@ -63,13 +63,17 @@ _STAGE = ServiceAccess(
 
 
 def _stage(
-    *publishes: str, durables: tuple[str, ...] = (), **more: tuple[str, ...]
+    *publishes: str,
+    durables: tuple[str, ...] = (),
+    kv_writes: tuple[str, ...] = (),
+    kv_watches: tuple[str, ...] = (),
 ) -> ServiceAccess:
     return ServiceAccess(
         publishes=(*publishes, *_STAGE.publishes),
         durables=(*durables, *_STAGE.durables),
+        kv_writes=kv_writes,
+        kv_watches=kv_watches,
         reads_streams=_STAGE.reads_streams,
-        **more,
     )
 
 
