@@ -1,6 +1,6 @@
 """The NATS Helm chart's values (deploy/nats): the key checker, and what carebus needs of the
 servers (a three-server cluster, JetStream on file storage fsyncing every
-write, the password from the Secret the manifests name)."""
+write, the generated users, each password from the Secret the manifests name)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 import yaml
 
+from carebus_shared.jetstream.permissions import ADMIN_USER, SERVICES, all_permissions
+from carebus_shared.jetstream.server_config import render_helm_values, secret_name
 from tests.deploy.manifests import REPO, load_script, named, of_kind, rendered
 
 NATS = REPO / "deploy" / "nats"
@@ -106,20 +108,37 @@ def test_streams_have_no_more_replicas_than_there_are_servers() -> None:
     assert _values("values-dev.yaml")["config"]["cluster"]["enabled"] is False
 
 
-def test_the_password_comes_from_the_secret_the_manifests_read() -> None:
-    values = _values("values.yaml")
-    auth = values["config"]["merge"]["authorization"]
-    variable = re.fullmatch(r"<< \$(\w+) >>", auth["password"])
-    assert variable, "the password must be an environment variable of the server"
-    ref = values["container"]["env"][variable[1]]["valueFrom"]["secretKeyRef"]
-    assert ref == {"name": "carebus-nats", "key": "password"}
+def test_the_users_are_the_generated_ones_each_password_from_its_own_secret() -> None:
+    users_file = (NATS / "values-users.yaml").read_text()
+    assert users_file == render_helm_values(all_permissions()), "run carebus nats-config --helm"
+    values = _values("values-users.yaml")
     example = {
         doc["metadata"]["name"]: doc["stringData"]
         for doc in yaml.safe_load_all((REPO / "deploy" / "k8s" / "secret.example.yaml").read_text())
     }
-    assert "password" in example["carebus-nats"]
-    assert example["carebus-nats"]["url"].startswith(f"nats://{auth['user']}:")
-    assert example["carebus-nats"]["url"].endswith("@nats:4222")
+    for user in values["config"]["merge"]["authorization"]["users"]:
+        variable = re.fullmatch(r"<< \$(\w+) >>", user["password"])
+        assert variable, "a password must be an environment variable of the servers"
+        ref = values["container"]["env"][variable[1]]["valueFrom"]["secretKeyRef"]
+        assert ref == {"name": secret_name(user["user"]), "key": "password"}
+        secret = example[ref["name"]]
+        assert secret["url"] == f"nats://{user['user']}:{secret['password']}@nats:4222"
+    # Nothing is left of the one shared user.
+    assert "authorization" not in _values("values.yaml")["config"]["merge"]
+
+
+def test_each_workload_reads_the_nats_url_of_its_own_user() -> None:
+    for overlay in ("prod", "dev"):
+        for doc in rendered(overlay):
+            if doc["kind"] not in ("Deployment", "Job", "CronJob"):
+                continue
+            spec = doc["spec"]["jobTemplate"]["spec"] if doc["kind"] == "CronJob" else doc["spec"]
+            name = doc["metadata"]["labels"].get("app.kubernetes.io/name", doc["metadata"]["name"])
+            for container in spec["template"]["spec"]["containers"]:
+                env = {e["name"]: e for e in container.get("env", [])}
+                ref = env["NATS_URL"]["valueFrom"]["secretKeyRef"]
+                wanted = secret_name(name if name in SERVICES else ADMIN_USER)
+                assert ref == {"name": wanted, "key": "url"}, (overlay, doc["metadata"]["name"])
 
 
 def test_resources_and_a_disruption_budget() -> None:

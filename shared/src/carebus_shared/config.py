@@ -11,9 +11,22 @@ DatabaseUrl = Annotated[str, msgspec.Meta(extra={"env": "DATABASE_URL"})]
 LogLevel = Annotated[str, msgspec.Meta(extra={"env": "CAREBUS_LOG_LEVEL"})]
 ShutdownGrace = Annotated[float, msgspec.Meta(gt=0, extra={"env": "CAREBUS_SHUTDOWN_GRACE_S"})]
 Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
+# PEM files for TLS to NATS (docs/decisions/024): the CA that signed the servers' certificate,
+# and this client's certificate and key when the servers require one (mutual TLS).
+NatsTlsCa = Annotated[str, msgspec.Meta(extra={"env": "NATS_TLS_CA"})]
+NatsTlsCert = Annotated[str, msgspec.Meta(extra={"env": "NATS_TLS_CERT"})]
+NatsTlsKey = Annotated[str, msgspec.Meta(extra={"env": "NATS_TLS_KEY"})]
 
 
-class RuntimeSettings(msgspec.Struct, frozen=True, kw_only=True):
+class NatsTlsSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """TLS to NATS, off unless a CA is named; the credentials ride in NATS_URL's user info."""
+
+    nats_tls_ca: NatsTlsCa = ""
+    nats_tls_cert: NatsTlsCert = ""
+    nats_tls_key: NatsTlsKey = ""
+
+
+class RuntimeSettings(NatsTlsSettings, frozen=True, kw_only=True):
     """Fields common to every service; a service's settings class subclasses this."""
 
     nats_url: NatsUrl = "nats://127.0.0.1:4222"
@@ -38,6 +51,16 @@ class IntakeSettings(RuntimeSettings, frozen=True, kw_only=True):
     mllp_max_message_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 1_048_576
     # A connection that sends nothing for this long is closed (senders reconnect).
     mllp_idle_timeout_s: Seconds = 300.0
+    # A message must be complete this long after its first byte (a slow trickle is closed).
+    mllp_message_deadline_s: Seconds = 60.0
+    # Connections open at once; more are refused (carebus_mllp_refused_connections_total).
+    mllp_max_connections: Annotated[int, msgspec.Meta(ge=1)] = 200
+    # Comma-separated networks allowed to connect ("10.1.0.0/16, 192.168.7.12"); empty: any.
+    mllp_allowed_peers: str = ""
+    # TLS on the listener when both are set (PEM paths); with a client CA, mutual TLS.
+    mllp_tls_cert: str = ""
+    mllp_tls_key: str = ""
+    mllp_tls_client_ca: str = ""
     # The largest HTTP request body taken (uploads, re-drives with a corrected input).
     max_upload_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 50 * 1024 * 1024
     # JetStream must confirm a publish within this time, else no ACK / HTTP 503 is answered.

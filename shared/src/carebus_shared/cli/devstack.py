@@ -12,17 +12,28 @@ import json
 import os
 import socket
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from carebus_shared.devstack.nats_server import NatsServer
 from carebus_shared.devstack.postgres_server import PostgresServer
+from carebus_shared.jetstream.permissions import ADMIN_USER, all_permissions
+from carebus_shared.jetstream.server_config import (
+    load_or_create_passwords,
+    render_authorization,
+    with_credentials,
+)
 
 
 @dataclass(frozen=True)
 class Endpoints:
-    nats_url: str
+    nats_url: str  # the administrator's (provision, status, replay)
     database_url: str
+    # Each service's own NATS URL (its user), when the devstack runs NATS; else nats_url.
+    service_nats_urls: dict[str, str] = field(default_factory=dict)
+
+    def nats_url_for(self, service: str) -> str:
+        return self.service_nats_urls.get(service, self.nats_url)
 
 
 def _port_free(port: int) -> bool:
@@ -61,15 +72,32 @@ def devstack(data_dir: Path) -> Iterator[Endpoints]:
     nats = pg = None
     nats_url = os.environ.get("NATS_URL")
     database_url = os.environ.get("DATABASE_URL")
+    service_urls: dict[str, str] = {}
     try:
         if not nats_url:
-            nats = NatsServer(data_dir / "nats", _remembered_port(ports, "nats"))
+            # One user per service, its permissions generated (docs/decisions/024).
+            users = all_permissions()
+            passwords = load_or_create_passwords(
+                data_dir / "nats" / "users.json", [user.user for user in users]
+            )
+            nats = NatsServer(
+                data_dir / "nats",
+                _remembered_port(ports, "nats"),
+                extra_config=render_authorization(users, passwords),
+            )
             nats.start()
-            nats_url = nats.url
+            nats_url = with_credentials(nats.url, ADMIN_USER, passwords[ADMIN_USER])
+            service_urls = {
+                user.user: with_credentials(nats.url, user.user, passwords[user.user])
+                for user in users
+                if user.user != ADMIN_USER
+            }
         if not database_url:
             pg = PostgresServer(data_dir / "pg", _remembered_port(ports, "postgres"))
             pg.start()
             database_url = pg.dsn
+        path.touch(mode=0o600)  # the administrator's NATS password is in it
+        path.chmod(0o600)
         path.write_text(
             json.dumps(
                 {
@@ -80,7 +108,7 @@ def devstack(data_dir: Path) -> Iterator[Endpoints]:
                 indent=2,
             )
         )
-        yield Endpoints(nats_url, database_url)
+        yield Endpoints(nats_url, database_url, service_urls)
     finally:
         if pg is not None:
             pg.stop()

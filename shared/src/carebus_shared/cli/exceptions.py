@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
-import nats
+from nats.aio.client import Client
 from nats.js import JetStreamContext
 
 from carebus_shared import audit
@@ -26,6 +26,7 @@ from carebus_shared.exceptions.adapter_client import (
     parse_adapter_urls,
 )
 from carebus_shared.exceptions.redrive import RedriveResult
+from carebus_shared.jetstream.connection import connect as connect_nats
 
 
 async def list_records(database_url: str, flt: query.ExceptionFilter, limit: int) -> list[str]:
@@ -85,7 +86,7 @@ def adapter_urls() -> dict[str, str]:
 @asynccontextmanager
 async def _actions(nats_url: str | None, database_url: str) -> AsyncIterator[ExceptionActions]:
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
-    nc = await nats.connect(nats_url) if nats_url else None
+    nc: Client | None = await connect_nats(nats_url) if nats_url else None
     adapters = AdapterRedriveClient(adapter_urls())
 
     def js() -> JetStreamContext:

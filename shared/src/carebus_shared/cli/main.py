@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 
 from carebus_shared import audit as audit_log
-from carebus_shared.cli import audit, ops, reconcile, replay
+from carebus_shared.cli import audit, nats_config, ops, reconcile, replay
 from carebus_shared.cli.devstack import devstack, read_endpoints
 
 
@@ -60,6 +60,7 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_parser(sub)
     audit.add_parser(sub)
     ops.add_parsers(sub)
+    nats_config.add_parser(sub)
     contracts = sub.add_parser("contracts", help="contract gate and generated documents")
     contracts.add_argument("args", nargs=argparse.REMAINDER)
     return parser
@@ -78,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
         return ops.run_trace(args)
     if args.command == "ops":
         return ops.run_ops(args)
+    if args.command == "nats-config":
+        return nats_config.run(args)
     if args.command == "contracts":
         from carebus_contracts.cli import main as contracts_main
 

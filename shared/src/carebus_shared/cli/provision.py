@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncpg
-import nats
 
 from carebus_shared import audit
 from carebus_shared.cli.services import discover
 from carebus_shared.db.migrations import load_migrations, migrate
 from carebus_shared.exceptions import store as exception_store
+from carebus_shared.jetstream.connection import connect as connect_nats
 from carebus_shared.jetstream.provision import Change, provision
 from carebus_shared.jetstream.topology import TOPOLOGY, Topology
 from carebus_shared.reconcile import store as reconcile_store
@@ -30,7 +30,7 @@ async def provision_all(
     nats_url: str, database_url: str, replicas: int = 1, topology: Topology = TOPOLOGY
 ) -> list[str]:
     """Apply everything; return one report line per stream, consumer, bucket and schema."""
-    nc = await nats.connect(nats_url, connect_timeout=5, max_reconnect_attempts=3)
+    nc = await connect_nats(nats_url, connect_timeout=5, max_reconnect_attempts=3)
     try:
         changes: list[Change] = await provision(nc.jetstream(), topology, replicas)
     finally:

@@ -101,13 +101,13 @@ async def _replay(
     args: argparse.Namespace, request: Request, nats_url: str, database_url: str
 ) -> int:
     import asyncpg
-    import nats
 
+    from carebus_shared.jetstream.connection import connect as connect_nats
     from carebus_shared.replay import use_case
     from carebus_shared.replay.progress import progress_on
     from carebus_shared.replay.targets import ReplayRefused
 
-    nc = await nats.connect(nats_url, connect_timeout=5, max_reconnect_attempts=3)
+    nc = await connect_nats(nats_url, connect_timeout=5, max_reconnect_attempts=3)
     try:
         js = nc.jetstream()
         try:

@@ -23,9 +23,10 @@ from pathlib import Path
 from types import FrameType
 from typing import Protocol
 
-from carebus_shared.cli.devstack import devstack
+from carebus_shared.cli.devstack import Endpoints, devstack
 from carebus_shared.cli.provision import provision_all
 from carebus_shared.cli.services import ServiceEntry, discover
+from carebus_shared.jetstream.server_config import redacted
 
 READY_TIMEOUT_S = 90.0
 Processes = dict[str, subprocess.Popen[bytes]]
@@ -76,7 +77,8 @@ def run_suite(data_dir: Path) -> int:
     signal.signal(signal.SIGINT, _raise_stop)
     try:
         with devstack(data_dir) as endpoints:
-            print(f"nats {endpoints.nats_url}\npostgres {endpoints.database_url}", flush=True)
+            print(f"nats {redacted(endpoints.nats_url)}", flush=True)
+            print(f"postgres {redacted(endpoints.database_url)}", flush=True)
             for line in asyncio.run(provision_all(endpoints.nats_url, endpoints.database_url)):
                 print(f"  {line}", flush=True)
             env = {
@@ -84,14 +86,14 @@ def run_suite(data_dir: Path) -> int:
                 "NATS_URL": endpoints.nats_url,
                 "DATABASE_URL": endpoints.database_url,
             }
-            _run_services(data_dir, env)
+            _run_services(data_dir, env, endpoints)
     except _Stop:
         pass  # raised before the services started; the devstack has stopped already
     print("stopped; data kept under", data_dir, flush=True)
     return 0
 
 
-def _run_services(data_dir: Path, env: dict[str, str]) -> None:
+def _run_services(data_dir: Path, env: dict[str, str], endpoints: Endpoints) -> None:
     """Start every service, watch them, and stop them all before the devstack stops."""
     logs = data_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
@@ -103,7 +105,8 @@ def _run_services(data_dir: Path, env: dict[str, str]) -> None:
             log = (logs / f"{service.name}.log").open("ab")
             processes[service.name] = subprocess.Popen(
                 service.command(sys.executable),
-                env=env,
+                # Each service connects as its own NATS user.
+                env={**env, "NATS_URL": endpoints.nats_url_for(service.name)},
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # Ctrl-C reaches us; we stop them in order

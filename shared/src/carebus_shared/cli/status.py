@@ -8,6 +8,7 @@ import nats
 
 from carebus_shared.cli.services import discover
 from carebus_shared.http.readiness import readiness
+from carebus_shared.jetstream.connection import connect as connect_nats
 from carebus_shared.jetstream.topology import TOPOLOGY
 
 
@@ -20,7 +21,7 @@ def _ready(base_url: str) -> str:
 
 async def status_lines(nats_url: str) -> list[str]:
     lines = ["STREAM          MESSAGES        BYTES"]
-    nc = await nats.connect(nats_url, connect_timeout=3, max_reconnect_attempts=1)
+    nc = await connect_nats(nats_url, connect_timeout=3, max_reconnect_attempts=1)
     try:
         js = nc.jetstream()
         for spec in TOPOLOGY.streams:

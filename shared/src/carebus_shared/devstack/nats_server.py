@@ -35,17 +35,26 @@ class NatsServer:
     """One nats-server process bound to loopback, with its JetStream store in ``data_dir``."""
 
     def __init__(
-        self, data_dir: Path, port: int | None = None, sync_interval: str | None = "always"
+        self,
+        data_dir: Path,
+        port: int | None = None,
+        sync_interval: str | None = "always",
+        *,
+        extra_config: str = "",
+        scheme: str = "nats",
     ) -> None:
         self.data_dir = data_dir
         self.sync_interval = sync_interval
+        # Appended to the config: `carebus nats-config`'s authorization and tls blocks.
+        self.extra_config = extra_config
+        self.scheme = scheme  # "tls" when the extra config turns TLS on
         self.port = port or free_port(HOST)
         self.monitor_port = free_port(HOST)
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"nats://{HOST}:{self.port}"
+        return f"{self.scheme}://{HOST}:{self.port}"
 
     @property
     def running(self) -> bool:
@@ -62,8 +71,9 @@ max_payload: 8MB
 jetstream {{
   store_dir: "{self.data_dir / "jetstream"}"{sync}
 }}
-"""
+{self.extra_config}"""
         )
+        config.chmod(0o600)  # it may hold passwords
         return config
 
     def start(self, timeout_s: float = 20.0) -> None:

@@ -8,14 +8,20 @@ sit disconnected until restarted; we never give up, log each state change, and e
 from __future__ import annotations
 
 import logging
+import ssl
 from typing import Any
 
+import nats
 from faststream.middlewares import AckPolicy
 from faststream.nats import NatsBroker
 from faststream.nats.prometheus import NatsPrometheusMiddleware
+from faststream.nats.security import NatsSecurity
+from nats.aio.client import Client
 from prometheus_client import CollectorRegistry
 
+from carebus_shared.config import NatsTlsSettings
 from carebus_shared.jetstream.fetch_guard import install_fetch_timeout_guard
+from carebus_shared.settings import load_settings
 
 log = logging.getLogger("carebus.nats")
 
@@ -45,12 +51,37 @@ class ConnectionState:
         log.info("nats connection closed")
 
 
+def tls_context(settings: NatsTlsSettings) -> ssl.SSLContext | None:
+    """The client's TLS context when a CA is configured (the server's certificate verified,
+    host name included); this client's certificate too when given (mutual TLS)."""
+    if not settings.nats_tls_ca:
+        if settings.nats_tls_cert or settings.nats_tls_key:
+            raise ValueError("NATS_TLS_CERT and NATS_TLS_KEY need NATS_TLS_CA")
+        return None
+    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=settings.nats_tls_ca)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if settings.nats_tls_cert or settings.nats_tls_key:
+        if not (settings.nats_tls_cert and settings.nats_tls_key):
+            raise ValueError("NATS_TLS_CERT and NATS_TLS_KEY go together")
+        context.load_cert_chain(settings.nats_tls_cert, settings.nats_tls_key)
+    return context
+
+
+async def connect(nats_url: str, **options: Any) -> Client:
+    """nats.connect for the command-line tools, with the TLS of the NATS_TLS_* variables."""
+    context = tls_context(load_settings(NatsTlsSettings, ""))
+    if context is not None:
+        options.setdefault("tls", context)
+    return await nats.connect(nats_url, **options)
+
+
 def make_broker(
     nats_url: str,
     service: str,
     state: ConnectionState,
     registry: CollectorRegistry,
     graceful_timeout_s: float,
+    tls: ssl.SSLContext | None = None,
     **extra: Any,
 ) -> NatsBroker:
     """A FastStream broker with carebus defaults.
@@ -76,5 +107,6 @@ def make_broker(
         ack_policy=AckPolicy.NACK_ON_ERROR,
         middlewares=[NatsPrometheusMiddleware(registry=registry, app_name=service)],
         logger=logging.getLogger(f"carebus.{service}.faststream"),
+        security=NatsSecurity(ssl_context=tls) if tls is not None else None,
         **extra,
     )

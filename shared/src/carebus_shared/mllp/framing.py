@@ -58,6 +58,11 @@ class MllpDecoder:
     def buffered_bytes(self) -> int:
         return len(self._buffer)
 
+    @property
+    def mid_frame(self) -> bool:
+        """A frame has started and not ended yet."""
+        return self._in_frame
+
     def feed(self, data: bytes) -> list[Frame | OversizedFrame]:
         events: list[Frame | OversizedFrame] = []
         pos = 0

@@ -12,6 +12,7 @@ from typing import Final
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
 # MSA-1 codes plus the two ways a message ends without an ACK.
+REFUSALS: Final = ("peer", "limit", "tls")
 RESULTS: Final = ("aa", "ae", "ar", "ca", "ce", "cr", "no_ack_error", "no_ack_timeout", "unknown")
 
 
@@ -39,6 +40,19 @@ class MllpMetrics:
             "Connections closed because the peer sent nothing for too long.",
             registry=registry,
         )
+        self.message_deadlines = Counter(
+            "carebus_mllp_message_deadline_timeouts_total",
+            "Connections closed because a message did not complete within its deadline "
+            "(a slow trickle).",
+            registry=registry,
+        )
+        self.refused_connections = Counter(
+            "carebus_mllp_refused_connections_total",
+            "Connections refused: peer not on the allow-list, connection cap reached, or a "
+            "failed TLS handshake.",
+            ["reason"],
+            registry=registry,
+        )
         self.garbage_bytes = Counter(
             "carebus_mllp_garbage_bytes_total",
             "Bytes skipped outside MLLP frames (or in abandoned frames).",
@@ -49,8 +63,12 @@ class MllpMetrics:
             "Frames over the size limit (answered with AR, or the connection closed).",
             registry=registry,
         )
+        self._refused = {r: self.refused_connections.labels(reason=r) for r in REFUSALS}
         # One child per result, looked up once: ``labels()`` per message is measurable CPU.
         self._results = {result: self.messages.labels(result=result) for result in RESULTS}
+
+    def refused(self, reason: str) -> None:
+        self._refused[reason].inc()
 
     def message(self, result: str) -> None:
         self._results.get(result, self._results["unknown"]).inc()

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
+import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -34,12 +36,64 @@ MllpHandler = Callable[[bytes], Awaitable[bytes]]
 log = logging.getLogger(__name__)
 
 
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
 @dataclass(frozen=True, slots=True)
 class MllpLimits:
     max_message_bytes: int = 1_048_576
     idle_timeout: float = 300.0
     handler_timeout: float = 30.0
     read_chunk: int = 65_536
+    # From the first byte of unfinished input to a complete frame: a peer trickling a byte
+    # now and then never trips the idle timeout, this deadline it does.
+    message_deadline: float = 60.0
+    # Connections open at once; one more is closed at once (and counted).
+    max_connections: int = 200
+    tls_handshake_timeout: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class MllpPeers:
+    """Who may connect, and how: TLS (mutual when the context requires client certificates)
+    and an allow-list of networks (empty: anyone)."""
+
+    tls: ssl.SSLContext | None = None
+    allowed: tuple[Network, ...] = ()
+
+    def allows(self, host: str) -> bool:
+        if not self.allowed:
+            return True
+        try:
+            address = ipaddress.ip_address(host.split("%", 1)[0])
+        except ValueError:
+            return False
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+            address = address.ipv4_mapped
+        return any(address in network for network in self.allowed)
+
+
+def parse_networks(text: str) -> tuple[Network, ...]:
+    """``"10.0.0.0/8, 192.168.1.7"`` -> networks; raises ValueError naming a bad entry."""
+    networks = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ValueError(f"not an IP network: {item!r}") from None
+    return tuple(networks)
+
+
+def server_tls_context(cert: str, key: str, client_ca: str = "") -> ssl.SSLContext:
+    """The listener's TLS context; with ``client_ca`` every peer must present a certificate
+    that CA signed (mutual TLS)."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(cert, key)
+    if client_ca:
+        context.load_verify_locations(cafile=client_ca)
+        context.verify_mode = ssl.CERT_REQUIRED
+    return context
 
 
 @dataclass(eq=False)
@@ -59,8 +113,10 @@ class MllpServer:
         port: int = 2575,
         limits: MllpLimits | None = None,
         metrics: MllpMetrics | None = None,
+        peers: MllpPeers | None = None,
     ) -> None:
         self._handler = handler
+        self._peers = peers or MllpPeers()
         self._host = host
         self._port = port
         self._limits = limits or MllpLimits()
@@ -113,6 +169,13 @@ class MllpServer:
         if self._closing:
             writer.close()
             return
+        refusal = self._refusal(writer)
+        if refusal is None and self._peers.tls is not None:
+            refusal = await self._start_tls(writer)
+        if refusal is not None:
+            self._metrics.refused(refusal)
+            writer.transport.abort()
+            return
         self._connections.add(conn)
         self._metrics.connections.inc()
         self._metrics.open_connections.inc()
@@ -129,25 +192,62 @@ class MllpServer:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(writer.wait_closed(), 1.0)
 
+    def _refusal(self, writer: asyncio.StreamWriter) -> str | None:
+        """Why this connection is refused before a byte is read, if it is."""
+        peer = writer.get_extra_info("peername")
+        host = str(peer[0]) if isinstance(peer, tuple) and peer else ""
+        if not self._peers.allows(host):
+            log.warning("MLLP connection refused: peer not on the allow-list")
+            return "peer"
+        if len(self._connections) >= self._limits.max_connections:
+            log.warning("MLLP connection refused: %d already open", len(self._connections))
+            return "limit"
+        return None
+
+    async def _start_tls(self, writer: asyncio.StreamWriter) -> str | None:
+        # After the allow-list and the cap: a refused peer costs no handshake.
+        assert self._peers.tls is not None
+        try:
+            await writer.start_tls(
+                self._peers.tls, ssl_handshake_timeout=self._limits.tls_handshake_timeout
+            )
+        except (ssl.SSLError, ConnectionError, OSError, TimeoutError) as exc:
+            log.info("MLLP TLS handshake failed: %s", type(exc).__name__)
+            return "tls"
+        return None
+
     async def _serve(
         self, conn: _Connection, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
         limits = self._limits
         decoder = MllpDecoder(limits.max_message_bytes)
+        # When the first byte not yet part of a complete frame arrived (None: nothing pending).
+        pending_since: float | None = None
         while not self._closing:
+            wait = limits.idle_timeout
+            if pending_since is not None:
+                wait = min(wait, pending_since + limits.message_deadline - time.monotonic())
             try:
                 # asyncio.timeout runs the read in this task; wait_for would wrap every read
                 # (in practice every message) in a task of its own.
-                async with asyncio.timeout(limits.idle_timeout):
+                async with asyncio.timeout(max(wait, 0.0)):
                     data = await reader.read(limits.read_chunk)
             except TimeoutError:
-                self._metrics.idle_timeouts.inc()
-                log.info("MLLP connection idle for %.0f s, closing", limits.idle_timeout)
+                if pending_since is not None and wait < limits.idle_timeout:
+                    self._metrics.message_deadlines.inc()
+                    log.info("MLLP message unfinished after %.0f s, closing", wait)
+                else:
+                    self._metrics.idle_timeouts.inc()
+                    log.info("MLLP connection idle for %.0f s, closing", limits.idle_timeout)
                 return
             if not data:
                 return
+            if pending_since is None:
+                pending_since = time.monotonic()
             garbage_before = decoder.garbage_bytes
             events = decoder.feed(data)
+            if events:
+                pending_since = time.monotonic() if decoder.mid_frame else None
             if decoder.garbage_bytes > garbage_before:
                 self._metrics.garbage_bytes.inc(decoder.garbage_bytes - garbage_before)
             for event in events:

@@ -19,9 +19,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import asyncpg
-import nats
 from prometheus_client import start_http_server
 
+from carebus_shared.jetstream.connection import connect as connect_nats
 from carebus_shared.reconcile import readers, store
 from carebus_shared.reconcile.domain import SiteDay, Timing, reconcile
 from carebus_shared.reconcile.metrics import ReconcileMetrics
@@ -71,7 +71,7 @@ async def _connection_error(exc: Exception) -> None:
 async def run_once(nats_url: str, database_url: str, job: Job) -> Run:
     """Reconcile ``job``'s days; raises on anything it cannot read or store."""
     started, clock = dt.datetime.now(dt.UTC), time.monotonic()
-    nc = await nats.connect(
+    nc = await connect_nats(
         nats_url,
         connect_timeout=5,
         max_reconnect_attempts=3,

@@ -35,7 +35,7 @@ from carebus_shared.exceptions.events import exception_event
 from carebus_shared.exceptions.store import ExceptionRecord
 from carebus_shared.http.guards import refuse_unstorable_parameters
 from carebus_shared.http.problems import EXCEPTION_HANDLERS
-from carebus_shared.jetstream.connection import ConnectionState, make_broker
+from carebus_shared.jetstream.connection import ConnectionState, make_broker, tls_context
 from carebus_shared.jetstream.consumer import OnBatch, StageConsumer
 from carebus_shared.jetstream.publish import PublishFailed, outgoing_for, publish_confirmed
 from carebus_shared.jetstream.stage import BatchHandler, BatchTally, run_batch
@@ -80,7 +80,12 @@ class ServiceRuntime:
         self.registry = new_registry()
         self.nats_state = ConnectionState()
         self.broker: NatsBroker = make_broker(
-            settings.nats_url, service, self.nats_state, self.registry, settings.shutdown_grace_s
+            settings.nats_url,
+            service,
+            self.nats_state,
+            self.registry,
+            settings.shutdown_grace_s,
+            tls=tls_context(settings),
         )
         self._consumers: list[ConsumerSpec] = []
         self._stage_consumers: list[StageConsumer] = []

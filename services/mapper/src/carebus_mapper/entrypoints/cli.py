@@ -17,14 +17,13 @@ import json
 import logging
 import sys
 
-import nats
-
 from carebus_mapper import app, config
 from carebus_mapper.adapters.rule_files import default_rules_dir, load_rule_set
 from carebus_mapper.adapters.stream_window import Window
 from carebus_mapper.domain.rules import RuleSet, RuleSetError
 from carebus_mapper.domain.shadow import ShadowReport, render, summary
 from carebus_mapper.handlers.shadow import shadow_replay
+from carebus_shared.jetstream.connection import connect as connect_nats
 from carebus_shared.runtime.cli import Command, ServiceScript
 
 
@@ -71,7 +70,7 @@ def _check_rules(args: argparse.Namespace, _: object) -> int:
 async def _shadow(
     url: str, current: RuleSet, candidate: RuleSet, window: Window, examples: int
 ) -> ShadowReport:
-    nc = await nats.connect(url, connect_timeout=5, max_reconnect_attempts=2)
+    nc = await connect_nats(url, connect_timeout=5, max_reconnect_attempts=2)
     try:
         return await shadow_replay(
             nc.jetstream(), current, candidate, window, max_examples=examples
