@@ -14,7 +14,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from carebus_shared.cli import ops, reconcile, replay
+from carebus_shared.cli import clients, ops, reconcile, replay
 from carebus_shared.cli.devstack import devstack, read_endpoints
 
 
@@ -55,6 +55,7 @@ def _parser() -> argparse.ArgumentParser:
         one.add_argument("id", type=int)
         if action == "discard":
             one.add_argument("--reason", "--note", dest="reason", required=True)
+    clients.add_parser(sub)
     reconcile.add_parser(sub)
     replay.add_parser(sub)
     ops.add_parsers(sub)
@@ -86,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
         lines = asyncio.run(provision_all(nats_url, database_url, args.replicas))
         print("\n".join(lines))
         return 0
+    if args.command == "clients":
+        return clients.run(args, database_url)
     if args.command == "reconcile":
         return reconcile.run(args, nats_url, database_url)
     if args.command == "status":
