@@ -30,7 +30,7 @@ LOCAL_CLIENTS: Final[dict[str, tuple[str, ...]]] = {
         scopes.MASTERDATA_READ,
         scopes.MASTERDATA_WRITE,
         scopes.EXCEPTIONS_READ,
-    ),  # fmt: skip
+    ),
     "prometheus": scopes.ROLES["prometheus"],
 }
 # The demo plays a day quickly; the local clients are not throttled in practice.

@@ -43,6 +43,7 @@ from carebus_shared.http.problems import EXCEPTION_HANDLERS, problem
 _decode_body = msgspec.json.Decoder(JournalBody).decode
 _decode_query = msgspec.json.Decoder(StatusQuery).decode
 _encode = msgspec.json.Encoder().encode
+_MAX_API_BODY = 4 * 1024 * 1024  # a journal, or a status query for a batch of them
 
 
 class OutageRequest(msgspec.Struct, frozen=True):
@@ -289,11 +290,11 @@ def build(settings: Settings) -> Litestar:
 def _api_routes(sandbox: Sandbox) -> list[HTTPRouteHandler]:
     """What the poster's "http" connector calls, as a cloud ERP's journal API would."""
 
-    @post("/api/v1/journals", **PUBLIC)
+    @post("/api/v1/journals", request_max_body_size=_MAX_API_BODY, **PUBLIC)
     async def create_journal(request: Request[Any, Any, Any]) -> Response[Any]:
         return await sandbox.create(request)
 
-    @post("/api/v1/journals/status", **PUBLIC)
+    @post("/api/v1/journals/status", request_max_body_size=_MAX_API_BODY, **PUBLIC)
     async def journal_statuses(request: Request[Any, Any, Any]) -> Response[Any]:
         return await sandbox.status(request)
 
