@@ -21,6 +21,7 @@ from carebus_scenario.stack import fresh_database
 from carebus_shared.cli.services import discover
 from carebus_shared.devstack.nats_server import NatsServer
 from carebus_shared.jetstream.topology import TOPOLOGY
+from tests.support import auth
 from tests.support.service_process import ServiceProcess, provision_topology, service_process
 
 pytestmark = pytest.mark.slow
@@ -65,7 +66,7 @@ def test_no_route_answers_bad_input_with_a_server_error(
         "--phases", "examples,coverage,fuzzing",
         "--max-examples", str(EXAMPLES),
         "--seed", str(SEED),
-        "--header", "X-Carebus-Actor: schemathesis",
+        "--header", f"Authorization: Bearer {auth.KEY}",
         "--no-color",
         "--report-dir", str(tmp_path),
     ]  # fmt: skip

@@ -19,6 +19,7 @@ from carebus_shared.devstack.nats_server import NatsServer
 from carebus_shared.devstack.ports import free_port
 from carebus_shared.jetstream.provision import provision
 from carebus_shared.jetstream.topology import TOPOLOGY
+from tests.support import auth
 from tests.support.service_process import ServiceProcess
 
 VENV_BIN = Path(sys.executable).parent
@@ -82,8 +83,9 @@ def md_service(
 
 @pytest.fixture
 async def api(md_service: ServiceProcess) -> AsyncIterator[httpx.AsyncClient]:
-    headers = {"X-Carebus-Actor": "test-steward"}
-    async with httpx.AsyncClient(base_url=md_service.base, headers=headers, timeout=10) as client:
+    async with httpx.AsyncClient(
+        base_url=md_service.base, headers=auth.HEADERS, timeout=10
+    ) as client:
         yield client
 
 
