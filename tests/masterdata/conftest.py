@@ -15,6 +15,7 @@ import nats
 import pytest
 from nats.js import JetStreamContext
 
+from carebus_shared.auth.client import bearer
 from carebus_shared.devstack.nats_server import NatsServer
 from carebus_shared.devstack.ports import free_port
 from carebus_shared.jetstream.provision import provision
@@ -82,9 +83,11 @@ def md_service(
 
 
 @pytest.fixture
-async def api(md_service: ServiceProcess) -> AsyncIterator[httpx.AsyncClient]:
+async def api(md_service: ServiceProcess, md_database_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    """A data steward's client: its name is who the history records."""
+    key = await auth.client(md_database_url, "test-steward")
     async with httpx.AsyncClient(
-        base_url=md_service.base, headers=auth.HEADERS, timeout=10
+        base_url=md_service.base, headers=bearer(key), timeout=10
     ) as client:
         yield client
 
