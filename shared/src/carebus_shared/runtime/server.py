@@ -8,10 +8,21 @@ import uvicorn
 from litestar import Litestar
 
 from carebus_shared.config import RuntimeSettings
+from carebus_shared.settings import SettingsError
 
 
 def _ignore(signum: int, frame: object) -> None:
     return None
+
+
+def tls_arguments(settings: RuntimeSettings) -> dict[str, str]:
+    """HTTPS when CAREBUS_<SERVICE>_TLS_CERT and _TLS_KEY name PEM files; one alone is an
+    error (a half-configured listener must not quietly serve plain HTTP)."""
+    if bool(settings.tls_cert) != bool(settings.tls_key):
+        raise SettingsError("set both TLS_CERT and TLS_KEY (PEM paths), or neither")
+    if not settings.tls_cert:
+        return {}
+    return {"ssl_certfile": settings.tls_cert, "ssl_keyfile": settings.tls_key}
 
 
 def serve(app: Litestar, settings: RuntimeSettings) -> None:
@@ -31,5 +42,6 @@ def serve(app: Litestar, settings: RuntimeSettings) -> None:
         access_log=False,
         lifespan="on",
         timeout_graceful_shutdown=int(settings.shutdown_grace_s),
+        **tls_arguments(settings),
     )
     uvicorn.Server(config).run()
