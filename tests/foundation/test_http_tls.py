@@ -16,7 +16,7 @@ from cryptography.x509.oid import NameOID
 
 from carebus_shared.cli.services import discover
 from carebus_shared.config import RuntimeSettings
-from carebus_shared.runtime.server import tls_arguments
+from carebus_shared.runtime.server import tls_files
 from carebus_shared.settings import SettingsError
 from tests.support import auth
 from tests.support.service_process import service_process, wait_until
@@ -52,9 +52,9 @@ def _self_signed(folder: Path) -> tuple[Path, Path]:
 
 
 def test_half_a_tls_configuration_is_refused() -> None:
-    assert tls_arguments(RuntimeSettings()) == {}
+    assert tls_files(RuntimeSettings()) == (None, None)
     with pytest.raises(SettingsError):
-        tls_arguments(RuntimeSettings(tls_cert="/etc/cert.pem"))
+        tls_files(RuntimeSettings(tls_cert="/etc/cert.pem"))
 
 
 def test_a_service_with_a_certificate_answers_over_https(

@@ -15,14 +15,12 @@ def _ignore(signum: int, frame: object) -> None:
     return None
 
 
-def tls_arguments(settings: RuntimeSettings) -> dict[str, str]:
+def tls_files(settings: RuntimeSettings) -> tuple[str | None, str | None]:
     """HTTPS when CAREBUS_<SERVICE>_TLS_CERT and _TLS_KEY name PEM files; one alone is an
     error (a half-configured listener must not quietly serve plain HTTP)."""
     if bool(settings.tls_cert) != bool(settings.tls_key):
         raise SettingsError("set both TLS_CERT and TLS_KEY (PEM paths), or neither")
-    if not settings.tls_cert:
-        return {}
-    return {"ssl_certfile": settings.tls_cert, "ssl_keyfile": settings.tls_key}
+    return settings.tls_cert or None, settings.tls_key or None
 
 
 def serve(app: Litestar, settings: RuntimeSettings) -> None:
@@ -32,6 +30,7 @@ def serve(app: Litestar, settings: RuntimeSettings) -> None:
     before it: with the default handler a drained, clean stop would still die "by signal".
     A no-op handler lets the process exit 0, which is what orchestrators read as clean.
     """
+    cert, key = tls_files(settings)
     signal.signal(signal.SIGTERM, _ignore)
     signal.signal(signal.SIGINT, _ignore)
     config = uvicorn.Config(
@@ -42,6 +41,7 @@ def serve(app: Litestar, settings: RuntimeSettings) -> None:
         access_log=False,
         lifespan="on",
         timeout_graceful_shutdown=int(settings.shutdown_grace_s),
-        **tls_arguments(settings),
+        ssl_certfile=cert,
+        ssl_keyfile=key,
     )
     uvicorn.Server(config).run()
