@@ -18,9 +18,11 @@ def _ignore(signum: int, frame: object) -> None:
 def tls_files(settings: RuntimeSettings) -> tuple[str | None, str | None]:
     """HTTPS when CAREBUS_<SERVICE>_TLS_CERT and _TLS_KEY name PEM files; one alone is an
     error (a half-configured listener must not quietly serve plain HTTP)."""
-    if bool(settings.tls_cert) != bool(settings.tls_key):
+    # Tools served the same way (the ERP sandbox) may have settings without these fields.
+    cert, key = getattr(settings, "tls_cert", ""), getattr(settings, "tls_key", "")
+    if bool(cert) != bool(key):
         raise SettingsError("set both TLS_CERT and TLS_KEY (PEM paths), or neither")
-    return settings.tls_cert or None, settings.tls_key or None
+    return cert or None, key or None
 
 
 def serve(app: Litestar, settings: RuntimeSettings) -> None:
