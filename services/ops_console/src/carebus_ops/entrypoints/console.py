@@ -197,10 +197,14 @@ def _safe_next(target: str) -> str:
     return target if ok else "/console/"
 
 
+def _signin_page(status: int, error: str | None, back: str) -> Template:
+    return _page("login.html", status, error=error, next=back, nav="")
+
+
 def session_routes(auth: HttpAuth) -> list[HTTPRouteHandler]:
     @get(_LOGIN, include_in_schema=False, **PUBLIC)
     async def login_form(next: FromQuery[str] = "/console/") -> Template:
-        return _page("login.html", error=None, next=_safe_next(next), nav="")
+        return _signin_page(200, None, _safe_next(next))
 
     @post(_LOGIN, include_in_schema=False, request_max_body_size=_MAX_FORM, **PUBLIC)
     async def login(request: Request[Any, Any, Any]) -> Response[Any]:
@@ -209,9 +213,9 @@ def session_routes(auth: HttpAuth) -> list[HTTPRouteHandler]:
         try:
             person = await auth.authenticate(key)
         except NotAuthorizedException:
-            return _page("login.html", 401, error="That key is unknown or revoked.", next=back)
+            return _signin_page(401, "That key is unknown or revoked.", back)
         if OPS_READ not in person.scopes:
-            return _page("login.html", 403, error=f"That key lacks {OPS_READ}.", next=back)
+            return _signin_page(403, f"That key lacks {OPS_READ}.", back)
         cookie = Cookie(
             key=SESSION_COOKIE, value=key, path=_COOKIE_PATH, httponly=True,
             samesite="strict", secure=request.url.scheme == "https",
