@@ -16,6 +16,7 @@ from cryptography.x509.oid import NameOID
 
 from carebus_shared.cli.services import discover
 from carebus_shared.config import RuntimeSettings
+from carebus_shared.devstack.nats_server import NatsServer
 from carebus_shared.runtime.server import tls_files
 from carebus_shared.settings import SettingsError
 from tests.support import auth
@@ -58,11 +59,12 @@ def test_half_a_tls_configuration_is_refused() -> None:
 
 
 def test_a_service_with_a_certificate_answers_over_https(
-    nats_url: str, database_url: str, tmp_path: Path
+    private_nats: NatsServer, database_url: str, tmp_path: Path
 ) -> None:
     cert, key = _self_signed(tmp_path)
     mapper = next(s for s in discover() if s.name == "mapper")
-    process = service_process(mapper, nats_url, database_url, tmp_path)
+    # A NATS server of its own: what the service declares stays off the shared one.
+    process = service_process(mapper, private_nats.url, database_url, tmp_path)
     prefix = mapper.config.ENV_PREFIX
     process.env |= {f"{prefix}TLS_CERT": str(cert), f"{prefix}TLS_KEY": str(key)}
     context = ssl.create_default_context(cafile=str(cert))
