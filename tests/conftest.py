@@ -3,10 +3,14 @@
 Both start from pip packages on loopback and free ports, unless ``NATS_URL`` /
 ``DATABASE_URL`` point at existing servers. Tests that stop or kill a server start their
 own private instance (``private_nats``) so they never disturb the shared one.
+
+Every database on the server gets the tests' HTTP client (tests/support/auth.py), and the
+services and scenario started by tests find its key in their environment.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import shutil
@@ -20,7 +24,14 @@ from nats.js import JetStreamContext
 
 from carebus_shared.devstack.nats_server import NatsServer
 from carebus_shared.devstack.postgres_server import PostgresServer
+from tests.support import auth
 from tests.support.samples import SAMPLES
+
+# The scenario and `carebus` commands read CAREBUS_API_KEY; the ops console forwards with its
+# own key. Both are the tests' client (which holds actor:delegate, so the console's person
+# is recorded).
+os.environ["CAREBUS_API_KEY"] = auth.KEY
+os.environ["CAREBUS_OPS_CONSOLE_SERVICE_KEY"] = auth.KEY
 
 
 @pytest.fixture(scope="session")
@@ -66,11 +77,13 @@ def private_nats(tmp_path: Path) -> Iterator[NatsServer]:
 def database_url() -> Iterator[str]:
     external = os.environ.get("DATABASE_URL")
     if external:
+        asyncio.run(auth.grant_everywhere(external, template=False))
         yield external
         return
     with _server_dir("carebus-pg-") as data:
         server = PostgresServer(data, durable=False)
         server.start()
+        asyncio.run(auth.grant_everywhere(server.dsn, template=True))
         yield server.dsn
         server.stop()
 

@@ -8,20 +8,15 @@ command the test prints; `make fuzz` runs the same with many more cases.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from carebus_scenario.stack import fresh_database
 from carebus_shared.cli.services import discover
-from carebus_shared.devstack.nats_server import NatsServer
-from carebus_shared.jetstream.topology import TOPOLOGY
-from tests.support.service_process import ServiceProcess, provision_topology, service_process
+from tests.support import auth
 
 pytestmark = pytest.mark.slow
 
@@ -29,30 +24,6 @@ SEED = 20261207
 EXAMPLES = int(os.environ.get("CAREBUS_FUZZ_EXAMPLES", "8"))
 SCHEMATHESIS = Path(sys.executable).parent / "schemathesis"
 SERVICES = {service.name: service for service in discover()}
-
-
-@pytest.fixture(scope="module")
-def running(
-    database_url: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[dict[str, str]]:
-    """Every service as a process on a NATS server and a database of their own (what the
-    fuzzer writes stays there); its base URL by name."""
-    nats = NatsServer(tmp_path_factory.mktemp("fuzz-nats"))
-    nats.start()
-    db = asyncio.run(fresh_database(database_url, "carebus_fuzz"))
-    asyncio.run(provision_topology(nats.url, TOPOLOGY))
-    logs = tmp_path_factory.mktemp("fuzz-logs")
-    processes: dict[str, ServiceProcess] = {}
-    try:
-        for name, service in SERVICES.items():
-            processes[name] = service_process(service, nats.url, db, logs).start()
-        for process in processes.values():
-            process.wait_ready()
-        yield {name: process.base for name, process in processes.items()}
-    finally:
-        for process in processes.values():
-            process.terminate()
-        nats.stop()
 
 
 @pytest.mark.parametrize("name", sorted(SERVICES))
@@ -65,7 +36,7 @@ def test_no_route_answers_bad_input_with_a_server_error(
         "--phases", "examples,coverage,fuzzing",
         "--max-examples", str(EXAMPLES),
         "--seed", str(SEED),
-        "--header", "X-Carebus-Actor: schemathesis",
+        "--header", f"Authorization: Bearer {auth.KEY}",
         "--no-color",
         "--report-dir", str(tmp_path),
     ]  # fmt: skip

@@ -5,6 +5,7 @@ declares and labels that carry no identifier."""
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
 import yaml
@@ -101,10 +102,21 @@ def test_the_metric_name_check_knows_the_declared_names_and_refuses_others() -> 
     }
 
 
-def test_the_sample_config_is_valid_and_scrapes_each_service_on_its_default_port() -> None:
-    result = run_promtool("check", "config", PROMETHEUS / "prometheus.yml")
+def test_the_sample_config_is_valid_and_scrapes_each_service_on_its_default_port(
+    tmp_path: Path,
+) -> None:
+    # promtool checks the scrape key file exists: a copy beside a key file where `make run`
+    # writes it (.data/keys, relative to the repository root).
+    copy = tmp_path / "deploy" / "prometheus"
+    shutil.copytree(PROMETHEUS, copy)
+    (tmp_path / ".data" / "keys").mkdir(parents=True)
+    (tmp_path / ".data" / "keys" / "prometheus.key").write_text("cbk_example\n")
+    result = run_promtool("check", "config", copy / "prometheus.yml")
     assert result.returncode == 0, result.stdout + result.stderr
     config = load_yaml(PROMETHEUS / "prometheus.yml")
+    for job in config["scrape_configs"]:
+        if job["job_name"] != "carebus_reconcile":  # a plain exporter, no HTTP app
+            assert job["authorization"]["credentials_file"].endswith("prometheus.key"), job
     targets = {
         job["job_name"]: [t for sc in job["static_configs"] for t in sc["targets"]]
         for job in config["scrape_configs"]

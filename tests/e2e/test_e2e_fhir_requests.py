@@ -17,6 +17,7 @@ import pytest
 from carebus_contracts.subjects import STREAM_ERP, STREAM_VALIDATED
 from carebus_scenario.observe import wait_quiet
 from carebus_scenario.stack import ServiceStack
+from tests.support import auth
 from tests.support.fhir_examples import EXAMPLES_DIR
 from tests.support.samples import SAMPLES
 
@@ -71,16 +72,18 @@ async def test_an_appointment_request_is_tracked_end_to_end_and_posts_nothing(
     stack: ServiceStack,
 ) -> None:
     endpoints = stack.endpoints
-    async with httpx.AsyncClient(base_url=endpoints.validator_http, timeout=30) as validator:
+    async with httpx.AsyncClient(
+        base_url=endpoints.validator_http, timeout=30, headers=auth.HEADERS
+    ) as validator:
         for collection, records in MASTER_DATA:
-            reply = await validator.post(
-                f"/v1/{collection}/import", json=records, headers={"X-Carebus-Actor": "test"}
-            )
+            reply = await validator.post(f"/v1/{collection}/import", json=records)
             assert reply.status_code == 200, reply.text
     await wait_quiet(endpoints.nats_url, endpoints.database_url, timeout_s=60)
 
     raw = (SAMPLES / EXAMPLES_DIR / "Appointment-examplereq.json").read_bytes()
-    async with httpx.AsyncClient(base_url=endpoints.scheduling_http, timeout=30) as scheduling:
+    async with httpx.AsyncClient(
+        base_url=endpoints.scheduling_http, timeout=30, headers=auth.HEADERS
+    ) as scheduling:
         reply = await scheduling.put("/fhir/Appointment/examplereq", content=raw, headers=HEADERS)
         assert reply.status_code == 200, reply.text
         await wait_quiet(endpoints.nats_url, endpoints.database_url, timeout_s=60)

@@ -42,6 +42,7 @@ from carebus_shared.cli.main import main as carebus
 from carebus_shared.devstack.nats_server import NatsServer
 from carebus_shared.jetstream.topology import TOPOLOGY, Topology
 from carebus_shared.replay import records
+from tests.support import auth
 from tests.support.mapper import copy_default_rules
 from tests.support.stacks import running_stack
 
@@ -168,7 +169,7 @@ async def test_replaying_the_day_into_every_stage_twice_changes_no_balance(
 
 async def _mapper_outcomes(mapper_http: str, version: str) -> dict[str, float]:
     """The mapper's events by outcome since it started, checking it runs ``version``."""
-    async with httpx.AsyncClient(base_url=mapper_http, timeout=10) as client:
+    async with httpx.AsyncClient(base_url=mapper_http, timeout=10, headers=auth.HEADERS) as client:
         text = (await client.get("/metrics")).text
     assert f'carebus_mapper_rule_set_info{{version="{version}"}} 1.0' in text
     found: dict[str, float] = {}

@@ -26,6 +26,7 @@ from carebus_scenario.observe import quarantine_reasons, wait_quiet
 from carebus_scenario.stack import ServiceStack
 from carebus_shared.devstack.nats_server import NatsServer
 from carebus_shared.tracing.context import TraceContext, parse
+from tests.support import auth
 from tests.support.erp_poster import Sandbox
 from tests.support.fhir_examples import EXAMPLES_DIR
 from tests.support.samples import SAMPLES
@@ -130,13 +131,14 @@ async def test_traces_run_from_the_intake_through_every_stream_to_the_erp(
 ) -> None:
     stack, sandbox = traced_stack
     endpoints = stack.endpoints
-    async with httpx.AsyncClient(base_url=endpoints.validator_http, timeout=30) as validator:
+    async with httpx.AsyncClient(
+        base_url=endpoints.validator_http, timeout=30, headers=auth.HEADERS
+    ) as validator:
         for collection, records in MASTER_DATA:
             reply = await validator.post(
                 f"/v1/{collection}/import",
                 json=records,
                 headers={
-                    "X-Carebus-Actor": "test",
                     "traceparent": f"00-{MASTER_DATA_TRACE}-b7ad6b7169203331-01",
                 },
             )
@@ -147,7 +149,9 @@ async def test_traces_run_from_the_intake_through_every_stream_to_the_erp(
     raw = json.loads((SAMPLES / EXAMPLES_DIR / "Appointment-examplereq.json").read_bytes())
     booked = raw | {"status": "booked", "start": "2016-06-03T09:00:00-05:00",
                     "end": "2016-06-03T09:15:00-05:00"}  # fmt: skip
-    async with httpx.AsyncClient(base_url=endpoints.scheduling_http, timeout=30) as scheduling:
+    async with httpx.AsyncClient(
+        base_url=endpoints.scheduling_http, timeout=30, headers=auth.HEADERS
+    ) as scheduling:
         reply = await scheduling.put(
             "/fhir/Appointment/examplereq",
             content=json.dumps(booked),

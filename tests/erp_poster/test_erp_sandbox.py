@@ -14,6 +14,7 @@ from litestar.testing import AsyncTestClient
 from carebus_erp_poster.adapters.erp_http.journal_api import journal_body
 from carebus_erp_sandbox.app import build
 from carebus_erp_sandbox.config import Settings, parse_windows
+from tests.support import auth
 from tests.support.erp_poster import journal, private_database
 
 Client = AsyncTestClient[Any]
@@ -32,7 +33,9 @@ async def sandbox_db(database_url: str) -> AsyncIterator[str]:
 async def _client(dsn: str, **settings: Any) -> AsyncIterator[Client]:
     defaults: dict[str, Any] = {"latency_ms": 0, "latency_jitter_ms": 0, "rate_limit": 0}
     app = build(Settings(database_url=dsn, **{**defaults, **settings}))
+    # The control panel needs sandbox:admin: the tests' client holds it.
     async with AsyncTestClient(app=app) as client:
+        client.headers.update(auth.HEADERS)
         yield client
 
 

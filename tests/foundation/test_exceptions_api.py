@@ -28,6 +28,8 @@ from carebus_contracts.examples import build_examples
 from carebus_contracts.scheduling import AppointmentBooked
 from carebus_contracts.subjects import STREAM_SCHEDULING
 from carebus_shared import audit
+from carebus_shared.auth.client import bearer
+from carebus_shared.auth.guard import AuthSettings, HttpAuth
 from carebus_shared.db.migrations import load_migrations, migrate
 from carebus_shared.devstack.nats_server import NatsServer
 from carebus_shared.devstack.ports import free_port
@@ -37,6 +39,7 @@ from carebus_shared.exceptions.adapter_client import AdapterRedriveClient
 from carebus_shared.exceptions.api import exceptions_api_routes
 from carebus_shared.exceptions.store import ExceptionRecord
 from carebus_shared.http.problems import EXCEPTION_HANDLERS
+from tests.support import auth
 from tests.support.scheduling import (
     MllpClient,
     kept_records,
@@ -48,7 +51,6 @@ from tests.support.scheduling import (
     stored_events,
 )
 
-ALICE = {"X-Carebus-Actor": "alice"}
 SECRET = "MRN-SECRET-4417"  # a patient identifier that must never appear in an answer or log
 _BOOKED = next(e for e, _ in build_examples() if isinstance(e, AppointmentBooked))
 
@@ -83,11 +85,19 @@ async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
 def _api(
     pool: asyncpg.Pool, nc: Client, adapter_urls: dict[str, str] | None = None, **kw: Any
 ) -> tuple[httpx.AsyncClient, AdapterRedriveClient]:
-    adapters = AdapterRedriveClient(adapter_urls or {}, timeout_s=15.0)
+    # The API forwards to an adapter with its own key (the tests' client, which may name
+    # the person it acts for), as the ops console does.
+    adapters = AdapterRedriveClient(adapter_urls or {}, timeout_s=15.0, service_key=auth.KEY)
     actions = ExceptionActions(lambda: pool, nc.jetstream, adapters, **kw)
-    app = Litestar(exceptions_api_routes(actions), exception_handlers=EXCEPTION_HANDLERS)
+    guard = HttpAuth(lambda: pool, AuthSettings()).guard
+    app = Litestar(
+        exceptions_api_routes(actions), exception_handlers=EXCEPTION_HANDLERS, guards=[guard]
+    )
     client = httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://ops", timeout=20.0
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://ops",
+        timeout=20.0,
+        headers=auth.HEADERS,
     )
     return client, adapters
 
@@ -98,6 +108,12 @@ async def api(pool: asyncpg.Pool, nc: Client) -> AsyncIterator[httpx.AsyncClient
     async with client:
         yield client
     await adapters.aclose()
+
+
+@pytest.fixture
+async def alice(database_url: str) -> dict[str, str]:
+    """An operator's credential: the actor recorded is the client's name, alice."""
+    return bearer(await auth.client(database_url, "alice"))
 
 
 def _event(site: str, n: int) -> AppointmentBooked:
@@ -243,7 +259,7 @@ async def test_an_unreadable_date_is_a_400_that_does_not_echo_it(api: httpx.Asyn
 
 
 async def test_the_payload_is_shown_only_when_asked_for(
-    api: httpx.AsyncClient, pool: asyncpg.Pool, nc: Client
+    alice: dict[str, str], api: httpx.AsyncClient, pool: asyncpg.Pool, nc: Client
 ) -> None:
     record_id = await _parked(pool, nc, _site(), 0)
     plain = await _record(api, record_id)
@@ -251,7 +267,7 @@ async def test_the_payload_is_shown_only_when_asked_for(
     assert "raw_base64" not in plain["record"]
     assert plain["record"]["raw_bytes"] > 0
     assert await _audited(pool, record_id) == []  # no patient data shown: nothing audited
-    reply = await api.get(f"/v1/exceptions/{record_id}?include=payload", headers=ALICE)
+    reply = await api.get(f"/v1/exceptions/{record_id}?include=payload", headers=alice)
     assert await _audited(pool, record_id) == [("alice", "phi_view", "shown")]
     shown = reply.json()
     raw = base64.b64decode(shown["record"]["raw_base64"])
@@ -265,10 +281,10 @@ async def test_the_payload_is_shown_only_when_asked_for(
 
 # -- re-drive of a stream message ---------------------------------------------------------------
 async def test_a_stream_message_is_redriven_as_stored_and_its_history_kept(
-    api: httpx.AsyncClient, pool: asyncpg.Pool, nc: Client
+    alice: dict[str, str], api: httpx.AsyncClient, pool: asyncpg.Pool, nc: Client
 ) -> None:
     record_id = await _parked(pool, nc, _site(), 0)
-    reply = await api.post(f"/v1/exceptions/{record_id}/redrive", headers=ALICE)
+    reply = await api.post(f"/v1/exceptions/{record_id}/redrive", headers=alice)
     assert reply.status_code == 200, reply.text
     body = reply.json()
     assert body["outcome"] == "redriven"
@@ -288,14 +304,18 @@ async def test_a_stream_message_is_redriven_as_stored_and_its_history_kept(
     )
     assert action["sent_bytes"] is None  # nothing corrected was sent
 
-    again = await api.post(f"/v1/exceptions/{record_id}/redrive", headers=ALICE)
+    again = await api.post(f"/v1/exceptions/{record_id}/redrive", headers=alice)
     assert again.status_code == 409
     assert again.json()["outcome"] == "not_open"
     assert len((await _record(api, record_id))["history"]) == 1
 
 
 async def test_a_corrected_message_is_checked_then_republished(
-    api: httpx.AsyncClient, pool: asyncpg.Pool, nc: Client, caplog: pytest.LogCaptureFixture
+    alice: dict[str, str],
+    api: httpx.AsyncClient,
+    pool: asyncpg.Pool,
+    nc: Client,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)
     site = _site()
@@ -308,7 +328,7 @@ async def test_a_corrected_message_is_checked_then_republished(
         )
 
     bad = await api.post(
-        f"/v1/exceptions/{record_id}/redrive", content=body(status=SECRET), headers=ALICE
+        f"/v1/exceptions/{record_id}/redrive", content=body(status=SECRET), headers=alice
     )
     assert bad.status_code == 422
     problem = bad.json()
@@ -328,7 +348,7 @@ async def test_a_corrected_message_is_checked_then_republished(
     assert SECRET not in str(shown)
 
     corrected = body(provider_code="DRJONES")
-    good = await api.post(f"/v1/exceptions/{record_id}/redrive", content=corrected, headers=ALICE)
+    good = await api.post(f"/v1/exceptions/{record_id}/redrive", content=corrected, headers=alice)
     assert good.status_code == 200, good.text
     [msg_id] = good.json()["event_ids"]
     landed = await _stream_message(nc, msg_id)
@@ -343,7 +363,7 @@ async def test_a_corrected_message_is_checked_then_republished(
 
 # -- re-drive of an input an adapter kept --------------------------------------------------------
 async def test_an_input_the_adapter_kept_is_redriven_through_the_adapter(
-    pool: asyncpg.Pool, nc: Client, api_nats: NatsServer, database_url: str
+    alice: dict[str, str], pool: asyncpg.Pool, nc: Client, api_nats: NatsServer, database_url: str
 ) -> None:
     settings = settings_for(api_nats.url, database_url)
     async with running_adapter(settings) as adapter:
@@ -357,14 +377,14 @@ async def test_an_input_the_adapter_kept_is_redriven_through_the_adapter(
         url = f"http://127.0.0.1:{settings.http_port}"
         api, adapters = _api(pool, nc, {"scheduling_adapter": url})
         async with api:
-            again = await api.post(f"/v1/exceptions/{record['id']}/redrive", headers=ALICE)
+            again = await api.post(f"/v1/exceptions/{record['id']}/redrive", headers=alice)
             assert again.status_code == 422  # the stored input fails again, as the adapter says
             assert again.json()["reason"] == "required_field_missing"
 
             control_id = broken.split(b"|")[9].decode()
             fixed = siu_message(control_id)
             reply = await api.post(
-                f"/v1/exceptions/{record['id']}/redrive", content=fixed, headers=ALICE
+                f"/v1/exceptions/{record['id']}/redrive", content=fixed, headers=alice
             )
             assert reply.status_code == 200, reply.text
             [event_id] = reply.json()["event_ids"]
@@ -419,17 +439,17 @@ async def test_an_unreachable_or_unconfigured_adapter_leaves_the_record_open(
 
 # -- discard and bulk ----------------------------------------------------------------------------
 async def test_a_discard_needs_a_reason_and_is_kept_in_history(
-    api: httpx.AsyncClient, pool: asyncpg.Pool, nc: Client
+    alice: dict[str, str], api: httpx.AsyncClient, pool: asyncpg.Pool, nc: Client
 ) -> None:
     record_id = await _parked(pool, nc, _site(), 0)
     url = f"/v1/exceptions/{record_id}/discard"
     for body in (b"", b"{}", b'{"reason": "   "}', b'{"reason": 3}', b"not json"):
-        reply = await api.post(url, content=body, headers=ALICE)
+        reply = await api.post(url, content=body, headers=alice)
         assert reply.status_code == 400, body
         assert reply.json()["field"] in ("$", "reason", "$.reason")
     assert (await _record(api, record_id))["history"] == []
 
-    done = await api.post(url, json={"reason": "duplicate of a corrected file"}, headers=ALICE)
+    done = await api.post(url, json={"reason": "duplicate of a corrected file"}, headers=alice)
     assert done.status_code == 200
     assert done.json()["outcome"] == "discarded"
     shown = await _record(api, record_id)
@@ -451,7 +471,7 @@ async def test_a_discard_needs_a_reason_and_is_kept_in_history(
 
 
 async def test_bulk_redrive_dry_run_names_them_and_the_real_one_is_bounded(
-    api: httpx.AsyncClient, pool: asyncpg.Pool, nc: Client
+    alice: dict[str, str], api: httpx.AsyncClient, pool: asyncpg.Pool, nc: Client
 ) -> None:
     site = _site()
     ids = [await _parked(pool, nc, site, n) for n in range(3)]
@@ -465,7 +485,7 @@ async def test_bulk_redrive_dry_run_names_them_and_the_real_one_is_bounded(
     real = await api.post(
         "/v1/exceptions/redrive",
         json={"site": site, "reason": "masterdata", "limit": 2, "dry_run": False},
-        headers=ALICE,
+        headers=alice,
     )
     body = real.json()
     assert (body["matched"], body["ids"], body["outcomes"]) == (3, ids[:2], {"redriven": 2})

@@ -26,6 +26,7 @@ from carebus_shared.devstack.nats_server import NatsServer
 from carebus_shared.devstack.ports import free_port
 from carebus_shared.jetstream.provision import provision
 from carebus_shared.jetstream.topology import MAPPER, TOPOLOGY
+from tests.support import auth
 from tests.support.mapper import (
     ENRICHMENT,
     appointment,
@@ -43,7 +44,7 @@ pytestmark = pytest.mark.slow
 
 
 def _post(url: str, body: bytes) -> tuple[int, dict[str, Any]]:
-    request = urllib.request.Request(url, data=body, method="POST")
+    request = urllib.request.Request(url, data=body, method="POST", headers=auth.HEADERS)
     request.add_header("Content-Type", "application/json")
     try:
         with urllib.request.urlopen(request, timeout=5) as response:

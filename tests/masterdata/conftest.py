@@ -15,10 +15,12 @@ import nats
 import pytest
 from nats.js import JetStreamContext
 
+from carebus_shared.auth.client import bearer
 from carebus_shared.devstack.nats_server import NatsServer
 from carebus_shared.devstack.ports import free_port
 from carebus_shared.jetstream.provision import provision
 from carebus_shared.jetstream.topology import TOPOLOGY
+from tests.support import auth
 from tests.support.service_process import ServiceProcess
 
 VENV_BIN = Path(sys.executable).parent
@@ -81,9 +83,12 @@ def md_service(
 
 
 @pytest.fixture
-async def api(md_service: ServiceProcess) -> AsyncIterator[httpx.AsyncClient]:
-    headers = {"X-Carebus-Actor": "test-steward"}
-    async with httpx.AsyncClient(base_url=md_service.base, headers=headers, timeout=10) as client:
+async def api(md_service: ServiceProcess, md_database_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    """A data steward's client: its name is who the history records."""
+    key = await auth.client(md_database_url, "test-steward")
+    async with httpx.AsyncClient(
+        base_url=md_service.base, headers=bearer(key), timeout=10
+    ) as client:
         yield client
 
 

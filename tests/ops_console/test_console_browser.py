@@ -8,7 +8,8 @@ A person, through the console only (plus the master-data API for the fix itself)
   trace;
 - opens the unbalanced 835's exception, re-drives a corrected file, sees its claims posted,
   and once: a second re-drive is refused and the ERP holds no more journals than before.
-Every action goes through the confirm dialog and is recorded with its actor. Screenshots
+The person signs in with their own API key (an operator's scopes); every action goes
+through the confirm dialog and is recorded under their client's name. Screenshots
 are saved under .data/console/; any console error or uncaught error in a page fails the test.
 """
 
@@ -35,7 +36,10 @@ from carebus_scenario.network import SIU_SOURCE
 from carebus_scenario.observe import wait_quiet
 from carebus_scenario.player import Player, load_masterdata
 from carebus_scenario.stack import ServiceStack, provision_stack
+from carebus_shared.auth.guard import CSRF_FIELD, SESSION_COOKIE, csrf_token
+from carebus_shared.auth.scopes import ROLES
 from carebus_shared.devstack.nats_server import NatsServer
+from tests.support import auth
 from tests.support.erp_poster import Sandbox
 from tests.support.stacks import own_database
 
@@ -43,7 +47,7 @@ pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
 SHOTS = REPO / ".data" / "console"
-ACTOR = "Dana Ops (browser test)"
+ACTOR = "dana.ops"  # the person's client: the console records actions under this name
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -73,6 +77,7 @@ class Suite:
     services: ServiceStack
     sandbox: Sandbox
     scenario: Scenario
+    key: str  # the person's API key (an operator)
 
     @property
     def console(self) -> str:
@@ -113,7 +118,8 @@ async def suite(
             report = await Player(scenario, services.endpoints, tmp_path / "play").play()
             assert report.surprises == []
             await wait_quiet(private_nats.url, db, timeout_s=60)
-            yield Suite(services, sandbox, scenario)
+            key = await auth.client(db, ACTOR, ROLES["operator"])
+            yield Suite(services, sandbox, scenario, key)
         finally:
             await asyncio.to_thread(services.stop)
             sandbox.stop()
@@ -129,11 +135,10 @@ async def eventually(check: Callable[[], Awaitable[bool]], what: str) -> None:
 
 
 async def confirm(page: Any, button: Any) -> None:
-    """Press an action's button, answer its confirm dialog as ACTOR, wait for the result."""
+    """Press an action's button, confirm it in its dialog, wait for the result."""
     await button.click()
     dialog = page.locator("#confirm-dialog")
     await dialog.wait_for(state="visible")
-    await page.fill("#confirm-actor", ACTOR)
     async with page.expect_navigation():
         await page.click("#confirm-ok")
 
@@ -204,8 +209,27 @@ async def test_an_operator_fixes_a_parked_appointment_and_an_unbalanced_835(
     assert errors == []
 
 
+async def _sign_in(page: Any, suite: Suite) -> None:
+    """Without a session the console leads to its sign-in page, then back where it was."""
+    await page.goto(f"{suite.console}/console/sites")
+    assert "/console/login" in page.url
+    # A wrong key is refused (401, the form again); outside the browser, whose console would
+    # rightly log the 401 as an error.
+    async with httpx.AsyncClient(base_url=suite.console) as client:
+        refused = await client.post("/console/login", data={"key": "cbk_not-a-key"})
+    assert refused.status_code == 401
+    assert "unknown or revoked" in refused.text
+    assert "set-cookie" not in refused.headers
+    await page.fill("input[name=key]", suite.key)
+    async with page.expect_navigation():
+        await page.click("form.login button[type=submit]")
+    assert page.url.endswith("/console/sites")
+    assert await page.locator("header .who").inner_text() == ACTOR
+
+
 async def _parked_appointment(page: Any, suite: Suite) -> None:
     console = suite.console
+    await _sign_in(page, suite)
     await page.goto(f"{console}/")
     mapper = page.locator("#stages tbody tr[data-consumer='mapper'] td")
     assert await mapper.nth(1).inner_text() == "VALIDATED"
@@ -234,14 +258,15 @@ async def _parked_appointment(page: Any, suite: Suite) -> None:
 
     # The fix, through the master-data API: the unknown code is this site's provider.
     provider = next(s for s in suite.scenario.network.sites if s.code == site).providers[0]
-    async with httpx.AsyncClient(base_url=suite.services.endpoints.validator_http) as client:
+    async with httpx.AsyncClient(
+        base_url=suite.services.endpoints.validator_http, headers=auth.HEADERS
+    ) as client:
         answer = await client.post(
             "/v1/cross-references",
             json={
                 "source_system": SIU_SOURCE, "kind": "provider",
                 "source_code": match.group(1), "canonical_id": provider.provider_id,
             },
-            headers={"X-Carebus-Actor": ACTOR},
         )  # fmt: skip
         assert answer.status_code == 201, answer.text
 
@@ -328,25 +353,31 @@ async def _unbalanced_835(page: Any, suite: Suite) -> None:
 
 async def _what_the_console_refuses(page: Any, suite: Suite) -> None:
     # The shared exceptions API is mounted beside the pages: the re-driven record is closed.
-    async with httpx.AsyncClient(base_url=suite.console) as client:
+    async with httpx.AsyncClient(base_url=suite.console, headers=auth.HEADERS) as client:
         listed = (await client.get("/v1/exceptions", params={"reason": "claim_unbalanced"})).json()
     assert [item["status"] for item in listed["items"]] == ["redriven"]
     # Whatever a page shows is escaped: markup in a filter comes back as text.
     hostile = '"><script>alert(1)</script><img src=x onerror=alert(2)>'
     await page.goto(f"{suite.console}/console/exceptions?{urlencode({'site': hostile})}")
     assert await page.locator("#filters input[name=site]").input_value() == hostile
-    # An action without its confirmation, or without an actor, is refused and changes nothing.
+    # An action without a session, without the session's CSRF token, or unconfirmed is
+    # refused and changes nothing.
     await page.goto(f"{suite.console}/console/quarantine")
     parked = await page.locator("#parked tbody tr[data-parked]").count()
     assert parked >= 1, "the day leaves events parked (inactive provider, unknown payer)"
     first = await page.locator("#parked tbody tr[data-parked]").first.get_attribute("data-parked")
+    action = f"/console/quarantine/{first}/discard"
+    confirmed = {"confirmed": "yes", "note": "test"}
     async with httpx.AsyncClient(base_url=suite.console) as client:
-        unconfirmed = await client.post(
-            f"/console/quarantine/{first}/discard", data={"actor": ACTOR, "note": "test"}
-        )
-        anonymous = await client.post(
-            f"/console/quarantine/{first}/discard", data={"confirmed": "yes", "note": "test"}
-        )
-    assert (unconfirmed.status_code, anonymous.status_code) == (400, 400)
+        anonymous = await client.post(action, data=confirmed)
+    async with httpx.AsyncClient(
+        base_url=suite.console, cookies={SESSION_COOKIE: suite.key}
+    ) as client:
+        forged = await client.post(action, data=confirmed)
+        token = {CSRF_FIELD: csrf_token(suite.key)}
+        unconfirmed = await client.post(action, data={"note": "test", **token})
+    assert anonymous.status_code in (302, 303)
+    assert anonymous.headers["location"].startswith("/console/login")
+    assert (forged.status_code, unconfirmed.status_code) == (403, 400)
     await page.reload()
     assert await page.locator("#parked tbody tr[data-parked]").count() == parked

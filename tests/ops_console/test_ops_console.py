@@ -32,6 +32,7 @@ from carebus_shared.exceptions.store import ExceptionRecord
 from carebus_shared.jetstream.provision import provision
 from carebus_shared.jetstream.publish import Outgoing, publish_confirmed
 from carebus_shared.jetstream.topology import TOPOLOGY
+from tests.support import auth
 from tests.support.mapper import appointment, fresh_database
 from tests.support.ops_console import SITE, journey, quarantined
 from tests.support.service_process import ServiceProcess, http_get
@@ -42,7 +43,7 @@ CAREBUS = str(Path(sys.executable).parent / "carebus")
 
 
 def _json(url: str, method: str = "GET") -> tuple[int, Any]:
-    request = urllib.request.Request(url, method=method, headers={"X-Carebus-Actor": "test"})
+    request = urllib.request.Request(url, method=method, headers=auth.HEADERS)
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
             return response.status, json.loads(response.read())

@@ -36,6 +36,7 @@ from carebus_shared.cli.provision import provision_all
 from carebus_shared.devstack.nats_server import NatsServer
 from carebus_shared.devstack.ports import free_port
 from carebus_shared.jetstream.topology import MASTERDATA_VIEW_BUCKET
+from tests.support import auth
 from tests.support.reconcile import command, differences, environment, reconcile
 from tests.support.stacks import own_database
 
@@ -224,7 +225,8 @@ def test_it_exits_2_when_it_cannot_reach_nats() -> None:
 
 
 def scrape(port: int) -> str:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as response:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/metrics", headers=auth.HEADERS)
+    with urllib.request.urlopen(request, timeout=2) as response:
         text: str = response.read().decode()
         return text
 

@@ -24,6 +24,7 @@ from carebus_shared.jetstream.provision import provision
 from carebus_shared.jetstream.topology import TOPOLOGY
 from carebus_shared.mllp import frame
 from carebus_shared.mllp.framing import MllpDecoder
+from tests.support import auth
 
 LFH_835 = "x12/LinuxForHealth-x12/src/tests/resources/835_005010X221A1"
 PYX12_835 = "x12/azoner-pyx12/extracted/835_4010_X091A1_reversals_CLP22_PLB.835"
@@ -115,7 +116,7 @@ async def running_adapter(
                 await adapter.runtime.wait_started(30)
                 transport = httpx.ASGITransport(app=app)
                 async with httpx.AsyncClient(
-                    transport=transport, base_url="http://billing"
+                    transport=transport, base_url="http://billing", headers=auth.HEADERS
                 ) as http:
                     yield Running(adapter, http, js, db_url)
         finally:

@@ -29,6 +29,7 @@ from carebus_shared.exceptions import store as exception_store
 from carebus_shared.jetstream.provision import provision
 from carebus_shared.jetstream.publish import Outgoing, publish_confirmed
 from carebus_shared.jetstream.topology import ERP_POSTER, TOPOLOGY, Topology
+from tests.support import auth
 from tests.support.service_process import ServiceProcess
 
 EXAMPLE = next(e for e, _ in build_examples() if isinstance(e, JournalEntryRequested))
@@ -196,13 +197,13 @@ class Sandbox:
         self.process.kill()
 
     async def control(self, method: str, path: str, **body: Any) -> Any:
-        async with httpx.AsyncClient(base_url=self.url) as client:
+        async with httpx.AsyncClient(base_url=self.url, headers=auth.HEADERS) as client:
             response = await client.request(method, path, json=body or None)
             response.raise_for_status()
             return response.json() if response.content else None
 
     async def requests(self, since: float = 0.0) -> list[dict[str, Any]]:
-        async with httpx.AsyncClient(base_url=self.url) as client:
+        async with httpx.AsyncClient(base_url=self.url, headers=auth.HEADERS) as client:
             response = await client.get("/sandbox/requests", params={"since": since})
             return list(response.json())
 

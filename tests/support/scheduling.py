@@ -29,6 +29,7 @@ from carebus_shared.hl7 import parse_message
 from carebus_shared.jetstream.provision import provision
 from carebus_shared.jetstream.topology import TOPOLOGY
 from carebus_shared.mllp import frame
+from tests.support import auth
 
 VT, FS = b"\x0b", b"\x1c"
 
@@ -82,7 +83,7 @@ async def running_adapter(
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     base = f"http://127.0.0.1:{settings.http_port}"
-    async with httpx.AsyncClient(base_url=base, timeout=15.0) as http:
+    async with httpx.AsyncClient(base_url=base, timeout=15.0, headers=auth.HEADERS) as http:
         try:
             async with asyncio.timeout(ready_timeout_s):
                 while True:

@@ -19,11 +19,16 @@ from carebus_shared.cli.services import ServiceEntry
 from carebus_shared.devstack.ports import free_port
 from carebus_shared.jetstream.provision import provision
 from carebus_shared.jetstream.topology import Topology
+from tests.support import auth
 
 
-def http_get(url: str, timeout_s: float = 2.0) -> tuple[int, bytes]:
+def http_get(
+    url: str, timeout_s: float = 2.0, headers: dict[str, str] | None = None
+) -> tuple[int, bytes]:
+    """GET with the tests' credential unless ``headers`` says otherwise."""
+    request = urllib.request.Request(url, headers=auth.HEADERS if headers is None else headers)
     try:
-        with urllib.request.urlopen(url, timeout=timeout_s) as response:
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:
             return response.status, response.read()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read()

@@ -20,6 +20,7 @@ import nats
 from nats.js.errors import NotFoundError
 
 from carebus_scenario.oracle import Balance, ExceptionKey, LedgerKey, stage_name
+from carebus_shared.auth.client import bearer, cli_key
 from carebus_shared.jetstream.topology import TOPOLOGY
 
 PIPELINE_CONSUMERS = tuple((c.stream, c.durable) for c in TOPOLOGY.pipeline_consumers)
@@ -106,7 +107,8 @@ async def observe(
 async def quarantine_reasons(validator_http: str, since: dt.datetime = EPOCH) -> Counter[str]:
     """Parked events by their first failure reason (``queued_behind`` when none)."""
     found: Counter[str] = Counter()
-    async with httpx.AsyncClient(base_url=validator_http, timeout=30.0) as client:
+    headers = bearer(cli_key())
+    async with httpx.AsyncClient(base_url=validator_http, timeout=30.0, headers=headers) as client:
         cursor: int | None = None
         for _ in range(10_000):  # pages of 1,000: bounded
             params: dict[str, str | int] = {"limit": 1000}

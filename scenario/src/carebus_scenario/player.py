@@ -31,6 +31,7 @@ from carebus_scenario.endpoints import Endpoints
 from carebus_scenario.generator import Scenario
 from carebus_scenario.model import CSV, DFT, FHIR, SIU, X12_INBOX, X12_UPLOAD, Delivery
 from carebus_scenario.network import Network, masterdata_imports, record_count
+from carebus_shared.auth.client import bearer, cli_key
 
 START_BLOCK, END_BLOCK = b"\x0b", b"\x1c\r"
 ACK_TIMEOUT_S = 30.0
@@ -87,13 +88,11 @@ class PlayReport:
 async def load_masterdata(network: Network, validator_http: str, timeout_s: float = 60.0) -> int:
     """Import the network through the validator's bulk API, then wait until its view holds
     it (events validated earlier would be quarantined for want of master data)."""
-    async with httpx.AsyncClient(base_url=validator_http, timeout=30.0) as client:
+    # The key (CAREBUS_API_KEY) needs masterdata:write; its client is recorded as the actor.
+    headers = bearer(cli_key())
+    async with httpx.AsyncClient(base_url=validator_http, timeout=30.0, headers=headers) as client:
         for collection, records in masterdata_imports(network):
-            response = await client.post(
-                f"/v1/{collection}/import",
-                json=records,
-                headers={"X-Carebus-Actor": "carebus-scenario"},
-            )
+            response = await client.post(f"/v1/{collection}/import", json=records)
             if response.status_code != 200:
                 raise PlayError(
                     f"master-data import of {collection} failed: {response.status_code} "
@@ -226,7 +225,7 @@ class Player:
             offered += max(1, len(delivery.facts))
             queues.setdefault(self._worker_of(delivery), []).append((due, delivery))
         total_events = sum(len(d.facts) for d in todo)
-        async with httpx.AsyncClient(timeout=60.0) as client:
+        async with httpx.AsyncClient(timeout=60.0, headers=bearer(cli_key())) as client:
             ticker = asyncio.create_task(self._tick(len(todo), total_events, start))
             try:
                 async with asyncio.TaskGroup() as group:

@@ -16,6 +16,15 @@ Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
 NatsTlsCa = Annotated[str, msgspec.Meta(extra={"env": "NATS_TLS_CA"})]
 NatsTlsCert = Annotated[str, msgspec.Meta(extra={"env": "NATS_TLS_CERT"})]
 NatsTlsKey = Annotated[str, msgspec.Meta(extra={"env": "NATS_TLS_KEY"})]
+# HTTP clients (docs/decisions/023): the same for every service, hence one name each.
+AuthCacheSeconds = Annotated[
+    float, msgspec.Meta(ge=0, le=300, extra={"env": "CAREBUS_AUTH_CACHE_S"})
+]
+RatePerSecond = Annotated[float, msgspec.Meta(gt=0, extra={"env": "CAREBUS_RATE_LIMIT_PER_S"})]
+RateBurst = Annotated[int, msgspec.Meta(ge=1, extra={"env": "CAREBUS_RATE_LIMIT_BURST"})]
+JwksUrl = Annotated[str, msgspec.Meta(extra={"env": "CAREBUS_AUTH_JWKS_URL"})]
+JwtIssuer = Annotated[str, msgspec.Meta(extra={"env": "CAREBUS_AUTH_JWT_ISSUER"})]
+JwtAudience = Annotated[str, msgspec.Meta(extra={"env": "CAREBUS_AUTH_JWT_AUDIENCE"})]
 
 
 class NatsTlsSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -38,6 +47,20 @@ class RuntimeSettings(NatsTlsSettings, frozen=True, kw_only=True):
     shutdown_grace_s: ShutdownGrace = 20.0
     # Readiness probes give up on NATS / PostgreSQL after this long.
     probe_timeout_s: float = 1.0
+    # HTTPS when both are set (PEM paths); plain HTTP otherwise.
+    tls_cert: str = ""
+    tls_key: str = ""
+    # Requests in flight at once (health probes not counted); beyond, 503 + Retry-After.
+    max_in_flight: Annotated[int, msgspec.Meta(ge=1)] = 256
+    # A revoked API key is refused within this many seconds (the in-process cache).
+    auth_cache_s: AuthCacheSeconds = 10.0
+    # Each client's token bucket per replica, unless its own rate is set (`carebus clients`).
+    rate_limit_per_s: RatePerSecond = 100.0
+    rate_limit_burst: RateBurst = 200
+    # OAuth2 bearer JWTs are accepted when a JWKS URL is set (issuer and audience required).
+    auth_jwks_url: JwksUrl = ""
+    auth_jwt_issuer: JwtIssuer = ""
+    auth_jwt_audience: JwtAudience = ""
 
 
 Seconds = Annotated[float, msgspec.Meta(gt=0)]

@@ -64,9 +64,14 @@ def build(settings: Settings) -> Litestar:
     rates = ConsumerRates(js, TOPOLOGY)
     runtime.background.every("ops-rates", rates.sample, RATE_SAMPLE_S)
 
-    adapters = AdapterRedriveClient(settings.adapter_urls(), settings.downstream_timeout_s)
+    key = settings.service_key or None
+    adapters = AdapterRedriveClient(
+        settings.adapter_urls(), settings.downstream_timeout_s, service_key=key
+    )
     actions = ExceptionActions(pool, js, adapters)
-    quarantine = QuarantineClient(settings.validator_url, settings.downstream_timeout_s)
+    quarantine = QuarantineClient(
+        settings.validator_url, settings.downstream_timeout_s, service_key=key
+    )
     runtime.on_stopping += [adapters.aclose, quarantine.aclose]
     console = Console(
         pool, pipeline, rates, figures, actions, quarantine, settings.trace_max_linked
@@ -76,6 +81,6 @@ def build(settings: Settings) -> Litestar:
         *trace_routes(pool, settings.trace_max_linked),
         *ops_routes(figures, pipeline, rebuild),
         *exceptions_api_routes(actions),
-        *console_routes(console),
+        *console_routes(console, runtime.auth),
     ]
     return runtime.http_app(routes, template_config=template_config())

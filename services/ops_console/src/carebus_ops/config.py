@@ -60,6 +60,9 @@ class Settings(RuntimeSettings, frozen=True, kw_only=True):
     billing_adapter_url: str = "http://127.0.0.1:8082"
     # The validator's quarantine API, which the console's quarantine page calls.
     validator_url: str = "http://127.0.0.1:8083"
+    # The console's own API key (scopes exceptions:read, exceptions:write, actor:delegate):
+    # it calls the adapters' re-drive and the validator's quarantine naming the person.
+    service_key: str = ""
     # How long the console waits for an adapter's or the validator's answer.
     downstream_timeout_s: Seconds = 60.0
 

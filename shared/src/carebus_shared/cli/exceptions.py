@@ -17,6 +17,7 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 
 from carebus_shared import audit
+from carebus_shared.auth.client import cli_key
 from carebus_shared.cli.replay import actor_or_os_user
 from carebus_shared.exceptions import query, store
 from carebus_shared.exceptions.actions import ExceptionActions
@@ -87,7 +88,8 @@ def adapter_urls() -> dict[str, str]:
 async def _actions(nats_url: str | None, database_url: str) -> AsyncIterator[ExceptionActions]:
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
     nc: Client | None = await connect_nats(nats_url) if nats_url else None
-    adapters = AdapterRedriveClient(adapter_urls())
+    # The adapter records the key's client as the actor (the CLI's key: CAREBUS_API_KEY).
+    adapters = AdapterRedriveClient(adapter_urls(), service_key=cli_key())
 
     def js() -> JetStreamContext:
         if nc is None:

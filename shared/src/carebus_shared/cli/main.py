@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 
 from carebus_shared import audit as audit_log
-from carebus_shared.cli import audit, nats_config, ops, reconcile, replay
+from carebus_shared.cli import audit, clients, nats_config, ops, reconcile, replay
 from carebus_shared.cli.devstack import devstack, read_endpoints
 
 
@@ -56,6 +56,7 @@ def _parser() -> argparse.ArgumentParser:
         one.add_argument("id", type=int)
         if action == "discard":
             one.add_argument("--reason", "--note", dest="reason", required=True)
+    clients.add_parser(sub)
     reconcile.add_parser(sub)
     replay.add_parser(sub)
     audit.add_parser(sub)
@@ -92,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
         lines = asyncio.run(provision_all(nats_url, database_url, args.replicas))
         print("\n".join(lines))
         return 0
+    if args.command == "clients":
+        return clients.run(args, database_url)
     if args.command == "reconcile":
         return reconcile.run(args, nats_url, database_url)
     if args.command == "status":

@@ -18,6 +18,7 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
+from carebus_shared.auth.client import bearer, cli_key
 from carebus_shared.cli.services import discover
 
 DEFAULT_URL = "http://127.0.0.1:8087"
@@ -47,14 +48,16 @@ def add_parsers(sub: Any) -> None:
     ops_sub = ops.add_subparsers(dest="action", required=True)
     rebuild = ops_sub.add_parser("rebuild", help="rebuild the sync tracker from the streams")
     rebuild.add_argument("--url", help="the ops console (default: its settings)")
-    rebuild.add_argument("--actor", default=os.environ.get("USER", "carebus-cli"))
     rebuild.add_argument("--wait", type=float, default=300.0, help="seconds to wait (0: none)")
 
 
 def _call(
     url: str, method: str = "GET", headers: dict[str, str] | None = None
 ) -> tuple[int, dict[str, Any]]:
-    request = urllib.request.Request(url, method=method, headers=headers or {})
+    # The key's client is who acts (CAREBUS_API_KEY, else the admin key of `carebus run`).
+    request = urllib.request.Request(
+        url, method=method, headers={**bearer(cli_key()), **(headers or {})}
+    )
     try:
         with urllib.request.urlopen(request, timeout=60) as response:
             return response.status, json.loads(response.read())
@@ -114,7 +117,7 @@ def _tracker_lag(base: str) -> int:
 def run_ops(args: argparse.Namespace) -> int:
     base = console_url(args.url)
     try:
-        status, body = _call(f"{base}/v1/tracker/rebuild", "POST", {"X-Carebus-Actor": args.actor})
+        status, body = _call(f"{base}/v1/tracker/rebuild", "POST")
         if status != 202:
             print(f"carebus ops rebuild: {body.get('detail') or status}", file=sys.stderr)
             return 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncpg
 
 from carebus_shared import audit
+from carebus_shared.auth import store as auth_store
 from carebus_shared.cli.services import discover
 from carebus_shared.db.migrations import load_migrations, migrate
 from carebus_shared.exceptions import store as exception_store
@@ -18,6 +19,7 @@ from carebus_shared.replay import records as replays
 def schema_owners() -> list[tuple[str, str]]:
     """(schema, package) of every migration set: the shared runtime's, then each service's."""
     owners = [
+        (auth_store.OWNER, auth_store.PACKAGE),
         (exception_store.OWNER, "carebus_shared.exceptions"),
         (reconcile_store.OWNER, reconcile_store.PACKAGE),
         (replays.OWNER, replays.PACKAGE),

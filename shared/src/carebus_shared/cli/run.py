@@ -23,7 +23,9 @@ from pathlib import Path
 from types import FrameType
 from typing import Protocol
 
+from carebus_shared.auth.client import API_KEY_ENV
 from carebus_shared.cli.devstack import Endpoints, devstack
+from carebus_shared.cli.local_keys import ensure_local_keys
 from carebus_shared.cli.provision import provision_all
 from carebus_shared.cli.services import ServiceEntry, discover
 from carebus_shared.jetstream.server_config import redacted
@@ -81,11 +83,16 @@ def run_suite(data_dir: Path) -> int:
             print(f"postgres {redacted(endpoints.database_url)}", flush=True)
             for line in asyncio.run(provision_all(endpoints.nats_url, endpoints.database_url)):
                 print(f"  {line}", flush=True)
+            keys = asyncio.run(ensure_local_keys(endpoints.database_url, data_dir))
+            print(f"API keys (mode 0600): {keys['admin'].parent}/<client>.key", flush=True)
+            print(f"  admin key: {keys['admin']}  (the carebus commands use it)", flush=True)
             env = {
                 **os.environ,
                 "NATS_URL": endpoints.nats_url,
                 "DATABASE_URL": endpoints.database_url,
+                "CAREBUS_OPS_CONSOLE_SERVICE_KEY": keys["ops-console"].read_text().strip(),
             }
+            os.environ[API_KEY_ENV] = keys["demo"].read_text().strip()  # the demo's calls
             _run_services(data_dir, env, endpoints)
     except _Stop:
         pass  # raised before the services started; the devstack has stopped already

@@ -15,12 +15,12 @@ from typing import Any, Final
 import httpx
 import msgspec
 
+from carebus_shared.auth.client import acting_for
 from carebus_shared.exceptions.redrive import (
     ACTION_HEADER,
     RedriveOutcome,
     RedriveResult,
 )
-from carebus_shared.exceptions.routes import ACTOR_HEADER
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +61,12 @@ class AdapterRedriveClient:
         base_urls: Mapping[str, str],
         timeout_s: float = 60.0,
         transport: httpx.AsyncBaseTransport | None = None,
+        *,
+        service_key: str | None = None,
     ) -> None:
         self._base_urls = {stage: url.rstrip("/") for stage, url in base_urls.items()}
+        # The caller's own key (it holds actor:delegate): the adapter records the person.
+        self._key = service_key
         # Creating the client opens nothing; connections are made on the first request.
         self._http = httpx.AsyncClient(timeout=httpx.Timeout(timeout_s), transport=transport)
 
@@ -76,7 +80,7 @@ class AdapterRedriveClient:
         self, stage: str, record_id: int, corrected: bytes | None, actor: str, action: str
     ) -> RedriveResult:
         url = f"{self._base_urls[stage]}/v1/exceptions/{record_id}/redrive"
-        headers = {ACTOR_HEADER: actor, ACTION_HEADER: action}
+        headers = {**acting_for(self._key, actor), ACTION_HEADER: action}
         try:
             reply = await self._http.post(url, content=corrected or b"", headers=headers)
         except httpx.HTTPError as exc:

@@ -3,13 +3,13 @@
 - ``GET /v1/exceptions?site=&stage=&reason=&status=&since=&until=&cursor=&limit=``: newest
   first, ``total`` matching the filter, ``next_cursor`` (opaque) while more remain;
 - ``GET /v1/exceptions/{id}``: the record and its history; the kept input and the values
-  that describe it are patient data, shown (base64) only with ``?include=payload`` (a view
-  the audit log records, with the actor);
+  that describe it are patient data, shown (base64) only with ``?include=payload`` to a
+  client holding ``phi:read`` (a view the audit log records, with the actor);
 - ``POST /v1/exceptions/{id}/redrive``: the body, if any, is the corrected input;
 - ``POST /v1/exceptions/{id}/discard``: ``{"reason": "..."}``, required;
 - ``POST /v1/exceptions/redrive``: ``{filter fields, "dry_run": true, "limit": N}``.
 Re-drive and discard answer like the adapters' re-drive route (``routes.py``); the actor is
-``X-Carebus-Actor``. Bad input is a 400 problem naming the field and rule, never its value.
+the authenticated client. Bad input is a 400 problem naming the field and rule, never its value.
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ from litestar import Request, Response, get, post
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath, FromQuery
 
+from carebus_shared.auth.principal import principal_of
+from carebus_shared.auth.scopes import EXCEPTIONS_READ, EXCEPTIONS_WRITE, PHI_READ, requires
 from carebus_shared.exceptions import query, store
 from carebus_shared.exceptions.actions import BulkResult, ExceptionActions
 from carebus_shared.exceptions.correction import rule_of
@@ -104,7 +106,15 @@ def exceptions_api_routes(
 ) -> list[HTTPRouteHandler]:
     """The API's handlers, to mount in any Litestar app (with the shared problem handlers)."""
 
-    @get("/v1/exceptions", tags=["exceptions"], summary="Exception records, filtered and paged")
+    read = requires(EXCEPTIONS_READ)
+    write = requires(EXCEPTIONS_WRITE)
+
+    @get(
+        "/v1/exceptions",
+        tags=["exceptions"],
+        summary="Exception records, filtered and paged",
+        **read,
+    )
     async def list_exceptions(
         site: FromQuery[str | None] = None,
         stage: FromQuery[str | None] = None,
@@ -126,7 +136,8 @@ def exceptions_api_routes(
     @get(
         "/v1/exceptions/{record_id:int}",
         tags=["exceptions"],
-        summary="One exception record and its history",
+        summary="One exception record and its history (the payload needs phi:read)",
+        **read,
     )
     async def get_exception(
         request: Request[Any, Any, Any],
@@ -135,6 +146,9 @@ def exceptions_api_routes(
     ) -> Response[dict[str, Any]]:
         if include not in (None, _PAYLOAD):
             return _bad_request("include", f"the only value is {_PAYLOAD}")
+        if include == _PAYLOAD and PHI_READ not in principal_of(request).scopes:
+            detail = f"include={_PAYLOAD} shows patient data: it needs scope {PHI_READ}"
+            return problem(403, "Forbidden", detail, required_scopes=[PHI_READ])
         shown = include == _PAYLOAD
         found = await actions.view(record_id, shown, actor_of(request))
         if found is None:
@@ -152,6 +166,7 @@ def exceptions_api_routes(
         tags=["exceptions"],
         request_max_body_size=max_body_bytes,
         summary="Re-drive a record of any stage, as stored or corrected (the request body)",
+        **write,
     )
     async def redrive_exception(
         request: Request[Any, Any, Any], record_id: FromPath[int]
@@ -165,6 +180,7 @@ def exceptions_api_routes(
         tags=["exceptions"],
         request_max_body_size=_MAX_JSON_BODY,
         summary="Close a record without re-driving it; a reason is required",
+        **write,
     )
     async def discard_exception(
         request: Request[Any, Any, Any], record_id: FromPath[int]
@@ -182,6 +198,7 @@ def exceptions_api_routes(
         tags=["exceptions"],
         request_max_body_size=_MAX_JSON_BODY,
         summary="Re-drive the open records a filter matches (dry_run says which, first)",
+        **write,
     )
     async def bulk_redrive(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
         decoded = _decode(BulkRedriveRequest, await request.body())

@@ -1,9 +1,10 @@
 """The one HTTP contract for re-driving a kept input, whichever adapter kept it.
 
 ``POST /v1/exceptions/{id}/redrive``: an empty body re-processes the kept input; a body is
-the corrected input to process instead. ``X-Carebus-Actor`` names who did it (kept in the
-record's history). 200 re-driven; 422 rejected again (the record stays open); 404 no such
-record; 409 not open, or not an input this service kept; 503 a dependency failed (retry).
+the corrected input to process instead. The authenticated client (or the person the ops
+console names for it) is who did it, kept in the record's history. 200 re-driven; 422
+rejected again (the record stays open); 404 no such record; 409 not open, or not an input
+this service kept; 503 a dependency failed (retry).
 The exceptions API (``carebus_shared.exceptions.api``) answers with the same bodies.
 """
 
@@ -15,6 +16,8 @@ from litestar import Request, Response, post
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath
 
+from carebus_shared.auth import principal
+from carebus_shared.auth.scopes import EXCEPTIONS_WRITE, requires
 from carebus_shared.exceptions.redrive import (
     ACTION_HEADER,
     RedriveInputs,
@@ -24,7 +27,6 @@ from carebus_shared.exceptions.redrive import (
 )
 from carebus_shared.http.problems import RETRY_AFTER_S, problem
 
-ACTOR_HEADER: Final = "X-Carebus-Actor"
 _STATUS: Final = {
     RedriveOutcome.REDRIVEN: 200,
     RedriveOutcome.DISCARDED: 200,
@@ -54,8 +56,9 @@ def result_response(result: RedriveResult) -> Response[dict[str, Any]]:
     )
 
 
-def actor_of(request: Request[Any, Any, Any], default: str = "http") -> str:
-    return request.headers.get(ACTOR_HEADER) or default
+def actor_of(request: Request[Any, Any, Any]) -> str:
+    """Who acts: the authenticated client, never a header it sets about itself."""
+    return principal.actor_of(request)
 
 
 def redrive_routes(redrive: RedriveInputs, max_body_bytes: int) -> list[HTTPRouteHandler]:
@@ -64,6 +67,7 @@ def redrive_routes(redrive: RedriveInputs, max_body_bytes: int) -> list[HTTPRout
         tags=["exceptions"],
         request_max_body_size=max_body_bytes,
         summary="Re-drive a kept input, as stored or corrected (the request body)",
+        **requires(EXCEPTIONS_WRITE),
     )
     async def redrive_record(
         request: Request[Any, Any, Any], record_id: FromPath[int]

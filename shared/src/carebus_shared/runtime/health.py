@@ -9,6 +9,8 @@ from litestar import Response, get
 from litestar.handlers import HTTPRouteHandler
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from carebus_shared.auth.scopes import METRICS_READ, PUBLIC, requires
+
 Check = Callable[[], Awaitable[None]]
 
 
@@ -32,12 +34,12 @@ async def run_checks(checks: Mapping[str, Check], timeout_s: float) -> dict[str,
 def health_routes(
     checks: Mapping[str, Check], timeout_s: float, registry: CollectorRegistry
 ) -> list[HTTPRouteHandler]:
-    @get("/health/live", tags=["health"], sync_to_thread=False)
+    @get("/health/live", tags=["health"], sync_to_thread=False, **PUBLIC)
     def live() -> dict[str, str]:
         """The process is up and its event loop answers."""
         return {"status": "ok"}
 
-    @get("/health/ready", tags=["health"])
+    @get("/health/ready", tags=["health"], **PUBLIC)
     async def ready() -> Response[dict[str, object]]:
         """NATS and PostgreSQL answer within the probe timeout; 503 otherwise."""
         results = await run_checks(checks, timeout_s)
@@ -45,7 +47,13 @@ def health_routes(
         body: dict[str, object] = {"status": "ok" if ok else "unavailable", "checks": results}
         return Response(body, status_code=200 if ok else 503)
 
-    @get("/metrics", tags=["health"], sync_to_thread=False, include_in_schema=False)
+    @get(
+        "/metrics",
+        tags=["health"],
+        sync_to_thread=False,
+        include_in_schema=False,
+        **requires(METRICS_READ),
+    )
     def metrics() -> Response[bytes]:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 

@@ -20,13 +20,19 @@ import asyncpg
 from faststream.nats import NatsBroker, NatsRouter
 from litestar import Litestar, Router
 from litestar.handlers import HTTPRouteHandler
+from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, OAuthFlow, OAuthFlows, SecurityScheme
 from litestar.template import TemplateConfig
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
 from carebus_shared import audit
+from carebus_shared.auth import scopes
+from carebus_shared.auth import store as auth_store
+from carebus_shared.auth.guard import AuthSettings, HttpAuth
+from carebus_shared.auth.limits import ConcurrencyCap
 from carebus_shared.config import RuntimeSettings
 from carebus_shared.db.migrations import load_migrations, migrate
 from carebus_shared.dependencies import DependencyUnavailable
@@ -34,6 +40,7 @@ from carebus_shared.exceptions import store as exception_store
 from carebus_shared.exceptions.events import exception_event
 from carebus_shared.exceptions.store import ExceptionRecord
 from carebus_shared.http.guards import refuse_unstorable_parameters
+from carebus_shared.http.headers import SecurityHeaders
 from carebus_shared.http.problems import EXCEPTION_HANDLERS
 from carebus_shared.jetstream.connection import ConnectionState, make_broker, tls_context
 from carebus_shared.jetstream.consumer import OnBatch, StageConsumer
@@ -91,9 +98,10 @@ class ServiceRuntime:
         self._stage_consumers: list[StageConsumer] = []
         self._js: JetStreamContext | None = None
         self._js_connection: object = None
-        # (owner, package) pairs: the shared exception store and audit log, then the
-        # service's own.
+        # (owner, package) pairs: the shared client and exception stores and the audit log
+        # first, then the service's own.
         self.migrations = [
+            (auth_store.OWNER, auth_store.PACKAGE),
             (exception_store.OWNER, "carebus_shared.exceptions"),
             (audit.OWNER, audit.PACKAGE),
             *migrations,
@@ -108,6 +116,7 @@ class ServiceRuntime:
         self.on_stopping: list[Hook] = []
         # Started after the on_started hooks, stopped after the on_stopping ones.
         self.background = BackgroundLoops()
+        self.auth = HttpAuth(lambda: self.pool, auth_settings(settings))
 
     def include_router(self, router: NatsRouter, consumers: Sequence[ConsumerSpec]) -> None:
         """Add subscribers, naming the provisioned consumers they bind to."""
@@ -319,7 +328,48 @@ class ServiceRuntime:
             logging_config=None,  # keep the JSON logging configured at start-up
             exception_handlers=EXCEPTION_HANDLERS,
             before_request=refuse_unstorable_parameters,
-            middleware=[trace_requests(self.service)],
-            openapi_config=OpenAPIConfig(title=f"carebus {self.service}", version=version),
+            guards=[self.auth.guard],  # every route's credential, scopes and rate
+            middleware=[
+                SecurityHeaders,
+                DefineMiddleware(ConcurrencyCap, limit=self.settings.max_in_flight),
+                trace_requests(self.service),
+            ],
+            openapi_config=openapi_config(self.service, version, self.settings),
             template_config=template_config,  # server-rendered pages (the ops console's)
         )
+
+
+def auth_settings(settings: RuntimeSettings) -> AuthSettings:
+    return AuthSettings(
+        cache_s=settings.auth_cache_s,
+        rate_per_s=settings.rate_limit_per_s,
+        burst=settings.rate_limit_burst,
+        jwks_url=settings.auth_jwks_url,
+        jwt_issuer=settings.auth_jwt_issuer,
+        jwt_audience=settings.auth_jwt_audience,
+    )
+
+
+def openapi_config(service: str, version: str, settings: RuntimeSettings) -> OpenAPIConfig:
+    """The document names both ways in (API key, OAuth2 bearer JWT) and every scope."""
+    issuer = settings.auth_jwt_issuer.rstrip("/")
+    token_url = f"{issuer}/oauth2/token" if issuer else "/oauth2/token"
+    schemes: dict[str, Any] = {
+        scopes.API_KEY_SCHEME: SecurityScheme(
+            type="http",
+            scheme="bearer",
+            description="A carebus API key (`carebus clients add`): Authorization: Bearer cbk_…",
+        ),
+        scopes.OAUTH2_SCHEME: SecurityScheme(
+            type="oauth2",
+            description="An access token (JWT) of the configured issuer, checked by its JWKS",
+            flows=OAuthFlows(
+                client_credentials=OAuthFlow(token_url=token_url, scopes=dict(scopes.DESCRIPTIONS))
+            ),
+        ),
+    }
+    return OpenAPIConfig(
+        title=f"carebus {service}",
+        version=version,
+        components=Components(security_schemes=schemes),
+    )

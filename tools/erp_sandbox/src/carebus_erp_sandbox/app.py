@@ -1,4 +1,9 @@
-"""The sandbox's HTTP app: the journal API (misbehaving on request) and its control panel."""
+"""The sandbox's HTTP app: the journal API (misbehaving on request) and its control panel.
+
+The control panel (/sandbox/*) needs a carebus client with sandbox:admin, checked by the
+shared guard against the same client store. The journal API stands for a third party's
+ERP: it takes whatever bearer token the poster is configured with (``erp_token``).
+"""
 
 from __future__ import annotations
 
@@ -28,12 +33,17 @@ from carebus_erp_sandbox import store
 from carebus_erp_sandbox.config import PACKAGE, SCHEMA, Settings
 from carebus_erp_sandbox.faults import Faults, Knobs, request_traceparent
 from carebus_erp_sandbox.validation import problems
+from carebus_shared.auth import store as auth_store
+from carebus_shared.auth.guard import AuthSettings, HttpAuth
+from carebus_shared.auth.scopes import PUBLIC, SANDBOX_ADMIN, requires
 from carebus_shared.db.migrations import load_migrations, migrate
+from carebus_shared.http.headers import SecurityHeaders
 from carebus_shared.http.problems import EXCEPTION_HANDLERS, problem
 
 _decode_body = msgspec.json.Decoder(JournalBody).decode
 _decode_query = msgspec.json.Decoder(StatusQuery).decode
 _encode = msgspec.json.Encoder().encode
+_MAX_API_BODY = 4 * 1024 * 1024  # a journal, or a status query for a batch of them
 
 
 class OutageRequest(msgspec.Struct, frozen=True):
@@ -76,6 +86,7 @@ class Sandbox:
         conn = await asyncpg.connect(self.settings.database_url, timeout=10)
         try:
             await migrate(conn, SCHEMA, load_migrations(PACKAGE))
+            await migrate(conn, auth_store.OWNER, load_migrations(auth_store.PACKAGE))
             codes = [c.strip() for c in self.settings.accounts.split(",") if c.strip()]
             await store.add_accounts(conn, codes)
         finally:
@@ -256,6 +267,7 @@ def _status(stored: store.Stored) -> JournalStatus:
 
 def build(settings: Settings) -> Litestar:
     sandbox = Sandbox(settings)
+    auth = HttpAuth(lambda: sandbox.pool, AuthSettings())
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
@@ -270,37 +282,43 @@ def build(settings: Settings) -> Litestar:
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
         logging_config=None,
+        guards=[auth.guard],
+        middleware=[SecurityHeaders],
     )
 
 
 def _api_routes(sandbox: Sandbox) -> list[HTTPRouteHandler]:
     """What the poster's "http" connector calls, as a cloud ERP's journal API would."""
 
-    @post("/api/v1/journals")
+    @post("/api/v1/journals", request_max_body_size=_MAX_API_BODY, **PUBLIC)
     async def create_journal(request: Request[Any, Any, Any]) -> Response[Any]:
         return await sandbox.create(request)
 
-    @post("/api/v1/journals/status")
+    @post("/api/v1/journals/status", request_max_body_size=_MAX_API_BODY, **PUBLIC)
     async def journal_statuses(request: Request[Any, Any, Any]) -> Response[Any]:
         return await sandbox.status(request)
 
-    @get("/health/live", sync_to_thread=False)
+    @get("/health/live", sync_to_thread=False, **PUBLIC)
     def live() -> dict[str, str]:
         return {"status": "ok"}
 
     return [create_journal, journal_statuses, live]
 
 
+_ADMIN = requires(SANDBOX_ADMIN)
+_ADMIN_WRITE = {**_ADMIN, "request_max_body_size": 64 * 1024}
+
+
 def _control_routes(sandbox: Sandbox) -> list[HTTPRouteHandler]:
     """The test and demo knobs: statistics, the request log, outages, storms, settings."""
 
-    @get("/sandbox/stats")
+    @get("/sandbox/stats", **_ADMIN)
     async def stats() -> dict[str, Any]:
         async with sandbox.pool.acquire() as conn:
             totals = await store.totals(conn)
         return {**sandbox.stats(), "journals": totals}
 
-    @get("/sandbox/requests", sync_to_thread=False)
+    @get("/sandbox/requests", sync_to_thread=False, **_ADMIN)
     def requests(since: FromQuery[float] = 0.0) -> list[dict[str, Any]]:
         """Every API request since ``since`` (epoch seconds): time, path, status, reason."""
         return [
@@ -315,24 +333,24 @@ def _control_routes(sandbox: Sandbox) -> list[HTTPRouteHandler]:
             if e.at >= since
         ]
 
-    @post("/sandbox/outage", status_code=204)
+    @post("/sandbox/outage", status_code=204, **_ADMIN_WRITE)
     async def outage(data: JSONBody[OutageRequest]) -> None:
         now = time.monotonic()
         if data.mode in ("unavailable", "hang"):
             sandbox.faults.knobs.outage_mode = data.mode
         sandbox.faults.knobs.outages.append((now, now + data.duration_s))
 
-    @post("/sandbox/storm", status_code=204)
+    @post("/sandbox/storm", status_code=204, **_ADMIN_WRITE)
     async def storm(data: JSONBody[StormRequest]) -> None:
         now = time.monotonic()
         sandbox.faults.knobs.storms.append((now, now + data.duration_s, data.retry_after_s))
 
-    @post("/sandbox/accounts", status_code=204)
+    @post("/sandbox/accounts", status_code=204, **_ADMIN_WRITE)
     async def accounts(data: JSONBody[AccountsRequest]) -> None:
         async with sandbox.pool.acquire() as conn:
             await store.add_accounts(conn, data.codes)
 
-    @patch("/sandbox/settings")
+    @patch("/sandbox/settings", **_ADMIN_WRITE)
     async def settings_patch(data: JSONBody[KnobsPatch]) -> dict[str, Any]:
         knobs = sandbox.faults.knobs
         for name, value in msgspec.structs.asdict(data).items():

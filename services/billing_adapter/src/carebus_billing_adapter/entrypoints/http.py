@@ -21,6 +21,7 @@ from carebus_billing_adapter.handlers.remittance import (
     RemittanceOutcome,
     RemittancePosted,
 )
+from carebus_shared.auth.scopes import CHARGES_WRITE, REMITTANCES_WRITE, requires
 from carebus_shared.dependencies import DEPENDENCY_ERRORS
 from carebus_shared.exceptions.redrive import RedriveInputs
 from carebus_shared.exceptions.routes import redrive_routes
@@ -79,7 +80,7 @@ def routes(
 ) -> list[HTTPRouteHandler]:
     return [
         *remittance_routes(remittances, max_upload_bytes),
-        *fhir_routes(fhir),
+        *fhir_routes(fhir, max_upload_bytes),
         *redrive_routes(redrive, max_upload_bytes),
     ]
 
@@ -92,6 +93,7 @@ def remittance_routes(
         tags=["billing"],
         request_max_body_size=max_upload_bytes,
         summary="Upload one X12 835 file (raw body)",
+        **requires(REMITTANCES_WRITE),
     )
     async def upload_remittance(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
         """201 posted, 200 posted before (nothing published), 422 rejected as a whole with
@@ -114,7 +116,13 @@ def fhir_unavailable(exc: Exception) -> Response[dict[str, Any]]:
     return response
 
 
-def fhir_routes(fhir: FhirHandler) -> list[HTTPRouteHandler]:
+def fhir_routes(fhir: FhirHandler, max_body_bytes: int) -> list[HTTPRouteHandler]:
+    common: dict[str, Any] = {
+        "tags": ["fhir"],
+        "request_max_body_size": max_body_bytes,
+        **requires(CHARGES_WRITE),
+    }
+
     async def _fhir(resource_type: str, body: bytes, url_id: str | None) -> Response[Any]:
         try:
             return fhir_success(await fhir.handle(resource_type, body, url_id))
@@ -123,7 +131,7 @@ def fhir_routes(fhir: FhirHandler) -> list[HTTPRouteHandler]:
         except DEPENDENCY_ERRORS as exc:
             return fhir_unavailable(exc)
 
-    @post("/fhir", tags=["fhir"], summary="Process a transaction or batch Bundle")
+    @post("/fhir", summary="Process a transaction or batch Bundle", **common)
     async def fhir_bundle(request: Request[Any, Any, Any]) -> Response[Any]:
         """ChargeItem, ClaimResponse and PaymentReconciliation entries become events; a
         transaction is all or nothing, a batch answers per entry."""
@@ -133,7 +141,7 @@ def fhir_routes(fhir: FhirHandler) -> list[HTTPRouteHandler]:
             return fhir_unavailable(exc)
         return Response(answer.body, status_code=answer.status, media_type=FHIR_JSON)
 
-    @post("/fhir/{resource_type:str}", tags=["fhir"], summary="Create a FHIR R4 billing resource")
+    @post("/fhir/{resource_type:str}", summary="Create a FHIR R4 billing resource", **common)
     async def fhir_create(
         resource_type: FromPath[str], request: Request[Any, Any, Any]
     ) -> Response[Any]:
@@ -142,8 +150,8 @@ def fhir_routes(fhir: FhirHandler) -> list[HTTPRouteHandler]:
 
     @put(
         "/fhir/{resource_type:str}/{resource_id:str}",
-        tags=["fhir"],
         summary="Update a FHIR R4 billing resource",
+        **common,
     )
     async def fhir_update(
         resource_type: FromPath[str], resource_id: FromPath[str], request: Request[Any, Any, Any]

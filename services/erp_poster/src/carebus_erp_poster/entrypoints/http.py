@@ -11,10 +11,11 @@ from litestar.exceptions import NotFoundException
 from litestar.handlers import HTTPRouteHandler
 
 from carebus_erp_poster.adapters import repository as repo
+from carebus_shared.auth.scopes import JOURNALS_READ, requires
 
 
 def routes(pool: Callable[[], asyncpg.Pool]) -> list[HTTPRouteHandler]:
-    @get("/journals/{journal_id:str}")
+    @get("/journals/{journal_id:str}", **requires(JOURNALS_READ))
     async def journal_status(journal_id: str) -> dict[str, Any]:
         async with pool().acquire() as conn:
             found = await repo.states(conn, [journal_id])

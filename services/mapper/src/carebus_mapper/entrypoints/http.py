@@ -20,7 +20,10 @@ from carebus_mapper.domain.journal import idempotency_key
 from carebus_mapper.domain.rules import RuleSet
 from carebus_mapper.handlers.preview import PreviewRefused, preview
 from carebus_mapper.handlers.stage import LoadApplied
+from carebus_shared.auth.scopes import MAPPING_READ, requires
 from carebus_shared.http.problems import problem
+
+MAX_PREVIEW_BYTES = 1024 * 1024  # one validated event
 
 
 class RuleInfo(msgspec.Struct, frozen=True, kw_only=True):
@@ -49,7 +52,13 @@ class PreviewBody(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def preview_routes(rules: RuleSet, load_applied: LoadApplied | None) -> list[HTTPRouteHandler]:
-    @post("/v1/preview", tags=["mapping"], status_code=200)
+    @post(
+        "/v1/preview",
+        tags=["mapping"],
+        status_code=200,
+        request_max_body_size=MAX_PREVIEW_BYTES,
+        **requires(MAPPING_READ),
+    )
     async def preview_event(request: Request[Any, Any, Any]) -> Response[Any]:
         """Map one validated event with the current rules, without publishing it."""
         try:

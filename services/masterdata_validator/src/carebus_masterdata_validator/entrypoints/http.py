@@ -29,11 +29,21 @@ from carebus_masterdata_validator.domain.kinds import SPECS, KindSpec
 from carebus_masterdata_validator.domain.problems import FieldError, Problem
 from carebus_masterdata_validator.handlers.masterdata import Caller, MasterData, as_dict
 from carebus_masterdata_validator.handlers.quarantine import Quarantine
+from carebus_shared.auth.principal import actor_of
+from carebus_shared.auth.scopes import (
+    EXCEPTIONS_READ,
+    EXCEPTIONS_WRITE,
+    MASTERDATA_READ,
+    MASTERDATA_WRITE,
+    requires,
+)
 from carebus_shared.http.guards import location
 from carebus_shared.http.problems import problem
 
-ACTOR_HEADER = "X-Carebus-Actor"
 _RESERVED_QUERY = {"limit", "cursor", "active", "valid_on", "q"}
+_MAX_RECORD_BYTES = 1024 * 1024  # one master-data record
+_MAX_IMPORT_BYTES = 50 * 1024 * 1024  # a bulk import file
+_MAX_ACTION_BYTES = 64 * 1024  # a quarantine action's note
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -70,9 +80,8 @@ EXCEPTION_HANDLERS: ExceptionHandlersMap = {
 
 # -- request context ---------------------------------------------------------------------------
 def caller_of(request: Request[Any, Any, Any]) -> Caller:
-    actor = request.headers.get(ACTOR_HEADER, "").strip() or "anonymous"
     request_id = request.headers.get("X-Request-Id", "").strip() or uuid.uuid4().hex
-    return Caller(actor[:200], request_id[:200])
+    return Caller(actor_of(request), request_id[:200])
 
 
 def etag(version: int) -> str:
@@ -132,8 +141,16 @@ def kind_routes(spec: KindSpec, service: MasterData) -> list[HTTPRouteHandler]:
     ]
 
 
-def _common(spec: KindSpec) -> dict[str, Any]:
-    return {"tags": [spec.collection], "exception_handlers": EXCEPTION_HANDLERS}
+def _common(spec: KindSpec, scope: str = MASTERDATA_READ) -> dict[str, Any]:
+    return {
+        "tags": [spec.collection],
+        "exception_handlers": EXCEPTION_HANDLERS,
+        **requires(scope),
+    }
+
+
+def _writes(spec: KindSpec, max_body_bytes: int = _MAX_RECORD_BYTES) -> dict[str, Any]:
+    return {**_common(spec, MASTERDATA_WRITE), "request_max_body_size": max_body_bytes}
 
 
 def _item(spec: KindSpec) -> str:
@@ -149,7 +166,7 @@ def _create_route(spec: KindSpec, service: MasterData) -> HTTPRouteHandler:
         stored = await service.create(spec, data, caller_of(request))
         return _record_response(spec, stored, 201)
 
-    return post(f"/v1/{spec.collection}", summary=f"Create a {_label(spec)}", **_common(spec))(
+    return post(f"/v1/{spec.collection}", summary=f"Create a {_label(spec)}", **_writes(spec))(
         _typed(create, data=spec.model)
     )
 
@@ -196,7 +213,7 @@ def _replace_route(spec: KindSpec, service: MasterData) -> HTTPRouteHandler:
         return _record_response(spec, stored)
 
     summary = f"Replace a {_label(spec)} (If-Match required)"
-    return put(_item(spec), summary=summary, **_common(spec))(_typed(replace, data=spec.model))
+    return put(_item(spec), summary=summary, **_writes(spec))(_typed(replace, data=spec.model))
 
 
 def _deactivate_route(spec: KindSpec, service: MasterData) -> HTTPRouteHandler:
@@ -208,7 +225,7 @@ def _deactivate_route(spec: KindSpec, service: MasterData) -> HTTPRouteHandler:
         return _record_response(spec, stored)
 
     summary = f"Deactivate a {_label(spec)} (If-Match required)"
-    return post(f"{_item(spec)}/deactivate", summary=summary, status_code=200, **_common(spec))(
+    return post(f"{_item(spec)}/deactivate", summary=summary, status_code=200, **_writes(spec))(
         deactivate
     )
 
@@ -242,9 +259,12 @@ def _import_route(spec: KindSpec, service: MasterData) -> HTTPRouteHandler:
         )
 
     summary = f"Bulk import {spec.collection} (CSV or JSON), all rows or none"
-    return post(f"/v1/{spec.collection}/import", summary=summary, status_code=200, **_common(spec))(
-        bulk_import
-    )
+    return post(
+        f"/v1/{spec.collection}/import",
+        summary=summary,
+        status_code=200,
+        **_writes(spec, _MAX_IMPORT_BYTES),
+    )(bulk_import)
 
 
 def _parse_import(spec: KindSpec, content_type: str, body: bytes) -> Any:
@@ -293,7 +313,16 @@ def _parked_view(row: Parked) -> dict[str, Any]:
 # Ids are bigserial: a larger number names nothing (and would overflow the query).
 ParkedId = Annotated[int, Parameter(ge=1, le=2**63 - 1)]
 Cursor = Annotated[int | None, Parameter(ge=0, le=2**63 - 1)]
-_QUARANTINE: dict[str, Any] = {"tags": ["quarantine"], "exception_handlers": EXCEPTION_HANDLERS}
+_QUARANTINE: dict[str, Any] = {
+    "tags": ["quarantine"],
+    "exception_handlers": EXCEPTION_HANDLERS,
+    **requires(EXCEPTIONS_READ),
+}
+_QUARANTINE_ACTION: dict[str, Any] = {
+    **_QUARANTINE,
+    **requires(EXCEPTIONS_WRITE),
+    "request_max_body_size": _MAX_ACTION_BYTES,
+}
 _PARKED = "/v1/quarantine/{parked_id:int}"
 
 
@@ -351,7 +380,7 @@ def _quarantine_actions(quarantine: Quarantine) -> list[HTTPRouteHandler]:
         }
 
     def action(path: str, summary: str) -> Callable[[F], HTTPRouteHandler]:
-        return post(path, summary=summary, status_code=200, **_QUARANTINE)
+        return post(path, summary=summary, status_code=200, **_QUARANTINE_ACTION)
 
     return [
         action(f"{_PARKED}/release", "Re-validate and release a parked event now")(release_one),

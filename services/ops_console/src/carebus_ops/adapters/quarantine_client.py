@@ -2,8 +2,9 @@
 
 The validator owns the quarantine (its tables, its lock, the release rules); the console
 only calls its routes: ``GET /v1/quarantine``, ``GET /v1/quarantine/{id}``,
-``POST /v1/quarantine/{id}/release`` and ``POST /v1/quarantine/{id}/discard``, naming the
-person who acts in ``X-Carebus-Actor`` (the validator records it).
+``POST /v1/quarantine/{id}/release`` and ``POST /v1/quarantine/{id}/discard``, with the
+console's own key (it holds actor:delegate) naming the person who acts (the validator
+records them).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any, Final
 
 import httpx
 
-from carebus_shared.exceptions.routes import ACTOR_HEADER
+from carebus_shared.auth.client import acting_for, bearer
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +47,11 @@ class QuarantineClient:
         base_url: str,
         timeout_s: float = 60.0,
         transport: httpx.AsyncBaseTransport | None = None,
+        *,
+        service_key: str | None = None,
     ) -> None:
         self._base = base_url.rstrip("/")
+        self._key = service_key
         # Creating the client opens nothing; connections are made on the first request.
         self._http = httpx.AsyncClient(timeout=httpx.Timeout(timeout_s), transport=transport)
 
@@ -57,7 +61,7 @@ class QuarantineClient:
     async def _call(
         self, method: str, path: str, actor: str | None = None, **kwargs: Any
     ) -> Any | Refused:
-        headers = {ACTOR_HEADER: actor} if actor else {}
+        headers = acting_for(self._key, actor) if actor else bearer(self._key)
         try:
             reply = await self._http.request(
                 method, f"{self._base}{path}", headers=headers, **kwargs

@@ -3,8 +3,10 @@
 Pages: pipeline health, exceptions (by site and reason, filtered, one record and its
 history), an entity's trace, the quarantine, per-site sync health, and a search box.
 Actions (re-drive, discard, quarantine release and discard) are POSTed forms: each needs
-``confirmed=yes`` (the page's confirm dialog sets it) and an actor, the ``X-Carebus-Actor``
-header or else the form's ``actor`` field. Templates autoescape everything they show.
+``confirmed=yes`` (the page's confirm dialog sets it) and the session's CSRF token; the
+actor is the signed-in person. A person signs in at ``/console/login`` with their API key,
+kept in an HttpOnly, SameSite=Strict cookie (Secure over HTTPS) and checked on every request
+like any key, so revoking it ends the session. Templates autoescape everything they show.
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ from typing import Any, Final
 from urllib.parse import urlencode
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
-from litestar import Request, get, post
-from litestar.datastructures import UploadFile
+from litestar import Request, Response, get, post
+from litestar.datastructures import Cookie, UploadFile
+from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath, FromQuery
 from litestar.plugins.jinja import JinjaTemplateEngine
@@ -29,14 +32,44 @@ from carebus_ops.adapters.quarantine_client import QuarantineUnavailable, Refuse
 from carebus_ops.domain.projection import KINDS
 from carebus_ops.handlers.console import Console, Done, trace_url
 from carebus_ops.handlers.trace import UnknownKind
+from carebus_shared.auth.guard import OPT_SESSION, SESSION_COOKIE, HttpAuth, csrf_token
+from carebus_shared.auth.principal import actor_of, principal_of
+from carebus_shared.auth.scopes import EXCEPTIONS_WRITE, OPS_READ, PHI_READ, PUBLIC, requires
 from carebus_shared.exceptions import query
-from carebus_shared.exceptions.routes import ACTOR_HEADER
 
-_MAX_ACTOR: Final = 200
 _MAX_TEXT: Final = 1000
 _MAX_ID: Final = 200
 _MAX_UPLOAD: Final = 50 * 1024 * 1024
-_PAGES: Final[dict[str, Any]] = {"include_in_schema": False}
+_MAX_FORM: Final = 64 * 1024
+_LOGIN: Final = "/console/login"
+_COOKIE_PATH: Final = "/console"
+
+
+def _to_login(request: Request[Any, Any, Any], _: Exception) -> Response[Any]:
+    """A browser without a (valid) session goes to the sign-in page, then back here."""
+    back = request.url.path if request.method == "GET" else "/console/"
+    return Redirect(f"{_LOGIN}?{urlencode({'next': back})}")
+
+
+def _forbidden(_: Request[Any, Any, Any], exc: PermissionDeniedException) -> Response[Any]:
+    return _message(403, "Not allowed", exc.detail)
+
+
+def _session(scope: str) -> dict[str, Any]:
+    """A page or action of a signed-in person holding ``scope``."""
+    needs = requires(scope)
+    return {
+        "include_in_schema": False,
+        "opt": {**needs["opt"], OPT_SESSION: True},
+        "exception_handlers": {
+            NotAuthorizedException: _to_login,
+            PermissionDeniedException: _forbidden,
+        },
+    }
+
+
+_PAGES: Final = _session(OPS_READ)
+_ACTIONS: Final = {**_session(EXCEPTIONS_WRITE), "request_max_body_size": _MAX_FORM}
 
 
 def _age(seconds: float | None) -> str:
@@ -71,12 +104,30 @@ def template_config() -> TemplateConfig[JinjaTemplateEngine]:
     env.filters["when"] = _when
     env.globals["trace_url"] = trace_url
     env.globals["kinds"] = KINDS
+    env.globals["csrf"] = _csrf
+    env.globals["signed_in"] = _signed_in
     return TemplateConfig(instance=JinjaTemplateEngine.from_environment(env))
 
 
+def _csrf(request: Request[Any, Any, Any]) -> str:
+    key = request.cookies.get(SESSION_COOKIE)
+    return csrf_token(key) if key else ""
+
+
+def _signed_in(request: Request[Any, Any, Any]) -> str:
+    try:
+        return principal_of(request).name
+    except RuntimeError:  # the sign-in page: nobody yet
+        return ""
+
+
 def static_router() -> Router:
+    # The style sheet and script hold nothing secret; the sign-in page needs them.
     return create_static_files_router(
-        path="/console/static", directories=[str(files("carebus_ops") / "static")]
+        path="/console/static",
+        directories=[str(files("carebus_ops") / "static")],
+        opt=PUBLIC["opt"],
+        include_in_schema=False,
     )
 
 
@@ -115,19 +166,14 @@ class _Refusal(Exception):
 
 
 def _actor_and_confirmation(request: Request[Any, Any, Any], form: Any) -> str:
-    """The actor (header, else the form field); raises _Refusal when unconfirmed or anonymous."""
+    """The signed-in person; raises _Refusal when the action is unconfirmed."""
     if str(form.get("confirmed", "")) != "yes":
         raise _Refusal("this action needs confirmation: use the button's confirm dialog")
-    actor = (request.headers.get(ACTOR_HEADER) or str(form.get("actor", ""))).strip()
-    if not actor:
-        raise _Refusal("say who you are (the actor field): every action is recorded with it")
-    if len(actor) > _MAX_ACTOR:
-        raise _Refusal(f"the actor is longer than {_MAX_ACTOR} characters")
-    return actor
+    return actor_of(request)
 
 
 async def _action_form(request: Request[Any, Any, Any]) -> tuple[Any, str] | Template:
-    """The posted form and its actor, or the page refusing an unconfirmed or anonymous action."""
+    """The posted form and its actor, or the page refusing an unconfirmed action."""
     form = await request.form()
     try:
         return form, _actor_and_confirmation(request, form)
@@ -145,8 +191,48 @@ async def _corrected(form: Any) -> bytes | None:
     return text.encode() if text.strip() else None
 
 
-def console_routes(console: Console) -> list[HTTPRouteHandler | Router]:
-    @get("/", **_PAGES)
+def _safe_next(target: str) -> str:
+    """Only back into the console: never an open redirect."""
+    ok = target.startswith("/console/") and not target.startswith("//") and "\\" not in target
+    return target if ok else "/console/"
+
+
+def _signin_page(status: int, error: str | None, back: str) -> Template:
+    return _page("login.html", status, error=error, next=back, nav="")
+
+
+def session_routes(auth: HttpAuth) -> list[HTTPRouteHandler]:
+    @get(_LOGIN, include_in_schema=False, **PUBLIC)
+    async def login_form(next: FromQuery[str] = "/console/") -> Template:
+        return _signin_page(200, None, _safe_next(next))
+
+    @post(_LOGIN, include_in_schema=False, request_max_body_size=_MAX_FORM, **PUBLIC)
+    async def login(request: Request[Any, Any, Any]) -> Response[Any]:
+        form = await request.form()
+        key, back = str(form.get("key", "")).strip(), _safe_next(str(form.get("next", "")))
+        try:
+            person = await auth.authenticate(key)
+        except NotAuthorizedException:
+            return _signin_page(401, "That key is unknown or revoked.", back)
+        if OPS_READ not in person.scopes:
+            return _signin_page(403, f"That key lacks {OPS_READ}.", back)
+        cookie = Cookie(
+            key=SESSION_COOKIE, value=key, path=_COOKIE_PATH, httponly=True,
+            samesite="strict", secure=request.url.scheme == "https",
+        )  # fmt: skip
+        return Redirect(back, status_code=303, cookies=[cookie])
+
+    @post("/console/logout", status_code=303, **_session(OPS_READ))
+    async def logout() -> Response[Any]:
+        response = Redirect(_LOGIN, status_code=303)
+        response.delete_cookie(SESSION_COOKIE, path=_COOKIE_PATH)
+        return response
+
+    return [login_form, login, logout]
+
+
+def console_routes(console: Console, auth: HttpAuth) -> list[HTTPRouteHandler | Router]:
+    @get("/", include_in_schema=False, **PUBLIC)
     async def root() -> Redirect:
         return Redirect("/console/")
 
@@ -173,6 +259,7 @@ def console_routes(console: Console) -> list[HTTPRouteHandler | Router]:
         pipeline_page,
         sites_page,
         find,
+        *session_routes(auth),
         *_exception_routes(console),
         *_trace_routes(console),
         *_quarantine_routes(console),
@@ -218,14 +305,22 @@ def _exception_routes(console: Console) -> list[HTTPRouteHandler]:
         )  # fmt: skip
 
     @get("/console/exceptions/{record_id:int}", **_PAGES)
-    async def record_page(record_id: FromPath[int], show: FromQuery[str | None] = None) -> Template:
-        found = await console.record_page(record_id, include_payload=show == "input")
+    async def record_page(
+        request: Request[Any, Any, Any],
+        record_id: FromPath[int],
+        show: FromQuery[str | None] = None,
+    ) -> Template:
+        wanted = show == "input"
+        if wanted and PHI_READ not in principal_of(request).scopes:
+            return _message(403, "Not allowed", f"the kept input is patient data: {PHI_READ}")
+        found = await console.record_page(record_id, include_payload=wanted)
         if found is None:
             return _message(404, "No such exception record", f"no exception record {record_id}")
         return _page("exception.html", view=found, nav="exceptions")
 
     @post(
-        "/console/exceptions/{record_id:int}/redrive", request_max_body_size=_MAX_UPLOAD, **_PAGES
+        "/console/exceptions/{record_id:int}/redrive",
+        **{**_ACTIONS, "request_max_body_size": _MAX_UPLOAD},
     )
     async def redrive(request: Request[Any, Any, Any], record_id: FromPath[int]) -> Template:
         taken = await _action_form(request)
@@ -234,7 +329,7 @@ def _exception_routes(console: Console) -> list[HTTPRouteHandler]:
         form, actor = taken
         return _done(await console.redrive(record_id, await _corrected(form), actor))
 
-    @post("/console/exceptions/{record_id:int}/discard", **_PAGES)
+    @post("/console/exceptions/{record_id:int}/discard", **_ACTIONS)
     async def discard(request: Request[Any, Any, Any], record_id: FromPath[int]) -> Template:
         taken = await _action_form(request)
         if isinstance(taken, Template):
@@ -269,7 +364,7 @@ def _trace_routes(console: Console) -> list[HTTPRouteHandler]:
         if len(entity_id) > _MAX_ID:
             return _message(400, "Bad id", f"the id is longer than {_MAX_ID} characters")
         # A trace names a patient's visits: every look is audited under who looked.
-        viewer = (request.headers.get(ACTOR_HEADER) or "console").strip()[:_MAX_ACTOR]
+        viewer = actor_of(request)
         try:
             found = await console.trace(kind, entity_id, viewer)
         except UnknownKind as exc:
@@ -300,7 +395,7 @@ def _quarantine_routes(console: Console) -> list[HTTPRouteHandler]:
             return _message(400, found.title, found.detail)
         return _page("quarantine.html", page=found, chosen=chosen, nav="quarantine")
 
-    @post("/console/quarantine/{parked_id:int}/release", **_PAGES)
+    @post("/console/quarantine/{parked_id:int}/release", **_ACTIONS)
     async def release(request: Request[Any, Any, Any], parked_id: FromPath[int]) -> Template:
         taken = await _action_form(request)
         if isinstance(taken, Template):
@@ -308,7 +403,7 @@ def _quarantine_routes(console: Console) -> list[HTTPRouteHandler]:
         _, actor = taken
         return _done(await console.release_parked(parked_id, actor))
 
-    @post("/console/quarantine/{parked_id:int}/discard", **_PAGES)
+    @post("/console/quarantine/{parked_id:int}/discard", **_ACTIONS)
     async def discard(request: Request[Any, Any, Any], parked_id: FromPath[int]) -> Template:
         taken = await _action_form(request)
         if isinstance(taken, Template):

@@ -5,7 +5,7 @@
   is audited with the ``X-Carebus-Actor``.
 - ``GET /v1/sites``: per-site sync health (the business figures).
 - ``GET /v1/pipeline``: every durable's backlog, every stream's size, each service's readiness.
-- ``POST /v1/tracker/rebuild``: rebuild the tracker from the streams (``X-Carebus-Actor``).
+- ``POST /v1/tracker/rebuild``: rebuild the tracker from the streams (recorded with the client).
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ from carebus_ops.handlers.figures import OpsFigures, SitesBody
 from carebus_ops.handlers.pipeline import Pipeline, PipelineBody
 from carebus_ops.handlers.rebuild import Rebuild, RebuildBody
 from carebus_ops.handlers.trace import UnknownKind, trace
-from carebus_shared.exceptions.routes import actor_of
+from carebus_shared.auth.principal import actor_of
+from carebus_shared.auth.scopes import OPS_READ, OPS_WRITE, requires
 from carebus_shared.http.problems import problem
 
 _MAX_ID = 200
@@ -38,6 +39,7 @@ def trace_routes(pool: Any, max_linked: int) -> list[HTTPRouteHandler]:
         tags=["trace"],
         summary="An entity's whole timeline, with its linked entities",
         responses={},
+        **requires(OPS_READ),
     )
     async def trace_entity(
         request: Request[Any, Any, Any], kind: FromPath[str], entity_id: FromPath[str]
@@ -58,11 +60,21 @@ def trace_routes(pool: Any, max_linked: int) -> list[HTTPRouteHandler]:
 
 
 def ops_routes(figures: OpsFigures, pipeline: Pipeline, rebuild: Rebuild) -> list[HTTPRouteHandler]:
-    @get("/v1/sites", tags=["sites"], summary="Per-site sync health (business figures)")
+    @get(
+        "/v1/sites",
+        tags=["sites"],
+        summary="Per-site sync health (business figures)",
+        **requires(OPS_READ),
+    )
     async def sites() -> SitesBody:
         return await figures.sites()
 
-    @get("/v1/pipeline", tags=["pipeline"], summary="Backlog per durable, streams, readiness")
+    @get(
+        "/v1/pipeline",
+        tags=["pipeline"],
+        summary="Backlog per durable, streams, readiness",
+        **requires(OPS_READ),
+    )
     async def pipeline_view() -> PipelineBody:
         return await pipeline.view()
 
@@ -71,8 +83,10 @@ def ops_routes(figures: OpsFigures, pipeline: Pipeline, rebuild: Rebuild) -> lis
         tags=["tracker"],
         status_code=202,
         summary="Rebuild the tracker from the streams (it catches up in the background)",
+        request_max_body_size=1024,
+        **requires(OPS_WRITE),
     )
     async def rebuild_tracker(request: Request[Any, Any, Any]) -> RebuildBody:
-        return await rebuild.run(actor_of(request, "anonymous").strip()[:200] or "anonymous")
+        return await rebuild.run(actor_of(request))
 
     return [sites, pipeline_view, rebuild_tracker]

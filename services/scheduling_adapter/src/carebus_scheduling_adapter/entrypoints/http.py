@@ -24,6 +24,7 @@ from carebus_scheduling_adapter.handlers.fhir_requests import (
     FhirReply,
     FhirRequests,
 )
+from carebus_shared.auth.scopes import APPOINTMENTS_WRITE, requires
 from carebus_shared.dependencies import DEPENDENCY_ERRORS
 from carebus_shared.exceptions.redrive import RedriveInputs
 from carebus_shared.exceptions.routes import redrive_routes
@@ -40,23 +41,29 @@ AnyRequest = Request[Any, Any, Any]
 def routes(
     fhir: FhirRequests, redrive: RedriveInputs, max_body_bytes: int
 ) -> list[HTTPRouteHandler]:
-    return [*fhir_routes(fhir), *redrive_routes(redrive, max_body_bytes)]
+    return [*fhir_routes(fhir, max_body_bytes), *redrive_routes(redrive, max_body_bytes)]
 
 
-def fhir_routes(fhir: FhirRequests) -> list[HTTPRouteHandler]:
-    @post("/fhir/Appointment", tags=["fhir"], summary="Create an Appointment")
+def fhir_routes(fhir: FhirRequests, max_body_bytes: int) -> list[HTTPRouteHandler]:
+    common: dict[str, Any] = {
+        "tags": ["fhir"],
+        "request_max_body_size": max_body_bytes,
+        **requires(APPOINTMENTS_WRITE),
+    }
+
+    @post("/fhir/Appointment", summary="Create an Appointment", **common)
     async def create_appointment(request: AnyRequest) -> Response[bytes]:
         """201 with the resource once its event is stored in JetStream; 4xx OperationOutcome."""
         return await _answer(request, fhir, CREATE, None)
 
-    @put("/fhir/Appointment/{appointment_id:str}", tags=["fhir"], summary="Update an Appointment")
+    @put("/fhir/Appointment/{appointment_id:str}", summary="Update an Appointment", **common)
     async def update_appointment(
         request: AnyRequest, appointment_id: FromPath[str]
     ) -> Response[bytes]:
         """200 with the resource once its event is stored in JetStream; 4xx OperationOutcome."""
         return await _answer(request, fhir, UPDATE, appointment_id)
 
-    @post("/fhir", tags=["fhir"], summary="Process a transaction or batch Bundle")
+    @post("/fhir", summary="Process a transaction or batch Bundle", **common)
     async def process_bundle(request: AnyRequest) -> Response[bytes]:
         """Appointment entries become events; other resources only resolve references."""
         return await _answer(request, fhir, BUNDLE, None)

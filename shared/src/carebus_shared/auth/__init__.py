@@ -1,0 +1,1 @@
+"""HTTP clients, their keys and scopes, the app-wide guard and rate limits (docs/decisions/023)."""
