@@ -48,7 +48,7 @@ def trace_routes(pool: Any, max_linked: int) -> list[HTTPRouteHandler]:
             return problem(400, "Bad Request", f"the id is longer than {_MAX_ID} characters")
         try:
             found: Trace | None = await trace(
-                pool, kind, entity_id, max_linked, actor=actor_of(request, "anonymous")
+                pool, kind, entity_id, max_linked, actor=actor_of(request)
             )
         except UnknownKind as exc:
             return problem(400, "Unknown entity kind", str(exc), kind_field="kind")
