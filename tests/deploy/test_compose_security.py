@@ -10,6 +10,8 @@ from typing import Any
 
 import yaml
 
+from carebus_shared.cli.services import discover
+from carebus_shared.db.roles import password_env as pg_password_env
 from carebus_shared.jetstream.permissions import ADMIN_USER, SERVICES, all_permissions
 from carebus_shared.jetstream.server_config import password_env, render_authorization
 from tests.deploy.manifests import REPO
@@ -104,3 +106,16 @@ def test_each_service_connects_to_nats_as_its_own_generated_user() -> None:
             continue
         user = ADMIN_USER if name == "provision" else name
         assert url == f"nats://{user}:${{{password_env(user)}:?set in .env}}@nats:4222", name
+
+
+def test_each_service_logs_in_to_postgres_as_its_own_role() -> None:
+    """docs/decisions/026: provisioning sets every role's password; a service sees its own."""
+    compose = _compose()
+    provision_env = compose["services"]["provision"]["environment"]
+    for service in discover():
+        variable = pg_password_env(service.schema)
+        assert provision_env[variable] == f"${{{variable}:?set in .env}}"
+        url = compose["services"][service.name]["environment"]["DATABASE_URL"]
+        assert url == (
+            f"postgresql://{service.schema}:${{{variable}:?set in .env}}@postgres:5432/carebus"
+        ), service.name

@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from carebus_shared.cli.services import ServiceEntry, discover
+from carebus_shared.db.roles import password_env as pg_password_env
 from carebus_shared.jetstream.topology import TOPOLOGY
 from carebus_shared.settings import describe_settings
 from tests.deploy.manifests import (
@@ -477,6 +478,32 @@ def test_the_secret_example_names_every_secret_read_and_is_in_no_kustomization()
     )
     assert "sslmode=verify-full" in database_url
     assert "sslrootcert=/etc/carebus/postgres-ca/ca.crt" in database_url
+
+
+def _secret_of(container: Obj, variable: str) -> tuple[str, str]:
+    (var,) = [v for v in container["env"] if v["name"] == variable]
+    ref = var["valueFrom"]["secretKeyRef"]
+    return ref["name"], ref["key"]
+
+
+@pytest.mark.parametrize("name", OVERLAYS)
+def test_each_service_logs_in_to_postgres_as_its_own_role(name: str) -> None:
+    """docs/decisions/026: a pod reads its own role's URL; the provisioning Job, which sets
+    the roles' passwords, reads every password and the administrator's URL."""
+    objs = rendered(name)
+    for deployment in _deployments(objs):
+        service = _service_of(deployment)
+        (container,) = deployment["spec"]["template"]["spec"]["containers"]
+        secret = f"carebus-database-{service.name}"
+        assert _secret_of(container, "DATABASE_URL") == (secret, "url")
+    job, _ = _provision(objs)
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    assert _secret_of(container, "DATABASE_URL") == ("carebus-database", "url")
+    for service in discover():
+        assert _secret_of(container, pg_password_env(service.schema)) == (
+            f"carebus-database-{service.name}",
+            "password",
+        )
 
 
 # -- the provisioning Job and the reconciliation CronJob ---------------------------------

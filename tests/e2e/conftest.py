@@ -44,8 +44,9 @@ async def stack(
 
 @pytest.fixture
 async def secured_stack(database_url: str, tmp_path: Path) -> AsyncIterator[SecuredStack]:
-    """The stack on a NATS server running the generated users (docs/decisions/024): it is
-    provisioned as the administrator, and each service connects as its own user."""
+    """The stack on a NATS server running the generated users (docs/decisions/024) and with
+    the database roles (docs/decisions/026): it is provisioned as the administrator, and each
+    service connects as its own NATS user and logs in as its own database role."""
     with secured_nats(tmp_path / "nats") as secured:
         per_service = {name: {"NATS_URL": secured.url_for(name)} for name in SERVICES}
         per_service["erp-poster"]["CAREBUS_ERP_POSTER_ACK_KEEPALIVE_S"] = "1"
@@ -55,5 +56,6 @@ async def secured_stack(database_url: str, tmp_path: Path) -> AsyncIterator[Secu
             tmp_path / "stack",
             topology=with_ack_wait(TOPOLOGY, ERP_POSTER, SHORT_BACKOFF_S),
             extra_env=per_service,
+            database_roles=True,
         ) as services:
             yield SecuredStack(services, secured)

@@ -1,11 +1,13 @@
-"""End to end with NATS least privilege on: each service connects as its own generated user
-(docs/decisions/024), and a small network's day still reaches the ledger exactly as the
-oracle says, with no permission violation on the way."""
+"""End to end with least privilege on: each service connects to NATS as its own generated
+user (docs/decisions/024) and to PostgreSQL as its own role (docs/decisions/026), and a small
+network's day still reaches the ledger exactly as the oracle says, with no permission
+violation on the way."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import asyncpg
 import httpx
 import pytest
 
@@ -15,6 +17,7 @@ from carebus_scenario.observe import observe, wait_quiet
 from carebus_scenario.oracle import expect
 from carebus_scenario.player import Player, load_masterdata
 from carebus_scenario.verify import differences
+from carebus_shared.cli.services import discover
 from carebus_shared.jetstream.topology import ERP_POSTER, MAPPER
 from tests.e2e.conftest import SecuredStack
 
@@ -40,3 +43,13 @@ async def test_a_day_runs_through_the_generated_permissions(
     assert MAPPER in response.text
     assert ERP_POSTER in response.text
     assert secured_stack.nats.violations() == []
+    # Every service did its part under its own database role, and only under it.
+    conn = await asyncpg.connect(endpoints.database_url)
+    try:
+        logged_in = await conn.fetch(
+            "SELECT DISTINCT usename FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    finally:
+        await conn.close()
+    assert {row["usename"] for row in logged_in} == {s.schema for s in discover()}

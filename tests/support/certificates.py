@@ -38,6 +38,13 @@ def _write(folder: Path, stem: str, cert: x509.Certificate, key: ec.EllipticCurv
     return pem
 
 
+def _host_name(host: str) -> x509.GeneralName:
+    try:
+        return x509.IPAddress(ipaddress.ip_address(host))
+    except ValueError:
+        return x509.DNSName(host)
+
+
 class TestCa:
     """A CA that signs server and client certificates valid for an hour."""
 
@@ -68,7 +75,14 @@ class TestCa:
             .not_valid_after(now + datetime.timedelta(hours=1))
         )
 
-    def issue(self, stem: str, common_name: str, *, server: bool) -> Pem:
+    def issue(
+        self,
+        stem: str,
+        common_name: str,
+        *,
+        server: bool,
+        hosts: tuple[str, ...] = ("127.0.0.1", "localhost"),
+    ) -> Pem:
         key = ec.generate_private_key(ec.SECP256R1())
         now = datetime.datetime.now(datetime.UTC)
         usage = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
@@ -78,6 +92,6 @@ class TestCa:
             .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
         )
         if server:
-            names = [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
+            names = [_host_name(host) for host in hosts]
             builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
         return _write(self.folder, stem, builder.sign(self._key, hashes.SHA256()), key)

@@ -13,6 +13,8 @@ import asyncpg
 
 from carebus_scenario.config import SMALL
 from carebus_scenario.stack import ServiceStack, fresh_database, provision_stack
+from carebus_shared.cli.services import discover
+from carebus_shared.db.roles import database_url_as
 from carebus_shared.jetstream.topology import TOPOLOGY, Topology
 
 
@@ -39,13 +41,22 @@ async def running_stack(
     *,
     topology: Topology = TOPOLOGY,
     extra_env: Mapping[str, Mapping[str, str]] | None = None,
+    database_roles: bool = False,
 ) -> AsyncIterator[ServiceStack]:
     """The five services on a database of their own and ``nats_url`` (provisioned with
-    ``topology``), filing remittances under the SMALL scenario's site."""
+    ``topology``), filing remittances under the SMALL scenario's site. With
+    ``database_roles`` each service logs in as its own role (docs/decisions/026; the test
+    server trusts logins, so without a password), else as the administrator."""
     async with own_database(server_url, "carebus_e2e") as db:
         await provision_stack(nats_url, db, topology)
+        env = {name: dict(values) for name, values in (extra_env or {}).items()}
+        if database_roles:
+            for service in discover():
+                env.setdefault(service.name, {})["DATABASE_URL"] = database_url_as(
+                    db, service.schema, None
+                )
         services = ServiceStack(
-            nats_url, db, workdir, remittance_site=SMALL.remittance_site, extra_env=extra_env
+            nats_url, db, workdir, remittance_site=SMALL.remittance_site, extra_env=env
         )
         try:
             await asyncio.to_thread(services.start)

@@ -17,6 +17,9 @@ SERVICE = "erp-poster"
 PACKAGE = "carebus_erp_poster"
 SCHEMA = "carebus_erp_poster"  # the PostgreSQL schema this service owns
 ENV_PREFIX = "CAREBUS_ERP_POSTER_"
+# The ledger: this service's database role may add and read entries, never change them; the
+# tables and their append-only triggers belong to the owner role (docs/decisions/026).
+APPEND_ONLY_TABLES = ("journal_entry", "journal_line")
 
 Positive = Annotated[float, msgspec.Meta(gt=0)]
 NonNegative = Annotated[float, msgspec.Meta(ge=0)]

@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from carebus_shared.cli.services import discover
+from carebus_shared.db.roles import database_url_as
 from carebus_shared.devstack.nats_server import NatsServer
 from carebus_shared.devstack.postgres_server import PostgresServer
 from carebus_shared.jetstream.permissions import ADMIN_USER, all_permissions
@@ -24,6 +26,9 @@ from carebus_shared.jetstream.server_config import (
     with_credentials,
 )
 
+# PostgreSQL's administrator (the devstack's superuser), beside the services' roles.
+ADMIN_ROLE = "postgres"
+
 
 @dataclass(frozen=True)
 class Endpoints:
@@ -31,9 +36,17 @@ class Endpoints:
     database_url: str
     # Each service's own NATS URL (its user), when the devstack runs NATS; else nats_url.
     service_nats_urls: dict[str, str] = field(default_factory=dict)
+    # Each service's database role's password, when the devstack runs PostgreSQL
+    # (docs/decisions/026): `carebus provision` sets them, each service logs in with its own.
+    role_passwords: dict[str, str] = field(default_factory=dict)
 
     def nats_url_for(self, service: str) -> str:
         return self.service_nats_urls.get(service, self.nats_url)
+
+    def database_url_for(self, role: str) -> str:
+        """``role``'s URL when the devstack made its password; else the administrator's."""
+        password = self.role_passwords.get(role)
+        return database_url_as(self.database_url, role, password) if password else self.database_url
 
 
 def _port_free(port: int) -> bool:
@@ -73,6 +86,7 @@ def devstack(data_dir: Path) -> Iterator[Endpoints]:
     nats_url = os.environ.get("NATS_URL")
     database_url = os.environ.get("DATABASE_URL")
     service_urls: dict[str, str] = {}
+    role_passwords: dict[str, str] = {}
     try:
         if not nats_url:
             # One user per service, its permissions generated (docs/decisions/024).
@@ -93,10 +107,19 @@ def devstack(data_dir: Path) -> Iterator[Endpoints]:
                 if user.user != ADMIN_USER
             }
         if not database_url:
-            pg = PostgresServer(data_dir / "pg", _remembered_port(ports, "postgres"))
+            roles = [service.schema for service in discover()]
+            pg_passwords = load_or_create_passwords(
+                data_dir / "pg" / "passwords.json", [ADMIN_ROLE, *roles]
+            )
+            pg = PostgresServer(
+                data_dir / "pg",
+                _remembered_port(ports, "postgres"),
+                password=pg_passwords[ADMIN_ROLE],
+            )
             pg.start()
             database_url = pg.dsn
-        path.touch(mode=0o600)  # the administrator's NATS password is in it
+            role_passwords = {role: pg_passwords[role] for role in roles}
+        path.touch(mode=0o600)  # the administrators' passwords are in it
         path.chmod(0o600)
         path.write_text(
             json.dumps(
@@ -108,7 +131,7 @@ def devstack(data_dir: Path) -> Iterator[Endpoints]:
                 indent=2,
             )
         )
-        yield Endpoints(nats_url, database_url, service_urls)
+        yield Endpoints(nats_url, database_url, service_urls, role_passwords)
     finally:
         if pg is not None:
             pg.stop()

@@ -40,6 +40,12 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("devstack", help="run NATS and PostgreSQL in the foreground")
     prov = sub.add_parser("provision", help="apply streams, consumers, buckets and migrations")
     prov.add_argument("--replicas", type=int, default=1, help="stream replicas (cluster size)")
+    prov.add_argument(
+        "--no-roles",
+        dest="with_roles",
+        action="store_false",
+        help="migrations only, as the connected user: no owner or service roles (docs 026)",
+    )
     sub.add_parser("status", help="streams, consumer backlogs and service health")
     exc = sub.add_parser("exceptions", help="the exception store")
     exc_sub = exc.add_subparsers(dest="action", required=True)
@@ -90,7 +96,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "provision":
         from carebus_shared.cli.provision import provision_all
 
-        lines = asyncio.run(provision_all(nats_url, database_url, args.replicas))
+        lines = asyncio.run(
+            provision_all(nats_url, database_url, args.replicas, with_roles=args.with_roles)
+        )
         print("\n".join(lines))
         return 0
     if args.command == "clients":

@@ -81,7 +81,14 @@ def run_suite(data_dir: Path) -> int:
         with devstack(data_dir) as endpoints:
             print(f"nats {redacted(endpoints.nats_url)}", flush=True)
             print(f"postgres {redacted(endpoints.database_url)}", flush=True)
-            for line in asyncio.run(provision_all(endpoints.nats_url, endpoints.database_url)):
+            lines = asyncio.run(
+                provision_all(
+                    endpoints.nats_url,
+                    endpoints.database_url,
+                    passwords=endpoints.role_passwords or None,
+                )
+            )
+            for line in lines:
                 print(f"  {line}", flush=True)
             keys = asyncio.run(ensure_local_keys(endpoints.database_url, data_dir))
             print(f"API keys (mode 0600): {keys['admin'].parent}/<client>.key", flush=True)
@@ -112,8 +119,12 @@ def _run_services(data_dir: Path, env: dict[str, str], endpoints: Endpoints) -> 
             log = (logs / f"{service.name}.log").open("ab")
             processes[service.name] = subprocess.Popen(
                 service.command(sys.executable),
-                # Each service connects as its own NATS user.
-                env={**env, "NATS_URL": endpoints.nats_url_for(service.name)},
+                # Each service connects as its own NATS user and its own database role.
+                env={
+                    **env,
+                    "NATS_URL": endpoints.nats_url_for(service.name),
+                    "DATABASE_URL": endpoints.database_url_for(service.schema),
+                },
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # Ctrl-C reaches us; we stop them in order

@@ -60,27 +60,55 @@ def load_migrations(package: str, folder: str = "migrations") -> list[Migration]
     return found
 
 
-async def migrate(conn: Any, owner: str, migrations: list[Migration]) -> list[str]:
-    """Apply the migrations of ``owner`` not yet applied; return the names applied now."""
+async def _applied(conn: Any, owner: str) -> dict[int, Any]:
+    if await conn.fetchval("SELECT to_regclass('public.carebus_migrations')") is None:
+        return {}
+    rows = await conn.fetch(
+        "SELECT version, name, checksum FROM public.carebus_migrations WHERE owner = $1", owner
+    )
+    return {row["version"]: row for row in rows}
+
+
+def _unapplied(owner: str, migrations: list[Migration], done: dict[int, Any]) -> list[Migration]:
+    """The migrations not in ``done``; an applied one whose file changed is refused."""
+    for migration in migrations:
+        previous = done.get(migration.version)
+        if previous is not None and previous["checksum"] != migration.checksum:
+            raise MigrationError(
+                f"{owner}: {migration.name} changed after it was applied; "
+                "add a new migration instead"
+            )
+    return [m for m in migrations if m.version not in done]
+
+
+async def pending(conn: Any, owner: str, migrations: list[Migration]) -> list[str]:
+    """The names of ``owner``'s migrations not applied yet. Reads only: a service's role,
+    which may not create anything (docs/decisions/026), checks at start with this."""
+    return [m.name for m in _unapplied(owner, migrations, await _applied(conn, owner))]
+
+
+async def migrate(
+    conn: Any, owner: str, migrations: list[Migration], *, as_role: str | None = None
+) -> list[str]:
+    """Apply the migrations of ``owner`` not yet applied; return the names applied now.
+
+    With ``as_role``, each migration runs under that role (SET LOCAL ROLE), which then owns
+    what it creates; the tracking row is written as the connected user.
+    """
     applied_now: list[str] = []
+    if not await pending(conn, owner, migrations):
+        return applied_now  # nothing to do, and no lock or DDL a reader may not take
     await conn.execute("SELECT pg_advisory_lock($1)", _LOCK_KEY)
     try:
         await conn.execute(TRACKING_TABLE)
-        rows = await conn.fetch(
-            "SELECT version, name, checksum FROM public.carebus_migrations WHERE owner = $1", owner
-        )
-        done = {row["version"]: row for row in rows}
-        for migration in migrations:
-            previous = done.get(migration.version)
-            if previous is not None:
-                if previous["checksum"] != migration.checksum:
-                    raise MigrationError(
-                        f"{owner}: {migration.name} changed after it was applied; "
-                        "add a new migration instead"
-                    )
-                continue
+        # Again under the lock: a replica starting beside us may have applied some.
+        for migration in _unapplied(owner, migrations, await _applied(conn, owner)):
             async with conn.transaction():
+                if as_role is not None:
+                    await conn.execute(f'SET LOCAL ROLE "{as_role}"')
                 await conn.execute(migration.sql)
+                if as_role is not None:
+                    await conn.execute("RESET ROLE")
                 await conn.execute(
                     "INSERT INTO public.carebus_migrations (owner, version, name, checksum) "
                     "VALUES ($1, $2, $3, $4)",

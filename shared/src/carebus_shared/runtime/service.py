@@ -199,7 +199,14 @@ class ServiceRuntime:
         conn = await asyncpg.connect(self.settings.database_url, timeout=5)
         try:
             for owner, package in self.migrations:
-                applied = await migrate(conn, owner, load_migrations(package))
+                try:
+                    applied = await migrate(conn, owner, load_migrations(package))
+                except asyncpg.InsufficientPrivilegeError as exc:
+                    # A service's own role may not migrate (docs/decisions/026); retried.
+                    raise DependencyUnavailable(
+                        f"migrations of {owner} pending and this role may not apply them: "
+                        "run `carebus provision`"
+                    ) from exc
                 if applied:
                     log.info("migrations applied", extra={"owner": owner, "applied": applied})
         finally:
@@ -213,7 +220,7 @@ class ServiceRuntime:
         while self._pool is None:
             try:
                 await self._open_database()
-            except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+            except (OSError, asyncpg.PostgresError, TimeoutError, DependencyUnavailable) as exc:
                 log.warning("database not available yet: %s", exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
