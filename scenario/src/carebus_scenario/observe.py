@@ -20,6 +20,7 @@ import nats
 from nats.js.errors import NotFoundError
 
 from carebus_scenario.oracle import Balance, ExceptionKey, LedgerKey, stage_name
+from carebus_shared.jetstream.connection import server_list
 from carebus_shared.jetstream.topology import TOPOLOGY
 
 PIPELINE_CONSUMERS = tuple((c.stream, c.durable) for c in TOPOLOGY.pipeline_consumers)
@@ -125,7 +126,7 @@ async def quarantine_reasons(validator_http: str, since: dt.datetime = EPOCH) ->
 
 
 async def stream_messages(nats_url: str) -> dict[str, int]:
-    nc = await nats.connect(nats_url)
+    nc = await nats.connect(server_list(nats_url))
     try:
         js = nc.jetstream()
         counts = {}
@@ -141,7 +142,7 @@ async def stream_messages(nats_url: str) -> dict[str, int]:
 
 async def backlog(nats_url: str) -> dict[str, int]:
     """Pending plus unacknowledged messages per pipeline consumer."""
-    nc = await nats.connect(nats_url)
+    nc = await nats.connect(server_list(nats_url))
     try:
         js = nc.jetstream()
         found = {}
