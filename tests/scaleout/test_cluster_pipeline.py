@@ -45,12 +45,21 @@ async def play_and_judge(
     endpoints = stack.endpoints
     await load_masterdata(scenario.network, endpoints.validator_http)
     report = await Player(scenario, endpoints, workdir).play()
+    return await judge(scenario, expected, stack, report.surprises)
+
+
+async def judge(
+    scenario: Scenario, expected: Expectation, stack: ServiceStack, surprises: list[str]
+) -> list[str]:
+    """Once the pipeline has settled: answers that differed, ledger differences, events not
+    ok, order inversions."""
+    endpoints = stack.endpoints
     await wait_quiet(endpoints.nats_url, endpoints.database_url, timeout_s=120)
     observed = await observe(endpoints.database_url, endpoints.validator_http, endpoints.nats_url)
     everything = await observe_all(endpoints.database_url, endpoints.nats_url)
     verdict = classify(scenario, expected, everything)
     return [
-        *(f"surprise: {s}" for s in report.surprises),
+        *(f"surprise: {s}" for s in surprises),
         *differences(expected, observed),
         *verdict.problems(),
         *order_inversions(everything),
