@@ -39,7 +39,6 @@ from carebus_scenario.player import Player, PlayReport, load_masterdata
 from carebus_scenario.stack import ServiceStack, fresh_database, provision_stack
 from carebus_shared.cli.services import ORDER as SERVICES
 from carebus_shared.devstack.nats_server import NatsServer
-from carebus_shared.devstack.ports import free_port
 from carebus_shared.devstack.postgres_server import PostgresServer
 from carebus_shared.jetstream.topology import (
     ERP_POSTER,
@@ -152,13 +151,6 @@ class ChaosStack(ServiceStack):
             chaos = {k: v for k, v in chaos.items() if k not in (POINT_ENV, AT_ENV, ACTION_ENV)}
         env = {**self.env[name], **chaos, "PYTHONPATH": _repo_on_path()}
         return [sys.executable, "-m", MODULE, service, "serve"], env
-
-    def add_replica(self, name: str) -> str:
-        replica = f"{name}~2"
-        self.services[replica] = self.services[name]
-        prefix = self.services[name].config.ENV_PREFIX
-        self.env[replica] = {**self.env[name], f"{prefix}HTTP_PORT": str(free_port())}
-        return replica
 
     def disarm(self, service: str) -> None:
         """Later starts of ``service`` run without the crash point (an unsafe setting stays)."""

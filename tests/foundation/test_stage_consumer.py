@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 import pytest
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext, api
 
 from carebus_shared.jetstream.consumer import StageConsumer
+from carebus_shared.jetstream.provision import apply_key_value
 from carebus_shared.jetstream.pull import Puller
-from carebus_shared.jetstream.topology import ConsumerSpec
+from carebus_shared.jetstream.topology import STAGE_LEASES_BUCKET, TOPOLOGY, ConsumerSpec
 
 
 async def _stream_with_consumer(js: JetStreamContext) -> tuple[ConsumerSpec, str]:
@@ -137,6 +138,7 @@ async def _ordered_stream(js: JetStreamContext, ack_wait_s: float) -> tuple[Cons
     spec = ConsumerSpec(
         stream, "stage", (f"{subject}.>",), "test", backoff_s=(ack_wait_s,), ordered=True
     )
+    await apply_key_value(js, TOPOLOGY.key_value(STAGE_LEASES_BUCKET), 1)  # replicas' turns
     return spec, subject
 
 
@@ -195,3 +197,51 @@ async def test_an_ordered_stage_does_not_wait_for_its_own_retried_message(
     finally:
         await consumer.stop(5.0)
     assert seen == [0, 1, 2, 3, 4, 0]
+
+
+async def test_replicas_of_an_ordered_stage_take_turns_and_a_stopping_one_hands_over(
+    js: JetStreamContext,
+) -> None:
+    """Two replicas on one ordered durable: only the lease holder handles anything (never
+    both at once); stopped, it releases the lease and the other goes on (docs/decisions/027)."""
+    spec, subject = await _ordered_stream(js, ack_wait_s=30.0)
+    seen: dict[str, list[int]] = {"a": [], "b": []}
+    busy: set[str] = set()
+    overlaps = 0
+
+    def handler(name: str) -> Callable[[Sequence[Msg]], Awaitable[None]]:
+        async def on_batch(msgs: Sequence[Msg]) -> None:
+            nonlocal overlaps
+            overlaps += bool(busy)
+            busy.add(name)
+            await asyncio.sleep(0.02)  # a batch takes a while: room for the other to overlap
+            seen[name].extend(int(m.data) for m in msgs)
+            for m in msgs:
+                await m.ack()
+            busy.discard(name)
+
+        return on_batch
+
+    replicas = {
+        name: StageConsumer(spec, handler(name), batch_size=5, idle_wait_s=0.2, lease_poll_s=0.2)
+        for name in seen
+    }
+    for consumer in replicas.values():
+        consumer.start(lambda: js)
+    try:
+        for n in range(30):
+            await js.publish(f"{subject}.x", str(n).encode())
+        await _wait_for(lambda: len(seen["a"]) + len(seen["b"]) >= 30)
+        active = next(name for name, consumer in replicas.items() if consumer.active)
+        standby = "b" if active == "a" else "a"
+        assert seen[active] == list(range(30))
+        assert seen[standby] == []
+        assert await replicas[active].stop(5.0)
+        for n in range(30, 40):
+            await js.publish(f"{subject}.x", str(n).encode())
+        await _wait_for(lambda: len(seen[standby]) >= 10, timeout_s=5.0)
+    finally:
+        for consumer in replicas.values():
+            await consumer.stop(5.0)
+    assert seen[standby] == list(range(30, 40))
+    assert overlaps == 0

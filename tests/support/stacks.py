@@ -42,13 +42,17 @@ async def running_stack(
     topology: Topology = TOPOLOGY,
     extra_env: Mapping[str, Mapping[str, str]] | None = None,
     database_roles: bool = False,
+    stream_replicas: int = 1,
+    instances: Mapping[str, int] | None = None,
 ) -> AsyncIterator[ServiceStack]:
     """The five services on a database of their own and ``nats_url`` (provisioned with
-    ``topology``), filing remittances under the SMALL scenario's site. With
-    ``database_roles`` each service logs in as its own role (docs/decisions/026; the test
-    server trusts logins, so without a password), else as the administrator."""
+    ``topology``, each stream on ``stream_replicas`` servers), filing remittances under the
+    SMALL scenario's site; ``instances`` runs that many of a service (replicas sharing its
+    durables). With ``database_roles`` each service logs in as its own role
+    (docs/decisions/026; the test server trusts logins, so without a password), else as the
+    administrator."""
     async with own_database(server_url, "carebus_e2e") as db:
-        await provision_stack(nats_url, db, topology)
+        await provision_stack(nats_url, db, topology, stream_replicas)
         env = {name: dict(values) for name, values in (extra_env or {}).items()}
         if database_roles:
             for service in discover():
@@ -58,6 +62,9 @@ async def running_stack(
         services = ServiceStack(
             nats_url, db, workdir, remittance_site=SMALL.remittance_site, extra_env=env
         )
+        for name, count in (instances or {}).items():
+            for index in range(2, count + 1):
+                services.add_replica(name, index)
         try:
             await asyncio.to_thread(services.start)
             yield services

@@ -50,6 +50,7 @@ from carebus_scenario.model import (
     PaymentFact,
 )
 from carebus_scenario.oracle import JOURNAL, PARKED, QUEUED_BEHIND, Expectation
+from carebus_shared.jetstream.connection import server_list
 
 OK, LOST, DUPLICATED, UNEXPECTED, DEAD_LETTERED = (
     "ok", "lost", "duplicated", "unexpected", "dead_lettered",
@@ -394,11 +395,63 @@ SELECT journal_id, idempotency_key, body::text AS body
 """
 
 
+def entity_of(body: Mapping[str, Any]) -> tuple[Any, ...] | None:
+    """The versioned entity an adapter event belongs to (site, kind, id): an appointment or
+    a claim (an 835's claim, payment and adjustments); None for the others."""
+    kind, site = str(body.get("event_type", "")), body.get("site")
+    appointment = body.get("appointment")
+    if kind.startswith("scheduling.appointment.") and isinstance(appointment, Mapping):
+        return (site, "appointment", appointment.get("appointment_id"))
+    if kind.startswith("billing.") and body.get("claim_id") is not None:
+        return (site, "claim", body["claim_id"])
+    return None
+
+
+def order_inversions(observed: Observed) -> list[str]:
+    """Where a stage put out two events of one entity in another order than its input
+    held them (what two replicas handling one entity at once can do): the validator (adapter
+    stream → VALIDATED) and the mapper (VALIDATED → the journal requests). Each says the
+    hop, the entity's kind and the two positions; no patient data."""
+    by_id = {event.event_id: event for event in observed.events}
+    validated_at: dict[str, int] = {}
+    for seq, original in sorted(observed.validated.items()):
+        validated_at.setdefault(original, seq)  # a redelivered copy counts where it first was
+    validator = [
+        (by_id[original].seq, seq, by_id[original].body)
+        for original, seq in validated_at.items()
+        if original in by_id
+    ]
+    mapper = []
+    seen: set[str] = set()
+    for request in sorted(observed.requests, key=lambda r: r.seq):
+        sources = [s for s in request.source_event_ids if s in validated_at and s in by_id]
+        if sources and request.journal_id not in seen:
+            seen.add(request.journal_id)
+            first = min(sources, key=validated_at.__getitem__)
+            mapper.append((validated_at[first], request.seq, by_id[first].body))
+    found = []
+    for hop, pairs in (("validator", validator), ("mapper", mapper)):
+        last: dict[tuple[Any, ...], tuple[int, int]] = {}
+        for position_in, position_out, body in sorted(pairs, key=lambda p: p[1]):
+            entity = entity_of(body)
+            if entity is None:
+                continue
+            before = last.get(entity)
+            if before is not None and before[0] > position_in:
+                found.append(
+                    f"{hop}: a {entity[1]} at {entity[0]}: input {position_in} came out after "
+                    f"input {before[0]} (outputs {before[1]}, {position_out})"
+                )
+            if before is None or position_in > before[0]:
+                last[entity] = (position_in, position_out)
+    return found
+
+
 async def observe_all(database_url: str, nats_url: str, erp: Erp = "ledger") -> Observed:
     """Everything :func:`classify` reads: the streams, the ledger (or the ERP sandbox's
     journals) and the exception store."""
     observed = Observed()
-    nc = await nats.connect(nats_url)
+    nc = await nats.connect(server_list(nats_url))
     try:
         js = nc.jetstream()
         for stream in (SCHEDULING, BILLING):

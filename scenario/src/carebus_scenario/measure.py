@@ -29,6 +29,7 @@ import psutil
 from carebus_scenario.model import DFT, FHIR, SIU, AppointmentFact
 from carebus_scenario.network import DFT_SOURCE, FHIR_SOURCE, SIU_SOURCE
 from carebus_scenario.player import PlayReport
+from carebus_shared.jetstream.connection import server_list
 from carebus_shared.jetstream.topology import EXCEPTION_CAPTURE, TOPOLOGY
 
 PIPELINE_STAGES = tuple(
@@ -204,7 +205,7 @@ class StageSampler:
     samples: dict[str, list[tuple[float, int]]] = field(default_factory=dict)
 
     async def run(self, stop: asyncio.Event) -> None:
-        nc = await nats.connect(self.nats_url)
+        nc = await nats.connect(server_list(self.nats_url))
         try:
             js = nc.jetstream()
             while not stop.is_set():

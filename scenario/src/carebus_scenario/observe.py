@@ -21,6 +21,7 @@ from nats.js.errors import NotFoundError
 
 from carebus_scenario.oracle import Balance, ExceptionKey, LedgerKey, stage_name
 from carebus_shared.auth.client import bearer, cli_key
+from carebus_shared.jetstream.connection import server_list
 from carebus_shared.jetstream.topology import TOPOLOGY
 
 PIPELINE_CONSUMERS = tuple((c.stream, c.durable) for c in TOPOLOGY.pipeline_consumers)
@@ -127,7 +128,7 @@ async def quarantine_reasons(validator_http: str, since: dt.datetime = EPOCH) ->
 
 
 async def stream_messages(nats_url: str) -> dict[str, int]:
-    nc = await nats.connect(nats_url)
+    nc = await nats.connect(server_list(nats_url))
     try:
         js = nc.jetstream()
         counts = {}
@@ -143,7 +144,7 @@ async def stream_messages(nats_url: str) -> dict[str, int]:
 
 async def backlog(nats_url: str) -> dict[str, int]:
     """Pending plus unacknowledged messages per pipeline consumer."""
-    nc = await nats.connect(nats_url)
+    nc = await nats.connect(server_list(nats_url))
     try:
         js = nc.jetstream()
         found = {}

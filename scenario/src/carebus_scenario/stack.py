@@ -53,9 +53,12 @@ async def fresh_database(server_url: str, name: str) -> str:
     return urllib.parse.urlunsplit(parts._replace(path=f"/{name}"))
 
 
-async def provision_stack(nats_url: str, database_url: str, topology: Topology = TOPOLOGY) -> None:
-    """What `carebus provision` does, with a topology of the caller's choice."""
-    await provision_all(nats_url, database_url, topology=topology)
+async def provision_stack(
+    nats_url: str, database_url: str, topology: Topology = TOPOLOGY, replicas: int = 1
+) -> None:
+    """What `carebus provision` does, with a topology of the caller's choice (``replicas``:
+    every stream's, on a cluster)."""
+    await provision_all(nats_url, database_url, replicas, topology=topology)
 
 
 class ServiceStack:
@@ -96,6 +99,19 @@ class ServiceStack:
             self.env[name] = env
         self.inbox.mkdir(parents=True, exist_ok=True)
         self.logs.mkdir(parents=True, exist_ok=True)
+
+    def add_replica(self, name: str, index: int = 2) -> str:
+        """Another instance of service ``name`` (``name~index``) on an HTTP port of its own,
+        sharing its durables; started with the others. Returns the instance's name."""
+        replica = f"{name}~{index}"
+        self.services[replica] = self.services[name]
+        prefix = self.services[name].config.ENV_PREFIX
+        self.env[replica] = {**self.env[name], f"{prefix}HTTP_PORT": str(free_port())}
+        return replica
+
+    def instances(self, name: str) -> list[str]:
+        """Service ``name``'s instances: itself and its replicas."""
+        return [other for other in self.services if other.split("~")[0] == name]
 
     def _port(self, name: str, field: str) -> int:
         return int(self.env[name][f"{self.services[name].config.ENV_PREFIX}{field}"])

@@ -67,12 +67,17 @@ def tls_context(settings: NatsTlsSettings) -> ssl.SSLContext | None:
     return context
 
 
+def server_list(nats_url: str) -> list[str]:
+    """NATS_URL's servers: one URL, or a cluster's comma-separated (nats-py takes a list)."""
+    return [url.strip() for url in nats_url.split(",") if url.strip()]
+
+
 async def connect(nats_url: str, **options: Any) -> Client:
     """nats.connect for the command-line tools, with the TLS of the NATS_TLS_* variables."""
     context = tls_context(load_settings(NatsTlsSettings, ""))
     if context is not None:
         options.setdefault("tls", context)
-    return await nats.connect(nats_url, **options)
+    return await nats.connect(server_list(nats_url), **options)
 
 
 def make_broker(
@@ -94,7 +99,7 @@ def make_broker(
     """
     install_fetch_timeout_guard()
     return NatsBroker(
-        nats_url.split(","),
+        server_list(nats_url),
         name=service,
         max_reconnect_attempts=-1,
         reconnect_time_wait=1,

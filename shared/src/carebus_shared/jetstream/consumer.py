@@ -22,6 +22,10 @@ its successor newer messages (up to the consumer's allowance) long before the de
 ack deadline brings that batch back. The successor holds what it fetched (in-progress acks)
 until the older messages are redelivered to it, then handles them all in stream order. A
 message this consumer itself handed back (a retry) does not hold the others up.
+
+Replicas of an ordered stage take turns: only the one holding the durable's lease fetches
+(``lease.Lease``; docs/decisions/027); the others try for it every ``lease_poll_s``. A
+stopping consumer finishes (or hands back) what it holds, then releases the lease.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from dataclasses import dataclass, field
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
+from carebus_shared.jetstream.lease import Lease
 from carebus_shared.jetstream.pull import Puller
 from carebus_shared.jetstream.topology import ConsumerSpec
 
@@ -53,12 +58,23 @@ class StageConsumer:
     idle_wait_s: float = 1.0
     retry_s: float = 1.0
     hold_poll_s: float = 0.5
+    lease_poll_s: float = 1.0
     _stopping: asyncio.Event = field(default_factory=asyncio.Event, init=False)
     _task: asyncio.Task[None] | None = field(default=None, init=False)
     # Ordered stages: stream sequences fetched in this life (pruned below the ack floor),
     # and the last one handled.
     _fetched: set[int] = field(default_factory=set, init=False)
     _last_seq: int = field(default=0, init=False)
+    _lease: Lease | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        if self.spec.ordered:
+            self._lease = Lease(self.spec.stream, self.spec.durable)
+
+    @property
+    def active(self) -> bool:
+        """Whether this replica fetches (an ordered stage's standby does not)."""
+        return self._lease is None or self._lease.held
 
     def start(self, js: Callable[[], JetStreamContext]) -> None:
         self._stopping.clear()
@@ -84,6 +100,11 @@ class StageConsumer:
         puller: Puller | None = None
         busy = True
         while not self._stopping.is_set():  # bounded by stop()
+            if not await self._take_turn(js):
+                busy = False
+                with contextlib.suppress(TimeoutError):  # a standby: try again, or stop
+                    await asyncio.wait_for(self._stopping.wait(), self.lease_poll_s)
+                continue
             try:
                 if puller is None:
                     # nats-py keeps the connection on the context; the inbox rides on it.
@@ -116,6 +137,20 @@ class StageConsumer:
                 except Exception:
                     log.exception("batch failed", extra={"durable": self.spec.durable})
         await _stop(puller)
+        if self._lease is not None:
+            with contextlib.suppress(Exception):  # the link may be down; then it expires
+                await self._lease.release(js())
+
+    async def _take_turn(self, js: Callable[[], JetStreamContext]) -> bool:
+        """Whether this replica may fetch now: always, unless the stage is ordered and
+        another replica holds the durable's lease."""
+        if self._lease is None or self._lease.held:
+            return True
+        try:
+            return await self._lease.acquire(js())
+        except Exception:  # NATS away: nobody can take it; try again
+            log.warning("lease not taken", exc_info=True, extra={"durable": self.spec.durable})
+            return False
 
     async def _in_order(self, js: JetStreamContext, puller: Puller, msgs: list[Msg]) -> list[Msg]:
         """``msgs`` in stream order, after whatever older message was still out with another

@@ -16,6 +16,7 @@ from carebus_shared.jetstream.topology import (
     EXCEPTION_CAPTURE,
     MAPPER,
     MASTERDATA_VIEW_BUCKET,
+    STAGE_LEASES_BUCKET,
     TOPOLOGY,
     VALIDATOR_BILLING,
     VALIDATOR_SCHEDULING,
@@ -86,10 +87,16 @@ SERVICES: dict[str, ServiceAccess] = {
         s.DOMAIN_VALIDATED,
         s.DOMAIN_MASTERDATA,
         durables=(VALIDATOR_SCHEDULING, VALIDATOR_BILLING),
-        kv_writes=(MASTERDATA_VIEW_BUCKET,),
-        kv_watches=(MASTERDATA_VIEW_BUCKET,),
+        kv_writes=(MASTERDATA_VIEW_BUCKET, STAGE_LEASES_BUCKET),
+        kv_watches=(MASTERDATA_VIEW_BUCKET, STAGE_LEASES_BUCKET),
     ),
-    "mapper": _stage(s.DOMAIN_ERP, durables=(MAPPER,)),
+    # Ordered stages read and write their durables' leases (lease.py).
+    "mapper": _stage(
+        s.DOMAIN_ERP,
+        durables=(MAPPER,),
+        kv_writes=(STAGE_LEASES_BUCKET,),
+        kv_watches=(STAGE_LEASES_BUCKET,),
+    ),
     "erp-poster": _stage(s.DOMAIN_ERP, durables=(ERP_POSTER,)),
     # The console re-drives stream messages to the subject they first had, on any domain.
     "ops-console": ServiceAccess(

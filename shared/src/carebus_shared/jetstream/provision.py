@@ -111,6 +111,7 @@ async def apply_key_value(js: JetStreamContext, spec: KeyValueSpec, replicas: in
                 history=spec.history,
                 storage=api.StorageType.FILE,
                 replicas=replicas,
+                ttl=spec.ttl_s,
             )
         )
         return Change("kv", spec.bucket, "created")

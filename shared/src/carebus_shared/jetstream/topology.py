@@ -55,6 +55,7 @@ class KeyValueSpec:
     bucket: str
     description: str
     history: int = 1
+    ttl_s: float | None = None  # entries expire this long after their last write
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,9 @@ class Topology:
     def consumer(self, durable: str) -> ConsumerSpec:
         return next(spec for spec in self.consumers if spec.durable == durable)
 
+    def key_value(self, bucket: str) -> KeyValueSpec:
+        return next(spec for spec in self.key_values if spec.bucket == bucket)
+
     @property
     def pipeline_consumers(self) -> tuple[ConsumerSpec, ...]:
         """The consumers the pipeline's own stages read (observers left out)."""
@@ -82,11 +86,17 @@ class Topology:
 # ordered stage holds those until the dead one's batch is redelivered to it and handles all
 # of them in stream order (consumer.py; the fault suite found a booking handled after its
 # check-in, stale, its journal never posted: docs/decisions/017). Scale such a stage to N
-# replicas by raising this to N x batch size (a replica then also waits while another holds
-# older events).
+# replicas: one holds the durable's lease and fetches, the others stand by (lease.py), so the
+# allowance stays one batch (docs/decisions/027).
 # 100, the stages' default batch, rather than 200: a remittance file's burst moves down the
 # pipeline in halves and the stages overlap on it (pipeline benchmark: docs/decisions/003).
 ORDERED_IN_FLIGHT = 100
+
+# Replicas of an ordered stage take turns on its durable: the one holding its lease in this
+# bucket fetches, the others stand by (lease.py; docs/decisions/027). A dead holder's lease
+# expires after LEASE_TTL_S; a stopping one releases it at once.
+STAGE_LEASES_BUCKET = "stage_leases"
+LEASE_TTL_S = 5.0
 
 # Durable consumer names, one per consuming stage; replicas of a service share them.
 VALIDATOR_SCHEDULING = "masterdata-validator-scheduling"
@@ -214,5 +224,10 @@ TOPOLOGY = Topology(
     ),
     key_values=(
         KeyValueSpec(MASTERDATA_VIEW_BUCKET, "Current master data, read by the validator's view"),
+        KeyValueSpec(
+            STAGE_LEASES_BUCKET,
+            "Which replica of an ordered stage fetches from its durable",
+            ttl_s=LEASE_TTL_S,
+        ),
     ),
 )

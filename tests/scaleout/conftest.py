@@ -1,0 +1,57 @@
+"""A 3-node NATS cluster on loopback with R3 streams, and the five services on it (docs/
+decisions/027). Every pipeline consumer's ack deadline is shortened to 5 s (production:
+30 s) so that what a killed or stopped replica held comes back quickly."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from carebus_scenario.stack import ServiceStack
+from carebus_shared.devstack.nats_server import NatsCluster
+from carebus_shared.jetstream.topology import TOPOLOGY, Topology
+from tests.support.stacks import running_stack
+
+SHORT_BACKOFF_S = (5.0, 10.0, 20.0, 60.0)
+STAGES = ("masterdata-validator", "mapper", "erp-poster")
+
+
+def short_deadlines(topology: Topology = TOPOLOGY) -> Topology:
+    consumers = tuple(
+        replace(c, backoff_s=SHORT_BACKOFF_S) if c.pipeline else c for c in topology.consumers
+    )
+    return replace(topology, consumers=consumers)
+
+
+@pytest.fixture
+def nats_cluster(tmp_path: Path) -> Iterator[NatsCluster]:
+    cluster = NatsCluster(tmp_path / "nats")
+    cluster.start()
+    yield cluster
+    cluster.stop(kill=True)
+
+
+@asynccontextmanager
+async def cluster_stack(
+    database_url: str,
+    cluster: NatsCluster,
+    workdir: Path,
+    instances: Mapping[str, int] | None = None,
+    topology: Topology | None = None,
+) -> AsyncIterator[ServiceStack]:
+    """The services on ``cluster`` (every NATS_URL naming all three nodes), streams at 3
+    replicas; ``instances`` per service (default one each)."""
+    async with running_stack(
+        database_url,
+        cluster.url,
+        workdir,
+        topology=topology or short_deadlines(),
+        extra_env={"erp-poster": {"CAREBUS_ERP_POSTER_ACK_KEEPALIVE_S": "1"}},
+        stream_replicas=3,
+        instances=instances,
+    ) as services:
+        yield services

@@ -1,0 +1,161 @@
+"""Faults on the 3-node cluster with three replicas of each stage (docs/decisions/027):
+the NATS node leading the SCHEDULING stream killed mid-run, and the mapper's active replica
+SIGTERMed mid-run. Either way the ledger must equal the oracle, every event be ok (nothing
+acknowledged lost, nothing posted twice) and no stage put one entity's events out of order.
+The node kill reports the write pause a probe publishing every 50 ms saw."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from pathlib import Path
+
+import asyncpg
+import nats
+import pytest
+from nats.js import JetStreamContext
+
+from carebus_scenario.generator import Scenario
+from carebus_scenario.oracle import Expectation
+from carebus_scenario.player import Player, load_masterdata
+from carebus_scenario.stack import ServiceStack
+from carebus_shared.devstack.nats_server import NatsCluster
+from carebus_shared.jetstream.connection import server_list
+from tests.scaleout.conftest import STAGES, cluster_stack
+from tests.scaleout.test_cluster_pipeline import (  # noqa: F401 (fixtures)
+    expected,
+    judge,
+    scenario,
+)
+
+pytestmark = pytest.mark.slow
+PROBE = "PROBE"
+
+
+async def _until_posted(database_url: str, count: int, play: asyncio.Task[object]) -> None:
+    conn = await asyncpg.connect(database_url)
+    try:
+        for _ in range(600):  # bounded: 60 s
+            posted = await conn.fetchval("SELECT count(*) FROM carebus_erp_poster.journal_entry")
+            if posted >= count or play.done():
+                return
+            await asyncio.sleep(0.1)
+    finally:
+        await conn.close()
+
+
+async def _leader(js: JetStreamContext, stream: str) -> str:
+    cluster = (await js.stream_info(stream)).cluster
+    assert cluster is not None
+    assert cluster.leader is not None
+    return cluster.leader
+
+
+async def _probe(js: JetStreamContext, stop: asyncio.Event, latencies: list[float]) -> None:
+    """Publish to PROBE every 50 ms; each publish's time until acknowledged."""
+    n = 0
+    while not stop.is_set():  # bounded by stop
+        n += 1
+        began = time.monotonic()
+        with contextlib.suppress(Exception):  # a publish that times out is tried again
+            await js.publish(f"probe.{n}", b"x", timeout=15)
+        latencies.append(time.monotonic() - began)
+        await asyncio.sleep(0.05)
+
+
+@pytest.mark.skip(
+    reason="unfinished (docs/decisions/027): the adapters answer senders 503 / no ACK during "
+    "the failover, which the plain player reports as surprises, and one run did not end "
+    "within 600 s; needs the fault suite's retrying sender and a bound on the play"
+)
+async def test_the_stream_leaders_node_killed_mid_run_loses_nothing(
+    scenario: Scenario,  # noqa: F811
+    expected: Expectation,  # noqa: F811
+    database_url: str,
+    nats_cluster: NatsCluster,
+    tmp_path: Path,
+) -> None:
+    instances = dict.fromkeys(STAGES, 3)
+    async with cluster_stack(database_url, nats_cluster, tmp_path / "stack", instances) as stack:
+        nc = await nats.connect(server_list(nats_cluster.url))
+        js = nc.jetstream()
+        await js.add_stream(name=PROBE, subjects=["probe.>"], num_replicas=3)
+        victim = await _leader(js, "SCHEDULING")
+        for _ in range(20):  # bounded: move the probe's leader to the victim's node
+            if await _leader(js, PROBE) == victim:
+                break
+            with contextlib.suppress(Exception):
+                await nc.request(f"$JS.API.STREAM.LEADER.STEPDOWN.{PROBE}", b"", timeout=5)
+            await asyncio.sleep(1.0)
+        assert await _leader(js, PROBE) == victim
+        stop, latencies = asyncio.Event(), []
+        probe = asyncio.create_task(_probe(js, stop, latencies))
+        endpoints = stack.endpoints
+        await load_masterdata(scenario.network, endpoints.validator_http)
+        play = asyncio.create_task(Player(scenario, endpoints, tmp_path / "play", rate=80).play())
+        await _until_posted(endpoints.database_url, expected.journal_count // 4, play)
+        assert not play.done(), "the play finished before the node could be killed mid-run"
+        killed_at = len(latencies)
+        await asyncio.to_thread(nats_cluster.node(victim).stop, True)
+        report = await play
+        await asyncio.sleep(2.0)
+        stop.set()
+        await probe
+        after = sorted(latencies[killed_at:])
+        pause_p99 = after[int(0.99 * (len(after) - 1))]
+        print(f"\nwrite pause after killing {victim}: max {after[-1]:.2f} s, p99 {pause_p99:.2f} s")
+        await nc.close()
+        assert await _leader_elsewhere(nats_cluster, victim)
+        problems = await judge(scenario, expected, stack, report.surprises)
+        assert problems == [], "\n".join(problems)
+        assert after[-1] < 10.0
+
+
+async def _leader_elsewhere(cluster: NatsCluster, victim: str) -> bool:
+    nc = await nats.connect(
+        [node.url for node in cluster.nodes if node.running], max_reconnect_attempts=3
+    )
+    try:
+        return await _leader(nc.jetstream(), "SCHEDULING") != victim
+    finally:
+        await nc.close()
+
+
+async def test_the_active_mapper_sigtermed_mid_run_hands_its_work_over(
+    scenario: Scenario,  # noqa: F811
+    expected: Expectation,  # noqa: F811
+    database_url: str,
+    nats_cluster: NatsCluster,
+    tmp_path: Path,
+) -> None:
+    instances = dict.fromkeys(STAGES, 3)
+    async with cluster_stack(database_url, nats_cluster, tmp_path / "stack", instances) as stack:
+        endpoints = stack.endpoints
+        await load_masterdata(scenario.network, endpoints.validator_http)
+        play = asyncio.create_task(Player(scenario, endpoints, tmp_path / "play", rate=80).play())
+        await _until_posted(endpoints.database_url, expected.journal_count // 4, play)
+        assert not play.done(), "the play finished before the mapper could be stopped mid-run"
+        victim = await _lease_holder(stack, "mapper")
+        began = time.monotonic()
+        code = await asyncio.to_thread(stack.terminate, victim, 20.0)
+        took = time.monotonic() - began
+        print(f"\n{victim} drained and exited ({code}) in {took:.1f} s")
+        report = await play
+        problems = await judge(scenario, expected, stack, report.surprises)
+        assert problems == [], "\n".join(problems)
+        assert code == 0
+        assert took < 20.0  # within the shutdown grace
+
+
+async def _lease_holder(stack: ServiceStack, service: str) -> str:
+    """The instance of ``service`` holding its durable's lease (its pid is in the value)."""
+    nc = await nats.connect(server_list(stack.nats_url))
+    try:
+        msg = await nc.jetstream().get_last_msg(
+            "KV_stage_leases", "$KV.stage_leases.VALIDATED.mapper"
+        )
+    finally:
+        await nc.close()
+    pid = int((msg.data or b"").decode().rsplit("-", 2)[-2])
+    return next(name for name in stack.instances(service) if stack.pid(name) == pid)
