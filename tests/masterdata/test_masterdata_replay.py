@@ -26,9 +26,7 @@ from tests.support.masterdata import Collector, charge, eventually, publish, uni
 EXAMPLES = Path(carebus_contracts.__file__).parents[2] / "examples"
 
 
-def _old(
-    event_type: str, site: str, payer: str, claim: str
-) -> tuple[str, bytes, dict[str, str]]:
+def _old(event_type: str, site: str, payer: str, claim: str) -> tuple[str, bytes, dict[str, str]]:
     """The golden v1.0 example of ``event_type``, made this test's own, as it was published
     then: its subject, its bytes and its headers."""
     body: dict[str, Any] = json.loads((EXAMPLES / event_type / "v1.0" / "basic.json").read_text())

@@ -10,7 +10,7 @@ from dataclasses import replace
 
 from carebus_scenario.appointments import Appointment
 from carebus_scenario.day import Day
-from carebus_scenario.model import DFT, ChargeFact, Delivery, Fact, PaymentFact
+from carebus_scenario.model import DFT, BilledClaim, ChargeFact, Delivery, Fact, PaymentFact
 from carebus_scenario.network import DFT_SOURCE, SERVICE_BY_CODE, UNKNOWN_PLAN_CODE, ServiceItem
 from carebus_scenario.render import hl7
 
@@ -52,7 +52,7 @@ class Billing:
                     control_id=control_id,
                     sent_at=at,
                     patient_ref=appt.patient_ref,
-                    visit_number=f"V{appt.appointment_id}",
+                    visit_number=f"V{appt.appointment_id}",  # the claim's id (CLM01)
                     location_id=appt.site.location_id,
                     department_id=appt.dept.department_id,
                     lines=lines,
@@ -139,4 +139,71 @@ class Billing:
             service_code=line.service_code,
             payer_code=plan or None,
             reversal=reversal,
+            encounter_id=f"V{appt.appointment_id}",
         )
+
+
+def opening_charges(day: Day, claim: BilledClaim) -> Delivery:
+    """The DFT^P03 with which the billing system posted an earlier visit's charges, the day
+    after the visit: the claim it submitted (CLM01 = the visit number) is what an 835 of the
+    day settles (docs/decisions/021)."""
+    posted = day.at(claim.site, 18 * 60, claim.served + dt.timedelta(days=1))
+    control_id = day.ids.next("D", 7)
+    lines: list[hl7.Ft1] = []
+    facts: list[Fact] = []
+    for n, code in enumerate(claim.codes, 1):
+        service = SERVICE_BY_CODE[code]
+        charge_id = f"{claim.claim_id}-{n}"
+        lines.append(
+            hl7.Ft1(
+                transaction_id=charge_id,
+                kind="CG",
+                at=dt.datetime.combine(claim.served, dt.time(9), tzinfo=posted.tzinfo),
+                amount_minor=service.fee_minor,
+                service_code=code,
+                service_text=service.description,
+                department_id=claim.dept.department_id,
+                plan_code=claim.plan_code,
+                location_id=claim.site.location_id,
+                npi=claim.provider.npi,
+                provider_family=claim.provider.family,
+                provider_given=claim.provider.given,
+            )
+        )
+        facts.append(
+            ChargeFact(
+                key=f"dft:{control_id}:{n}",
+                site=claim.site.code,
+                source=DFT_SOURCE,
+                charge_id=charge_id,
+                amount_minor=service.fee_minor,
+                provider_code=claim.provider.npi,
+                location_code=claim.site.location_id,
+                department_code=claim.dept.department_id,
+                service_code=code,
+                payer_code=claim.plan_code,
+                encounter_id=claim.claim_id,
+            )
+        )
+    return day.add(
+        Delivery(
+            seq=0,
+            at=posted,
+            channel=DFT,
+            lane=f"claim:{claim.claim_id}",
+            payload=hl7.dft(
+                sender=DFT_SOURCE,
+                site=claim.site.code,
+                control_id=control_id,
+                sent_at=posted,
+                patient_ref=claim.patient_ref,
+                visit_number=claim.claim_id,
+                location_id=claim.site.location_id,
+                department_id=claim.dept.department_id,
+                lines=lines,
+            ),
+            facts=tuple(facts),
+            label=f"DFT opening charges {claim.claim_id}",
+            opening=True,
+        )
+    )
