@@ -54,6 +54,14 @@ async def _parked(api: httpx.AsyncClient, entity_key: str) -> list[dict[str, Any
     return items
 
 
+def _claim_charge(site: str, source: str, payer: str, claim: str) -> Event:
+    """A visit's charge at ``site``; its encounter is the claim the billing system submits."""
+    return charge(
+        site=site, source=source, charge_id=unique("CH-"), service_code="99213",
+        payer_code=payer, encounter_id=claim,
+    )  # fmt: skip
+
+
 async def _nothing_parked(api: httpx.AsyncClient, *entity_keys: str) -> bool:
     return all([await _parked(api, key) == [] for key in entity_keys])
 
@@ -84,15 +92,7 @@ async def test_a_remittance_is_booked_to_the_site_of_its_claims_charges(
         Collector(md_js, "VALIDATED", f"validated.*.*.*.{site}") as at_site,
         Collector(md_js, "VALIDATED", f"validated.*.*.*.{office}") as at_office,
     ):
-        await publish(
-            md_js,
-            [
-                charge(
-                    site=site, source=source, charge_id=unique("CH-"), service_code="99213",
-                    payer_code=payer, encounter_id=claim,
-                ),
-            ],
-        )  # fmt: skip
+        await publish(md_js, [_claim_charge(site, source, payer, claim)])
         await at_site.until(1)
         await publish(
             md_js,
@@ -135,15 +135,7 @@ async def test_a_remittance_for_a_claim_not_yet_seen_waits_until_its_charge_arri
         assert at_office.events == [], "nothing is booked before its claim is known"
 
         # The claim's charge arrives: the three are released, booked to the charge's site.
-        await publish(
-            md_js,
-            [
-                charge(
-                    site=site, source=source, charge_id=unique("CH-"), service_code="99213",
-                    payer_code=payer, encounter_id=claim,
-                ),
-            ],
-        )  # fmt: skip
+        await publish(md_js, [_claim_charge(site, source, payer, claim)])
         events = await at_site.until(4)
 
     assert set(_booked(events).values()) == {(site, SiteSource.CLAIM)}
@@ -201,15 +193,9 @@ async def test_a_redelivered_charge_or_remittance_changes_nothing(
     payer = await _billing_masterdata(api)
     site, other_site, office = unique("SITE"), unique("SITE"), unique("CBO")
     claim, source, key = unique("V"), unique("billing-"), unique("R")
-    first = charge(
-        site=site, source=source, charge_id=unique("CH-"), service_code="99213",
-        payer_code=payer, encounter_id=claim,
-    )  # fmt: skip
+    first = _claim_charge(site, source, payer, claim)
     # A later charge of the same claim filed under another site does not move the claim.
-    stray = charge(
-        site=other_site, source=source, charge_id=unique("CH-"), service_code="99213",
-        payer_code=payer, encounter_id=claim,
-    )  # fmt: skip
+    stray = _claim_charge(other_site, source, payer, claim)
     events = remittance(site=office, source=X12, key=key, payer_code=payer, claim_id=claim)
     async with Collector(md_js, "VALIDATED", f"validated.*.*.*.{site}") as at_site:
         await publish(md_js, [first])

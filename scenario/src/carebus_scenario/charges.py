@@ -11,7 +11,14 @@ from dataclasses import replace
 from carebus_scenario.appointments import Appointment
 from carebus_scenario.day import Day
 from carebus_scenario.model import DFT, BilledClaim, ChargeFact, Delivery, Fact, PaymentFact
-from carebus_scenario.network import DFT_SOURCE, SERVICE_BY_CODE, UNKNOWN_PLAN_CODE, ServiceItem
+from carebus_scenario.network import (
+    DFT_SOURCE,
+    SERVICE_BY_CODE,
+    UNKNOWN_PLAN_CODE,
+    Department,
+    ServiceItem,
+    Site,
+)
 from carebus_scenario.render import hl7
 
 
@@ -40,27 +47,12 @@ class Billing:
     ) -> Delivery:
         control_id = self.day.ids.next("D", 7)
         facts = [replace(f, key=f"dft:{control_id}:{n}") for n, f in enumerate(facts, 1)]
-        return self.day.add(
-            Delivery(
-                seq=0,
-                at=at,
-                channel=DFT,
-                lane=f"visit:{appt.appointment_id}",
-                payload=hl7.dft(
-                    sender=DFT_SOURCE,
-                    site=appt.site.code,
-                    control_id=control_id,
-                    sent_at=at,
-                    patient_ref=appt.patient_ref,
-                    visit_number=f"V{appt.appointment_id}",  # the claim's id (CLM01)
-                    location_id=appt.site.location_id,
-                    department_id=appt.dept.department_id,
-                    lines=lines,
-                ),
-                facts=tuple(facts),
-                label=f"DFT {what} {appt.appointment_id}",
-            )
-        )
+        return _dft_delivery(
+            self.day, control_id, at, appt.site, appt.dept, appt.patient_ref,
+            f"V{appt.appointment_id}",  # the visit number: the claim's id (CLM01)
+            lines, facts, lane=f"visit:{appt.appointment_id}",
+            label=f"DFT {what} {appt.appointment_id}",
+        )  # fmt: skip
 
     def _copay(self, appt: Appointment) -> None:
         arrived = appt.checked_in
@@ -185,25 +177,37 @@ def opening_charges(day: Day, claim: BilledClaim) -> Delivery:
                 encounter_id=claim.claim_id,
             )
         )
+    return _dft_delivery(
+        day, control_id, posted, claim.site, claim.dept, claim.patient_ref, claim.claim_id,
+        lines, facts, lane=f"claim:{claim.claim_id}",
+        label=f"DFT opening charges {claim.claim_id}", opening=True,
+    )  # fmt: skip
+
+
+def _dft_delivery(
+    day: Day, control_id: str, at: dt.datetime, site: Site, dept: Department, patient_ref: str,
+    visit_number: str, lines: list[hl7.Ft1], facts: list[Fact], *, lane: str, label: str,
+    opening: bool = False,
+) -> Delivery:  # fmt: skip
     return day.add(
         Delivery(
             seq=0,
-            at=posted,
+            at=at,
             channel=DFT,
-            lane=f"claim:{claim.claim_id}",
+            lane=lane,
             payload=hl7.dft(
                 sender=DFT_SOURCE,
-                site=claim.site.code,
+                site=site.code,
                 control_id=control_id,
-                sent_at=posted,
-                patient_ref=claim.patient_ref,
-                visit_number=claim.claim_id,
-                location_id=claim.site.location_id,
-                department_id=claim.dept.department_id,
+                sent_at=at,
+                patient_ref=patient_ref,
+                visit_number=visit_number,
+                location_id=site.location_id,
+                department_id=dept.department_id,
                 lines=lines,
             ),
             facts=tuple(facts),
-            label=f"DFT opening charges {claim.claim_id}",
-            opening=True,
+            label=label,
+            opening=opening,
         )
     )
