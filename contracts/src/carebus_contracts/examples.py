@@ -151,6 +151,7 @@ def _billing() -> list[Event]:
             received_on=dt.date(2025, 4, 2),
             reference="EFT-1234567",
             method=b.PaymentMethod.EFT,
+            payee_npi="1881234563",
         ),
         b.AdjustmentPosted(
             **_envelope("evt-adj-1", "ADJ-1", **env),
@@ -164,6 +165,7 @@ def _billing() -> list[Event]:
             amount=Money(amount_minor=2500, currency=_USD),
             scope=b.AdjustmentScope.SERVICE_LINE,
             quantity=1,
+            payee_npi="1881234563",
         ),
         b.ClaimAdjudicated(
             **_envelope("evt-clm-1", "CLM-3001", **env),
@@ -202,6 +204,7 @@ def _billing() -> list[Event]:
                 ),
             ),
             payment_reference="EFT-1234567",
+            payee_npi="1881234563",
         ),
     ]
 
@@ -309,6 +312,8 @@ def _validated(originals: list[Event]) -> list[Event]:
         wrapper = _VALIDATED.get(type(original))
         if wrapper is None:
             continue
+        # Remittance events are booked to their claim's site (docs/decisions/021).
+        booked = {"site_source": v.SiteSource.CLAIM} if hasattr(original, "claim_id") else {}
         out.append(
             wrapper(
                 event_id=f"val-{original.event_id}",
@@ -322,6 +327,7 @@ def _validated(originals: list[Event]) -> list[Event]:
                 entity_version=original.entity_version,
                 original=original,
                 enrichment=_ENRICHMENT,
+                **booked,
             )
         )
     return out
