@@ -17,7 +17,8 @@ from carebus_contracts.subjects import UNKNOWN_SITE
 
 OTHER = "_other"
 STAGES = frozenset(stage.value for stage in Stage)
-CATEGORIES = frozenset(category.value for category in ReasonCategory)
+# revenue_integrity is the store's own (completed without charge), raised by no stage's event.
+CATEGORIES = frozenset(category.value for category in ReasonCategory) | {"revenue_integrity"}
 ADAPTER_STAGES = frozenset({Stage.SCHEDULING_ADAPTER.value, Stage.BILLING_ADAPTER.value})
 # The validator's reason codes (domain/validation.py there): a bounded label set.
 QUARANTINE_REASONS = frozenset(
