@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PACKAGES := contracts shared services/scheduling_adapter services/billing_adapter \
             services/masterdata_validator services/mapper services/erp_poster \
-            services/ops_console \
+            services/ops_console services/outbound \
             tools/erp_sandbox scenario
 PYPROJECTS := $(addsuffix /pyproject.toml,$(PACKAGES))
 

@@ -11,9 +11,10 @@ import msgspec
 
 OWNER = "carebus_exceptions"
 # revenue_integrity: a gap found by watching (a completed visit without a charge), not a
-# failed input (docs/decisions/025).
+# failed input; receiver_rejection: an outbound feed's receiver refused (docs/decisions/025).
 CATEGORIES = (
     "contract", "masterdata", "mapping", "erp_rejection", "transport", "revenue_integrity",
+    "receiver_rejection",
 )  # fmt: skip
 
 

@@ -94,6 +94,11 @@ VALIDATOR_BILLING = "masterdata-validator-billing"
 MAPPER = "mapper"
 ERP_POSTER = "erp-poster"
 EXCEPTION_CAPTURE = "exception-capture"
+# The outbound feeds (services/outbound, docs/decisions/025): one durable per feed.
+OUTBOUND_BILLING_READINESS = "outbound-billing-readiness"
+# A receiver that is down is retried with backoff (up to its retry_max_s between tries) for
+# this many deliveries before the message becomes a dead letter: hours, not minutes.
+OUTBOUND_MAX_DELIVER = 50
 MASTERDATA_VIEW_BUCKET = "masterdata_view"
 
 # The ops console's sync tracker reads these streams through durables of its own
@@ -211,6 +216,18 @@ TOPOLOGY = Topology(
             "Records given-up messages in the exception store",
         ),
         *(_ops_tracker_spec(stream) for stream in OPS_TRACKED_STREAMS),
+        ConsumerSpec(
+            s.STREAM_VALIDATED,
+            OUTBOUND_BILLING_READINESS,
+            (s.filter_for(s.DOMAIN_VALIDATED, "appointment", "completed", 1),),
+            "Completed visits sent to the billing system as charge capture triggers",
+            max_deliver=OUTBOUND_MAX_DELIVER,
+            # Each message waits on an external receiver, one at a time per batch.
+            max_ack_pending=1_000,
+            # Off the pipeline's path: nothing downstream waits for a feed, and a billing
+            # system that is down must not keep "the pipeline is drained" from being true.
+            pipeline=False,
+        ),
     ),
     key_values=(
         KeyValueSpec(MASTERDATA_VIEW_BUCKET, "Current master data, read by the validator's view"),

@@ -1,0 +1,70 @@
+"""Creating a FHIR R4 resource over HTTP, once: a conditional create (If-None-Exist) under
+an Idempotency-Key, so a resend is recognised whichever of the two the server honours."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import msgspec
+
+from carebus_outbound.domain.delivery import Accepted, Answer, Refused, Unreachable
+
+FHIR_JSON = "application/fhir+json"
+_RETRYABLE = {408, 425, 429}
+
+
+class FhirClient:
+    def __init__(self, base_url: str, connect_timeout_s: float, answer_timeout_s: float):
+        self.base_url = base_url.rstrip("/")
+        timeout = httpx.Timeout(answer_timeout_s, connect=connect_timeout_s)
+        self._http = httpx.AsyncClient(timeout=timeout)
+
+    async def create(
+        self, resource: dict[str, Any], *, if_none_exist: str, idempotency_key: str
+    ) -> Answer:
+        url = f"{self.base_url}/{resource['resourceType']}"
+        headers = {
+            "Content-Type": FHIR_JSON,
+            "Accept": FHIR_JSON,
+            "If-None-Exist": if_none_exist,
+            "Idempotency-Key": idempotency_key,
+        }
+        try:
+            response = await self._http.post(
+                url, content=msgspec.json.encode(resource), headers=headers
+            )
+        except httpx.TimeoutException:
+            return Unreachable("timeout")
+        except httpx.TransportError:
+            return Unreachable("connect")
+        return _answer(response)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+
+def _answer(response: httpx.Response) -> Answer:
+    status = response.status_code
+    if 200 <= status < 300:
+        return Accepted(str(status))
+    if status >= 500 or status in _RETRYABLE:
+        return Unreachable("busy", _retry_after(response))
+    return Refused(str(status), "receiver_refused", _diagnostics(response))
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    try:
+        return float(response.headers.get("Retry-After", ""))
+    except ValueError:
+        return None
+
+
+def _diagnostics(response: httpx.Response) -> str:
+    """An OperationOutcome's first diagnostics, else the status line."""
+    try:
+        body = msgspec.json.decode(response.content)
+        issue = body["issue"][0]
+        return str(issue.get("diagnostics") or issue.get("code") or response.reason_phrase)
+    except (msgspec.DecodeError, KeyError, IndexError, TypeError, AttributeError):
+        return response.reason_phrase
