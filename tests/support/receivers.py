@@ -13,8 +13,8 @@ import json
 import threading
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -78,13 +78,16 @@ class MllpReceiver(Receiver):
             self._server = None
 
 
-class FhirReceiver(Receiver):
-    """The billing system's FHIR endpoint (``{url}/Encounter``); ``down()`` / ``up()``."""
+class HttpReceiver(Receiver):
+    """An HTTP receiver: the billing system's FHIR endpoint (``{url}/Encounter``) or a
+    status webhook (``url`` itself); ``down()`` / ``up()``. Every POST is taken; a resend is
+    recognised by its Idempotency-Key."""
 
-    def __init__(self) -> None:
+    def __init__(self, path: str = "/fhir") -> None:
         super().__init__()
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}/fhir"
+        self.url = f"http://127.0.0.1:{self.port}{path}"
+        self.event_types: list[str] = []  # Carebus-Event-Type of each accepted post
         self.identifiers: set[str] = set()  # If-None-Exist of each Encounter created
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -101,7 +104,7 @@ class FhirReceiver(Receiver):
             return 201, {"resourceType": "Encounter", "id": key}
         if answer == "busy":
             return 503, {}
-        outcome = {"resourceType": "OperationOutcome",
+        outcome: dict[str, object] = {"resourceType": "OperationOutcome",
                    "issue": [{"severity": "error", "code": "invalid",
                               "diagnostics": "mock refusal"}]}  # fmt: skip
         return 422, outcome
@@ -117,6 +120,8 @@ class FhirReceiver(Receiver):
                     self.headers.get("If-None-Exist", ""),
                     body,
                 )
+                if status == 201 and self.headers.get("Carebus-Event-Type"):
+                    receiver.event_types.append(self.headers["Carebus-Event-Type"])
                 data = json.dumps(answer).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/fhir+json")
@@ -141,20 +146,13 @@ class FhirReceiver(Receiver):
 
 
 @asynccontextmanager
-async def mock_receivers() -> AsyncIterator[tuple[MllpReceiver, FhirReceiver]]:
-    """Both receivers, down until the test brings them up; down again afterwards."""
-    mllp, fhir = MllpReceiver(), FhirReceiver()
+async def mock_receivers() -> AsyncIterator[tuple[MllpReceiver, HttpReceiver, HttpReceiver]]:
+    """The billing system's MLLP listener and FHIR endpoint and a status webhook, down
+    until the test brings them up; down again afterwards."""
+    mllp, fhir, webhook = MllpReceiver(), HttpReceiver(), HttpReceiver("/status")
     try:
-        yield mllp, fhir
+        yield mllp, fhir, webhook
     finally:
         await mllp.down()
         fhir.down()
-
-
-@contextmanager
-def fhir_up(fhir: FhirReceiver) -> Iterator[FhirReceiver]:
-    fhir.up()
-    try:
-        yield fhir
-    finally:
-        fhir.down()
+        webhook.down()

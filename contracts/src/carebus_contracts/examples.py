@@ -16,6 +16,7 @@ from carebus_contracts import billing as b
 from carebus_contracts import erp
 from carebus_contracts import masterdata as md
 from carebus_contracts import scheduling as s
+from carebus_contracts import status as st
 from carebus_contracts import validated as v
 from carebus_contracts.envelope import Event, Money
 from carebus_contracts.exceptions import ExceptionRaised, OriginalMessage, ReasonCategory, Stage
@@ -416,8 +417,35 @@ def _exceptions() -> list[Event]:
     ]
 
 
+def _status() -> list[Event]:
+    env: dict[str, Any] = {"source_system": "carebus-outbound"}
+    return [
+        st.RemittanceStatusReported(
+            **_envelope("st-val-evt-clm-1", "CLM-77", causation_id="val-evt-clm-1", **env),
+            outcome=st.RemittanceOutcome.DENIED,
+            source_event_id="val-evt-clm-1",
+            source_event_type="validated.claim.adjudicated",
+            claim_id="CLM-77",
+            payer_code="BCBS",
+            amount=Money(amount_minor=0, currency=_USD),
+            billed=Money(amount_minor=12500, currency=_USD),
+        ),
+        st.PostingStatusReported(
+            **_envelope("st-evt-je-3", "JE-CH-5001", causation_id="evt-je-3", **env),
+            outcome=st.PostingOutcome.CONFIRMED,
+            source_event_id="evt-je-3",
+            journal_id="JE-CH-5001",
+            erp_document_number="GL-2025-000981",
+            fiscal_period="2025-03",
+        ),
+    ]
+
+
 def build_examples() -> list[tuple[Event, str]]:
     """(event, example name) pairs covering every registered contract version."""
     sched, bill = _scheduling(), _billing()
-    events = [*sched, *bill, *_masterdata(), *_validated([*sched, *bill]), *_erp(), *_exceptions()]
+    events = [
+        *sched, *bill, *_masterdata(), *_validated([*sched, *bill]), *_erp(), *_exceptions(),
+        *_status(),
+    ]  # fmt: skip
     return [(event, "basic") for event in events]

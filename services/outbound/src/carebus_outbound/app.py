@@ -13,17 +13,25 @@ import logging
 import asyncpg
 from litestar import Litestar
 
-from carebus_outbound.adapters.fhir_client import FhirClient
+from carebus_outbound.adapters.http_client import HttpSender
 from carebus_outbound.adapters.metrics import OutboundMetrics
 from carebus_outbound.adapters.mllp_client import MllpClient
 from carebus_outbound.config import PACKAGE, SCHEMA, SERVICE, Settings
 from carebus_outbound.domain import billing_readiness as br
 from carebus_outbound.domain.delivery import Retrying
 from carebus_outbound.entrypoints import http, subscribers
+from carebus_outbound.handlers import status_webhook
 from carebus_outbound.handlers.billing_readiness import BillingReadiness
 from carebus_outbound.handlers.deliver import Feed
+from carebus_outbound.handlers.status import report_statuses
 from carebus_shared.exceptions.subscriber import capture_exceptions
-from carebus_shared.jetstream.topology import OUTBOUND_BILLING_READINESS, TOPOLOGY
+from carebus_shared.jetstream.topology import (
+    OUTBOUND_BILLING_READINESS,
+    OUTBOUND_STATUS_POSTING,
+    OUTBOUND_STATUS_REMITTANCE,
+    OUTBOUND_STATUS_WEBHOOK,
+    TOPOLOGY,
+)
 from carebus_shared.runtime.service import ServiceRuntime
 
 
@@ -39,12 +47,14 @@ def build(settings: Settings) -> Litestar:
 
     timeouts = (settings.connect_timeout_s, settings.answer_timeout_s)
     mllp = MllpClient(settings.billing_mllp_host, settings.billing_mllp_port, *timeouts)
-    fhir = FhirClient(settings.billing_fhir_url, *timeouts)
-    runtime.on_stopping.append(fhir.aclose)
+    sender = HttpSender(*timeouts)
+    runtime.on_stopping.append(sender.aclose)
     receiver = br.Receiver(
         settings.billing_receiving_application, settings.billing_receiving_facility
     )
-    readiness = BillingReadiness(settings.channel_for, mllp, fhir, receiver)
+    readiness = BillingReadiness(
+        settings.channel_for, mllp, sender, settings.billing_fhir_url, receiver
+    )
     billing = Feed(br.FEED, readiness.build, pool, metrics, retrying)
     subscribers.subscribe(
         runtime,
@@ -53,6 +63,21 @@ def build(settings: Settings) -> Litestar:
         settings.batch_size,
         settings.batch_wait_s,
     )
+    # Status back: remittance outcomes and ERP answers → STATUS events → the webhook.
+    for durable in (OUTBOUND_STATUS_REMITTANCE, OUTBOUND_STATUS_POSTING):
+        subscribers.stage(
+            runtime, TOPOLOGY.consumer(durable), report_statuses, settings.batch_size,
+            settings.batch_wait_s,
+        )  # fmt: skip
+    if settings.status_webhook_url:
+        webhook = status_webhook.StatusWebhook(sender, settings.status_webhook_url)
+        subscribers.subscribe(
+            runtime,
+            Feed(status_webhook.FEED, webhook.build, pool, metrics, retrying),
+            TOPOLOGY.consumer(OUTBOUND_STATUS_WEBHOOK),
+            settings.batch_size,
+            settings.batch_wait_s,
+        )
     # Messages given up on by JetStream (a crash loop) reach the exception store too.
     capture_exceptions(runtime)
     return runtime.http_app(http.routes(pool))

@@ -38,6 +38,9 @@ class Settings(RuntimeSettings, frozen=True, kw_only=True):
     billing_receiving_facility: str = ""
     # FHIR R4 over HTTP: the billing system's base URL (Encounter is posted under it).
     billing_fhir_url: str = "http://127.0.0.1:8089/fhir"
+    # Status back: where status events are posted (JSON, Idempotency-Key); empty: the
+    # events are published on STATUS but no webhook is called (the durable's backlog grows).
+    status_webhook_url: str = ""
     # How long connecting, and then the receiver's answer (the ACK, the response), may take.
     connect_timeout_s: Seconds = 2.0
     answer_timeout_s: Seconds = 10.0

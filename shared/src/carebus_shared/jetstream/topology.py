@@ -96,6 +96,9 @@ ERP_POSTER = "erp-poster"
 EXCEPTION_CAPTURE = "exception-capture"
 # The outbound feeds (services/outbound, docs/decisions/025): one durable per feed.
 OUTBOUND_BILLING_READINESS = "outbound-billing-readiness"
+OUTBOUND_STATUS_REMITTANCE = "outbound-status-remittance"
+OUTBOUND_STATUS_POSTING = "outbound-status-posting"
+OUTBOUND_STATUS_WEBHOOK = "outbound-status-webhook"
 # A receiver that is down is retried with backoff (up to its retry_max_s between tries) for
 # this many deliveries before the message becomes a dead letter: hours, not minutes.
 OUTBOUND_MAX_DELIVER = 50
@@ -172,6 +175,12 @@ TOPOLOGY = Topology(
             max_age_s=365 * DAY,
         ),
         StreamSpec(
+            s.STREAM_STATUS,
+            (s.STREAM_SUBJECTS[s.STREAM_STATUS],),
+            "What became of remittances and journals, told back to the systems that sent them",
+            max_age_s=90 * DAY,
+        ),
+        StreamSpec(
             STREAM_ADVISORIES,
             (ADVISORY_MAX_DELIVERIES, ADVISORY_TERMINATED),
             "JetStream advisories for messages given up on",
@@ -226,6 +235,41 @@ TOPOLOGY = Topology(
             max_ack_pending=1_000,
             # Off the pipeline's path: nothing downstream waits for a feed, and a billing
             # system that is down must not keep "the pipeline is drained" from being true.
+            pipeline=False,
+        ),
+        # Status back: remittance outcomes and ERP answers become STATUS events (no receiver
+        # involved, so the stage's defaults), which the webhook feed delivers.
+        ConsumerSpec(
+            s.STREAM_VALIDATED,
+            OUTBOUND_STATUS_REMITTANCE,
+            tuple(
+                s.filter_for(s.DOMAIN_VALIDATED, entity, event)
+                for entity, event in (
+                    ("payment", "posted"),
+                    ("adjustment", "posted"),
+                    ("claim", "adjudicated"),
+                )
+            ),
+            "Payment, denial and adjustment outcomes as status events",
+            pipeline=False,
+        ),
+        ConsumerSpec(
+            s.STREAM_ERP,
+            OUTBOUND_STATUS_POSTING,
+            (
+                s.filter_for(s.DOMAIN_ERP, "journal", "confirmed"),
+                s.filter_for(s.DOMAIN_ERP, "journal", "rejected"),
+            ),
+            "ERP posting confirmations and rejections as status events",
+            pipeline=False,
+        ),
+        ConsumerSpec(
+            s.STREAM_STATUS,
+            OUTBOUND_STATUS_WEBHOOK,
+            (s.STREAM_SUBJECTS[s.STREAM_STATUS],),
+            "Status events posted to the configured webhook",
+            max_deliver=OUTBOUND_MAX_DELIVER,
+            max_ack_pending=1_000,
             pipeline=False,
         ),
     ),

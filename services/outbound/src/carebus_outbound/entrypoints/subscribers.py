@@ -9,6 +9,7 @@ from nats.aio.msg import Msg
 
 from carebus_outbound.handlers.deliver import Feed
 from carebus_shared.jetstream.keepalive import kept_in_progress
+from carebus_shared.jetstream.stage import BatchHandler
 from carebus_shared.jetstream.topology import ConsumerSpec
 from carebus_shared.runtime.service import ServiceRuntime
 
@@ -21,5 +22,20 @@ def subscribe(
     async def on_batch(msgs: Sequence[Msg]) -> None:
         async with kept_in_progress(msgs, KEEPALIVE_S):
             await runtime.run_stage_batch(spec.durable, msgs, feed.handle)
+
+    runtime.consume(spec, on_batch, batch_size, wait_s)
+
+
+def stage(
+    runtime: ServiceRuntime,
+    spec: ConsumerSpec,
+    handle: BatchHandler,
+    batch_size: int,
+    wait_s: float,
+) -> None:
+    """A step that only publishes (no receiver): the shared stage loop as it is."""
+
+    async def on_batch(msgs: Sequence[Msg]) -> None:
+        await runtime.run_stage_batch(spec.durable, msgs, handle)
 
     runtime.consume(spec, on_batch, batch_size, wait_s)

@@ -9,7 +9,7 @@ from nats.aio.msg import Msg
 from carebus_contracts import decode_as
 from carebus_contracts.registry import ContractDecodeError, UnknownContractError
 from carebus_contracts.validated import ValidatedAppointmentCompleted
-from carebus_outbound.adapters.fhir_client import FhirClient
+from carebus_outbound.adapters.http_client import HttpSender
 from carebus_outbound.adapters.mllp_client import MllpClient
 from carebus_outbound.domain import billing_readiness as br
 from carebus_outbound.domain.delivery import Answer
@@ -22,11 +22,13 @@ class BillingReadiness:
         self,
         channel_for: Callable[[str], str],
         mllp: MllpClient,
-        fhir: FhirClient,
+        http: HttpSender,
+        fhir_url: str,
         receiver: br.Receiver,
     ) -> None:
         self._channel_for = channel_for
-        self._mllp, self._fhir, self._receiver = mllp, fhir, receiver
+        self._mllp, self._http, self._fhir_url = mllp, http, fhir_url
+        self._receiver = receiver
 
     def build(self, msg: Msg) -> Owed | Reject:
         headers = msg.headers or {}
@@ -42,10 +44,11 @@ class BillingReadiness:
 
         async def send(control_id: str) -> Answer:
             if channel == "fhir":
-                return await self._fhir.create(
+                return await self._http.fhir_create(
+                    self._fhir_url,
                     br.encounter(event),
                     if_none_exist=br.conditional_on(event),
-                    idempotency_key=control_id,
+                    key=control_id,
                 )
             return await self._mllp.send(br.adt_a03(event, control_id, self._receiver))
 

@@ -1,8 +1,10 @@
-"""Creating a FHIR R4 resource over HTTP, once: a conditional create (If-None-Exist) under
-an Idempotency-Key, so a resend is recognised whichever of the two the server honours."""
+"""Posting to a receiver over HTTP, once in effect: every request carries an Idempotency-Key
+(the message's control id); a FHIR create is also conditional (If-None-Exist), so a resend
+is recognised whichever of the two the server honours."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import httpx
@@ -14,31 +16,31 @@ FHIR_JSON = "application/fhir+json"
 _RETRYABLE = {408, 425, 429}
 
 
-class FhirClient:
-    def __init__(self, base_url: str, connect_timeout_s: float, answer_timeout_s: float):
-        self.base_url = base_url.rstrip("/")
+class HttpSender:
+    def __init__(self, connect_timeout_s: float, answer_timeout_s: float) -> None:
         timeout = httpx.Timeout(answer_timeout_s, connect=connect_timeout_s)
         self._http = httpx.AsyncClient(timeout=timeout)
 
-    async def create(
-        self, resource: dict[str, Any], *, if_none_exist: str, idempotency_key: str
-    ) -> Answer:
-        url = f"{self.base_url}/{resource['resourceType']}"
-        headers = {
-            "Content-Type": FHIR_JSON,
-            "Accept": FHIR_JSON,
-            "If-None-Exist": if_none_exist,
-            "Idempotency-Key": idempotency_key,
-        }
+    async def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> Answer:
         try:
-            response = await self._http.post(
-                url, content=msgspec.json.encode(resource), headers=headers
-            )
+            response = await self._http.post(url, content=body, headers=dict(headers))
         except httpx.TimeoutException:
             return Unreachable("timeout")
         except httpx.TransportError:
             return Unreachable("connect")
         return _answer(response)
+
+    async def fhir_create(
+        self, base_url: str, resource: dict[str, Any], *, if_none_exist: str, key: str
+    ) -> Answer:
+        headers = {
+            "Content-Type": FHIR_JSON,
+            "Accept": FHIR_JSON,
+            "If-None-Exist": if_none_exist,
+            "Idempotency-Key": key,
+        }
+        url = f"{base_url.rstrip('/')}/{resource['resourceType']}"
+        return await self.post(url, msgspec.json.encode(resource), headers)
 
     async def aclose(self) -> None:
         await self._http.aclose()
