@@ -26,6 +26,7 @@ from carebus_shared.jetstream.provision import provision
 from carebus_shared.jetstream.publish import Outgoing, publish_confirmed
 from carebus_shared.jetstream.topology import (
     OUTBOUND_BILLING_READINESS,
+    OUTBOUND_MASTERDATA,
     OUTBOUND_STATUS_WEBHOOK,
     TOPOLOGY,
     ConsumerSpec,
@@ -39,6 +40,7 @@ HL7_SITE, FHIR_SITE = "SITE01", "SITE02"
 ACK_WAIT_S = 2.0  # the feed's ack deadline here: a crashed delivery comes back quickly
 
 
+FEEDS = (OUTBOUND_BILLING_READINESS, OUTBOUND_STATUS_WEBHOOK, OUTBOUND_MASTERDATA)
 # Retries come every half second or so here: enough deliveries for a receiver down a minute.
 MAX_DELIVERIES = 200
 
@@ -47,7 +49,7 @@ def quick_topology() -> Topology:
     """The suite's, with the feeds' ack deadline short and their deliveries many."""
 
     def quick(spec: ConsumerSpec) -> ConsumerSpec:
-        if spec.durable not in (OUTBOUND_BILLING_READINESS, OUTBOUND_STATUS_WEBHOOK):
+        if spec.durable not in FEEDS:
             return spec
         backoff = (ACK_WAIT_S, ACK_WAIT_S, ACK_WAIT_S)
         return dataclasses.replace(spec, backoff_s=backoff, max_deliver=MAX_DELIVERIES)
@@ -62,6 +64,8 @@ class Stack:
     mllp: MllpReceiver
     fhir: HttpReceiver
     webhook: HttpReceiver
+    sched_mllp: MllpReceiver
+    sched_fhir: HttpReceiver
     start: Callable[[], ServiceProcess]
     process: ServiceProcess | None = None
 
@@ -105,7 +109,7 @@ async def outbound_stack(database_url: str, tmp_path: Path) -> AsyncIterator[Sta
     nc = await nats.connect(server.url)
     js = nc.jetstream()
     await provision(js, quick_topology())
-    async with fresh_database(database_url) as db_url, mock_receivers() as (mllp, fhir, webhook):
+    async with fresh_database(database_url) as db_url, mock_receivers() as r:
         port = free_port()
         env = {
             "NATS_URL": server.url,
@@ -113,9 +117,12 @@ async def outbound_stack(database_url: str, tmp_path: Path) -> AsyncIterator[Sta
             "CAREBUS_OUTBOUND_HTTP_PORT": str(port),
             "CAREBUS_OUTBOUND_BILLING_CHANNEL": "hl7",
             "CAREBUS_OUTBOUND_BILLING_SITE_CHANNELS": f"{FHIR_SITE}=fhir",
-            "CAREBUS_OUTBOUND_BILLING_MLLP_PORT": str(mllp.port),
-            "CAREBUS_OUTBOUND_BILLING_FHIR_URL": fhir.url,
-            "CAREBUS_OUTBOUND_STATUS_WEBHOOK_URL": webhook.url,
+            "CAREBUS_OUTBOUND_BILLING_MLLP_PORT": str(r.mllp.port),
+            "CAREBUS_OUTBOUND_BILLING_FHIR_URL": r.fhir.url,
+            "CAREBUS_OUTBOUND_STATUS_WEBHOOK_URL": r.webhook.url,
+            "CAREBUS_OUTBOUND_MASTERDATA_SUBSCRIBERS": (
+                f"SCHED-HL7=hl7:127.0.0.1:{r.sched_mllp.port},SCHED-FHIR=fhir:{r.sched_fhir.url}"
+            ),
             "CAREBUS_OUTBOUND_ANSWER_TIMEOUT_S": "1",
             "CAREBUS_OUTBOUND_RETRY_BASE_S": "0.2",
             "CAREBUS_OUTBOUND_RETRY_MAX_S": "0.5",
@@ -128,7 +135,7 @@ async def outbound_stack(database_url: str, tmp_path: Path) -> AsyncIterator[Sta
             return ServiceProcess(argv, env, port, tmp_path / "outbound.log").start()
 
         db = await asyncpg.connect(db_url)
-        stack = Stack(js, db, mllp, fhir, webhook, start)
+        stack = Stack(js, db, r.mllp, r.fhir, r.webhook, r.sched_mllp, r.sched_fhir, start)
         try:
             await asyncio.to_thread(stack.restart)
             yield stack
@@ -141,7 +148,13 @@ async def outbound_stack(database_url: str, tmp_path: Path) -> AsyncIterator[Sta
 
 
 async def delivery_log(db: asyncpg.Connection) -> dict[str, tuple[str, str, int]]:
+    """Event id (``@receiver`` when a feed has several) → channel, status, attempts."""
     rows = await db.fetch(
-        "SELECT event_id, channel, status, attempts FROM carebus_outbound.delivery"
+        "SELECT event_id, receiver, channel, status, attempts FROM carebus_outbound.delivery"
     )
-    return {r["event_id"]: (r["channel"], r["status"], r["attempts"]) for r in rows}
+    return {
+        r["event_id"] + (f"@{r['receiver']}" if r["receiver"] else ""): (
+            r["channel"], r["status"], r["attempts"],
+        )
+        for r in rows
+    }  # fmt: skip

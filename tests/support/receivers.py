@@ -129,6 +129,8 @@ class HttpReceiver(Receiver):
                 self.end_headers()
                 self.wfile.write(data)
 
+            do_PUT = do_POST  # a FHIR conditional update
+
             def log_message(self, *args: object) -> None:
                 return None
 
@@ -145,14 +147,35 @@ class HttpReceiver(Receiver):
             self._server = self._thread = None
 
 
+@dataclass
+class Receivers:
+    """The billing system (MLLP listener, FHIR endpoint), a status webhook, and two
+    scheduling systems subscribed to master data (one HL7, one FHIR)."""
+
+    mllp: MllpReceiver = field(default_factory=MllpReceiver)
+    fhir: HttpReceiver = field(default_factory=HttpReceiver)
+    webhook: HttpReceiver = field(default_factory=lambda: HttpReceiver("/status"))
+    sched_mllp: MllpReceiver = field(default_factory=MllpReceiver)
+    sched_fhir: HttpReceiver = field(default_factory=lambda: HttpReceiver("/sched/fhir"))
+
+    async def up(self) -> None:
+        await self.mllp.up()
+        await self.sched_mllp.up()
+        for http in (self.fhir, self.webhook, self.sched_fhir):
+            http.up()
+
+    async def down(self) -> None:
+        await self.mllp.down()
+        await self.sched_mllp.down()
+        for http in (self.fhir, self.webhook, self.sched_fhir):
+            http.down()
+
+
 @asynccontextmanager
-async def mock_receivers() -> AsyncIterator[tuple[MllpReceiver, HttpReceiver, HttpReceiver]]:
-    """The billing system's MLLP listener and FHIR endpoint and a status webhook, down
-    until the test brings them up; down again afterwards."""
-    mllp, fhir, webhook = MllpReceiver(), HttpReceiver(), HttpReceiver("/status")
+async def mock_receivers() -> AsyncIterator[Receivers]:
+    """Every receiver, down until the test brings it up; down again afterwards."""
+    receivers = Receivers()
     try:
-        yield mllp, fhir, webhook
+        yield receivers
     finally:
-        await mllp.down()
-        fhir.down()
-        webhook.down()
+        await receivers.down()

@@ -18,15 +18,18 @@ from carebus_outbound.adapters.metrics import OutboundMetrics
 from carebus_outbound.adapters.mllp_client import MllpClient
 from carebus_outbound.config import PACKAGE, SCHEMA, SERVICE, Settings
 from carebus_outbound.domain import billing_readiness as br
+from carebus_outbound.domain import masterdata_out as mo
 from carebus_outbound.domain.delivery import Retrying
 from carebus_outbound.entrypoints import http, subscribers
 from carebus_outbound.handlers import status_webhook
 from carebus_outbound.handlers.billing_readiness import BillingReadiness
 from carebus_outbound.handlers.deliver import Feed
+from carebus_outbound.handlers.masterdata_out import MasterdataOut
 from carebus_outbound.handlers.status import report_statuses
 from carebus_shared.exceptions.subscriber import capture_exceptions
 from carebus_shared.jetstream.topology import (
     OUTBOUND_BILLING_READINESS,
+    OUTBOUND_MASTERDATA,
     OUTBOUND_STATUS_POSTING,
     OUTBOUND_STATUS_REMITTANCE,
     OUTBOUND_STATUS_WEBHOOK,
@@ -76,6 +79,17 @@ def build(settings: Settings) -> Litestar:
             Feed(status_webhook.FEED, webhook.build, pool, metrics, retrying),
             TOPOLOGY.consumer(OUTBOUND_STATUS_WEBHOOK),
             settings.batch_size,
+            settings.batch_wait_s,
+        )
+    # Master data out: every subscribed scheduling system, one change at a time.
+    subscribers_ = settings.subscribers()
+    if subscribers_:
+        masterdata = MasterdataOut(subscribers_, sender, timeouts)
+        subscribers.subscribe(
+            runtime,
+            Feed(mo.FEED, masterdata.build, pool, metrics, retrying),
+            TOPOLOGY.consumer(OUTBOUND_MASTERDATA),
+            1,
             settings.batch_wait_s,
         )
     # Messages given up on by JetStream (a crash loop) reach the exception store too.

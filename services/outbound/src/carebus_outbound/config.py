@@ -5,6 +5,7 @@ Each field is read from CAREBUS_OUTBOUND_<FIELD>; see `carebus-outbound settings
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
 
 import msgspec
@@ -17,6 +18,19 @@ SERVICE = "outbound"
 PACKAGE = "carebus_outbound"
 SCHEMA = "carebus_outbound"  # the PostgreSQL schema this service owns
 ENV_PREFIX = "CAREBUS_OUTBOUND_"
+
+
+@dataclass(frozen=True, slots=True)
+class Subscriber:
+    name: str
+    channel: str  # hl7 or fhir
+    target: str  # host:port, or the FHIR base URL
+
+    @property
+    def host_port(self) -> tuple[str, int]:
+        host, _, port = self.target.rpartition(":")
+        return host, int(port)
+
 
 Seconds = Annotated[float, msgspec.Meta(gt=0)]
 Count = Annotated[int, msgspec.Meta(ge=1)]
@@ -41,6 +55,9 @@ class Settings(RuntimeSettings, frozen=True, kw_only=True):
     # Status back: where status events are posted (JSON, Idempotency-Key); empty: the
     # events are published on STATUS but no webhook is called (the durable's backlog grows).
     status_webhook_url: str = ""
+    # Master data out: the scheduling systems subscribed to provider, location and service
+    # changes, `NAME=hl7:host:port` (MFN over MLLP) or `NAME=fhir:base-url`, comma-separated.
+    masterdata_subscribers: str = ""
     # How long connecting, and then the receiver's answer (the ACK, the response), may take.
     connect_timeout_s: Seconds = 2.0
     answer_timeout_s: Seconds = 10.0
@@ -55,6 +72,24 @@ class Settings(RuntimeSettings, frozen=True, kw_only=True):
             if channel not in CHANNELS:
                 where = f"site {site}" if site else "billing_channel"
                 raise ValueError(f"{where}: channel must be one of {CHANNELS}")
+        self.subscribers()  # refuses what it cannot read
+
+    def subscribers(self) -> list[Subscriber]:
+        """The master data subscribers, from ``masterdata_subscribers``."""
+        found = []
+        for item in filter(None, (p.strip() for p in self.masterdata_subscribers.split(","))):
+            name, _, target = item.partition("=")
+            channel, _, where = target.partition(":")
+            if not name or channel not in CHANNELS or not where:
+                raise ValueError(
+                    "masterdata_subscribers: each is NAME=hl7:host:port or NAME=fhir:url"
+                )
+            if channel == "hl7":
+                host, _, port = where.rpartition(":")
+                if not host or not port.isdigit():
+                    raise ValueError("masterdata_subscribers: an hl7 subscriber is host:port")
+            found.append(Subscriber(name.strip(), channel, where))
+        return found
 
     def site_channels(self) -> dict[str, str]:
         """Site → channel, from ``billing_site_channels``."""

@@ -99,6 +99,7 @@ OUTBOUND_BILLING_READINESS = "outbound-billing-readiness"
 OUTBOUND_STATUS_REMITTANCE = "outbound-status-remittance"
 OUTBOUND_STATUS_POSTING = "outbound-status-posting"
 OUTBOUND_STATUS_WEBHOOK = "outbound-status-webhook"
+OUTBOUND_MASTERDATA = "outbound-masterdata"
 # A receiver that is down is retried with backoff (up to its retry_max_s between tries) for
 # this many deliveries before the message becomes a dead letter: hours, not minutes.
 OUTBOUND_MAX_DELIVER = 50
@@ -270,6 +271,20 @@ TOPOLOGY = Topology(
             "Status events posted to the configured webhook",
             max_deliver=OUTBOUND_MAX_DELIVER,
             max_ack_pending=1_000,
+            pipeline=False,
+        ),
+        ConsumerSpec(
+            s.STREAM_MASTERDATA,
+            OUTBOUND_MASTERDATA,
+            tuple(
+                s.filter_for(s.DOMAIN_MASTERDATA, entity, "changed")
+                for entity in ("provider", "location", "service")
+            ),
+            "Provider, location and service changes sent to subscribed scheduling systems",
+            max_deliver=OUTBOUND_MAX_DELIVER,
+            # One change out at a time: a retried change is never overtaken by a newer one
+            # of the same provider (master data is little, its order is not).
+            max_ack_pending=1,
             pipeline=False,
         ),
     ),

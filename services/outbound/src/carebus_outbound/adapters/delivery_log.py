@@ -11,6 +11,7 @@ from typing import Any
 class Attempt:
     feed: str
     event_id: str
+    receiver: str
     control_id: str
     channel: str
     site: str
@@ -18,16 +19,19 @@ class Attempt:
     answer: str
 
 
-async def delivered(conn: Any, feed: str, event_ids: Sequence[str]) -> set[str]:
-    """Which of ``event_ids`` this feed delivered already (and count the redelivery)."""
+async def delivered(conn: Any, feed: str, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+    """Which (event id, receiver) pairs this feed delivered already (and count the
+    redelivery)."""
     rows = await conn.fetch(
-        "UPDATE carebus_outbound.delivery SET redeliveries = redeliveries + 1 "
-        "WHERE feed = $1 AND event_id = ANY($2::text[]) AND status = 'delivered' "
-        "RETURNING event_id",
+        "UPDATE carebus_outbound.delivery d SET redeliveries = redeliveries + 1 "
+        "FROM unnest($2::text[], $3::text[]) AS k(event_id, receiver) "
+        "WHERE d.feed = $1 AND d.event_id = k.event_id AND d.receiver = k.receiver "
+        "AND d.status = 'delivered' RETURNING d.event_id, d.receiver",
         feed,
-        list(event_ids),
+        [event_id for event_id, _ in keys],
+        [receiver for _, receiver in keys],
     )
-    return {str(row["event_id"]) for row in rows}
+    return {(str(row["event_id"]), str(row["receiver"])) for row in rows}
 
 
 async def record(conn: Any, attempt: Attempt) -> None:
@@ -35,11 +39,11 @@ async def record(conn: Any, attempt: Attempt) -> None:
     await conn.execute(
         """
         INSERT INTO carebus_outbound.delivery
-               (feed, event_id, control_id, channel, site, status, attempts, answer,
-                delivered_at)
-        VALUES ($1, $2, $3, $4, $5, $6, 1, $7,
-                CASE WHEN $6 = 'delivered' THEN now() END)
-        ON CONFLICT (feed, event_id) DO UPDATE
+               (feed, event_id, receiver, control_id, channel, site, status, attempts,
+                answer, delivered_at)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8,
+                CASE WHEN $7 = 'delivered' THEN now() END)
+        ON CONFLICT (feed, event_id, receiver) DO UPDATE
            SET attempts = delivery.attempts + 1, last_try_at = now(),
                answer = EXCLUDED.answer, channel = EXCLUDED.channel,
                status = CASE WHEN delivery.status = 'delivered' THEN 'delivered'
@@ -48,6 +52,7 @@ async def record(conn: Any, attempt: Attempt) -> None:
         """,
         attempt.feed,
         attempt.event_id,
+        attempt.receiver,
         attempt.control_id,
         attempt.channel,
         attempt.site,

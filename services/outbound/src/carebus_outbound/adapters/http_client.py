@@ -22,8 +22,11 @@ class HttpSender:
         self._http = httpx.AsyncClient(timeout=timeout)
 
     async def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> Answer:
+        return await self.send("POST", url, body, headers)
+
+    async def send(self, method: str, url: str, body: bytes, headers: Mapping[str, str]) -> Answer:
         try:
-            response = await self._http.post(url, content=body, headers=dict(headers))
+            response = await self._http.request(method, url, content=body, headers=dict(headers))
         except httpx.TimeoutException:
             return Unreachable("timeout")
         except httpx.TransportError:
@@ -41,6 +44,15 @@ class HttpSender:
         }
         url = f"{base_url.rstrip('/')}/{resource['resourceType']}"
         return await self.post(url, msgspec.json.encode(resource), headers)
+
+    async def fhir_put(
+        self, base_url: str, path: str, resource: dict[str, Any], *, key: str
+    ) -> Answer:
+        """A conditional update (``PUT {base}/{Type}?identifier=…``): created the first
+        time, replaced after; sent twice, one resource."""
+        headers = {"Content-Type": FHIR_JSON, "Accept": FHIR_JSON, "Idempotency-Key": key}
+        url = f"{base_url.rstrip('/')}/{path}"
+        return await self.send("PUT", url, msgspec.json.encode(resource), headers)
 
     async def aclose(self) -> None:
         await self._http.aclose()

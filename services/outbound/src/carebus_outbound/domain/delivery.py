@@ -17,11 +17,13 @@ REFUSED_CATEGORY = "receiver_rejection"
 EXHAUSTED_CATEGORY = "transport"
 
 
-def control_id(feed: str, event_id: str) -> str:
+def control_id(feed: str, event_id: str, receiver: str = "") -> str:
     """The message's control id (HL7 MSH-10, FHIR Idempotency-Key): derived from the event
-    it was built from, so a resend after a crash carries the same id and the receiver
-    recognises it. 20 characters, MSH-10's length in HL7 v2.3."""
-    digest = hashlib.blake2b(f"{feed}\x00{event_id}".encode(), digest_size=9).hexdigest()
+    it was built from (and the receiver, when a feed has several), so a resend after a
+    crash carries the same id and the receiver recognises it. 20 characters, MSH-10's
+    length in HL7 v2.3."""
+    key = f"{feed}\x00{event_id}\x00{receiver}" if receiver else f"{feed}\x00{event_id}"
+    digest = hashlib.blake2b(key.encode(), digest_size=9).hexdigest()
     return "CB" + digest
 
 

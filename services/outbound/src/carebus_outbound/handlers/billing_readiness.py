@@ -30,7 +30,7 @@ class BillingReadiness:
         self._mllp, self._http, self._fhir_url = mllp, http, fhir_url
         self._receiver = receiver
 
-    def build(self, msg: Msg) -> Owed | Reject:
+    def build(self, msg: Msg) -> list[Owed] | Reject:
         headers = msg.headers or {}
         try:
             event = decode_as(
@@ -52,4 +52,4 @@ class BillingReadiness:
                 )
             return await self._mllp.send(br.adt_a03(event, control_id, self._receiver))
 
-        return Owed(event.event_id, event.site, channel, send)
+        return [Owed(event.event_id, event.site, channel, send)]

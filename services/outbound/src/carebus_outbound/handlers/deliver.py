@@ -34,15 +34,21 @@ from carebus_shared.jetstream.stage import Forward, Outcome, Reject, Retry
 
 @dataclass(frozen=True, slots=True)
 class Owed:
-    """A message a feed owes a receiver, built from one event."""
+    """A message a feed owes one receiver, built from one event."""
 
     event_id: str
     site: str
     channel: str
     send: Callable[[str], Awaitable[Answer]]  # given the control id
+    receiver: str = ""  # which subscriber, when a feed has several
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.event_id, self.receiver
 
 
-Build = Callable[[Msg], Owed | Reject]
+# What one input message becomes: what it owes each receiver, or why it never can.
+Build = Callable[[Msg], Sequence[Owed] | Reject]
 
 
 def _status(answer: Answer) -> str:
@@ -53,6 +59,16 @@ def _status(answer: Answer) -> str:
 
 def _code(answer: Answer) -> str:
     return answer.why if isinstance(answer, Unreachable) else answer.code
+
+
+def _combined(outcomes: Sequence[Outcome]) -> Outcome:
+    """One input's outcome from its receivers': retried while any is, then refused if any
+    was (those delivered are skipped on a re-drive: the log has them), else forwarded."""
+    retries = [o for o in outcomes if isinstance(o, Retry)]
+    if retries:
+        return Retry(max(r.delay_s for r in retries))
+    rejects = [o for o in outcomes if isinstance(o, Reject)]
+    return rejects[0] if rejects else Forward()
 
 
 class Feed:
@@ -72,38 +88,43 @@ class Feed:
 
     async def handle(self, msgs: Sequence[Msg]) -> list[Outcome]:
         built = [self._build(msg) for msg in msgs]
-        owed = [b.event_id for b in built if isinstance(b, Owed)]
+        keys = [o.key for b in built if not isinstance(b, Reject) for o in b]
         async with self._pool().acquire() as conn:
-            done = await delivery_log.delivered(conn, self.name, owed) if owed else set()
-        down: set[str] = set()  # channels found unreachable in this batch
+            done = await delivery_log.delivered(conn, self.name, keys) if keys else set()
+        down: set[tuple[str, str]] = set()  # (receiver, channel) found unreachable
         outcomes: list[Outcome] = []
         for msg, item in zip(msgs, built, strict=True):
             if isinstance(item, Reject):
                 outcomes.append(item)
-            elif item.event_id in done:
-                self._metrics.messages.labels(self.name, item.channel, "duplicate").inc()
-                outcomes.append(Forward())
-            elif item.channel in down:
-                self._metrics.messages.labels(self.name, item.channel, "retried").inc()
-                delivered = msg.metadata.num_delivered or 1
-                outcomes.append(Retry(self._retrying.delay_s(delivered, None)))
-            else:
-                outcome = await self._deliver(msg, item)
-                if isinstance(outcome, Retry):
-                    down.add(item.channel)
-                outcomes.append(outcome)
+                continue
+            delivered = msg.metadata.num_delivered or 1
+            each: list[Outcome] = []
+            for owed in item:
+                if owed.key in done:
+                    self._metrics.messages.labels(self.name, owed.channel, "duplicate").inc()
+                    each.append(Forward())
+                elif (owed.receiver, owed.channel) in down:
+                    self._metrics.messages.labels(self.name, owed.channel, "retried").inc()
+                    each.append(Retry(self._retrying.delay_s(delivered, None)))
+                else:
+                    outcome = await self._deliver(msg, owed)
+                    if isinstance(outcome, Retry):
+                        down.add((owed.receiver, owed.channel))
+                    each.append(outcome)
+            outcomes.append(_combined(each))
         return outcomes
 
     async def _deliver(self, msg: Msg, item: Owed) -> Outcome:
-        key = control_id(self.name, item.event_id)
+        key = control_id(self.name, item.event_id, item.receiver)
         started = time.perf_counter()
         answer = await item.send(key)
         self._metrics.send_seconds.labels(self.name, item.channel).observe(
             time.perf_counter() - started
         )
         attempt = delivery_log.Attempt(
-            self.name, item.event_id, key, item.channel, item.site, _status(answer), _code(answer)
-        )
+            self.name, item.event_id, item.receiver, key, item.channel, item.site,
+            _status(answer), _code(answer),
+        )  # fmt: skip
         async with self._pool().acquire() as conn:
             await delivery_log.record(conn, attempt)
         outcome = delivery.outcome(

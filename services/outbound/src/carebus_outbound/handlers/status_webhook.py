@@ -19,7 +19,7 @@ class StatusWebhook:
     def __init__(self, http: HttpSender, url: str) -> None:
         self._http, self._url = http, url
 
-    def build(self, msg: Msg) -> Owed | Reject:
+    def build(self, msg: Msg) -> list[Owed] | Reject:
         headers = msg.headers or {}
         event_id = headers.get("Nats-Msg-Id")
         site = msg.subject.rsplit(".", 1)[-1]
@@ -39,4 +39,4 @@ class StatusWebhook:
                 },
             )
 
-        return Owed(event_id, site, CHANNEL, send)
+        return [Owed(event_id, site, CHANNEL, send)]
