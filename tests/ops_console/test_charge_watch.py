@@ -11,10 +11,12 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
+import msgspec
 import nats
 import pytest
 from nats.js import JetStreamContext
 
+from carebus_contracts import billing as b
 from carebus_contracts import encode, headers_for, subject_for
 from carebus_contracts import scheduling as s
 from carebus_contracts.envelope import Event
@@ -24,7 +26,7 @@ from carebus_shared.jetstream.provision import provision
 from carebus_shared.jetstream.publish import Outgoing, publish_confirmed
 from carebus_shared.jetstream.topology import TOPOLOGY
 from tests.support.mapper import appointment, fresh_database
-from tests.support.ops_console import SITE, charge_for, location
+from tests.support.ops_console import SITE, charge_for, for_patient, location
 from tests.support.service_process import ServiceProcess
 
 pytestmark = pytest.mark.slow
@@ -45,7 +47,11 @@ async def _until(conn: asyncpg.Connection, query: str, expected: Any, what: str)
         if (got := await conn.fetch(query)) == expected or [tuple(r) for r in got] == expected:
             return
         await asyncio.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}: {[tuple(r) for r in got]}")
+    steps = await conn.fetch("SELECT kind, entity_key, status FROM carebus_ops.step")
+    raise AssertionError(
+        f"timed out waiting for {what}: {[tuple(r) for r in got]}; "
+        f"tracked: {[tuple(r) for r in steps]}"
+    )
 
 
 @pytest.fixture
@@ -83,6 +89,12 @@ async def stack(
             server.stop()
 
 
+def _patient_charge(charge_id: str, appointment_id: str, patient_ref: str) -> b.ChargePosted:
+    posted = charge_for(charge_id, appointment_id)
+    body = msgspec.structs.replace(posted.charge, patient_ref=patient_ref)
+    return msgspec.structs.replace(posted, charge=body)
+
+
 ITEMS = (
     "SELECT appointment_id, site, resolution FROM carebus_ops.charge_watch ORDER BY appointment_id"
 )
@@ -96,12 +108,28 @@ async def test_a_completed_visit_without_charge_is_opened_and_resolved_by_its_ch
     stack: tuple[JetStreamContext, asyncpg.Connection],
 ) -> None:
     js, conn = stack
-    done = appointment(s.AppointmentCompleted, "W-1", 1)
-    charged = appointment(s.AppointmentCompleted, "W-2", 1)
-    waiting = appointment(s.AppointmentCompleted, "W-3", 1, site=PATIENT_SITE)
-    booked = appointment(s.AppointmentBooked, "W-4", 1)
-    await _publish(js, [location(SITE), done, charged, waiting, booked, charge_for("CH-W2", "W-2")])
-    # Only W-1: W-2 has its charge, W-3's site waits ten years, W-4 is not completed.
+    # Each visit its own patient: a charge finds its appointment by id or by visit.
+    done = for_patient(appointment(s.AppointmentCompleted, "W-1", 1), "MRN-W1")
+    charged = for_patient(appointment(s.AppointmentCompleted, "W-2", 1), "MRN-W2")
+    waiting = for_patient(
+        appointment(s.AppointmentCompleted, "W-3", 1, site=PATIENT_SITE), "MRN-W3"
+    )
+    booked = for_patient(appointment(s.AppointmentBooked, "W-4", 1), "MRN-W4")
+    by_visit = for_patient(appointment(s.AppointmentCompleted, "W-5", 1), "MRN-W5")
+    # The billing system's own visit number: no appointment id, the same patient and day.
+    visit_charge = _patient_charge("CH-W5", "W-5", "MRN-W5")
+    visit_charge = msgspec.structs.replace(
+        visit_charge, charge=msgspec.structs.replace(visit_charge.charge, appointment_id=None)
+    )
+    await _publish(
+        js,
+        [
+            location(SITE), done, charged, waiting, booked, by_visit,
+            _patient_charge("CH-W2", "W-2", "MRN-W2"), visit_charge,
+        ],
+    )  # fmt: skip
+    # Only W-1: W-2 has its charge, W-3's site waits ten years, W-4 is not completed, W-5's
+    # charge is its visit's.
     await _until(conn, ITEMS, [("W-1", SITE, None)], "W-1's work item")
     await _until(
         conn,
@@ -118,7 +146,7 @@ async def test_a_completed_visit_without_charge_is_opened_and_resolved_by_its_ch
         == 1
     )
 
-    await _publish(js, [charge_for("CH-W1", "W-1")])
+    await _publish(js, [_patient_charge("CH-W1", "W-1", "MRN-W1")])
     await _until(conn, ITEMS, [("W-1", SITE, "charge_arrived")], "the item resolved")
     await _until(
         conn,

@@ -9,9 +9,18 @@ from typing import Any
 from carebus_ops.domain.charge_watch import ChargeWait, Overdue, record_for
 from carebus_shared.exceptions import store as exception_store
 
+# A charge names the appointment, or was posted for its visit (same patient, site, day).
+_CHARGED = """
+EXISTS (SELECT 1 FROM carebus_ops.link lk
+         WHERE lk.kind = 'appointment' AND lk.entity_key = {appointment}
+           AND lk.other_kind = 'charge')
+OR EXISTS (SELECT 1 FROM carebus_ops.visit va
+             JOIN carebus_ops.visit vc ON vc.visit_key = va.visit_key AND vc.kind = 'charge'
+            WHERE va.kind = 'appointment' AND va.entity_key = {appointment})
+"""
 # Every completed appointment (as of its newest step) that no charge links to, with whether
 # it is past its site's wait ($1 the default seconds, $2/$3 per-site overrides).
-UNCHARGED = """
+UNCHARGED = f"""
 WITH latest AS (
     SELECT DISTINCT ON (entity_key) entity_key, site, status, occurred_at, event_id
       FROM carebus_ops.step
@@ -24,9 +33,7 @@ SELECT l.entity_key, l.site, l.occurred_at, l.event_id,
        l.occurred_at < now() - make_interval(secs => coalesce(w.secs, $1)) AS due
   FROM latest l LEFT JOIN wait w ON w.site = l.site
  WHERE l.status = 'completed'
-   AND NOT EXISTS (SELECT 1 FROM carebus_ops.link k
-                    WHERE k.kind = 'appointment' AND k.entity_key = l.entity_key
-                      AND k.other_kind = 'charge')
+   AND NOT ({_CHARGED.format(appointment="l.entity_key")})
 """
 _OPEN_ITEMS = f"""
 WITH uncharged AS ({UNCHARGED})
@@ -37,7 +44,7 @@ SELECT entity_key, site, occurred_at, event_id FROM uncharged u
 RETURNING appointment_id, site, completion_event_id
 """
 # Open items whose appointment a charge now names, or that is no longer completed.
-_SETTLED = """
+_SETTLED = f"""
 WITH latest AS (
     SELECT DISTINCT ON (s.entity_key) s.entity_key, s.status
       FROM carebus_ops.step s
@@ -52,19 +59,13 @@ UPDATE carebus_ops.charge_watch c
   FROM latest l
  WHERE c.appointment_id = l.entity_key AND c.resolved_at IS NULL
    AND (l.status <> 'completed'
-        OR EXISTS (SELECT 1 FROM carebus_ops.link k
-                    WHERE k.kind = 'appointment' AND k.entity_key = c.appointment_id
-                      AND k.other_kind = 'charge'))
+        OR {_CHARGED.format(appointment="c.appointment_id")})
 RETURNING c.appointment_id, c.record_id, c.resolution
 """
 
 
 def _params(wait: ChargeWait) -> tuple[float, list[str], list[float]]:
     return (wait.default_s, *wait.arrays())
-
-
-async def uncharged(conn: Any, wait: ChargeWait) -> list[Any]:
-    return list(await conn.fetch(UNCHARGED, *_params(wait)))
 
 
 async def open_items(conn: Any, wait: ChargeWait) -> int:

@@ -13,3 +13,14 @@ CREATE TABLE carebus_ops.charge_watch (
     resolution      text
 );
 CREATE INDEX charge_watch_open_idx ON carebus_ops.charge_watch (site) WHERE resolved_at IS NULL;
+
+-- Each scheduled appointment's and posted charge's visit (same patient, site and day) as a
+-- digest: a charge whose visit number the scheduling feed does not know still finds its
+-- appointment. A projection like the others (rebuilt from the streams).
+CREATE TABLE carebus_ops.visit (
+    kind        text NOT NULL,  -- appointment or charge
+    entity_key  text NOT NULL,
+    visit_key   text NOT NULL,
+    PRIMARY KEY (kind, entity_key, visit_key)
+);
+CREATE INDEX visit_key_idx ON carebus_ops.visit (visit_key, kind);
