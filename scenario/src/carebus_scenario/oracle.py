@@ -310,3 +310,56 @@ def _through_pipeline(
     out.journals[site] += 1
     out.rules[_rule_label(fact)] += 1
     out.add_lines(site, lines)
+
+
+# -- what the outbound side must see (issue #19, docs/decisions/025) ------------------------
+def _delivered_facts(scenario: Scenario) -> list[Fact]:
+    """Each fact of an accepted input, once (a repeat of the same source message dropped)."""
+    seen: dict[str, Fact] = {}
+    for delivery in scenario.deliveries:
+        if delivery.refusal is None:
+            for fact in delivery.facts:
+                seen.setdefault(fact.key, fact)
+    return list(seen.values())
+
+
+def completed_without_charge(scenario: Scenario) -> dict[str, str]:
+    """Appointment id → site of every visit whose newest status is completed and whose
+    charges the billing system never sent (or sent in a message that was refused): what
+    the ops console must hold as open work items once the day has gone through."""
+    newest: dict[str, AppointmentFact] = {}
+    for fact in _delivered_facts(scenario):
+        if isinstance(fact, AppointmentFact):
+            known = newest.get(fact.appointment_id)
+            if known is None or fact.version > known.version:
+                newest[fact.appointment_id] = fact
+    charged = {
+        d.label.split()[-1]
+        for d in scenario.deliveries
+        if d.label.startswith("DFT charges ") and d.refusal is None
+    }
+    return {
+        appointment_id: fact.site
+        for appointment_id, fact in newest.items()
+        if fact.status == "completed" and appointment_id not in charged
+    }
+
+
+def ready_to_bill(expected: Expectation) -> Counter[str]:
+    """Appointment id → completions the billing system must be told of: every completion
+    event the validator forwards (not parked), each one message."""
+    return Counter(
+        e.fact.appointment_id
+        for e in expected.events.values()
+        if isinstance(e.fact, AppointmentFact) and e.fact.event == "completed"
+        and e.outcome != PARKED
+    )  # fmt: skip
+
+
+def remittance_reports(expected: Expectation) -> int:
+    """Payments, adjustments and claim adjudications the validator forwards: one status
+    report back to the billing system each."""
+    return sum(
+        isinstance(e.fact, PaymentFact | AdjustmentFact | ClaimFact) and e.outcome != PARKED
+        for e in expected.events.values()
+    )
