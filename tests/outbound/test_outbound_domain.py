@@ -76,6 +76,13 @@ def test_answers_become_outcomes() -> None:
 
 def test_each_sites_channel_is_checked_when_settings_load() -> None:
     settings = msgspec.convert({"billing_site_channels": "SITE02=fhir"}, Settings)
-    assert (settings.channel_for("SITE02"), settings.channel_for("SITE01")) == ("fhir", "hl7")
+    assert (settings.channel_for("SITE02"), settings.channel_for("SITE01")) == ("fhir", "off")
     with pytest.raises(msgspec.ValidationError, match="channel"):
         msgspec.convert({"billing_site_channels": "SITE02=fax"}, Settings)
+
+
+def test_billing_readiness_is_off_until_a_channel_is_set() -> None:
+    assert not msgspec.convert({}, Settings).billing_on()
+    some = msgspec.convert({"billing_site_channels": "SITE02=hl7,SITE03=off"}, Settings)
+    assert some.billing_on()
+    assert (some.channel_for("SITE02"), some.channel_for("SITE03")) == ("hl7", "off")

@@ -58,14 +58,14 @@ def build(settings: Settings) -> Litestar:
     readiness = BillingReadiness(
         settings.channel_for, mllp, sender, settings.billing_fhir_url, receiver
     )
-    billing = Feed(br.FEED, readiness.build, pool, metrics, retrying)
-    subscribers.subscribe(
-        runtime,
-        billing,
-        TOPOLOGY.consumer(OUTBOUND_BILLING_READINESS),
-        settings.batch_size,
-        settings.batch_wait_s,
-    )
+    if settings.billing_on():  # else completions wait on the durable for a receiver
+        subscribers.subscribe(
+            runtime,
+            Feed(br.FEED, readiness.build, pool, metrics, retrying),
+            TOPOLOGY.consumer(OUTBOUND_BILLING_READINESS),
+            settings.batch_size,
+            settings.batch_wait_s,
+        )
     # Status back: remittance outcomes and ERP answers → STATUS events → the webhook.
     for durable in (OUTBOUND_STATUS_REMITTANCE, OUTBOUND_STATUS_POSTING):
         subscribers.stage(

@@ -35,6 +35,8 @@ class Subscriber:
 Seconds = Annotated[float, msgspec.Meta(gt=0)]
 Count = Annotated[int, msgspec.Meta(ge=1)]
 CHANNELS = ("hl7", "fhir")
+# "off": the site's completions are not sent (acknowledged); all off, the feed does not run.
+BILLING_CHANNELS = (*CHANNELS, "off")
 
 
 class Settings(RuntimeSettings, frozen=True, kw_only=True):
@@ -42,8 +44,8 @@ class Settings(RuntimeSettings, frozen=True, kw_only=True):
     batch_size: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 50
     batch_wait_s: Seconds = 0.05
     # Billing readiness: how a completed visit reaches the billing system, per site
-    # (`SITE01=fhir,SITE02=hl7`), and for every other site.
-    billing_channel: str = "hl7"
+    # (`SITE01=fhir,SITE02=hl7`), and for every other site; off until a receiver is set.
+    billing_channel: str = "off"
     billing_site_channels: str = ""
     # HL7 v2 over MLLP: where the billing system listens, and who it is in MSH-5/6.
     billing_mllp_host: str = "127.0.0.1"
@@ -69,9 +71,9 @@ class Settings(RuntimeSettings, frozen=True, kw_only=True):
 
     def __post_init__(self) -> None:
         for site, channel in {"": self.billing_channel, **self.site_channels()}.items():
-            if channel not in CHANNELS:
+            if channel not in BILLING_CHANNELS:
                 where = f"site {site}" if site else "billing_channel"
-                raise ValueError(f"{where}: channel must be one of {CHANNELS}")
+                raise ValueError(f"{where}: channel must be one of {BILLING_CHANNELS}")
         self.subscribers()  # refuses what it cannot read
 
     def subscribers(self) -> list[Subscriber]:
@@ -95,6 +97,10 @@ class Settings(RuntimeSettings, frozen=True, kw_only=True):
         """Site → channel, from ``billing_site_channels``."""
         pairs = (item.split("=", 1) for item in self.billing_site_channels.split(",") if item)
         return {site.strip(): channel.strip() for site, channel in pairs}
+
+    def billing_on(self) -> bool:
+        """Whether any site's completions are sent."""
+        return any(c != "off" for c in (self.billing_channel, *self.site_channels().values()))
 
     def channel_for(self, site: str) -> str:
         return self.site_channels().get(site, self.billing_channel)

@@ -41,6 +41,8 @@ class BillingReadiness:
         except UnknownContractError as exc:
             return Reject("contract", "unknown_contract", str(exc))
         channel = self._channel_for(event.site)
+        if channel == "off":
+            return []  # this site's billing system is not told (acknowledged)
 
         async def send(control_id: str) -> Answer:
             if channel == "fhir":
