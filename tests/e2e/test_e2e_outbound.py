@@ -28,6 +28,7 @@ import pytest
 
 from carebus_contracts import decode_message
 from carebus_contracts import masterdata as md
+from carebus_scenario.charge_watch import check_completed_without_charge
 from carebus_scenario.config import SMALL
 from carebus_scenario.generator import Scenario, generate
 from carebus_scenario.observe import wait_quiet
@@ -227,3 +228,11 @@ async def test_outbound_feeds_and_completed_without_charge_as_the_oracle_says(
         assert {row["site"]: row["n"] for row in records} == Counter(never_charged.values())
     finally:
         await conn.close()
+    # What the demo prints and checks (the console here opens items at once).
+    printed: list[str] = []
+    problems = await check_completed_without_charge(
+        endpoints.database_url, endpoints.console_http, scenario, printed.append
+    )
+    assert problems == []
+    assert printed[-1].endswith("as the oracle says.")
+    assert f"{len(never_charged)} visits" in printed[-1]
