@@ -313,7 +313,7 @@ def _through_pipeline(
 
 
 # -- what the outbound side must see (issue #19, docs/decisions/025) ------------------------
-def _delivered_facts(scenario: Scenario) -> list[Fact]:
+def delivered_facts(scenario: Scenario) -> list[Fact]:
     """Each fact of an accepted input, once (a repeat of the same source message dropped)."""
     seen: dict[str, Fact] = {}
     for delivery in scenario.deliveries:
@@ -328,7 +328,7 @@ def completed_without_charge(scenario: Scenario) -> dict[str, str]:
     charges the billing system never sent (or sent in a message that was refused): what
     the ops console must hold as open work items once the day has gone through."""
     newest: dict[str, AppointmentFact] = {}
-    for fact in _delivered_facts(scenario):
+    for fact in delivered_facts(scenario):
         if isinstance(fact, AppointmentFact):
             known = newest.get(fact.appointment_id)
             if known is None or fact.version > known.version:
