@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PACKAGES := contracts shared services/scheduling_adapter services/billing_adapter \
             services/masterdata_validator services/mapper services/erp_poster \
-            services/ops_console \
+            services/ops_console services/outbound \
             tools/erp_sandbox scenario
 PYPROJECTS := $(addsuffix /pyproject.toml,$(PACKAGES))
 
@@ -31,8 +31,10 @@ $(STAMP): constraints.txt requirements-dev.txt $(PYPROJECTS) tools/install_syste
 
 install: $(STAMP)
 
+# The demo's day is today: completed visits without a charge become work items at once.
 run: install
-	$(BIN)/carebus run
+	CAREBUS_OPS_CONSOLE_COMPLETED_WITHOUT_CHARGE_H=$${CAREBUS_OPS_CONSOLE_COMPLETED_WITHOUT_CHARGE_H:-0} \
+	  $(BIN)/carebus run
 
 lint: install
 	$(BIN)/ruff check .

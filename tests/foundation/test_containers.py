@@ -23,7 +23,7 @@ RENDER = REPO / "deploy" / "docker" / "render_dockerfiles.py"
 def test_every_service_has_a_dockerfile() -> None:
     services = sorted(p.name for p in (REPO / "services").iterdir() if p.is_dir())
     assert [p.parent.name for p in DOCKERFILES] == services
-    assert len(services) == 6
+    assert len(services) == 7
 
 
 def _render(*args: str) -> subprocess.CompletedProcess[str]:
@@ -87,6 +87,7 @@ def test_compose_file_matches_the_compose_specification() -> None:
         "mapper",
         "erp-poster",
         "ops-console",
+        "outbound",
     } <= set(services)
     assert "sync_interval: always" in compose["configs"]["nats-server.conf"]["content"]
     built = {name: s["build"]["dockerfile"] for name, s in services.items() if "build" in s}

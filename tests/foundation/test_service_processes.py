@@ -56,7 +56,7 @@ def test_every_service_process_becomes_ready_and_stops_cleanly(
     try:
         for service in discover():
             processes.append(service_process(service, nats_url, database_url, tmp_path).start())
-        assert len(processes) == 6
+        assert len(processes) == 7
         for process in processes:
             process.wait_ready()
             status, body = http_get(f"{process.base}/metrics")

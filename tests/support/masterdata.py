@@ -12,7 +12,16 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from carebus_contracts import decode_message, encode, headers_for, subject_for
-from carebus_contracts.billing import Charge, ChargePosted
+from carebus_contracts.billing import (
+    AdjustmentPosted,
+    CarcGroup,
+    Charge,
+    ChargePosted,
+    ClaimAdjudicatedV2,
+    ClaimStatus,
+    ClaimTotals,
+    PaymentPosted,
+)
 from carebus_contracts.envelope import Event, Money
 from carebus_contracts.scheduling import (
     Appointment,
@@ -118,6 +127,8 @@ def charge(
     payer_code: str | None = None,
     on: dt.date = dt.date(2025, 3, 10),
     provider_code: str | None = None,
+    encounter_id: str | None = None,
+    location_code: str | None = None,
 ) -> ChargePosted:
     occurred = dt.datetime.combine(on, dt.time(9, 0), CHICAGO)
     return ChargePosted(
@@ -125,6 +136,8 @@ def charge(
         charge=Charge(
             charge_id=charge_id,
             patient_ref="MRN-1",
+            encounter_id=encounter_id,
+            location_code=location_code,
             service_code=service_code,
             units=1,
             amount=Money(amount_minor=12500, currency="USD"),
@@ -133,6 +146,67 @@ def charge(
             payer_code=payer_code,
         ),
     )
+
+
+def remittance(
+    *,
+    site: str,
+    source: str,
+    key: str,
+    payer_code: str,
+    claim_id: str | None,
+    payee_npi: str | None = None,
+    on: dt.date = dt.date(2025, 4, 2),
+) -> list[Event]:
+    """What an 835 claim payment becomes (its adjudication, payment and a CO-45 adjustment),
+    or with ``claim_id`` None a provider-level (PLB) adjustment alone."""
+    occurred = dt.datetime.combine(on, dt.time(), CHICAGO)
+    usd = "USD"
+    if claim_id is None:
+        return [
+            AdjustmentPosted(
+                **_envelope(f"evt-{key}-plb", f"{key}-plb", occurred, source, site),
+                adjustment_id=f"{key}-plb",
+                payer_code=payer_code,
+                group_code=CarcGroup.OTHER,
+                reason_code="L6",
+                amount=Money(amount_minor=-300, currency=usd),
+                payee_npi=payee_npi,
+            )
+        ]
+    return [
+        ClaimAdjudicatedV2(
+            **_envelope(f"evt-{key}-claim", claim_id, occurred, source, site),
+            claim_id=claim_id,
+            payer_code=payer_code,
+            status=ClaimStatus.PAID,
+            totals=ClaimTotals(
+                billed=Money(amount_minor=12500, currency=usd),
+                paid=Money(amount_minor=9000, currency=usd),
+            ),
+            adjudicated_on=on,
+            payee_npi=payee_npi,
+        ),
+        PaymentPosted(
+            **_envelope(f"evt-{key}-pay", f"{key}-pay", occurred, source, site),
+            payment_id=f"{key}-pay",
+            payer_code=payer_code,
+            claim_id=claim_id,
+            amount=Money(amount_minor=9000, currency=usd),
+            received_on=on,
+            payee_npi=payee_npi,
+        ),
+        AdjustmentPosted(
+            **_envelope(f"evt-{key}-co45", f"{key}-co45", occurred, source, site),
+            adjustment_id=f"{key}-co45",
+            claim_id=claim_id,
+            payer_code=payer_code,
+            group_code=CarcGroup.CONTRACTUAL,
+            reason_code="45",
+            amount=Money(amount_minor=3500, currency=usd),
+            payee_npi=payee_npi,
+        ),
+    ]
 
 
 async def publish(js: JetStreamContext, events: list[Event]) -> None:

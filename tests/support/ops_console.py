@@ -158,5 +158,12 @@ def journey() -> list[Event]:
         ),
         *journal_for("J-1", charge.event_id),
         appointment(s.AppointmentCompleted, "A-2", 1, site=UNREGISTERED),
-        appointment(s.AppointmentCompleted, "A-3", 1),
+        # Another patient: A-1's charge is for A-1's patient's visit that day, not A-3's.
+        for_patient(appointment(s.AppointmentCompleted, "A-3", 1), "MRN-3"),
     ]
+
+
+def for_patient(event: Event, patient_ref: str) -> Event:
+    """An appointment event for another patient (the same visit key otherwise)."""
+    body = msgspec.structs.replace(event.appointment, patient_ref=patient_ref)  # type: ignore[attr-defined]
+    return msgspec.structs.replace(event, appointment=body)

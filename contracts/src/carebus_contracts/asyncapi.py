@@ -55,6 +55,19 @@ SERVICES: Final[dict[str, ServiceRole]] = {
         sends=_types("erp.journal.posted", "erp.journal.confirmed", "erp.journal.rejected"),
         receives=_types("erp.journal.requested"),
     ),
+    "outbound": ServiceRole(
+        sends=_domain("status"),
+        receives=_types(
+            "validated.appointment.completed",
+            "validated.payment.posted",
+            "validated.adjustment.posted",
+            "validated.claim.adjudicated",
+            "erp.journal.confirmed",
+            "erp.journal.rejected",
+            "status.remittance.reported",
+            "status.posting.reported",
+        ),
+    ),
 }
 
 

@@ -95,7 +95,7 @@ class ChargeReversed(Event, tag="billing.charge.reversed", frozen=True, kw_only=
 
 
 class PaymentPosted(Event, tag="billing.payment.posted", frozen=True, kw_only=True):
-    schema_version: SchemaVersion = "1.1"
+    schema_version: SchemaVersion = "1.2"
     payment_id: NonEmptyStr
     payer_code: str | None = None
     """None for a patient (self-pay) payment."""
@@ -107,10 +107,13 @@ class PaymentPosted(Event, tag="billing.payment.posted", frozen=True, kw_only=Tr
     """Check or EFT trace number."""
     method: PaymentMethod | None = None
     """Added in 1.1."""
+    payee_npi: str | None = None
+    """Added in 1.2: the NPI of the payee the remittance paid (X12 835 N1*PE), when it says;
+    the validator books a claim it does not know by the payee's location (docs/decisions/021)."""
 
 
 class AdjustmentPosted(Event, tag="billing.adjustment.posted", frozen=True, kw_only=True):
-    schema_version: SchemaVersion = "1.1"
+    schema_version: SchemaVersion = "1.2"
     adjustment_id: NonEmptyStr
     claim_id: str | None = None
     charge_id: str | None = None
@@ -129,6 +132,8 @@ class AdjustmentPosted(Event, tag="billing.adjustment.posted", frozen=True, kw_o
     """Added in 1.1: whole units the adjustment covers (X12 CAS04), when the source says."""
     reference: str | None = None
     """Added in 1.1: the source's reference for the adjustment (X12 PLB03-2)."""
+    payee_npi: str | None = None
+    """Added in 1.2: the NPI of the payee the remittance paid (X12 835 N1*PE), when it says."""
 
 
 class ClaimAdjustment(Contract, frozen=True, kw_only=True):
@@ -173,7 +178,7 @@ class ClaimAdjudicatedV2(Event, tag="billing.claim.adjudicated", frozen=True, kw
     """v2: amounts grouped in ``totals`` (a rename on the wire, hence a new major) and
     per-service-line adjudication (empty when upcast from v1, which had none)."""
 
-    schema_version: SchemaVersion = "2.0"
+    schema_version: SchemaVersion = "2.1"
     claim_id: NonEmptyStr
     payer_code: NonEmptyStr
     payer_claim_id: str | None = None
@@ -183,6 +188,8 @@ class ClaimAdjudicatedV2(Event, tag="billing.claim.adjudicated", frozen=True, kw
     claim_adjustments: tuple[ClaimAdjustment, ...] = ()
     service_lines: tuple[ServiceLineAdjudication, ...] = ()
     payment_reference: str | None = None
+    payee_npi: str | None = None
+    """Added in 2.1: the NPI of the payee the remittance paid (X12 835 N1*PE), when it says."""
 
 
 @upcaster(ClaimAdjudicated, ClaimAdjudicatedV2)

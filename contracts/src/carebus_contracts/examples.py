@@ -16,6 +16,7 @@ from carebus_contracts import billing as b
 from carebus_contracts import erp
 from carebus_contracts import masterdata as md
 from carebus_contracts import scheduling as s
+from carebus_contracts import status as st
 from carebus_contracts import validated as v
 from carebus_contracts.envelope import Event, Money
 from carebus_contracts.exceptions import ExceptionRaised, OriginalMessage, ReasonCategory, Stage
@@ -151,6 +152,7 @@ def _billing() -> list[Event]:
             received_on=dt.date(2025, 4, 2),
             reference="EFT-1234567",
             method=b.PaymentMethod.EFT,
+            payee_npi="1881234563",
         ),
         b.AdjustmentPosted(
             **_envelope("evt-adj-1", "ADJ-1", **env),
@@ -164,6 +166,7 @@ def _billing() -> list[Event]:
             amount=Money(amount_minor=2500, currency=_USD),
             scope=b.AdjustmentScope.SERVICE_LINE,
             quantity=1,
+            payee_npi="1881234563",
         ),
         b.ClaimAdjudicated(
             **_envelope("evt-clm-1", "CLM-3001", **env),
@@ -202,6 +205,7 @@ def _billing() -> list[Event]:
                 ),
             ),
             payment_reference="EFT-1234567",
+            payee_npi="1881234563",
         ),
     ]
 
@@ -309,6 +313,8 @@ def _validated(originals: list[Event]) -> list[Event]:
         wrapper = _VALIDATED.get(type(original))
         if wrapper is None:
             continue
+        # Remittance events are booked to their claim's site (docs/decisions/021).
+        booked = {"site_source": v.SiteSource.CLAIM} if hasattr(original, "claim_id") else {}
         out.append(
             wrapper(
                 event_id=f"val-{original.event_id}",
@@ -322,6 +328,7 @@ def _validated(originals: list[Event]) -> list[Event]:
                 entity_version=original.entity_version,
                 original=original,
                 enrichment=_ENRICHMENT,
+                **booked,
             )
         )
     return out
@@ -410,8 +417,35 @@ def _exceptions() -> list[Event]:
     ]
 
 
+def _status() -> list[Event]:
+    env: dict[str, Any] = {"source_system": "carebus-outbound"}
+    return [
+        st.RemittanceStatusReported(
+            **_envelope("st-val-evt-clm-1", "CLM-77", causation_id="val-evt-clm-1", **env),
+            outcome=st.RemittanceOutcome.DENIED,
+            source_event_id="val-evt-clm-1",
+            source_event_type="validated.claim.adjudicated",
+            claim_id="CLM-77",
+            payer_code="BCBS",
+            amount=Money(amount_minor=0, currency=_USD),
+            billed=Money(amount_minor=12500, currency=_USD),
+        ),
+        st.PostingStatusReported(
+            **_envelope("st-evt-je-3", "JE-CH-5001", causation_id="evt-je-3", **env),
+            outcome=st.PostingOutcome.CONFIRMED,
+            source_event_id="evt-je-3",
+            journal_id="JE-CH-5001",
+            erp_document_number="GL-2025-000981",
+            fiscal_period="2025-03",
+        ),
+    ]
+
+
 def build_examples() -> list[tuple[Event, str]]:
     """(event, example name) pairs covering every registered contract version."""
     sched, bill = _scheduling(), _billing()
-    events = [*sched, *bill, *_masterdata(), *_validated([*sched, *bill]), *_erp(), *_exceptions()]
+    events = [
+        *sched, *bill, *_masterdata(), *_validated([*sched, *bill]), *_erp(), *_exceptions(),
+        *_status(),
+    ]  # fmt: skip
     return [(event, "basic") for event in events]

@@ -23,6 +23,7 @@ from carebus_contracts.erp import ERP_EVENTS
 from carebus_contracts.exceptions import EXCEPTION_EVENTS
 from carebus_contracts.masterdata import MASTERDATA_EVENTS
 from carebus_contracts.scheduling import SCHEDULING_EVENTS
+from carebus_contracts.status import STATUS_EVENTS
 from carebus_contracts.upcasting import upcast
 from carebus_contracts.validated import VALIDATED_EVENTS
 
@@ -39,6 +40,7 @@ STREAM_FOR_DOMAIN: Final[dict[str, str]] = {
     subjects.DOMAIN_VALIDATED: subjects.STREAM_VALIDATED,
     subjects.DOMAIN_ERP: subjects.STREAM_ERP,
     subjects.DOMAIN_EXCEPTIONS: subjects.STREAM_EXCEPTIONS,
+    subjects.DOMAIN_STATUS: subjects.STREAM_STATUS,
 }
 
 _PATH_RE: Final = re.compile(r" - at `(\$[^`]*)`$")
@@ -248,6 +250,7 @@ ALL_EVENTS: Final[tuple[type[Event], ...]] = (
     *VALIDATED_EVENTS,
     *ERP_EVENTS,
     *EXCEPTION_EVENTS,
+    *STATUS_EVENTS,
 )
 REGISTRY: Final = Registry(ALL_EVENTS)
 _ENCODER: Final = msgspec.json.Encoder()

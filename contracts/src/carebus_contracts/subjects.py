@@ -20,6 +20,7 @@ STREAM_MASTERDATA: Final = "MASTERDATA"
 STREAM_VALIDATED: Final = "VALIDATED"
 STREAM_ERP: Final = "ERP"
 STREAM_EXCEPTIONS: Final = "EXCEPTIONS"
+STREAM_STATUS: Final = "STATUS"
 
 DOMAIN_SCHEDULING: Final = "scheduling"
 DOMAIN_BILLING: Final = "billing"
@@ -27,6 +28,7 @@ DOMAIN_MASTERDATA: Final = "masterdata"
 DOMAIN_VALIDATED: Final = "validated"
 DOMAIN_ERP: Final = "erp"
 DOMAIN_EXCEPTIONS: Final = "exceptions"
+DOMAIN_STATUS: Final = "status"
 
 STREAM_SUBJECTS: Final[dict[str, str]] = {
     STREAM_SCHEDULING: f"{DOMAIN_SCHEDULING}.>",
@@ -35,6 +37,7 @@ STREAM_SUBJECTS: Final[dict[str, str]] = {
     STREAM_VALIDATED: f"{DOMAIN_VALIDATED}.>",
     STREAM_ERP: f"{DOMAIN_ERP}.>",
     STREAM_EXCEPTIONS: f"{DOMAIN_EXCEPTIONS}.>",
+    STREAM_STATUS: f"{DOMAIN_STATUS}.>",
 }
 
 UNKNOWN_SITE: Final = "_unknown"

@@ -4,12 +4,15 @@ The validator republishes each source event on ``validated.<entity>.<event>.v1.<
 as ``Validated[T]``: its own envelope (new event id, ``causation_id`` = the original's
 event id, same correlation id, entity key and entity version), the untouched ``original``
 event, and the canonical ids and financial dimensions it resolved (``enrichment``).
+A remittance event (payment, adjustment or claim naming a claim) is booked to its claim's
+site: its validated envelope's ``site`` is that site and ``site_source`` says so (1.2/1.1).
 Each subject still has exactly one concrete class (``ValidatedAppointmentBooked`` …);
 ``Validated`` is the generic base consumers can match on.
 """
 
 from __future__ import annotations
 
+import enum
 from typing import Generic, TypeVar
 
 from carebus_contracts.billing import (
@@ -50,6 +53,16 @@ class Enrichment(Contract, frozen=True, kw_only=True):
     place_of_service: PlaceOfService | None = None
     time_zone: str | None = None
     """IANA zone of the location, for local-date accounting."""
+
+
+class SiteSource(enum.StrEnum):
+    """Where a remittance event's booking site (the validated envelope's ``site``) came from,
+    when it is not the original's own (docs/decisions/021)."""
+
+    CLAIM = "claim"
+    """The site of the claim's charges (the claim id is the charges' encounter)."""
+    PAYEE = "payee"
+    """The site of the location the payee's NPI is cross-referenced to (the fallback)."""
 
 
 class Validated(Event, Generic[T], frozen=True, kw_only=True):
@@ -144,13 +157,19 @@ class ValidatedChargeReversed(
 class ValidatedPaymentPosted(
     Validated[PaymentPosted], tag="validated.payment.posted", frozen=True, kw_only=True
 ):
-    schema_version: SchemaVersion = "1.1"
+    schema_version: SchemaVersion = "1.2"
+    site_source: SiteSource | None = None
+    """Added in 1.2: how the envelope ``site`` was resolved when it is not ``original.site``
+    (the claim's charges, or the payee's location); None: the original's site."""
 
 
 class ValidatedAdjustmentPosted(
     Validated[AdjustmentPosted], tag="validated.adjustment.posted", frozen=True, kw_only=True
 ):
-    schema_version: SchemaVersion = "1.1"
+    schema_version: SchemaVersion = "1.2"
+    site_source: SiteSource | None = None
+    """Added in 1.2: how the envelope ``site`` was resolved when it is not ``original.site``
+    (the claim's charges, or the payee's location); None: the original's site."""
 
 
 class ValidatedClaimAdjudicated(
@@ -158,7 +177,10 @@ class ValidatedClaimAdjudicated(
 ):
     """Wraps the *current* major (v2); v1 claims are upcast before validation."""
 
-    schema_version: SchemaVersion = "1.0"
+    schema_version: SchemaVersion = "1.1"
+    site_source: SiteSource | None = None
+    """Added in 1.1: how the envelope ``site`` was resolved when it is not ``original.site``
+    (the claim's charges, or the payee's location); None: the original's site."""
 
 
 VALIDATED_EVENTS: tuple[type[Event], ...] = (

@@ -10,8 +10,15 @@ from dataclasses import replace
 
 from carebus_scenario.appointments import Appointment
 from carebus_scenario.day import Day
-from carebus_scenario.model import DFT, ChargeFact, Delivery, Fact, PaymentFact
-from carebus_scenario.network import DFT_SOURCE, SERVICE_BY_CODE, UNKNOWN_PLAN_CODE, ServiceItem
+from carebus_scenario.model import DFT, BilledClaim, ChargeFact, Delivery, Fact, PaymentFact
+from carebus_scenario.network import (
+    DFT_SOURCE,
+    SERVICE_BY_CODE,
+    UNKNOWN_PLAN_CODE,
+    Department,
+    ServiceItem,
+    Site,
+)
 from carebus_scenario.render import hl7
 
 
@@ -40,27 +47,12 @@ class Billing:
     ) -> Delivery:
         control_id = self.day.ids.next("D", 7)
         facts = [replace(f, key=f"dft:{control_id}:{n}") for n, f in enumerate(facts, 1)]
-        return self.day.add(
-            Delivery(
-                seq=0,
-                at=at,
-                channel=DFT,
-                lane=f"visit:{appt.appointment_id}",
-                payload=hl7.dft(
-                    sender=DFT_SOURCE,
-                    site=appt.site.code,
-                    control_id=control_id,
-                    sent_at=at,
-                    patient_ref=appt.patient_ref,
-                    visit_number=f"V{appt.appointment_id}",
-                    location_id=appt.site.location_id,
-                    department_id=appt.dept.department_id,
-                    lines=lines,
-                ),
-                facts=tuple(facts),
-                label=f"DFT {what} {appt.appointment_id}",
-            )
-        )
+        return _dft_delivery(
+            self.day, control_id, at, appt.site, appt.dept, appt.patient_ref,
+            f"V{appt.appointment_id}",  # the visit number: the claim's id (CLM01)
+            lines, facts, lane=f"visit:{appt.appointment_id}",
+            label=f"DFT {what} {appt.appointment_id}",
+        )  # fmt: skip
 
     def _copay(self, appt: Appointment) -> None:
         arrived = appt.checked_in
@@ -139,4 +131,83 @@ class Billing:
             service_code=line.service_code,
             payer_code=plan or None,
             reversal=reversal,
+            encounter_id=f"V{appt.appointment_id}",
         )
+
+
+def opening_charges(day: Day, claim: BilledClaim) -> Delivery:
+    """The DFT^P03 with which the billing system posted an earlier visit's charges, the day
+    after the visit: the claim it submitted (CLM01 = the visit number) is what an 835 of the
+    day settles (docs/decisions/021)."""
+    posted = day.at(claim.site, 18 * 60, claim.served + dt.timedelta(days=1))
+    control_id = day.ids.next("D", 7)
+    lines: list[hl7.Ft1] = []
+    facts: list[Fact] = []
+    for n, code in enumerate(claim.codes, 1):
+        service = SERVICE_BY_CODE[code]
+        charge_id = f"{claim.claim_id}-{n}"
+        lines.append(
+            hl7.Ft1(
+                transaction_id=charge_id,
+                kind="CG",
+                at=dt.datetime.combine(claim.served, dt.time(9), tzinfo=posted.tzinfo),
+                amount_minor=service.fee_minor,
+                service_code=code,
+                service_text=service.description,
+                department_id=claim.dept.department_id,
+                plan_code=claim.plan_code,
+                location_id=claim.site.location_id,
+                npi=claim.provider.npi,
+                provider_family=claim.provider.family,
+                provider_given=claim.provider.given,
+            )
+        )
+        facts.append(
+            ChargeFact(
+                key=f"dft:{control_id}:{n}",
+                site=claim.site.code,
+                source=DFT_SOURCE,
+                charge_id=charge_id,
+                amount_minor=service.fee_minor,
+                provider_code=claim.provider.npi,
+                location_code=claim.site.location_id,
+                department_code=claim.dept.department_id,
+                service_code=code,
+                payer_code=claim.plan_code,
+                encounter_id=claim.claim_id,
+            )
+        )
+    return _dft_delivery(
+        day, control_id, posted, claim.site, claim.dept, claim.patient_ref, claim.claim_id,
+        lines, facts, lane=f"claim:{claim.claim_id}",
+        label=f"DFT opening charges {claim.claim_id}", opening=True,
+    )  # fmt: skip
+
+
+def _dft_delivery(
+    day: Day, control_id: str, at: dt.datetime, site: Site, dept: Department, patient_ref: str,
+    visit_number: str, lines: list[hl7.Ft1], facts: list[Fact], *, lane: str, label: str,
+    opening: bool = False,
+) -> Delivery:  # fmt: skip
+    return day.add(
+        Delivery(
+            seq=0,
+            at=at,
+            channel=DFT,
+            lane=lane,
+            payload=hl7.dft(
+                sender=DFT_SOURCE,
+                site=site.code,
+                control_id=control_id,
+                sent_at=at,
+                patient_ref=patient_ref,
+                visit_number=visit_number,
+                location_id=site.location_id,
+                department_id=dept.department_id,
+                lines=lines,
+            ),
+            facts=tuple(facts),
+            label=label,
+            opening=opening,
+        )
+    )

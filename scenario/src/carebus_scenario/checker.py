@@ -306,7 +306,7 @@ def classify(
         entries = lineage.entries(ids)
         explained_journals.update(e.journal_id for e in entries)
         kept = lineage.kept(ids)
-        what = f"{fact_key} ({type(expectation.fact).__name__} at {expectation.fact.site})"
+        what = f"{fact_key} ({type(expectation.fact).__name__} at {expectation.site})"
         verdict.items.append(Item(what, *_judge(expectation, stored, entries, kept)))
     for event_id in extra_dead_letters:
         explained_events.add(event_id)
@@ -345,7 +345,7 @@ def _judge(
         if entries:
             want, got = _lines(expectation.lines), entries[0].lines
             site = entries[0].site
-            if got != want or (site is not None and site != expectation.fact.site):
+            if got != want or (site is not None and site != expectation.site):
                 return UNEXPECTED, f"posted at {site} as {got}, expected {want}"
             return OK, ""
         if dead:

@@ -46,7 +46,8 @@ class ScenarioConfig:
     remittance_claims_per_visit: float = 0.45
     remittance_files_per_payer: int = 1
     # Where the billing adapter files remittance events (its CAREBUS_BILLING_ADAPTER_DEFAULT_SITE):
-    # an 835 names a payee, not a site, so its postings land on one (central billing) site.
+    # an 835 names a payee, not a site; the validator books what names a claim to the claim's
+    # site, so only what names none (a PLB) is posted here.
     remittance_site: str = "CBO"
     # Remittances go half by upload, half by the inbox folder when one is given.
     use_inbox: bool = True

@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from carebus_scenario.charge_watch import check_completed_without_charge
 from carebus_scenario.config import ScenarioConfig
 from carebus_scenario.endpoints import Endpoints
 from carebus_scenario.generator import generate
@@ -155,7 +156,10 @@ async def play_and_check(
         scenario, expected, report, observed, problems, endpoints, out,
         logs=str(workdir.parent / "logs"),
     )  # fmt: skip
-    return problems
+    # Revenue integrity (docs/decisions/025): the visits whose charges never came.
+    return problems + await check_completed_without_charge(
+        endpoints.database_url, endpoints.console_http, scenario, out
+    )
 
 
 def start_demo(

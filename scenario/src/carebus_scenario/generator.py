@@ -12,7 +12,8 @@ The day, per site:
   a few charges entered in error are credited back (FT1 CD);
 * the payers' 835 files settle claims of earlier visits: payments, contractual adjustments
   (CO-45), patient responsibility (PR-1/2/3), denials (CO-50), prompt-pay interest (PLB L6)
-  and one claim reversed (CLP02 = 22) and re-adjudicated.
+  and one claim reversed (CLP02 = 22) and re-adjudicated; the charges of those earlier visits
+  (DFT^P03, the visit number being the claim's id) are sent first, as the *opening* inputs.
 
 Channels: most appointments come over HL7 SIU/MLLP, some from the patient portal (FHIR) and a
 few in the CSV export of a satellite clinic; every input of one appointment goes through one
@@ -70,6 +71,7 @@ def generate(config: ScenarioConfig) -> Scenario:
     billing.bill(appts)
     remittances.settle(appts)
     faults.faulty_remittances()
+    remittances.open_claims()
     faults.malformed()
     faults.duplicates()
     return Scenario(config, day.network, day.in_order())

@@ -12,6 +12,8 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
+from carebus_scenario.network import Department, Provider, Site
+
 SCHEDULING = "SCHEDULING"
 BILLING = "BILLING"
 
@@ -49,6 +51,7 @@ class ChargeFact:
     service_code: str
     payer_code: str | None
     reversal: bool = False
+    encounter_id: str | None = None  # the visit number (PV1-19): the claim the charge is on
     stream: str = BILLING
 
     @property
@@ -64,6 +67,7 @@ class PaymentFact:
     payment_id: str
     payer_code: str | None
     amount_minor: int  # signed: a payer's take-back (claim reversal) is negative
+    claim_id: str | None = None  # the claim an 835 payment settles (CLP01)
     stream: str = BILLING
 
     @property
@@ -82,6 +86,7 @@ class AdjustmentFact:
     reason: str  # CARC (or PLB reason for scope provider)
     amount_minor: int  # X12 CAS sense: positive reduces the balance
     scope: str  # claim | service_line | provider | account
+    claim_id: str | None = None  # the claim of an 835 CAS (CLP01); None for a PLB
     stream: str = BILLING
 
     @property
@@ -107,6 +112,21 @@ class ClaimFact:
 
 
 Fact = AppointmentFact | ChargeFact | PaymentFact | AdjustmentFact | ClaimFact
+
+
+@dataclass(frozen=True)
+class BilledClaim:
+    """A claim of an earlier visit, as the billing system submitted it: one per visit, its id
+    the visit number; an 835 of the day settles it."""
+
+    claim_id: str
+    site: Site
+    dept: Department
+    provider: Provider
+    patient_ref: str
+    plan_code: str
+    served: dt.date
+    codes: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -139,6 +159,9 @@ class Delivery:
     refusal: Refusal | None = None
     duplicate: bool = False  # a repeat of an earlier delivery (same event ids)
     label: str = ""  # what it is, for progress and failure messages (no patient data)
+    # The charges of the earlier visits whose claims the day's 835 files settle: sent, and
+    # answered, before anything of the day (the billing system posted them days ago).
+    opening: bool = False
     # FHIR requests
     method: str = ""
     path: str = ""

@@ -8,7 +8,12 @@ Independent of the services' code: it models each stage from its documentation.
 2. **Validator** resolves every code of a fact against the network's master data (the
    source's cross-reference, else the canonical id, else a provider's NPI; the record must
    be active). A failure parks the event and records one exception per failed reference; a
-   later event of a parked entity (stream + entity key) is parked behind it.
+   later event of a parked entity (stream + entity key) is parked behind it. A charge it
+   forwards puts its encounter (the claim the billing system submits) on the claim index,
+   the first charge's site deciding; a payment, adjustment or adjudication naming a claim is
+   booked to that claim's site, or parked for ``unknown_claim`` when no charge named it (the
+   payee-NPI fallback needs a location cross-reference the network does not have; an event
+   naming no claim keeps the site the adapter gave it).
 3. **Mapper** fences appointments and claims by version (an older version after a newer one
    is stale: acknowledged, no journal) and maps the rest by :mod:`policy`.
 4. **Poster** writes each journal once: the ledger is the sum of the journals' lines.
@@ -50,6 +55,7 @@ VALIDATOR_STAGE = {
     BILLING: VALIDATOR_BILLING.replace("-", "_"),
 }
 QUEUED_BEHIND = "queued_behind"
+UNKNOWN_CLAIM = "unknown_claim"
 
 
 def stage_name(stage: str) -> str:
@@ -72,12 +78,18 @@ JOURNAL, NO_JOURNAL, STALE, PARKED = "journal", "no_journal", "stale", "parked"
 @dataclass(frozen=True)
 class EventExpectation:
     """What one event (a fact, counted once per key) must become: a journal with ``lines``
-    at ``fact.site``, no journal (``no_journal``, ``stale``) or parked for ``reason``."""
+    at ``site`` (the fact's own, or its claim's), no journal (``no_journal``, ``stale``) or
+    parked for ``reason``."""
 
     fact: Fact
     outcome: str
     lines: tuple[policy.Line, ...] = ()
     reason: str | None = None
+    booked_at: str | None = None  # the claim's site, when the fact is booked there
+
+    @property
+    def site(self) -> str:
+        return self.booked_at or self.fact.site
 
 
 @dataclass(frozen=True)
@@ -228,6 +240,7 @@ def expect(scenario: Scenario) -> Expectation:
     refused: set[tuple[str, str]] = set()
     parked: set[tuple[str, str]] = set()
     fences: dict[tuple[str, str, str], tuple[int, str]] = {}  # → (version, status)
+    claims: dict[str, str] = {}  # the claim index: claim id (encounter) → site
     for delivery in scenario.deliveries:
         if delivery.refusal is not None:
             digest = hashlib.sha256(delivery.payload).hexdigest()
@@ -245,7 +258,7 @@ def expect(scenario: Scenario) -> Expectation:
                 continue
             seen_facts.add(fact.key)
             out.stream_events[fact.stream] += 1
-            _through_pipeline(out, masterdata, fact, parked, fences)
+            _through_pipeline(out, masterdata, fact, parked, fences, claims)
     return out
 
 
@@ -255,8 +268,14 @@ def _through_pipeline(
     fact: Fact,
     parked: set[tuple[str, str]],
     fences: dict[tuple[str, str, str], tuple[int, str]],
+    claims: dict[str, str],
 ) -> None:
     failures, self_pay = masterdata.validate(fact)
+    claim_id = fact.claim_id if isinstance(fact, PaymentFact | AdjustmentFact | ClaimFact) else None
+    booked_at = claims.get(claim_id) if claim_id is not None else None
+    if claim_id is not None and booked_at is None:
+        failures.append(_Failure(UNKNOWN_CLAIM))
+    site = booked_at or fact.site
     entity = (fact.stream, fact.entity_key)
     if failures or entity in parked:
         parked.add(entity)
@@ -268,10 +287,12 @@ def _through_pipeline(
             out.exceptions[(VALIDATOR_STAGE[fact.stream], "masterdata", failure.reason)] += 1
             out.exceptions_by_site[(fact.site, failure.reason)] += 1
         return
+    if isinstance(fact, ChargeFact) and fact.encounter_id is not None:
+        claims.setdefault(fact.encounter_id, fact.site)
     previous = "none"
     if isinstance(fact, AppointmentFact | ClaimFact):
         kind = "appointment" if isinstance(fact, AppointmentFact) else "claim"
-        fence_key = (fact.site, kind, fact.entity_key)
+        fence_key = (site, kind, fact.entity_key)
         last = fences.get(fence_key)
         if last is not None and fact.version <= last[0]:
             out.outcomes[STALE] += 1
@@ -285,7 +306,60 @@ def _through_pipeline(
         out.events[fact.key] = EventExpectation(fact, NO_JOURNAL)
         return
     out.outcomes[JOURNAL] += 1
-    out.events[fact.key] = EventExpectation(fact, JOURNAL, tuple(lines))
-    out.journals[fact.site] += 1
+    out.events[fact.key] = EventExpectation(fact, JOURNAL, tuple(lines), booked_at=booked_at)
+    out.journals[site] += 1
     out.rules[_rule_label(fact)] += 1
-    out.add_lines(fact.site, lines)
+    out.add_lines(site, lines)
+
+
+# -- what the outbound side must see (issue #19, docs/decisions/025) ------------------------
+def delivered_facts(scenario: Scenario) -> list[Fact]:
+    """Each fact of an accepted input, once (a repeat of the same source message dropped)."""
+    seen: dict[str, Fact] = {}
+    for delivery in scenario.deliveries:
+        if delivery.refusal is None:
+            for fact in delivery.facts:
+                seen.setdefault(fact.key, fact)
+    return list(seen.values())
+
+
+def completed_without_charge(scenario: Scenario) -> dict[str, str]:
+    """Appointment id → site of every visit whose newest status is completed and whose
+    charges the billing system never sent (or sent in a message that was refused): what
+    the ops console must hold as open work items once the day has gone through."""
+    newest: dict[str, AppointmentFact] = {}
+    for fact in delivered_facts(scenario):
+        if isinstance(fact, AppointmentFact):
+            known = newest.get(fact.appointment_id)
+            if known is None or fact.version > known.version:
+                newest[fact.appointment_id] = fact
+    charged = {
+        d.label.split()[-1]
+        for d in scenario.deliveries
+        if d.label.startswith("DFT charges ") and d.refusal is None
+    }
+    return {
+        appointment_id: fact.site
+        for appointment_id, fact in newest.items()
+        if fact.status == "completed" and appointment_id not in charged
+    }
+
+
+def ready_to_bill(expected: Expectation) -> Counter[str]:
+    """Appointment id → completions the billing system must be told of: every completion
+    event the validator forwards (not parked), each one message."""
+    return Counter(
+        e.fact.appointment_id
+        for e in expected.events.values()
+        if isinstance(e.fact, AppointmentFact) and e.fact.event == "completed"
+        and e.outcome != PARKED
+    )  # fmt: skip
+
+
+def remittance_reports(expected: Expectation) -> int:
+    """Payments, adjustments and claim adjudications the validator forwards: one status
+    report back to the billing system each."""
+    return sum(
+        isinstance(e.fact, PaymentFact | AdjustmentFact | ClaimFact) and e.outcome != PARKED
+        for e in expected.events.values()
+    )

@@ -216,21 +216,27 @@ class Player:
     async def play(self, deliveries: list[Delivery] | None = None) -> PlayReport:
         todo = self.scenario.deliveries if deliveries is None else deliveries
         self.workdir.mkdir(parents=True, exist_ok=True)
-        queues: dict[str, list[tuple[float, Delivery]]] = {}
         self.report.started_at = time.time()
         start = time.monotonic()
-        offered = 0
-        for delivery in todo:
-            due = start + offered / self.rate if self.rate else start
-            offered += max(1, len(delivery.facts))
-            queues.setdefault(self._worker_of(delivery), []).append((due, delivery))
         total_events = sum(len(d.facts) for d in todo)
+        # The opening inputs (earlier visits' charges) are all answered before the day
+        # starts: the claims the day's 835 files settle are then known (docs/decisions/021).
+        phases = [[d for d in todo if d.opening], [d for d in todo if not d.opening]]
         async with httpx.AsyncClient(timeout=60.0, headers=bearer(cli_key())) as client:
             ticker = asyncio.create_task(self._tick(len(todo), total_events, start))
             try:
-                async with asyncio.TaskGroup() as group:
-                    for name, queue in queues.items():
-                        group.create_task(self._work(name, queue, client))
+                for phase in phases:
+                    queues: dict[str, list[tuple[float, Delivery]]] = {}
+                    phase_start, offered = time.monotonic(), 0
+                    for delivery in phase:
+                        due = phase_start + offered / self.rate if self.rate else phase_start
+                        offered += max(1, len(delivery.facts))
+                        queues.setdefault(self._worker_of(delivery), []).append((due, delivery))
+                    async with asyncio.TaskGroup() as group:
+                        for name, queue in queues.items():
+                            group.create_task(self._work(name, queue, client))
+                    if self.report.stopped:
+                        break
             finally:
                 ticker.cancel()
         self.report.finished_at = time.time()

@@ -4,7 +4,9 @@ Claims are adjudicated as payers do: allowed = billed x the payer's allowed shar
 a CO-45 contractual adjustment; the patient's share (PR-1 deductible, PR-2 coinsurance, PR-3
 copay) is taken off what the payer pays; ~7 % are denied (CO-50, nothing paid). A reversal
 (CLP02 = 22) negates every amount of a paid claim, with claim-level CAS, and its correction
-pays more. :func:`remittance_facts` is what the billing adapter publishes for a file.
+pays more. :func:`remittance_facts` is what the billing adapter publishes for a file. Each
+claim is one earlier visit (CLP01 = its visit number); :meth:`Remittances.open_claims` sends
+the charges the billing system posted for those visits, before the day.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 
 from carebus_scenario.appointments import Appointment
+from carebus_scenario.charges import opening_charges
 from carebus_scenario.config import ScenarioConfig
 from carebus_scenario.day import Day
 from carebus_scenario.ids import Ids
@@ -22,6 +25,7 @@ from carebus_scenario.model import (
     X12_INBOX,
     X12_UPLOAD,
     AdjustmentFact,
+    BilledClaim,
     ClaimFact,
     Delivery,
     Fact,
@@ -39,11 +43,14 @@ class PayerDesk:
         self, rng: random.Random, ids: Ids, config: ScenarioConfig, network: Network
     ) -> None:
         self.rng, self.ids, self.config, self.network = rng, ids, config, network
+        self.billed: list[BilledClaim] = []
 
     def _chance(self, share: float) -> bool:
         return self.rng.random() < share
 
     def claim(self, payer: PayerItem, *, denied: bool | None = None) -> x12.Clp:
+        """A claim of an earlier visit, adjudicated; the visit's charges are kept in
+        :attr:`billed` (the billing system posted them, and submitted the claim, back then)."""
         rng = self.rng
         site = rng.choice(self.network.sites)
         dept = rng.choice(site.departments)
@@ -53,6 +60,15 @@ class PayerDesk:
         if ancillaries and self._chance(0.4):
             codes.append(rng.choice(ancillaries))
         served = self.config.day - dt.timedelta(days=rng.randint(10, 40))
+        claim_id = self.ids.next("CLM")  # the visit number, sent as the charges' PV1-19
+        self.billed.append(
+            BilledClaim(
+                claim_id=claim_id, site=site, dept=dept,
+                provider=rng.choice(site.providers_of(dept.department_id)),
+                patient_ref=f"MRN{rng.randrange(10**7):07d}", plan_code=payer.plan_code,
+                served=served, codes=tuple(codes),
+            )
+        )  # fmt: skip
         denied = self._chance(0.07) if denied is None else denied
         lines = []
         patient_total = 0
@@ -78,7 +94,7 @@ class PayerDesk:
                 x12.SvcLine(code, charge, allowed - responsibility, 1, served, tuple(adjustments))
             )
         return x12.Clp(
-            claim_id=self.ids.next("CLM"),
+            claim_id=claim_id,
             status="4" if denied else "1",
             charge_minor=sum(line.charge_minor for line in lines),
             paid_minor=sum(line.paid_minor for line in lines),
@@ -224,6 +240,12 @@ class Remittances:
             )
         )
 
+    def open_claims(self) -> None:
+        """The charges of every claim the day's files settle (rejected files' too: those stay
+        open), posted by the billing system the day after each visit."""
+        for claim in self.payers.billed:
+            opening_charges(self.day, claim)
+
     def _deliver_reversal(self, payer: PayerItem, original: x12.Clp, at: dt.datetime) -> None:
         produced = self.day.config.day - dt.timedelta(days=1)
         remit = self.payers.file(payer, payer.edi_id, self.payers.reversal(original), produced)
@@ -245,7 +267,7 @@ def remittance_facts(remit: x12.RemittanceFile, name: str, site: str) -> Iterabl
         if claim.paid_minor:
             yield PaymentFact(
                 key=f"{key}:payment", site=site, source=source, payment_id=f"{key}:payment",
-                payer_code=payer_code, amount_minor=claim.paid_minor,
+                payer_code=payer_code, amount_minor=claim.paid_minor, claim_id=claim.claim_id,
             )  # fmt: skip
         cas = [("claim", a) for a in claim.adjustments]
         cas += [("service_line", a) for line in claim.lines for a in line.adjustments]
@@ -253,7 +275,7 @@ def remittance_facts(remit: x12.RemittanceFile, name: str, site: str) -> Iterabl
             yield AdjustmentFact(
                 key=f"{key}:cas{n}", site=site, source=source, adjustment_id=f"{key}:cas{n}",
                 payer_code=payer_code, group=adj.group, reason=adj.reason,
-                amount_minor=adj.amount_minor, scope=scope,
+                amount_minor=adj.amount_minor, scope=scope, claim_id=claim.claim_id,
             )  # fmt: skip
     for n, plb in enumerate(remit.provider_adjustments, 1):
         yield AdjustmentFact(

@@ -104,8 +104,9 @@ def print_summary(
         out(row)
     if endpoints.remittance_site in sites:
         out(
-            f"  ({endpoints.remittance_site}: the payers' 835 postings. An 835 names a payee, "
-            "not a site; CAREBUS_BILLING_ADAPTER_DEFAULT_SITE says where they go.)"
+            f"  ({endpoints.remittance_site}: 835 postings that name no claim, e.g. a payer's "
+            "interest (PLB); the rest are booked to their claim's site. "
+            "CAREBUS_BILLING_ADAPTER_DEFAULT_SITE says where they go.)"
         )
     out("")
     if problems:

@@ -4,7 +4,8 @@
   MASTERDATA stream and the KV bucket (the read model).
 - The view watcher loads the KV bucket into memory and follows it; each change it sees is
   handed to the quarantine, which releases the parked events waiting for it.
-- Two batch subscribers validate scheduling and billing events against the view.
+- Two batch subscribers validate scheduling and billing events against the view; billing's
+  charges feed the claim index its remittance events are booked by (docs/decisions/021).
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ def build(settings: Settings) -> Litestar:
         metrics,
         view_wait_s=settings.view_wait_s,
         parked=quarantine.parked,
+        claims_known=quarantine.changed,  # a claim's first charge releases its remittances
     )
     subscribers.subscribe(
         runtime,

@@ -19,9 +19,11 @@ from carebus_ops.adapters.figures_store import Thresholds
 from carebus_ops.adapters.metrics import OpsMetrics
 from carebus_ops.adapters.quarantine_client import QuarantineClient
 from carebus_ops.config import PACKAGE, SCHEMA, SERVICE, Settings
+from carebus_ops.domain.charge_watch import ChargeWait
 from carebus_ops.entrypoints import subscribers
 from carebus_ops.entrypoints.console import console_routes, template_config
 from carebus_ops.entrypoints.http import ops_routes, trace_routes
+from carebus_ops.handlers.charge_watch import ChargeWatch
 from carebus_ops.handlers.console import Console
 from carebus_ops.handlers.figures import OpsFigures
 from carebus_ops.handlers.pipeline import Pipeline
@@ -51,8 +53,11 @@ def build(settings: Settings) -> Litestar:
     consumers = subscribers.subscribe(
         runtime, tracker, settings.batch_size, settings.batch_max_wait_s
     )
+    charge_wait = ChargeWait.parse(
+        settings.completed_without_charge_h, settings.completed_without_charge_site_h
+    )
     thresholds = Thresholds(
-        completed_without_charge_s=settings.completed_without_charge_h * HOUR_S,
+        charge_wait=charge_wait,
         charges_unposted_s=settings.charges_unposted_h * HOUR_S,
         journals_unconfirmed_s=settings.journals_unconfirmed_h * HOUR_S,
     )
@@ -60,6 +65,9 @@ def build(settings: Settings) -> Litestar:
     pipeline = Pipeline(js, metrics, settings.services(), settings.ready_timeout_s)
     rebuild = Rebuild(pool, js, consumers, settings.shutdown_grace_s)
     runtime.background.every("ops-figures", figures.refresh, settings.figures_refresh_s)
+    # Completed without charge: work items and exception records (docs/decisions/025).
+    watch = ChargeWatch(pool, charge_wait)
+    runtime.background.every("ops-charge-watch", watch.sweep, settings.figures_refresh_s)
     runtime.background.every("ops-jetstream", pipeline.poll, settings.jetstream_poll_s)
     rates = ConsumerRates(js, TOPOLOGY)
     runtime.background.every("ops-rates", rates.sample, RATE_SAMPLE_S)

@@ -44,6 +44,9 @@ class Settings(RuntimeSettings, frozen=True, kw_only=True):
     jetstream_poll_s: Seconds = 15.0
     # Thresholds of the business gauges (hours).
     completed_without_charge_h: Hours = 24.0
+    # A site's own wait for the charge of a completed visit (hours), e.g. `SITE01=12,SITE02=48`;
+    # past it the visit becomes a work item and an exception record (docs/decisions/025).
+    completed_without_charge_site_h: str = ""
     charges_unposted_h: Hours = 24.0
     journals_unconfirmed_h: Hours = 4.0
     # Sites always registered, beside those master data names (locations' site_code);

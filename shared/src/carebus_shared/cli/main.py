@@ -53,7 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     ls.add_argument("--site")
     ls.add_argument("--stage", help="a stage's name, or its contract stage (mapper, ...)")
     ls.add_argument("--reason", help="a category (masterdata, ...) or a reason code")
-    ls.add_argument("--status", default="open", help="open, redriven, discarded or all")
+    ls.add_argument("--status", default="open", help="open, redriven, discarded, resolved or all")
     ls.add_argument("--since", type=_moment, help="ISO 8601; local time unless a zone is given")
     ls.add_argument("--until", type=_moment, help="ISO 8601; local time unless a zone is given")
     ls.add_argument("--limit", type=int, default=100)

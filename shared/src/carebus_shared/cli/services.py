@@ -24,6 +24,8 @@ ORDER = (
     "erp-poster",
     # Not a stage: the ops console follows the streams beside the pipeline.
     "ops-console",
+    # Not a stage either: feeds back to billing and scheduling (docs/decisions/025).
+    "outbound",
 )
 
 

@@ -15,6 +15,7 @@ from carebus_contracts.exceptions import ExceptionRaised, OriginalMessage, Reaso
 from carebus_shared.exceptions.store import ExceptionRecord
 
 _STAGES = {stage.value: stage for stage in Stage}
+_CATEGORIES = frozenset(category.value for category in ReasonCategory)
 
 
 def stage_of(name: str) -> Stage | None:
@@ -29,6 +30,8 @@ def stage_of(name: str) -> Stage | None:
 def exception_event(record: ExceptionRecord, record_id: int) -> ExceptionRaised | None:
     stage = stage_of(record.stage)
     if stage is None or record.stream is None or not record.stream_seq or not record.subject:
+        return None
+    if record.category not in _CATEGORIES:  # a category the v1 contract has no token for
         return None
     now = datetime.now(UTC)
     event_id = "exc-" + hashlib.blake2b(record.dedupe_key.encode(), digest_size=12).hexdigest()

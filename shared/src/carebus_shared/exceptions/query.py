@@ -15,7 +15,7 @@ from typing import Any, Final
 
 from carebus_shared.exceptions.redrive import MAX_RECORD_ID
 
-STATUSES: Final = ("open", "redriven", "discarded")
+STATUSES: Final = ("open", "redriven", "discarded", "resolved")
 MAX_PAGE: Final = 500
 _CURSOR_PREFIX: Final = "v1:"
 _TABLE: Final = "carebus_exceptions.exception_record"

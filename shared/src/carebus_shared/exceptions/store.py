@@ -10,7 +10,12 @@ from typing import Any
 import msgspec
 
 OWNER = "carebus_exceptions"
-CATEGORIES = ("contract", "masterdata", "mapping", "erp_rejection", "transport")
+# revenue_integrity: a gap found by watching (a completed visit without a charge), not a
+# failed input; receiver_rejection: an outbound feed's receiver refused (docs/decisions/025).
+CATEGORIES = (
+    "contract", "masterdata", "mapping", "erp_rejection", "transport", "revenue_integrity",
+    "receiver_rejection",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -116,8 +121,9 @@ async def get(conn: Any, record_id: int) -> dict[str, Any] | None:
     return dict(row) if row is not None else None
 
 
-ACTIONS = ("redrive", "bulk_redrive", "discard")
-_ACTION_OF_STATUS = {"redriven": "redrive", "discarded": "discard"}
+# auto_resolve: what the record waited for arrived (the charge of a completed visit).
+ACTIONS = ("redrive", "bulk_redrive", "discard", "auto_resolve")
+_ACTION_OF_STATUS = {"redriven": "redrive", "discarded": "discard", "resolved": "auto_resolve"}
 _ACTION_COLUMNS = "record_id, actor, action, outcome, note, sent_sha256, sent_bytes, sent_body"
 
 
@@ -137,11 +143,11 @@ async def resolve(
     action: str | None = None,
     sent: bytes | None = None,
 ) -> bool:
-    """Mark an open record redriven or discarded and append the action to its history, in
+    """Mark an open record redriven, discarded or resolved and append the action to its history, in
     one statement; False (and no history) if it was not open. ``sent`` is the corrected
     input sent instead of the stored one, if any."""
     if status not in _ACTION_OF_STATUS:
-        raise ValueError("status must be 'redriven' or 'discarded'")
+        raise ValueError("status must be 'redriven', 'discarded' or 'resolved'")
     action = action or _ACTION_OF_STATUS[status]
     if action not in ACTIONS:
         raise ValueError(f"action must be one of {ACTIONS}")

@@ -104,6 +104,15 @@ VALIDATOR_BILLING = "masterdata-validator-billing"
 MAPPER = "mapper"
 ERP_POSTER = "erp-poster"
 EXCEPTION_CAPTURE = "exception-capture"
+# The outbound feeds (services/outbound, docs/decisions/025): one durable per feed.
+OUTBOUND_BILLING_READINESS = "outbound-billing-readiness"
+OUTBOUND_STATUS_REMITTANCE = "outbound-status-remittance"
+OUTBOUND_STATUS_POSTING = "outbound-status-posting"
+OUTBOUND_STATUS_WEBHOOK = "outbound-status-webhook"
+OUTBOUND_MASTERDATA = "outbound-masterdata"
+# A receiver that is down is retried with backoff (up to its retry_max_s between tries) for
+# this many deliveries before the message becomes a dead letter: hours, not minutes.
+OUTBOUND_MAX_DELIVER = 50
 MASTERDATA_VIEW_BUCKET = "masterdata_view"
 
 # The ops console's sync tracker reads these streams through durables of its own
@@ -177,6 +186,12 @@ TOPOLOGY = Topology(
             max_age_s=365 * DAY,
         ),
         StreamSpec(
+            s.STREAM_STATUS,
+            (s.STREAM_SUBJECTS[s.STREAM_STATUS],),
+            "What became of remittances and journals, told back to the systems that sent them",
+            max_age_s=90 * DAY,
+        ),
+        StreamSpec(
             STREAM_ADVISORIES,
             (ADVISORY_MAX_DELIVERIES, ADVISORY_TERMINATED),
             "JetStream advisories for messages given up on",
@@ -221,6 +236,67 @@ TOPOLOGY = Topology(
             "Records given-up messages in the exception store",
         ),
         *(_ops_tracker_spec(stream) for stream in OPS_TRACKED_STREAMS),
+        ConsumerSpec(
+            s.STREAM_VALIDATED,
+            OUTBOUND_BILLING_READINESS,
+            (s.filter_for(s.DOMAIN_VALIDATED, "appointment", "completed", 1),),
+            "Completed visits sent to the billing system as charge capture triggers",
+            max_deliver=OUTBOUND_MAX_DELIVER,
+            # Each message waits on an external receiver, one at a time per batch.
+            max_ack_pending=1_000,
+            # Off the pipeline's path: nothing downstream waits for a feed, and a billing
+            # system that is down must not keep "the pipeline is drained" from being true.
+            pipeline=False,
+        ),
+        # Status back: remittance outcomes and ERP answers become STATUS events (no receiver
+        # involved, so the stage's defaults), which the webhook feed delivers.
+        ConsumerSpec(
+            s.STREAM_VALIDATED,
+            OUTBOUND_STATUS_REMITTANCE,
+            tuple(
+                s.filter_for(s.DOMAIN_VALIDATED, entity, event)
+                for entity, event in (
+                    ("payment", "posted"),
+                    ("adjustment", "posted"),
+                    ("claim", "adjudicated"),
+                )
+            ),
+            "Payment, denial and adjustment outcomes as status events",
+            pipeline=False,
+        ),
+        ConsumerSpec(
+            s.STREAM_ERP,
+            OUTBOUND_STATUS_POSTING,
+            (
+                s.filter_for(s.DOMAIN_ERP, "journal", "confirmed"),
+                s.filter_for(s.DOMAIN_ERP, "journal", "rejected"),
+            ),
+            "ERP posting confirmations and rejections as status events",
+            pipeline=False,
+        ),
+        ConsumerSpec(
+            s.STREAM_STATUS,
+            OUTBOUND_STATUS_WEBHOOK,
+            (s.STREAM_SUBJECTS[s.STREAM_STATUS],),
+            "Status events posted to the configured webhook",
+            max_deliver=OUTBOUND_MAX_DELIVER,
+            max_ack_pending=1_000,
+            pipeline=False,
+        ),
+        ConsumerSpec(
+            s.STREAM_MASTERDATA,
+            OUTBOUND_MASTERDATA,
+            tuple(
+                s.filter_for(s.DOMAIN_MASTERDATA, entity, "changed")
+                for entity in ("provider", "location", "service")
+            ),
+            "Provider, location and service changes sent to subscribed scheduling systems",
+            max_deliver=OUTBOUND_MAX_DELIVER,
+            # One change out at a time: a retried change is never overtaken by a newer one
+            # of the same provider (master data is little, its order is not).
+            max_ack_pending=1,
+            pipeline=False,
+        ),
     ),
     key_values=(
         KeyValueSpec(MASTERDATA_VIEW_BUCKET, "Current master data, read by the validator's view"),

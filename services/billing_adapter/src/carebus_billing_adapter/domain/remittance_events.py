@@ -68,6 +68,8 @@ class _Mapper:
         payment = remittance.payment
         # The contract needs a payer code: the payer id, else its name (N1*PR02 is mandatory).
         self.payer_code = remittance.payer.id or remittance.payer.name or UNKNOWN_PAYER
+        # The payee's NPI (N1*PE XX): the validator's fallback for a claim it does not know.
+        self.payee_npi = remittance.payee.npi or None
         self.adjudicated_on = payment.production_date or payment.date
         self.occurred_at = dt.datetime.combine(
             self.adjudicated_on, dt.time(), tzinfo=context.timezone
@@ -137,6 +139,7 @@ class _Mapper:
                     self.service_line(n, line) for n, line in enumerate(claim.service_lines, 1)
                 ),
                 payment_reference=self.remittance.payment.trace_number or None,
+                payee_npi=self.payee_npi,
             )
         ]
         if claim.paid_minor != 0:
@@ -151,6 +154,7 @@ class _Mapper:
                     received_on=self.remittance.payment.date,
                     reference=self.remittance.payment.trace_number or None,
                     method=_METHOD.get(self.remittance.payment.method),
+                    payee_npi=self.payee_npi,
                 )
             )
         events += [
@@ -178,6 +182,7 @@ class _Mapper:
             amount=self.money(adjustment.amount_minor),
             scope=b.AdjustmentScope.SERVICE_LINE if line else b.AdjustmentScope.CLAIM,
             quantity=whole_quantity(adjustment.quantity),
+            payee_npi=self.payee_npi,
         )
 
     def provider_adjustment(self, position: int, plb: ProviderAdjustment) -> Event:
@@ -191,6 +196,7 @@ class _Mapper:
             amount=self.money(plb.amount_minor),
             scope=b.AdjustmentScope.PROVIDER,
             reference=plb.reference,
+            payee_npi=self.payee_npi,
         )
 
     def events(self) -> list[Event]:

@@ -3,9 +3,7 @@ poster's share of JetStream advisories into the exception store."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 
 from nats.aio.msg import Msg
 
@@ -13,29 +11,9 @@ from carebus_erp_poster.config import Settings
 from carebus_erp_poster.domain.journals import STAGE
 from carebus_erp_poster.handlers.post_journals import PostJournals
 from carebus_shared.exceptions.subscriber import capture_exceptions
+from carebus_shared.jetstream.keepalive import kept_in_progress
 from carebus_shared.jetstream.topology import ConsumerSpec
 from carebus_shared.runtime.service import ServiceRuntime
-
-
-@contextlib.asynccontextmanager
-async def kept_in_progress(msgs: Sequence[Msg], every_s: float) -> AsyncIterator[None]:
-    """Tell JetStream we are still working on ``msgs`` (rate limit, open circuit), so their
-    ack deadline does not pass and they are not redelivered meanwhile — no delivery burnt."""
-
-    async def beat() -> None:
-        while True:
-            await asyncio.sleep(every_s)
-            for msg in msgs:
-                with contextlib.suppress(Exception):  # a reconnecting link: next beat retries
-                    await msg.in_progress()
-
-    task = asyncio.create_task(beat(), name="erp-poster-in-progress")
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 def subscribe(

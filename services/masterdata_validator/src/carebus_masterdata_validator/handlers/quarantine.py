@@ -6,6 +6,10 @@ order: each event that now resolves is published as validated, and the first tha
 not stops its entity's queue (its failures are updated). All of it happens under the
 exclusive quarantine lock, publish before delete, so a crash re-publishes (into JetStream's
 duplicate window) rather than loses. A person may release (re-validate now) or discard.
+
+Remittance events waiting for their claim (``unknown_claim``) wait on ``claim:<id>``: the
+validation of the claim's first charge reports that key, and a charge released here is
+indexed and reports it too (docs/decisions/021).
 """
 
 from __future__ import annotations
@@ -20,11 +24,21 @@ import asyncpg
 from nats.js import JetStreamContext
 
 from carebus_contracts import ContractDecodeError, UnknownContractError, decode_message
+from carebus_contracts.envelope import Event
 from carebus_contracts.subjects import STREAM_BILLING, STREAM_SCHEDULING
-from carebus_masterdata_validator.adapters import changes_repo, exception_records
+from carebus_masterdata_validator.adapters import changes_repo, claims_repo, exception_records
 from carebus_masterdata_validator.adapters import quarantine_repo as quarantine
 from carebus_masterdata_validator.adapters.metrics import ValidatorMetrics
 from carebus_masterdata_validator.adapters.quarantine_repo import FailureRow, Parked
+from carebus_masterdata_validator.domain.claim_sites import (
+    Booking,
+    ClaimCharge,
+    ClaimSite,
+    book,
+    charge_of,
+    claim_key,
+    claim_of,
+)
 from carebus_masterdata_validator.domain.problems import Problem
 from carebus_masterdata_validator.domain.validated import STAGE, validated_event
 from carebus_masterdata_validator.domain.validation import Failure, validate
@@ -215,13 +229,24 @@ class Quarantine:
         it. ``up_to``: stop after that parked id (a person releasing one event)."""
         report = ReleaseReport(entities=len(entities))
         now = datetime.now(UTC)
+        known: set[str] = set()
         async with self._pool().acquire() as conn, conn.transaction():
             await quarantine.lock_exclusive(conn)
             outgoing: list[Outgoing] = []
             released: list[Parked] = []
-            for entity in entities:
-                for row in await quarantine.queue_of(conn, entity):
-                    failures, validated = self._revalidate(row, now)
+            queues = [await quarantine.queue_of(conn, entity) for entity in entities]
+            decoded = {row.id: _decoded(row) for rows in queues for row in rows}
+            named = {claim_of(e) for e in decoded.values() if isinstance(e, Event)}
+            claims = await claims_repo.lookup(conn, (c for c in named if c is not None))
+            charges: list[ClaimCharge] = []
+            for rows in queues:
+                for row in rows:
+                    failures, validated, charge = self._revalidate(decoded[row.id], claims, now)
+                    if charge is not None:  # a released charge makes its claim known
+                        charges.append(charge)
+                        claims.setdefault(
+                            charge.claim_id, ClaimSite(charge.site, charge.location_id)
+                        )
                     if failures:
                         report.still_parked[row.id] = failure_rows(failures)
                         await quarantine.still_failing(
@@ -239,6 +264,7 @@ class Quarantine:
                         break
             await publish_confirmed(self._js(), outgoing)
             await quarantine.remove(conn, [row.id for row in released])
+            known = await claims_repo.index(conn, charges)
             for row in released:
                 await exception_records.resolve_for(
                     conn,
@@ -250,24 +276,27 @@ class Quarantine:
                     "released from quarantine after master-data validation",
                 )
         report.released = [row.id for row in released]
+        if known:
+            self.changed({claim_key(claim_id) for claim_id in known})
         if released:
             self._metrics.released.labels(trigger).inc(len(released))
             log.info("released from quarantine", extra={"count": len(released), "trigger": trigger})
         self._gauges_stale.set()
         return report
 
-    def _revalidate(self, row: Parked, now: datetime) -> tuple[list[Failure], Outgoing | None]:
-        try:
-            event = decode_message(row.subject, row.raw, row.headers)
-        except (ContractDecodeError, UnknownContractError) as exc:
-            # Cannot happen for a message that decoded when parked, unless contracts were
-            # rolled back: keep it for a person to discard.
-            failure = Failure("undecodable", "$", "", str(exc), ())
-            return [failure], None
+    def _revalidate(
+        self, event: Event | Failure, claims: dict[str, ClaimSite], now: datetime
+    ) -> tuple[list[Failure], Outgoing | None, ClaimCharge | None]:
+        if isinstance(event, Failure):
+            return [event], None, None
         result = validate(self._view, event)
-        if not result.ok or result.enrichment is None:
-            return result.failures, None
-        return [], outgoing_for(validated_event(event, result.enrichment, now))
+        booking = book(self._view, event, claims)
+        failures = [*result.failures, *([booking] if isinstance(booking, Failure) else [])]
+        if failures or result.enrichment is None:
+            return failures, None, None
+        booked = booking if isinstance(booking, Booking) else None
+        validated = outgoing_for(validated_event(event, result.enrichment, now, booked))
+        return [], validated, charge_of(event, result.enrichment)
 
     def _records(self, row: Parked, failures: list[Failure]) -> list[ExceptionRecord]:
         try:
@@ -355,3 +384,12 @@ class Quarantine:
         # Events queued behind it may now flow.
         await self.release_entities([row.entity], AUTO)
         return row
+
+
+def _decoded(row: Parked) -> Event | Failure:
+    try:
+        return decode_message(row.subject, row.raw, row.headers)
+    except (ContractDecodeError, UnknownContractError) as exc:
+        # Cannot happen for a message that decoded when parked, unless contracts were rolled
+        # back: keep it for a person to discard.
+        return Failure("undecodable", "$", "", str(exc), ())

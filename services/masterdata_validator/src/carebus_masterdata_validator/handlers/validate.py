@@ -9,6 +9,12 @@ parked events is parked behind them, so an entity's events leave in their origin
 A batch whose events all resolved costs one query (which of its entities are parked); a batch
 with an event to park goes straight to one transaction under the quarantine lock, which reads
 that itself.
+
+Remittance events are booked to their claim's site (``domain/claim_sites.py``): the claims a
+batch names are looked up in the claim index in one query (a charge earlier in the same batch
+counts), one whose claim is unknown is parked for ``unknown_claim``, and the charges a batch
+forwards are added to the index, which wakes the quarantine for the claims they made known
+(docs/decisions/021).
 """
 
 from __future__ import annotations
@@ -28,10 +34,21 @@ from carebus_contracts import (
     decode_message,
 )
 from carebus_contracts.envelope import Event
-from carebus_masterdata_validator.adapters import exception_records
+from carebus_masterdata_validator.adapters import claims_repo, exception_records
 from carebus_masterdata_validator.adapters import quarantine_repo as quarantine
 from carebus_masterdata_validator.adapters.metrics import ValidatorMetrics
 from carebus_masterdata_validator.adapters.quarantine_repo import FailureRow, NewParked
+from carebus_masterdata_validator.domain.claim_sites import (
+    UNKNOWN_CLAIM,
+    Booking,
+    ClaimCharge,
+    ClaimSite,
+    book,
+    charge_of,
+    claim_key,
+    claim_of,
+    is_remittance,
+)
 from carebus_masterdata_validator.domain.validated import VALIDATED_FOR, validated_event
 from carebus_masterdata_validator.domain.validation import Failure, Validation, validate
 from carebus_masterdata_validator.domain.view import MasterDataView
@@ -100,7 +117,34 @@ class _Item:
     msg: Msg
     event: Event
     entity: str
-    result: Validation
+    base: Validation  # the references resolved in the view
+    booking: Booking | Failure | None = None  # a remittance event's site, or why it waits
+
+    @property
+    def ok(self) -> bool:
+        return self.base.ok and not isinstance(self.booking, Failure)
+
+    @property
+    def failures(self) -> list[Failure]:
+        if isinstance(self.booking, Failure):
+            return [*self.base.failures, self.booking]
+        return self.base.failures
+
+    def charge(self) -> ClaimCharge | None:
+        """The claim-index entry of this event, when it is a charge that resolved."""
+        if not self.base.ok or self.base.enrichment is None:
+            return None
+        return charge_of(self.event, self.base.enrichment)
+
+
+def claims_of_batch(items: Sequence[_Item]) -> dict[str, ClaimSite]:
+    """The claims the batch's own resolved charges make known (the first charge wins)."""
+    found: dict[str, ClaimSite] = {}
+    for item in items:
+        charge = item.charge()
+        if charge is not None and charge.claim_id not in found:
+            found[charge.claim_id] = ClaimSite(charge.site, charge.location_id)
+    return found
 
 
 class Validator:
@@ -113,6 +157,7 @@ class Validator:
         *,
         view_wait_s: float = 10.0,
         parked: Callable[[], None] = lambda: None,
+        claims_known: Callable[[set[str]], None] = lambda keys: None,
     ) -> None:
         self._view = view
         self._ready = view_ready
@@ -120,6 +165,7 @@ class Validator:
         self._metrics = metrics
         self._view_wait_s = view_wait_s
         self._parked = parked  # told whenever events were parked (gauges)
+        self._claims_known = claims_known  # told the wait keys of claims newly indexed
 
     async def handle(self, stage: str, msgs: Sequence[Msg]) -> list[Outcome]:
         if not self._ready.is_set():
@@ -162,21 +208,57 @@ class Validator:
 
         now = datetime.now(UTC)
         async with self._pool().acquire() as conn:
-            if all(item.result.ok for item in items):
+            await self._book(conn, items)
+            if all(item.ok for item in items):
                 entities = sorted({item.entity for item in items})
                 parked = await quarantine.parked_entities(conn, entities) if entities else set()
                 if not parked:
                     for item in items:  # the common case: everything resolved, nothing waiting
                         outcomes[item.index] = self._forward(item, now)
+                    await self._index_charges(conn, items)
                     return outcomes
             # Something must be parked. What is parked is read again under the quarantine
             # lock there, so when an event failed, reading it here first would be wasted.
-            await self._park_what_must_wait(stage, conn, items, outcomes, now)
+            forwarded = await self._park_what_must_wait(stage, conn, items, outcomes, now)
+            await self._index_charges(conn, forwarded)
         return outcomes
 
+    async def _book(
+        self, conn: asyncpg.Connection, items: list[_Item], *, only_waiting: bool = False
+    ) -> None:
+        """Book the batch's remittance events to their claims' sites (``only_waiting``: again,
+        under the quarantine lock, those that found no claim before)."""
+        todo = [
+            item
+            for item in items
+            if is_remittance(item.event)
+            if not only_waiting
+            or (isinstance(item.booking, Failure) and item.booking.reason == UNKNOWN_CLAIM)
+        ]
+        if not todo:
+            return
+        # The index first: a claim indexed before keeps its site; the batch's own charges
+        # count for the claims they are the first of.
+        wanted = {claim for item in todo if (claim := claim_of(item.event)) is not None}
+        claims = await claims_repo.lookup(conn, wanted)
+        for claim, found in claims_of_batch(items).items():
+            claims.setdefault(claim, found)
+        for item in todo:
+            item.booking = book(self._view, item.event, claims)
+
+    async def _index_charges(self, conn: asyncpg.Connection, items: Sequence[_Item]) -> None:
+        charges = [charge for item in items if (charge := item.charge()) is not None]
+        if charges:
+            known = await claims_repo.index(conn, charges)
+            if known:
+                self._claims_known({claim_key(claim_id) for claim_id in known})
+
     def _forward(self, item: _Item, now: datetime) -> Forward:
-        assert item.result.enrichment is not None
-        return Forward([outgoing_for(validated_event(item.event, item.result.enrichment, now))])
+        assert item.base.enrichment is not None
+        booking = item.booking if isinstance(item.booking, Booking) else None
+        return Forward(
+            [outgoing_for(validated_event(item.event, item.base.enrichment, now, booking))]
+        )
 
     async def _park_what_must_wait(
         self,
@@ -185,17 +267,22 @@ class Validator:
         items: list[_Item],
         outcomes: list[Outcome],
         now: datetime,
-    ) -> None:
+    ) -> list[_Item]:
+        """Park what must wait, forward the rest; returns the items forwarded."""
         rows: list[NewParked] = []
         records: dict[int, list[ExceptionRecord]] = {}
+        forwarded: list[_Item] = []
         async with conn.transaction():
             await quarantine.lock_shared(conn)
-            # Re-read under the lock: a release may have emptied a queue meanwhile.
+            # Re-read under the lock: a release may have emptied a queue meanwhile, and a
+            # claim may have been indexed since (its release would then miss this event).
             parked = await quarantine.parked_entities(conn, sorted({i.entity for i in items}))
+            await self._book(conn, items, only_waiting=True)
             for item in items:
-                result, event, msg = item.result, item.event, item.msg
-                if item.entity not in parked and result.ok:
+                failures, event, msg = item.failures, item.event, item.msg
+                if item.entity not in parked and item.ok:
                     outcomes[item.index] = self._forward(item, now)
+                    forwarded.append(item)
                     continue
                 meta = msg.metadata
                 headers = dict(msg.headers or {})
@@ -210,14 +297,14 @@ class Validator:
                         raw=msg.data,
                         event_type=event.event_type,
                         site=event.site,
-                        failures=failure_rows(result.failures),
-                        missing_keys=wait_keys(result.failures),
+                        failures=failure_rows(failures),
+                        missing_keys=wait_keys(failures),
                     )
                 )
                 parked.add(item.entity)
-                first = result.failures[0].reason if result.failures else QUEUED_BEHIND
+                first = failures[0].reason if failures else QUEUED_BEHIND
                 self._metrics.quarantined.labels(first).inc()
-                for failure in result.failures:
+                for failure in failures:
                     self._metrics.lookup_failures.labels(failure.reason, event.site).inc()
                 records[item.index] = exception_records_for(
                     stage,
@@ -227,7 +314,7 @@ class Validator:
                     headers,
                     msg.data,
                     event,
-                    result.failures,
+                    failures,
                 )
             await quarantine.park(conn, rows)
             flat = [(index, rec) for index, recs in records.items() for rec in recs]
@@ -239,3 +326,4 @@ class Validator:
         for index, outgoing in announced.items():
             outcomes[index] = Forward(outgoing)  # exception events; the input is acked after
         self._parked()
+        return forwarded

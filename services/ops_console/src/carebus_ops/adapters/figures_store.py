@@ -8,25 +8,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from carebus_contracts.subjects import UNKNOWN_SITE
+from carebus_ops.adapters.charge_watch_store import UNCHARGED
+from carebus_ops.domain.charge_watch import ChargeWait
 from carebus_ops.domain.figures import Backlog, ExceptionCount, Figures, is_quarantine
 from carebus_shared.exceptions.events import stage_of
 
 # Each query: per site, the items past the threshold ($1 seconds) and the oldest item's time.
-_COMPLETED_WITHOUT_CHARGE = """
-WITH latest AS (
-    SELECT DISTINCT ON (entity_key) entity_key, site, status, occurred_at
-      FROM carebus_ops.step
-     WHERE kind = 'appointment' AND stage = 'received'
-     ORDER BY entity_key, entity_version DESC, recorded_at DESC
-)
-SELECT site,
-       count(*) FILTER (WHERE occurred_at < now() - make_interval(secs => $1)) AS n,
-       min(occurred_at) AS oldest
-  FROM latest l
- WHERE status = 'completed'
-   AND NOT EXISTS (SELECT 1 FROM carebus_ops.link k
-                    WHERE k.kind = 'appointment' AND k.entity_key = l.entity_key
-                      AND k.other_kind = 'charge')
+# Per-site waits ($1 default, $2/$3 per site): the work items' own query (charge_watch_store).
+_COMPLETED_WITHOUT_CHARGE = f"""
+WITH uncharged AS ({UNCHARGED})
+SELECT site, count(*) FILTER (WHERE due) AS n, min(occurred_at) AS oldest
+  FROM uncharged
  GROUP BY site
 """
 _CHARGES_UNPOSTED = """
@@ -67,9 +59,13 @@ _REGISTERED_SITES = "SELECT DISTINCT site FROM carebus_ops.site_location WHERE a
 
 @dataclass(frozen=True, slots=True)
 class Thresholds:
-    completed_without_charge_s: float
+    charge_wait: ChargeWait
     charges_unposted_s: float
     journals_unconfirmed_s: float
+
+    @property
+    def completed_without_charge_s(self) -> float:
+        return self.charge_wait.default_s
 
 
 def _age(oldest: dt.datetime | None, now: dt.datetime) -> float:
@@ -83,13 +79,14 @@ async def registered_sites(conn: Any) -> frozenset[str]:
 async def figures(conn: Any, thresholds: Thresholds) -> Figures:
     now = dt.datetime.now(dt.UTC)
     out = Figures()
-    backlogs = (
-        (_COMPLETED_WITHOUT_CHARGE, thresholds.completed_without_charge_s, "completed"),
-        (_CHARGES_UNPOSTED, thresholds.charges_unposted_s, "charges"),
-        (_JOURNALS_UNCONFIRMED, thresholds.journals_unconfirmed_s, "journals"),
+    wait = thresholds.charge_wait
+    backlogs: tuple[tuple[str, tuple[object, ...], str], ...] = (
+        (_COMPLETED_WITHOUT_CHARGE, (wait.default_s, *wait.arrays()), "completed"),
+        (_CHARGES_UNPOSTED, (thresholds.charges_unposted_s,), "charges"),
+        (_JOURNALS_UNCONFIRMED, (thresholds.journals_unconfirmed_s,), "journals"),
     )
-    for query, threshold_s, which in backlogs:
-        for row in await conn.fetch(query, threshold_s):
+    for query, params, which in backlogs:
+        for row in await conn.fetch(query, *params):
             backlog = Backlog(int(row["n"]), _age(row["oldest"], now))
             site = out.site(row["site"])
             if which == "completed":

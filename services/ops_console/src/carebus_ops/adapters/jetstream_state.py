@@ -8,7 +8,9 @@ from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
 from carebus_ops.adapters.metrics import ConsumerState, JetStreamState, StreamState
-from carebus_shared.jetstream.topology import Topology
+from carebus_shared.jetstream.topology import OPS_TRACKED_STREAMS, Topology, ops_tracker
+
+_TRACKERS = frozenset(ops_tracker(stream) for stream in OPS_TRACKED_STREAMS)
 
 
 async def _oldest_unacked_age(
@@ -55,7 +57,8 @@ async def read_state(js: JetStreamContext, topology: Topology) -> JetStreamState
                 ack_pending=ack_pending,
                 redelivered=int(ci.num_redelivered or 0),
                 oldest_unacked_age_s=age,
-                tracker=not spec.pipeline,
+                # Its own durables only: the outbound feeds are off the pipeline too.
+                tracker=spec.durable in _TRACKERS,
             )
         )
     return state

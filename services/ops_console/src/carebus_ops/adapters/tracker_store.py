@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from carebus_ops.domain.projection import Link, Projection, SiteLocation
+from carebus_ops.domain.projection import Link, Projection, SiteLocation, VisitKey
 
 
 def _insert(table: str, columns: Sequence[str], types: Sequence[str], conflict: str) -> str:
@@ -55,7 +55,12 @@ _UPSERT_SITES = _insert(
     "WHERE carebus_ops.site_location.entity_version <= EXCLUDED.entity_version",
 )  # fmt: skip
 
-TABLES = ("step", "exception_step", "link", "journal_source", "site_location")
+_VISIT_TYPES = {"kind": "text", "entity_key": "text", "visit_key": "text"}
+_INSERT_VISITS = _insert(
+    "visit", list(_VISIT_TYPES), list(_VISIT_TYPES.values()), "ON CONFLICT DO NOTHING"
+)
+
+TABLES = ("step", "exception_step", "link", "journal_source", "site_location", "visit")
 
 
 def _columns(rows: Sequence[Any], names: Sequence[str]) -> list[list[Any]]:
@@ -79,6 +84,7 @@ async def store(conn: Any, projection: Projection) -> None:
         (_INSERT_EXCEPTIONS, projection.exceptions, list(_EXCEPTION_TYPES)),
         (_INSERT_LINKS, sorted(set(projection.links), key=_link_order), list(_LINK_TYPES)),
         (_UPSERT_SITES, _newest_per_location(projection.site_locations), list(_SITE_TYPES)),
+        (_INSERT_VISITS, sorted(set(projection.visits), key=_visit_order), list(_VISIT_TYPES)),
     ]
     for statement, rows, names in plan:
         if rows:
@@ -91,6 +97,10 @@ async def store(conn: Any, projection: Projection) -> None:
 def _link_order(link: Link) -> tuple[str, str, str, str]:
     # A fixed order keeps concurrent batches from deadlocking on the same link rows.
     return (link.kind, link.entity_key, link.other_kind, link.other_key)
+
+
+def _visit_order(visit: VisitKey) -> tuple[str, str, str]:
+    return (visit.kind, visit.entity_key, visit.visit_key)
 
 
 async def truncate(conn: Any) -> None:

@@ -17,7 +17,11 @@ from carebus_contracts.subjects import UNKNOWN_SITE
 
 OTHER = "_other"
 STAGES = frozenset(stage.value for stage in Stage)
-CATEGORIES = frozenset(category.value for category in ReasonCategory)
+# The store's own categories, raised by no stage's event (docs/decisions/025).
+CATEGORIES = frozenset(category.value for category in ReasonCategory) | {
+    "revenue_integrity",
+    "receiver_rejection",
+}
 ADAPTER_STAGES = frozenset({Stage.SCHEDULING_ADAPTER.value, Stage.BILLING_ADAPTER.value})
 # The validator's reason codes (domain/validation.py there): a bounded label set.
 QUARANTINE_REASONS = frozenset(

@@ -10,6 +10,7 @@ adjustment by its id, a journal by ``journal_id``.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -91,6 +92,23 @@ class SiteLocation:
     entity_version: int
 
 
+@dataclass(frozen=True, slots=True)
+class VisitKey:
+    """An appointment or charge, and the visit it belongs to: the same patient at the same
+    site on the same day, as a digest (the patient reference itself is never stored). It
+    links a charge to its visit when the billing system sends a visit number the scheduling
+    feed does not know (reconciliation's rule: carebus_shared.reconcile.domain)."""
+
+    kind: str
+    entity_key: str
+    visit_key: str
+
+
+def visit_key(site: str, patient_ref: str, day: dt.date) -> str:
+    data = f"{site}\x00{patient_ref}\x00{day.isoformat()}".encode()
+    return hashlib.blake2b(data, digest_size=12, person=b"carebus-visit").hexdigest()
+
+
 @dataclass
 class Projection:
     steps: list[Step] = field(default_factory=list)
@@ -98,6 +116,7 @@ class Projection:
     links: list[Link] = field(default_factory=list)
     journal_sources: list[tuple[str, str]] = field(default_factory=list)
     site_locations: list[SiteLocation] = field(default_factory=list)
+    visits: list[VisitKey] = field(default_factory=list)
 
     def add(self, event: Event, where: Where) -> None:
         """Add what ``event`` (found at ``where``) tells; an event it does not follow adds
@@ -117,6 +136,9 @@ class Projection:
             self.steps.append(_step(event, where, kind, key, stage, status))
             if stage == RECEIVED:  # a validated copy names the same links again
                 self.links.extend(_both_ways(kind, key, links))
+                visit = _visit_of(business)
+                if visit is not None:
+                    self.visits.append(VisitKey(kind, key, visit))
             return
         self._journal(event, where)
 
@@ -170,6 +192,17 @@ def _entity(event: Any) -> tuple[str, str, str | None, list[tuple[str, str]]] | 
         links = [(CLAIM, event.claim_id)] if event.claim_id else []
         links += [(CHARGE, event.charge_id)] if event.charge_id else []
         return ADJUSTMENT, event.adjustment_id, None, links
+    return None
+
+
+def _visit_of(event: Any) -> str | None:
+    """The visit key of a scheduled appointment or a posted charge; None for others."""
+    appointment = getattr(event, "appointment", None)
+    if isinstance(appointment, sch.Appointment):
+        return visit_key(event.site, appointment.patient_ref, appointment.slot_start.date())
+    if isinstance(event, b.ChargePosted):
+        charge = event.charge
+        return visit_key(event.site, charge.patient_ref, charge.service_date)
     return None
 
 

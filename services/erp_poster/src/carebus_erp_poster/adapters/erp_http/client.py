@@ -23,9 +23,9 @@ import httpx
 
 from carebus_erp_poster.adapters.connector import ErpUnavailable
 from carebus_erp_poster.adapters.metrics import PosterMetrics
-from carebus_erp_poster.domain.backoff import backoff_delay
 from carebus_erp_poster.domain.circuit_breaker import BreakerState, CircuitBreaker
 from carebus_erp_poster.domain.rate_window import SlidingWindow, advertised_policy, retry_after_s
+from carebus_shared.backoff import backoff_delay
 
 # Transient answers: the same request may succeed later. Anything else below 500 is final.
 _TRANSIENT_4XX = frozenset({401, 403, 408, 425})

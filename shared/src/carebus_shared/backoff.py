@@ -1,5 +1,5 @@
 """Exponential backoff with full jitter (AWS architecture blog): spreads retries of many
-clients so a recovering ERP is not hit by a synchronised wave."""
+clients so a recovering receiver (the ERP, a billing system) is not hit by a synchronised wave."""
 
 from __future__ import annotations
 
