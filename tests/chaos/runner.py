@@ -51,6 +51,7 @@ from carebus_shared.jetstream.topology import (
 from tests.chaos.faults import ADAPTERS, Fault
 from tests.chaos.lag import LagWatch
 from tests.chaos.service import ACTION_ENV, AT_ENV, MODULE, POINT_ENV, UNSAFE_ENV
+from tests.support import auth
 from tests.support.erp_poster import Sandbox, drop_database, eventually
 
 REPO = Path(__file__).resolve().parents[2]
@@ -241,6 +242,7 @@ class Run:
             self.pg = PostgresServer(self.pg_dir, durable=True)
             await asyncio.to_thread(self.pg.start)
             self.database_url = await fresh_database(self.pg.dsn, "chaos")
+            await auth.grant(self.database_url)  # a server of its own: not from the template
         else:
             name = f"chaos_{uuid.uuid4().hex[:10]}"
             self.database_url = await fresh_database(self.server_dsn, name)

@@ -20,6 +20,7 @@ from carebus_scenario.verify import differences
 from carebus_shared.cli.services import discover
 from carebus_shared.jetstream.topology import ERP_POSTER, MAPPER
 from tests.e2e.conftest import SecuredStack
+from tests.support import auth
 
 pytestmark = pytest.mark.slow
 
@@ -37,7 +38,9 @@ async def test_a_day_runs_through_the_generated_permissions(
     assert differences(expect(scenario), observed) == []
     # The console reads every durable's state as its own user.
     assert endpoints.console_http is not None
-    async with httpx.AsyncClient(base_url=endpoints.console_http, timeout=5) as client:
+    async with httpx.AsyncClient(
+        base_url=endpoints.console_http, timeout=5, headers=auth.HEADERS
+    ) as client:
         response = await client.get("/v1/pipeline")
     assert response.status_code == 200
     assert MAPPER in response.text

@@ -464,7 +464,7 @@ async def test_a_discard_needs_a_reason_and_is_kept_in_history(
     assert twice.status_code == 409
     assert await _audited(pool, record_id) == [
         ("alice", "discard", "discarded"),
-        ("http", "discard", "not_open"),
+        (auth.NAME, "discard", "not_open"),  # the api client's credential: the tests' own
     ]
     missing = await api.post("/v1/exceptions/987654321987/discard", json={"reason": "x"})
     assert missing.status_code == 404

@@ -73,7 +73,7 @@ def test_a_service_with_a_certificate_answers_over_https(
     def get(path: str) -> tuple[int, dict[str, str]]:
         request = urllib.request.Request(url + path, headers=auth.HEADERS)
         try:
-            with urllib.request.urlopen(request, timeout=2, context=context) as response:
+            with urllib.request.urlopen(request, timeout=10, context=context) as response:
                 return response.status, dict(response.headers)
         except OSError:
             return 0, {}

@@ -217,8 +217,8 @@ async def test_every_trace_looked_at_is_audited_found_or_not(console: Console) -
     assert console.trace("appointment", "A-2")[0] == 200
     assert console.trace("charge", "A-2")[0] == 404
     assert (await console.audited("phi_view", "A-2"))[before:] == [
-        ("test", "appointment:A-2", "shown"),
-        ("test", "charge:A-2", "not_found"),
+        (auth.NAME, "appointment:A-2", "shown"),  # the client whose key the test sends
+        (auth.NAME, "charge:A-2", "not_found"),
     ]
 
 

@@ -21,6 +21,7 @@ from carebus_contracts.subjects import STREAM_EXCEPTIONS
 from carebus_scenario.observe import wait_quiet
 from carebus_scenario.stack import ServiceStack
 from carebus_shared.devstack.nats_server import NatsServer
+from tests.support import auth
 from tests.support.fhir_examples import EXAMPLES_DIR
 from tests.support.samples import SAMPLES
 from tests.support.scheduling import MllpClient
@@ -93,7 +94,7 @@ async def _fhir(base: str) -> list[str]:
         "canary-bad-type": _appointment(id="canary-bad-type", priority=MRN),
     }
     answers = []
-    async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+    async with httpx.AsyncClient(base_url=base, timeout=30, headers=auth.HEADERS) as client:
         for resource_id, body in puts.items():
             reply = await client.put(
                 f"/fhir/Appointment/{resource_id}", content=body, headers=headers
@@ -122,7 +123,8 @@ async def _exception_messages(nats_url: str) -> list[str]:
 def _metrics(stack: ServiceStack) -> dict[str, str]:
     found = {}
     for name in stack.services:
-        with urllib.request.urlopen(f"{stack.http(name)}/metrics", timeout=10) as reply:
+        request = urllib.request.Request(f"{stack.http(name)}/metrics", headers=auth.HEADERS)
+        with urllib.request.urlopen(request, timeout=10) as reply:
             found[name] = reply.read().decode()
     return found
 

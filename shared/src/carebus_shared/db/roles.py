@@ -22,8 +22,9 @@ OWNER_ROLE = "carebus_owner"
 _OWN_TABLES = "SELECT, INSERT, UPDATE, DELETE, TRUNCATE"
 _APPEND_ONLY = "SELECT, INSERT"
 
-# The shared schemas every service writes (the exception store, the audit log), and the
-# migrations' tracking table it reads at start to see that nothing is pending.
+# The shared schemas every service writes (the exception store, the audit log), the client
+# store it reads, and the migrations' tracking table it reads at start to see that nothing is
+# pending.
 _SHARED_GRANTS = (
     "GRANT USAGE ON SCHEMA carebus_exceptions TO {role}",
     "GRANT SELECT, INSERT, UPDATE ON carebus_exceptions.exception_record TO {role}",
@@ -35,6 +36,10 @@ _SHARED_GRANTS = (
     "GRANT INSERT ON carebus_audit.entry TO {role}",
     "GRANT SELECT, UPDATE ON carebus_audit.head TO {role}",
     "GRANT SELECT ON public.carebus_migrations TO {role}",
+    # Every service checks the credentials its callers send (docs/decisions/023); only
+    # `carebus clients` (the administrator) adds or revokes them.
+    "GRANT USAGE ON SCHEMA carebus_auth TO {role}",
+    "GRANT SELECT ON carebus_auth.client TO {role}",
 )
 
 
