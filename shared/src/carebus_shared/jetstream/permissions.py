@@ -16,6 +16,12 @@ from carebus_shared.jetstream.topology import (
     EXCEPTION_CAPTURE,
     MAPPER,
     MASTERDATA_VIEW_BUCKET,
+    OPS_TRACKED_STREAMS,
+    OUTBOUND_BILLING_READINESS,
+    OUTBOUND_MASTERDATA,
+    OUTBOUND_STATUS_POSTING,
+    OUTBOUND_STATUS_REMITTANCE,
+    OUTBOUND_STATUS_WEBHOOK,
     STAGE_LEASES_BUCKET,
     TOPOLOGY,
     VALIDATOR_BILLING,
@@ -78,7 +84,7 @@ def _stage(
     )
 
 
-_TRACKERS = tuple(ops_tracker(stream) for stream in s.STREAM_SUBJECTS)
+_TRACKERS = tuple(ops_tracker(stream) for stream in OPS_TRACKED_STREAMS)
 
 SERVICES: dict[str, ServiceAccess] = {
     "scheduling-adapter": _stage(s.DOMAIN_SCHEDULING),
@@ -98,6 +104,17 @@ SERVICES: dict[str, ServiceAccess] = {
         kv_watches=(STAGE_LEASES_BUCKET,),
     ),
     "erp-poster": _stage(s.DOMAIN_ERP, durables=(ERP_POSTER,)),
+    # The outbound feeds publish status events and deliver to outside systems (ADR 025).
+    "outbound": _stage(
+        s.DOMAIN_STATUS,
+        durables=(
+            OUTBOUND_BILLING_READINESS,
+            OUTBOUND_STATUS_REMITTANCE,
+            OUTBOUND_STATUS_POSTING,
+            OUTBOUND_STATUS_WEBHOOK,
+            OUTBOUND_MASTERDATA,
+        ),
+    ),
     # The console re-drives stream messages to the subject they first had, on any domain.
     "ops-console": ServiceAccess(
         publishes=(*PIPELINE_DOMAINS, s.DOMAIN_EXCEPTIONS),
