@@ -42,8 +42,7 @@ def _free_name(folder: Path, name: str) -> Path:
 def rejection_report(refused: RemittanceRefused) -> str:
     lines = [f"rejected: {len(refused.rejection.issues)} issue(s); nothing was posted"]
     for issue in refused.rejection.issues:
-        claim = f" [claim {issue.patient_control_number}]" if issue.patient_control_number else ""
-        lines.append(f"{issue.reason}: {issue.message}{claim}")
+        lines.append(f"{issue.reason}: {issue.message}")
     return "\n".join(lines) + "\n"
 
 
