@@ -109,12 +109,14 @@ CASES: dict[str, tuple[Callable[[str], str], set[str], str]] = {
             _swap("*800.00*450.00*300.00*", "*800.00*460.00*300.00*")(t)
         ),
         {"claim_unbalanced@CLP04"},
-        "CLP04 (segment 13): the claim does not balance: CLP03 charge 800.00 - adjustments 350.00 = 450.00 expected, CLP04 paid is 460.00",
+        "CLP04 (segment 13): the claim does not balance: CLP03 charge 800.00 - adjustments "
+        "350.00 = 450.00 expected, CLP04 paid is 460.00",
     ),
     "unbalanced service line": (
         _swap("SVC*HC:99211*800.00*500.00~", "SVC*HC:99211*800.00*510.00~"),
         {"service_line_unbalanced@SVC03"},
-        "SVC03 (segment 16): service line 1 of the claim does not balance: SVC02 charge 800.00 - adjustments 300.00 = 500.00 expected, SVC03 paid is 510.00",
+        "SVC03 (segment 16): service line 1 of the claim does not balance: SVC02 charge 800.00 - "
+        "adjustments 300.00 = 500.00 expected, SVC03 paid is 510.00",
     ),
     "unbalanced BPR": (
         _swap("BPR*I*945.00*", "BPR*I*946.00*"),

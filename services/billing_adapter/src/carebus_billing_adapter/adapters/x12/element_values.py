@@ -96,9 +96,7 @@ class ElementReader:
             self._issue(_Reason.INVALID_QUANTITY, segment, number, detail)
             return None
         if not _DECIMAL.fullmatch(value):
-            self._issue(
-                _Reason.INVALID_QUANTITY, segment, number, "not a decimal quantity"
-            )
+            self._issue(_Reason.INVALID_QUANTITY, segment, number, "not a decimal quantity")
             return None
         return Decimal(value)
 

@@ -164,9 +164,7 @@ def _duration(values: Mapping[str, str]) -> timedelta:
     try:
         minutes = Decimal(text)
     except InvalidOperation as exc:
-        raise RowProblem(
-            "duration_minutes", "invalid_number", "is not a number", text
-        ) from exc
+        raise RowProblem("duration_minutes", "invalid_number", "is not a number", text) from exc
     if not minutes.is_finite() or minutes <= 0:
         raise RowProblem("duration_minutes", "invalid_number", "must be positive", text)
     if minutes > _MAX_MINUTES:
