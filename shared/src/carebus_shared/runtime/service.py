@@ -108,6 +108,9 @@ class ServiceRuntime:
         ]
         audit.set_origin(service)
         # A malformed data key stops the service here, not at its first kept input.
+        if settings.data_key or settings.data_key_file:
+            given = {crypto.KEY_ENV: settings.data_key, crypto.KEY_FILE_ENV: settings.data_key_file}
+            crypto.configure(crypto.load(given))
         log.info(crypto.describe())
         self.stage_metrics = StageMetrics(self.registry)
         self._pool: asyncpg.Pool | None = None
