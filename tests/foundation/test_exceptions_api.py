@@ -464,7 +464,7 @@ async def test_a_discard_needs_a_reason_and_is_kept_in_history(
     assert twice.status_code == 409
     assert await _audited(pool, record_id) == [
         ("alice", "discard", "discarded"),
-        ("http", "discard", "not_open"),
+        (auth.NAME, "discard", "not_open"),  # the authenticated client, no header needed
     ]
     missing = await api.post("/v1/exceptions/987654321987/discard", json={"reason": "x"})
     assert missing.status_code == 404
@@ -582,6 +582,9 @@ async def test_kept_inputs_are_sealed_in_postgresql_and_redrive_opens_them(
     assert reply.status_code == 200, reply.text
     [msg_id] = reply.json()["event_ids"]
     assert await _stream_message(nc, msg_id) == (kept["subject"], plain)  # as sent, opened
+    async with pool.acquire() as conn:  # from where: the request's peer, bound by the guard
+        found = await audit.entries(conn, target_kind="exception_record", target_id=str(record_id))
+    assert {e.client_address for e in found} == {"127.0.0.1"}  # httpx's ASGI transport's
 
     # Another key (the same id, other bytes) opens nothing and says which key was used.
     crypto.configure(crypto.Keyring.parse(crypto.new_key_line("test-1")))
