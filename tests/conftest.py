@@ -25,6 +25,7 @@ from nats.js import JetStreamContext
 from carebus_shared.devstack.nats_server import NatsServer
 from carebus_shared.devstack.postgres_server import PostgresServer
 from tests.support import auth
+from tests.support.data_key import data_key  # noqa: F401 (a fixture for every test)
 from tests.support.samples import SAMPLES
 
 # The scenario and `carebus` commands read CAREBUS_API_KEY; the ops console forwards with its

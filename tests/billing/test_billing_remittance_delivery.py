@@ -12,6 +12,7 @@ import asyncpg
 import pytest
 
 from carebus_contracts import billing as b
+from carebus_shared import crypto
 from carebus_shared.devstack.nats_server import NatsServer
 from tests.support.billing import ack_code, mllp_exchange, running_adapter
 from tests.support.x12_render import ClaimSpec, LineSpec, RemittanceSpec, render_835
@@ -104,9 +105,11 @@ async def test_broken_x12_upload_is_rejected_whole_naming_segment_and_element(
         issue = next(i for i in body["issues"] if f"{i['reason']}@{i['element']}" == expected)
         assert issue["segment"] == expected.split("@")[1][:3].rstrip("0123456789")
         assert issue["segment_position"] >= 1
-        assert issue["claim"] == claim
+        # The claim is located by its segment, never named: a patient control number is PHI.
+        assert "claim" not in issue
         if claim:
-            assert claim in body["detail"]
+            assert claim not in response.text
+            assert "1 failing claim(s)" in body["detail"]
         assert await run.billing_events() == []  # nothing half-posted
         (record,) = await run.exception_records()
         assert bytes(record["raw"]) == text.encode()
@@ -122,7 +125,7 @@ async def _wait_for(predicate: Any, timeout_s: float = 15.0) -> None:
 
 
 async def test_inbox_folder_moves_files_to_done_or_rejected_with_a_reason(
-    private_nats: NatsServer, database_url: str, tmp_path: Path
+    private_nats: NatsServer, database_url: str, tmp_path: Path, data_key: crypto.Keyring
 ) -> None:
     inbox = tmp_path / "inbox"
     inbox.mkdir()
@@ -133,11 +136,18 @@ async def test_inbox_folder_moves_files_to_done_or_rejected_with_a_reason(
         (inbox / "good.835").write_text(VALID)
         (inbox / "bad.835").write_text(unbalanced)
         await _wait_for(lambda: not any(p.is_file() for p in inbox.iterdir()))
-        assert (inbox / "done" / "good.835").read_text() == VALID
-        assert (inbox / "rejected" / "bad.835").read_text() == unbalanced
+        # Moved aside sealed (PHI at rest): not the text, but it opens with the data key.
+        for moved, text in (("done/good.835", VALID), ("rejected/bad.835", unbalanced)):
+            sealed = (inbox / moved).read_bytes()
+            assert text.encode() not in sealed
+            assert b"PCN-2" not in sealed
+            assert crypto.sealed_with(sealed) == data_key.current
+            assert data_key.open(sealed) == text.encode()
+            assert (inbox / moved).stat().st_mode & 0o077 == 0
         reason = (inbox / "rejected" / "bad.835.reason").read_text()
-        for expected in ("claim_unbalanced", "CLP04", "PCN-2"):
+        for expected in ("claim_unbalanced", "CLP04"):
             assert expected in reason
+        assert "PCN-2" not in reason  # the claim's patient control number is PHI
         events = await run.billing_events()
         assert _payments_less_plb(events) == SPEC.payment
 
@@ -145,7 +155,9 @@ async def test_inbox_folder_moves_files_to_done_or_rejected_with_a_reason(
         await _wait_for(lambda: (inbox / "done" / "again.835").exists())
         assert len(await run.billing_events()) == len(events)
         records = await run.exception_records()
-        assert [bytes(r["raw"]) for r in records] == [unbalanced.encode()]
+        # In PostgreSQL the kept input is sealed; the store opens it.
+        assert [data_key.open(bytes(r["raw"])) for r in records] == [unbalanced.encode()]
+        assert unbalanced.encode() not in bytes(records[0]["raw"])
 
 
 async def test_rejected_inputs_are_redriven_as_stored_or_corrected(

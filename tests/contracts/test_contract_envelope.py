@@ -116,7 +116,7 @@ def test_unknown_fields_are_ignored_at_every_level() -> None:
         (
             lambda d: d["lines"][1].update(side="both"),
             "$.lines[1].side",
-            "Invalid enum value 'both'",
+            "Invalid enum value (value withheld)",  # the rule, not the value
         ),
         (lambda d: d.pop("journal_id"), "$", "missing required field `journal_id`"),
         (lambda d: d.update(event_type="erp.journal.posted"), "$.event_type", "Invalid value"),

@@ -27,7 +27,7 @@ from carebus_contracts import encode, headers_for, subject_for
 from carebus_contracts.examples import build_examples
 from carebus_contracts.scheduling import AppointmentBooked
 from carebus_contracts.subjects import STREAM_SCHEDULING
-from carebus_shared import audit
+from carebus_shared import audit, crypto
 from carebus_shared.auth.client import bearer
 from carebus_shared.auth.guard import AuthSettings, HttpAuth
 from carebus_shared.db.migrations import load_migrations, migrate
@@ -464,7 +464,7 @@ async def test_a_discard_needs_a_reason_and_is_kept_in_history(
     assert twice.status_code == 409
     assert await _audited(pool, record_id) == [
         ("alice", "discard", "discarded"),
-        (auth.NAME, "discard", "not_open"),  # the api client's credential: the tests' own
+        (auth.NAME, "discard", "not_open"),  # the authenticated client, no header needed
     ]
     missing = await api.post("/v1/exceptions/987654321987/discard", json={"reason": "x"})
     assert missing.status_code == 404
@@ -553,3 +553,58 @@ async def test_the_cli_filters_discards_with_a_reason_and_redrives(
     assert "2 shown of 2 matching" in out
     code, out = await _carebus(*urls, "list", "--site", site)  # open ones only, by default
     assert "no matching exceptions" in out
+
+
+# -- at rest (docs/decisions/028) ----------------------------------------------------------
+async def test_kept_inputs_are_sealed_in_postgresql_and_redrive_opens_them(
+    data_key: crypto.Keyring, alice: dict[str, str], api: httpx.AsyncClient, pool: asyncpg.Pool,
+    nc: Client,
+) -> None:  # fmt: skip
+    record_id = await _parked(pool, nc, _site(), 0)
+    async with pool.acquire() as conn:
+        row = await conn.fetchrow(
+            "SELECT raw, offending_value FROM carebus_exceptions.exception_record WHERE id = $1",
+            record_id,
+        )
+        kept = await store.get(conn, record_id)
+    assert kept is not None
+    plain = kept["raw"]
+    assert plain.startswith(b"{")
+    assert plain not in bytes(row["raw"])
+    assert crypto.sealed_with(bytes(row["raw"])) == "test-1"
+    assert SECRET not in row["offending_value"]
+    assert kept["offending_value"] == SECRET
+
+    shown = await _record(api, record_id, include="payload")  # the view opens it
+    assert base64.b64decode(shown["record"]["raw_base64"]) == plain
+    assert shown["record"]["offending_value"] == SECRET
+    reply = await api.post(f"/v1/exceptions/{record_id}/redrive", headers=alice)
+    assert reply.status_code == 200, reply.text
+    [msg_id] = reply.json()["event_ids"]
+    assert await _stream_message(nc, msg_id) == (kept["subject"], plain)  # as sent, opened
+    async with pool.acquire() as conn:  # from where: the request's peer, bound by the guard
+        found = await audit.entries(conn, target_kind="exception_record", target_id=str(record_id))
+    assert {e.client_address for e in found} == {"127.0.0.1"}  # httpx's ASGI transport's
+
+    # Another key (the same id, other bytes) opens nothing and says which key was used.
+    crypto.configure(crypto.Keyring.parse(crypto.new_key_line("test-1")))
+    async with pool.acquire() as conn:
+        with pytest.raises(crypto.DataKeyError, match="'test-1'"):
+            await store.get(conn, record_id)
+
+
+async def test_rows_written_before_encryption_still_read(
+    data_key: crypto.Keyring, pool: asyncpg.Pool, nc: Client
+) -> None:
+    crypto.configure(None)  # written in plaintext, as before encryption
+    record_id = await _parked(pool, nc, _site(), 1)
+    crypto.configure(data_key)
+    async with pool.acquire() as conn:
+        raw = await conn.fetchval(
+            "SELECT raw FROM carebus_exceptions.exception_record WHERE id = $1", record_id
+        )
+        kept = await store.get(conn, record_id)
+    assert kept is not None
+    assert crypto.sealed_with(bytes(raw)) is None
+    assert kept["raw"] == bytes(raw)
+    assert kept["offending_value"] == SECRET

@@ -89,20 +89,25 @@ def test_inexact_or_invalid_amounts_are_rejected(amount: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("ft1", "message"),
+    ("ft1", "message", "value"),
     [
-        ("FT1|1|||20250310||XX", "FT1-6: unknown transaction type 'XX'"),
-        ("FT1|1||||", "FT1-6: no transaction type"),
-        ("FT1|1|||||CG", "FT1-4: no transaction date"),
+        ("FT1|1|||20250310||XX",
+         "FT1-6: transaction type is not in table 0017 (CG, CD, PY, AJ)", "XX"),
+        ("FT1|1||||", "FT1-6: no transaction type", None),
+        ("FT1|1|||||CG", "FT1-4: no transaction date", None),
         ("FT1|1|||20250310||CG||||1|12.345&USD",
-         "FT1-11.1: amount '12.345' has more decimals than USD allows"),
-        ("FT1|1|||20250310||CG||||x", "FT1-10: quantity 'x'"),
+         "FT1-11.1: amount has more decimals than its currency allows", "12.345"),
+        ("FT1|1|||20250310||CG||||x", "FT1-10: quantity is not a number", "x"),
     ],
 )  # fmt: skip
-def test_errors_name_the_field(ft1: str, message: str) -> None:
+def test_errors_name_the_field_and_rule_not_the_value(
+    ft1: str, message: str, value: str | None
+) -> None:
     with pytest.raises(Hl7MappingError) as info:
         map_dft(dft(ft1), default_tz="UTC", default_currency="USD")
     assert str(info.value) == message
+    # The value goes to the exception store's offending_value only (issue 17).
+    assert info.value.value == value
 
 
 def test_duplicate_set_id_in_second_ft1_is_located() -> None:

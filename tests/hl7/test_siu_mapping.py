@@ -120,9 +120,9 @@ def test_sch9_duration_fallback_in_hours() -> None:
         ({"PID": ""}, "PID: no PID segment"),
         ({"PID": "PID|1||"}, "PID-3: no patient identifier"),
         ({"SCH": "SCH|1|2", "AIS": "AIS|1||X|2025031410xx"},
-         "AIS-4: not an HL7 timestamp: '2025031410xx'"),
+         "AIS-4: not an HL7 timestamp (YYYY[MM[DD[HH[MM[SS[.S]]]]]][+/-ZZZZ])"),
         ({"AIS": "AIS|1||X|20250314100000|||30|fortnights", "SCH": "SCH|1|2"},
-         "AIS-7: unknown duration unit 'fortnights'"),
+         "AIS-7: duration unit is not a known unit"),
     ],
 )  # fmt: skip
 def test_mapping_errors_name_the_field(overrides: dict[str, str], message: str) -> None:

@@ -1,15 +1,18 @@
 """PHI canary: patient fields carrying distinctive values go through the real pipeline (the
-services as processes on a NATS and a database of the test's own) over MLLP and FHIR, valid
-and malformed, so that refusal, quarantine and exception paths all run. Then none of those
-values may appear in any service's log, any service's /metrics, any answer to a bad input
-(HTTP problem bodies, MLLP ACKs) or any exception event's ``message``. (The exception
-store's ``offending_value`` and kept inputs hold them by design: access-controlled, issue 17.)"""
+services as processes on a NATS and a database of the test's own) over every intake (MLLP
+SIU and DFT, FHIR Appointment and billing resources and Bundles, the X12 835 upload and
+inbox, the master-data import), hundreds of valid and malformed inputs each, so that
+refusal, quarantine and exception paths all run. Then none of those values may appear in any
+service's log, any service's /metrics, any answer to a bad input (HTTP problem bodies, MLLP
+ACKs with their MSA-3/ERR) or any exception event's ``message``. (The exception store's
+``offending_value`` and kept inputs hold them by design: sealed and access-controlled,
+docs/decisions/028.)"""
 
 from __future__ import annotations
 
 import json
 import urllib.request
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +29,7 @@ from tests.support.fhir_examples import EXAMPLES_DIR
 from tests.support.samples import SAMPLES
 from tests.support.scheduling import MllpClient
 from tests.support.stacks import running_stack
+from tests.support.x12_render import ClaimSpec, LineSpec, RemittanceSpec, render_835
 
 pytestmark = pytest.mark.slow
 
@@ -40,6 +44,8 @@ DOB = "19020317"
 BAD_DOB = "QZXDOB1902"
 CANARIES = (NAME_FAMILY, NAME_GIVEN, MRN, ACCOUNT, PHONE, STREET, BAD_DOB)
 SITE = "SITE01"
+# Inputs per intake (each kind of malformation repeats with other control ids).
+PER_INTAKE = 120
 
 
 def _siu(control_id: str, *, slot: str = "20250310091500-0600", dob: str = DOB) -> bytes:
@@ -69,6 +75,149 @@ def _appointment(**changes: Any) -> bytes:
     return json.dumps(body).encode()
 
 
+# -- generated inputs: each kind repeats with another control id, up to PER_INTAKE --------
+def _siu_kinds() -> list[Callable[[str], bytes]]:
+    broken_name = "\r" + NAME_FAMILY + "|x"
+    return [
+        lambda c: _siu(c),  # accepted, then quarantined (no master data here)
+        lambda c: _siu(c, slot=""),  # refused: no slot
+        lambda c: _siu(c, dob=BAD_DOB),  # a date of birth that is no date
+        lambda c: _siu(c, slot=BAD_DOB),  # a slot that is no timestamp
+        lambda c: _siu(c).replace(b"|||30|min", f"|||30|{NAME_FAMILY}".encode()),  # unit
+        lambda c: _siu(c).replace(b"|||30|min", f"|||{MRN}|min".encode()),  # duration
+        lambda c: _siu(c).replace(b"SIU^S12", f"SIU^{NAME_GIVEN}".encode()),  # trigger
+        lambda c: _siu(c).replace(b"SIU^S12", f"{NAME_FAMILY}^S12".encode()),  # type
+        lambda c: _siu(c).replace(b"|P|2.5.1", f"|P|{MRN}".encode()),  # version
+        lambda c: _siu(c).replace(b"|P|2.5.1", f"|P|2.5.1||||||{NAME_GIVEN}".encode()),
+        lambda c: _siu(c) + broken_name.encode(),  # a segment name that is no name
+        lambda c: _siu(c).replace(NAME_GIVEN.encode(), NAME_GIVEN.encode() + b"\xff"),
+        lambda c: b"PID|1||" + MRN.encode() + b"||" + NAME_FAMILY.encode(),  # no MSH
+    ]
+
+
+_DFT_MSH = "MSH|^~\\&|PM|SITE01|ERP|HUB|20250310091500||DFT^{trigger}|{control}|P|2.5"
+_DFT_FT1 = "FT1|1|CH-{control}||20250310||CG|99213^Visit^CPT|||2|150.50&USD"
+
+
+def _dft(control: str, ft1: str | None = None, trigger: str = "P03") -> bytes:
+    lines = [
+        _DFT_MSH.format(trigger=trigger, control=control),
+        "EVN|P03|20250310091500",
+        f"PID|1||{MRN}^^^HOSP^MR||{NAME_FAMILY}^{NAME_GIVEN}||{DOB}|F|||{STREET}||{PHONE}",
+        f"PV1|1|O|CLIN1^^^MAIN||||||||||||||||{ACCOUNT}",
+        (ft1 or _DFT_FT1).format(control=control),
+    ]
+    return "\r".join(lines).encode()
+
+
+def _dft_kinds() -> list[Callable[[str], bytes]]:
+    ft1 = "FT1|{n}|CH-{{control}}||{date}||{kind}|99213^Visit^CPT|||{qty}|{amount}"
+
+    def line(n: str = "1", date: str = "20250310", kind: str = "CG", qty: str = "2",
+             amount: str = "150.50&USD") -> str:  # fmt: skip
+        return ft1.format(n=n, date=date, kind=kind, qty=qty, amount=amount)
+
+    return [
+        lambda c: _dft(c),  # accepted
+        lambda c: _dft(c, line(amount=f"{MRN}&USD")),  # amount not a number
+        lambda c: _dft(c, line(amount="110.005&USD")),  # too many decimals
+        lambda c: _dft(c, line(amount=f"110.00&{NAME_FAMILY}")),  # currency
+        lambda c: _dft(c, line(kind=NAME_GIVEN)),  # transaction type
+        lambda c: _dft(c, line(qty=PHONE + "x")),  # quantity
+        lambda c: _dft(c, line(n=MRN)),  # set id
+        lambda c: _dft(c, line(date=BAD_DOB)),  # transaction date
+        lambda c: _dft(c, trigger=NAME_FAMILY),  # trigger
+    ]
+
+
+def _generated(kinds: list[Callable[[str], bytes]], prefix: str) -> list[bytes]:
+    return [kinds[n % len(kinds)](f"{prefix}{n}") for n in range(PER_INTAKE)]
+
+
+def _charge_item(**changes: Any) -> bytes:
+    body: dict[str, Any] = {
+        "resourceType": "ChargeItem",
+        "identifier": [{"value": f"CH-{ACCOUNT}"}],
+        "status": "billable",
+        "code": {"coding": [{"system": "http://www.ama-assn.org/go/cpt", "code": "99213"}]},
+        "subject": {"reference": f"Patient/{MRN}", "display": f"{NAME_GIVEN} {NAME_FAMILY}"},
+        "context": {"reference": "Encounter/ENC-1"},
+        "occurrenceDateTime": "2025-03-10T09:15:00-06:00",
+        "performer": [{"actor": {"reference": "Practitioner/DR-1"}}],
+        "costCenter": {"reference": "Organization/CARDIO"},
+        "quantity": {"value": 2},
+        "priceOverride": {"value": 150.10, "currency": "USD"},
+        "note": [{"text": f"call {PHONE} at {STREET}"}],
+    }
+    body.update(changes)
+    return json.dumps(body).encode()
+
+
+def _billing_fhir_kinds() -> list[tuple[str, bytes]]:
+    entry = {
+        "resource": json.loads(_charge_item()),
+        "request": {"method": "POST", "url": "ChargeItem"},
+    }
+    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [entry]}
+    bad_method = {**entry, "request": {"method": MRN, "url": "ChargeItem"}}
+    return [
+        ("/fhir/ChargeItem", _charge_item()),
+        ("/fhir/ChargeItem", _charge_item(status=NAME_FAMILY)),
+        ("/fhir/ChargeItem", _charge_item(priceOverride={"value": 1.5, "currency": NAME_GIVEN})),
+        ("/fhir/ChargeItem", _charge_item(priceOverride={"value": 1.005, "currency": "USD"})),
+        ("/fhir/ChargeItem", _charge_item(resourceType=MRN)),
+        ("/fhir/ChargeItem", _charge_item(quantity={"value": PHONE})),
+        ("/fhir/ChargeItem", b'{"resourceType": "ChargeItem", "id": "' + MRN.encode() + b'",'),
+        ("/fhir", json.dumps({**bundle, "type": NAME_FAMILY}).encode()),
+        ("/fhir", json.dumps({**bundle, "entry": [bad_method]}).encode()),
+        ("/fhir", json.dumps({**bundle, "resourceType": NAME_GIVEN}).encode()),
+    ]
+
+
+def _appointment_kinds() -> list[Callable[[int], bytes]]:
+    return [
+        lambda n: _appointment(id=f"canary-{n}"),
+        lambda n: _appointment(id=f"canary-{n}", start=f"{BAD_DOB}T09:00:00Z"),
+        lambda n: _appointment(id=f"canary-{n}", status=NAME_FAMILY),
+        lambda n: _appointment(id=f"canary-{n}", priority=MRN),
+        lambda n: _appointment(id=MRN),  # the body's id is not the URL's
+        lambda n: _appointment(id=f"canary-{n}", resourceType=NAME_GIVEN),
+        lambda n: b'{"resourceType": "Appointment", "id": "' + MRN.encode() + b'", "status": ',
+    ]
+
+
+def _remittances() -> list[bytes]:
+    spec = RemittanceSpec(
+        claims=[ClaimSpec(ACCOUNT, 10000, [], [LineSpec(10000, [("CO", "45", 1500)])])],
+        provider_adjustments=[],
+    )
+    patient = f"NM1*QC*1*{NAME_FAMILY}*{NAME_GIVEN}****MI*{MRN}"
+    valid = render_835(spec).replace("NM1*QC*1*DOE*JANE****MI*M123", patient)
+    clp = f"CLP*{ACCOUNT}*1*"
+    kinds = [
+        valid,
+        valid.replace("*100.00*85.00**12*", f"*{PHONE}X*85.00**12*"),  # amount
+        valid.replace(clp, f"CLP*{ACCOUNT}*{NAME_GIVEN}*"),  # claim status code
+        valid.replace("*100.00*85.00**12*", "*100.00*86.00**12*"),  # unbalanced claim
+        valid.replace("DTM*405*20240101", f"DTM*405*{BAD_DOB}"),  # a date that is no date
+        valid.replace("NM1*QC", NAME_FAMILY + "!", 1),  # a segment that is none
+        valid.replace("*XX*1234567893", f"*XX*{MRN}"),  # payee NPI
+        f"{NAME_FAMILY} {MRN} not X12 at all",
+    ]
+    assert all(k != valid for k in kinds[1:])  # every mutation took
+    return [kinds[n % len(kinds)].encode() for n in range(PER_INTAKE // 4)]
+
+
+async def _http(base: str, requests: list[tuple[str, str, bytes]]) -> list[str]:
+    headers = {"Content-Type": "application/fhir+json", "X-Carebus-Site": SITE, **auth.HEADERS}
+    answers = []
+    async with httpx.AsyncClient(base_url=base, timeout=30, headers=headers) as client:
+        for method, path, body in requests:
+            reply = await client.request(method, path, content=body)
+            answers.append(f"{reply.status_code} {reply.text}")
+    return answers
+
+
 @pytest.fixture
 async def stack(
     database_url: str, private_nats: NatsServer, tmp_path: Path
@@ -86,7 +235,7 @@ async def _mllp(port: int, messages: list[bytes]) -> list[str]:
 
 
 async def _fhir(base: str) -> list[str]:
-    headers = {"Content-Type": "application/fhir+json", "X-Carebus-Site": SITE}
+    headers = {"Content-Type": "application/fhir+json", "X-Carebus-Site": SITE, **auth.HEADERS}
     puts = {
         "canary-ok": _appointment(id="canary-ok"),
         "canary-bad-start": _appointment(id="canary-bad-start", start=f"{BAD_DOB}T09:00:00Z"),
@@ -94,7 +243,7 @@ async def _fhir(base: str) -> list[str]:
         "canary-bad-type": _appointment(id="canary-bad-type", priority=MRN),
     }
     answers = []
-    async with httpx.AsyncClient(base_url=base, timeout=30, headers=auth.HEADERS) as client:
+    async with httpx.AsyncClient(base_url=base, timeout=30) as client:
         for resource_id, body in puts.items():
             reply = await client.put(
                 f"/fhir/Appointment/{resource_id}", content=body, headers=headers
@@ -124,7 +273,7 @@ def _metrics(stack: ServiceStack) -> dict[str, str]:
     found = {}
     for name in stack.services:
         request = urllib.request.Request(f"{stack.http(name)}/metrics", headers=auth.HEADERS)
-        with urllib.request.urlopen(request, timeout=10) as reply:
+        with urllib.request.urlopen(request, timeout=10) as reply:  # metrics:read
             found[name] = reply.read().decode()
     return found
 
@@ -135,31 +284,51 @@ def _leaks(where: str, text: str) -> list[str]:
 
 async def test_no_canary_value_leaves_the_stores_that_must_hold_it(stack: ServiceStack) -> None:
     endpoints = stack.endpoints
-    acks = await _mllp(
-        endpoints.scheduling_mllp[1],
+    acks = await _mllp(endpoints.scheduling_mllp[1], _generated(_siu_kinds(), "CANARY-S"))
+    acks += await _mllp(endpoints.billing_mllp[1], _generated(_dft_kinds(), "CANARY-D"))
+    appointments = _appointment_kinds()
+    answers = await _fhir(endpoints.scheduling_http)
+    answers += await _http(
+        endpoints.scheduling_http,
         [
-            _siu("CANARY-1"),  # accepted, then quarantined: no master data in this database
-            _siu("CANARY-2", slot=""),  # refused: no slot
-            _siu("CANARY-3", dob=BAD_DOB),  # a date of birth that is no date
-            b"PID|1||" + MRN.encode() + b"||" + NAME_FAMILY.encode(),  # no MSH at all
+            ("PUT", f"/fhir/Appointment/canary-{n}", appointments[n % len(appointments)](n))
+            for n in range(PER_INTAKE)
         ],
     )
-    answers = await _fhir(endpoints.scheduling_http)
-    await wait_quiet(endpoints.nats_url, endpoints.database_url, timeout_s=45)
+    billing = _billing_fhir_kinds()
+    answers += await _http(
+        endpoints.billing_http,
+        [("POST", *billing[n % len(billing)]) for n in range(PER_INTAKE)],
+    )
+    remittances = _remittances()
+    answers += await _http(
+        endpoints.billing_http, [("POST", "/v1/remittances", body) for body in remittances]
+    )
+    assert endpoints.inbox_dir is not None
+    for n, body in enumerate(remittances[:8]):
+        (endpoints.inbox_dir / f".canary-{n}.835").write_bytes(body)
+        (endpoints.inbox_dir / f".canary-{n}.835").rename(endpoints.inbox_dir / f"canary-{n}.835")
+    await wait_quiet(endpoints.nats_url, endpoints.database_url, timeout_s=60)
 
     messages = await _exception_messages(endpoints.nats_url)
-    assert len(messages) >= 3  # the refusals and the quarantine did run
-    assert any(a.startswith("4") for a in answers)  # so did the HTTP refusals
+    assert len(messages) >= PER_INTAKE  # the refusals and the quarantines did run
+    refused = [a for a in acks if "|AE|" in a or "|AR|" in a]
+    assert len(refused) >= PER_INTAKE  # MSA with AE/AR, MSA-3 and ERR texts included
+    problems = [a for a in answers if not a.startswith("2")]
+    assert len(problems) >= PER_INTAKE  # HTTP refusals of every intake
+    assert not [a for a in problems if a.startswith(("401", "403", "5"))]  # refused for content
     logs = {p.name: p.read_text(errors="replace") for p in sorted(stack.logs.glob("*.log"))}
     assert logs  # every service wrote one
 
     leaks = [leak for n, ack in enumerate(acks) for leak in _leaks(f"MLLP ACK {n}", ack)]
     # A bad input's problem body (an accepted one's answer is the submitter's own resource).
-    problems = [a for a in answers if not a.startswith("2")]
     leaks += [leak for n, a in enumerate(problems) for leak in _leaks(f"problem body {n}", a)]
     leaks += [leak for n, m in enumerate(messages) for leak in _leaks(f"exception message {n}", m)]
     leaks += [leak for name, text in logs.items() for leak in _leaks(f"log {name}", text)]
     leaks += [
         leak for name, text in _metrics(stack).items() for leak in _leaks(f"{name} /metrics", text)
     ]
-    assert leaks == [], "\n".join(leaks)
+    for folder in ("done", "rejected"):  # moved inbox files: sealed or at least no report text
+        for path in (endpoints.inbox_dir / folder).glob("*.reason"):
+            leaks += _leaks(f"inbox report {path.name}", path.read_text(errors="replace"))
+    assert leaks == [], "\n".join(sorted(set(leaks))[:50])

@@ -22,6 +22,7 @@ from carebus_contracts.envelope import Event, event_type_of, version_of
 from carebus_contracts.erp import ERP_EVENTS
 from carebus_contracts.exceptions import EXCEPTION_EVENTS
 from carebus_contracts.masterdata import MASTERDATA_EVENTS
+from carebus_contracts.rule_text import rule_only
 from carebus_contracts.scheduling import SCHEDULING_EVENTS
 from carebus_contracts.status import STATUS_EVENTS
 from carebus_contracts.upcasting import upcast
@@ -216,7 +217,7 @@ class Registry:
         except msgspec.DecodeError as exc:
             message = str(exc)
             match = _PATH_RE.search(message)
-            reason = message[: match.start()] if match else message
+            reason = rule_only(message[: match.start()] if match else message)
             path = match.group(1) if match else "$"
             raise ContractDecodeError(event_type, schema_version, reason, path) from exc
         return upcast(event, current.major) if major < current.major else event

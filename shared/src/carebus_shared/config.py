@@ -25,6 +25,9 @@ RateBurst = Annotated[int, msgspec.Meta(ge=1, extra={"env": "CAREBUS_RATE_LIMIT_
 JwksUrl = Annotated[str, msgspec.Meta(extra={"env": "CAREBUS_AUTH_JWKS_URL"})]
 JwtIssuer = Annotated[str, msgspec.Meta(extra={"env": "CAREBUS_AUTH_JWT_ISSUER"})]
 JwtAudience = Annotated[str, msgspec.Meta(extra={"env": "CAREBUS_AUTH_JWT_AUDIENCE"})]
+# The data key(s) sealing kept inputs at rest (docs/decisions/028): id:base64[;id:base64...].
+DataKey = Annotated[str, msgspec.Meta(extra={"env": "CAREBUS_DATA_KEY"})]
+DataKeyFile = Annotated[str, msgspec.Meta(extra={"env": "CAREBUS_DATA_KEY_FILE"})]
 
 
 class NatsTlsSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -61,6 +64,9 @@ class RuntimeSettings(NatsTlsSettings, frozen=True, kw_only=True):
     auth_jwks_url: JwksUrl = ""
     auth_jwt_issuer: JwtIssuer = ""
     auth_jwt_audience: JwtAudience = ""
+    # Kept inputs are sealed with the first key; every one listed opens (rotation).
+    data_key: DataKey = ""
+    data_key_file: DataKeyFile = ""
 
 
 Seconds = Annotated[float, msgspec.Meta(gt=0)]

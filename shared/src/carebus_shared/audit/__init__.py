@@ -9,6 +9,8 @@ acted on the pipeline (docs/decisions/022).
 - :func:`entries` lists entries, newest first, by time, actor and action.
 
 An entry names its target (a record id, an entity id) but never holds a payload value.
+"From where" is the client's network address: an HTTP request's, bound by the auth guard
+(:func:`bind_client_address`), or ``cli@<host>`` for the command line.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import socket
 from collections.abc import Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -37,11 +40,23 @@ ACTIONS: Final = (
     "release",
     "masterdata_change",
     "rebuild",
+    "purge",
 )
 
 DetailValue = str | int | float | bool | None
 _MAX_TEXT = 200
 _origin = f"carebus@{socket.gethostname()}"
+# The address of the client this task acts for (an HTTP request's peer), if any.
+_client_address: ContextVar[str | None] = ContextVar("carebus_audit_client", default=None)
+
+
+def bind_client_address(address: str | None) -> None:
+    """Entries recorded from now on in this task (a request) come from ``address``."""
+    _client_address.set(address)
+
+
+def cli_address() -> str:
+    return f"cli@{socket.gethostname()}"
 
 
 def set_origin(name: str) -> None:
@@ -67,11 +82,15 @@ class Entry:
     detail: str  # canonical JSON
     prev_hash: str
     hash: str
+    client_address: str | None = None  # from where (migration 002); None before it
 
     def content(self) -> bytes:
-        """What the hash covers besides the previous hash: every field, in one spelling."""
+        """What the hash covers besides the previous hash: every field, in one spelling.
+        The address is covered when there is one (entries from before it hash as they did)."""
+        extra = {} if self.client_address is None else {"client_address": self.client_address}
         return canonical(
             {
+                **extra,
                 "seq": self.seq,
                 "at": self.at.astimezone(UTC).isoformat(timespec="microseconds"),
                 "actor": self.actor,
@@ -118,16 +137,20 @@ async def record(
     target_id: str | int,
     outcome: str,
     detail: Mapping[str, DetailValue] | None = None,
+    client_address: str | None = None,
 ) -> int:
     """Append one entry; its sequence number. ``db`` is a pool or a connection (inside a
     transaction of the caller's, the entry commits with it). ``detail`` names things (ids,
-    counts, reasons), never a payload value."""
+    counts, reasons), never a payload value. ``client_address`` defaults to the one bound
+    to this task (:func:`bind_client_address`)."""
     if action not in ACTIONS:
         raise ValueError(f"action must be one of {', '.join(ACTIONS)}, not {action!r}")
+    where = client_address or _client_address.get()
+    args = (actor, action, target_kind, str(target_id), outcome, detail, where)
     if isinstance(db, asyncpg.Pool):
         async with db.acquire() as conn:
-            return await _append(conn, actor, action, target_kind, str(target_id), outcome, detail)
-    return await _append(db, actor, action, target_kind, str(target_id), outcome, detail)
+            return await _append(conn, *args)
+    return await _append(db, *args)
 
 
 async def _append(
@@ -138,6 +161,7 @@ async def _append(
     target_id: str,
     outcome: str,
     detail: Mapping[str, DetailValue] | None,
+    client_address: str | None,
 ) -> int:
     async with conn.transaction():  # a savepoint inside the caller's transaction
         # Held until commit: the next writer appends after this entry, never beside it.
@@ -154,21 +178,24 @@ async def _append(
             detail=canonical(dict(detail or {})).decode(),
             prev_hash=str(head["hash"]),
             hash="",
+            client_address=None if client_address is None else _clip(client_address),
         )
         digest = entry.expected_hash()
         await conn.execute(
             "INSERT INTO carebus_audit.entry (seq, at, actor, origin, action, target_kind, "
-            "target_id, outcome, detail, prev_hash, hash) "
-            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            "target_id, outcome, detail, prev_hash, hash, client_address) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
             entry.seq, entry.at, entry.actor, entry.origin, entry.action, entry.target_kind,
             entry.target_id, entry.outcome, entry.detail, entry.prev_hash, digest,
+            entry.client_address,
         )  # fmt: skip
         await conn.execute("UPDATE carebus_audit.head SET seq = $1, hash = $2", entry.seq, digest)
     return entry.seq
 
 
 _COLUMNS = (
-    "seq, at, actor, origin, action, target_kind, target_id, outcome, detail, prev_hash, hash"
+    "seq, at, actor, origin, action, target_kind, target_id, outcome, detail, prev_hash, hash, "
+    "client_address"
 )
 
 
@@ -244,6 +271,8 @@ def lines(found: Sequence[Entry]) -> list[str]:
         f"{e.seq:>7} {e.at.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ} {e.actor[:20]:20} "
         f"{e.action:17} {e.target_kind}:{e.target_id} -> {e.outcome}"
         + (f" {e.detail}" if e.detail != "{}" else "")
-        + f" ({e.origin})"
+        + f" ({e.origin}"
+        + (f" from {e.client_address}" if e.client_address else "")
+        + ")"
         for e in found
     ]

@@ -24,6 +24,7 @@ from litestar.exceptions import (
 )
 from litestar.handlers.base import BaseRouteHandler
 
+from carebus_shared import audit
 from carebus_shared.auth import store
 from carebus_shared.auth.jwt_bearer import InvalidToken, JwtVerifier, looks_like_jwt
 from carebus_shared.auth.keys import PREFIX, key_hash
@@ -153,6 +154,8 @@ class HttpAuth:
         if from_cookie and connection.scope.get("method", "GET") not in _SAFE_METHODS:
             await _check_csrf(connection, credential)
         remember(connection, principal)
+        # "From where" on the audit entries this request records.
+        audit.bind_client_address(connection.client.host if connection.client else None)
 
 
 async def _check_csrf(connection: ASGIConnection[Any, Any, Any, Any], key: str) -> None:

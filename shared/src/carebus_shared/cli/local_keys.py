@@ -4,6 +4,7 @@
 - ``ops-console.key``: the console's own key (re-drives and quarantine actions it forwards).
 - ``demo.key``: what the demo scenario submits and imports with.
 - ``prometheus.key``: metrics:read, for a Prometheus scraping this machine.
+- ``data.key``: the data key sealing kept inputs at rest (docs/decisions/028).
 A key kept from an earlier run is used again; a missing file gets a new key.
 """
 
@@ -15,6 +16,7 @@ from typing import Final
 
 import asyncpg
 
+from carebus_shared import crypto
 from carebus_shared.auth import scopes, store
 from carebus_shared.auth.client import KEYS_DIR
 from carebus_shared.auth.keys import key_hash, new_key
@@ -44,6 +46,14 @@ def _write_private(path: Path, text: str) -> None:
     with os.fdopen(fd, "w") as out:
         out.write(text + "\n")
     os.chmod(path, 0o600)
+
+
+def ensure_data_key(data_dir: Path) -> Path:
+    """This machine's data key file (made once; kept: rows sealed with it must open)."""
+    path = data_dir / KEYS_DIR / "data.key"
+    if not path.exists():
+        _write_private(path, crypto.new_key_line("local-1"))
+    return path
 
 
 async def ensure_local_keys(database_url: str, data_dir: Path) -> dict[str, Path]:

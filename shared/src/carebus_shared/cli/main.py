@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 
 from carebus_shared import audit as audit_log
-from carebus_shared.cli import audit, clients, nats_config, ops, reconcile, replay
+from carebus_shared.cli import audit, clients, keys, nats_config, ops, reconcile, replay
 from carebus_shared.cli.devstack import devstack, read_endpoints
 
 
@@ -68,6 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     audit.add_parser(sub)
     ops.add_parsers(sub)
     nats_config.add_parser(sub)
+    keys.add_parsers(sub)
     contracts = sub.add_parser("contracts", help="contract gate and generated documents")
     contracts.add_argument("args", nargs=argparse.REMAINDER)
     return parser
@@ -76,6 +77,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     audit_log.set_origin("carebus-cli")
+    audit_log.bind_client_address(audit_log.cli_address())
     if args.command == "run":
         from carebus_shared.cli.run import run_suite
 
@@ -88,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
         return ops.run_ops(args)
     if args.command == "nats-config":
         return nats_config.run(args)
+    if args.command == "keys":
+        return keys.run_keys(args, os.environ.get("DATABASE_URL"))
     if args.command == "contracts":
         from carebus_contracts.cli import main as contracts_main
 
@@ -114,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
         return replay.run(args, nats_url, database_url)
     if args.command == "audit":
         return audit.run(args, database_url)
+    if args.command == "purge":
+        return keys.run_purge(args, database_url)
     return _exceptions(args, nats_url, database_url)
 
 

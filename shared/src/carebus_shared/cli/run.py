@@ -23,9 +23,10 @@ from pathlib import Path
 from types import FrameType
 from typing import Protocol
 
+from carebus_shared import crypto
 from carebus_shared.auth.client import API_KEY_ENV
 from carebus_shared.cli.devstack import Endpoints, devstack
-from carebus_shared.cli.local_keys import ensure_local_keys
+from carebus_shared.cli.local_keys import ensure_data_key, ensure_local_keys
 from carebus_shared.cli.provision import provision_all
 from carebus_shared.cli.services import ServiceEntry, discover
 from carebus_shared.jetstream.server_config import redacted
@@ -98,6 +99,7 @@ def run_suite(data_dir: Path) -> int:
                 "NATS_URL": endpoints.nats_url,
                 "DATABASE_URL": endpoints.database_url,
                 "CAREBUS_OPS_CONSOLE_SERVICE_KEY": keys["ops-console"].read_text().strip(),
+                crypto.KEY_FILE_ENV: str(ensure_data_key(data_dir)),
             }
             os.environ[API_KEY_ENV] = keys["demo"].read_text().strip()  # the demo's calls
             _run_services(data_dir, env, endpoints)

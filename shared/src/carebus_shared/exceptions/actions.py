@@ -22,7 +22,7 @@ from typing import Any, Final
 import asyncpg
 from nats.js import JetStreamContext
 
-from carebus_shared import audit
+from carebus_shared import audit, crypto
 from carebus_shared.dependencies import DEPENDENCY_ERRORS
 from carebus_shared.exceptions import query, store
 from carebus_shared.exceptions.adapter_client import AdapterRedriveClient
@@ -155,7 +155,7 @@ class ExceptionActions:
                         reason=refused.reason, report={"path": refused.path, "rule": refused.rule},
                     )  # fmt: skip
             msg_id = redrive_msg_id(record_id, headers, corrected)
-            payload = corrected if corrected is not None else bytes(row["raw"])
+            payload = corrected if corrected is not None else crypto.unseal(row["raw"]) or b""
             kept = {name: value for name, value in headers.items() if name != MSG_ID}
             out = Outgoing(subject, payload, msg_id, kept)
             [ack] = await publish_confirmed(self._js(), [out], self._publish_timeout_s)

@@ -9,6 +9,8 @@ from typing import Any
 
 import msgspec
 
+from carebus_shared import crypto
+
 OWNER = "carebus_exceptions"
 # revenue_integrity: a gap found by watching (a completed visit without a charge), not a
 # failed input; receiver_rejection: an outbound feed's receiver refused (docs/decisions/025).
@@ -83,8 +85,9 @@ def _values(rec: ExceptionRecord) -> tuple[Any, ...]:
     return (
         storable(rec.dedupe_key), rec.stage, rec.category, storable(rec.reason),
         storable(rec.message), storable(rec.source), _text(rec.site), _text(rec.event_id),
-        rec.stream, rec.stream_seq, _text(rec.subject), _text(rec.content_type), rec.raw,
-        msgspec.json.encode(headers).decode(), _text(rec.path), _text(rec.offending_value),
+        rec.stream, rec.stream_seq, _text(rec.subject), _text(rec.content_type),
+        crypto.seal(rec.raw), msgspec.json.encode(headers).decode(), _text(rec.path),
+        crypto.seal_text(_text(rec.offending_value)),
     )  # fmt: skip
 
 
@@ -115,10 +118,16 @@ async def list_open(conn: Any, limit: int = 100, stage: str | None = None) -> li
 
 
 async def get(conn: Any, record_id: int) -> dict[str, Any] | None:
+    """The record, its kept input and offending value opened (docs/decisions/028)."""
     row = await conn.fetchrow(
         "SELECT * FROM carebus_exceptions.exception_record WHERE id = $1", record_id
     )
-    return dict(row) if row is not None else None
+    if row is None:
+        return None
+    found = dict(row)
+    found["raw"] = crypto.unseal(found["raw"])
+    found["offending_value"] = crypto.unseal_text(found["offending_value"])
+    return found
 
 
 # auto_resolve: what the record waited for arrived (the charge of a completed visit).
@@ -130,7 +139,7 @@ _ACTION_COLUMNS = "record_id, actor, action, outcome, note, sent_sha256, sent_by
 def _sent(body: bytes | None) -> tuple[str | None, int | None, bytes | None]:
     if body is None:
         return None, None, None
-    return hashlib.sha256(body).hexdigest(), len(body), body
+    return hashlib.sha256(body).hexdigest(), len(body), crypto.seal(body)
 
 
 async def resolve(
@@ -198,7 +207,7 @@ async def history(conn: Any, record_id: int) -> list[dict[str, Any]]:
         "FROM carebus_exceptions.exception_action WHERE record_id = $1 ORDER BY id",
         record_id,
     )
-    return [dict(row) for row in rows]
+    return [{**row, "sent_body": crypto.unseal(row["sent_body"])} for row in rows]
 
 
 def decode_headers(value: Any) -> dict[str, str]:

@@ -72,13 +72,13 @@ def read_bundle(raw: bytes) -> Bundle:
     bundle = decode(raw, Bundle, "Bundle")
     if bundle.resource_type != "Bundle":
         raise FhirProblem(
-            "wrong_resource_type", f"expected a Bundle, got {bundle.resource_type}",
+            "wrong_resource_type", "resourceType must be Bundle",
             code=VALUE, expression="resourceType", value=bundle.resource_type, status=400,
         )  # fmt: skip
     if bundle.type not in BUNDLE_TYPES:
         raise FhirProblem(
             "unsupported_bundle_type",
-            f"Bundle.type must be transaction or batch, not {bundle.type!r}",
+            "Bundle.type must be transaction or batch",
             code=NOT_SUPPORTED, expression="Bundle.type", value=bundle.type,
         )  # fmt: skip
     return bundle
@@ -103,7 +103,7 @@ def entry_request(index: int, entry: BundleEntry, resource_type: str) -> EntryRe
     if method not in METHODS:
         raise FhirProblem(
             "unsupported_method",
-            f"{method} of {resource_type} entries is not supported (POST or PUT)",
+            "Bundle.entry.request.method must be POST or PUT",
             code=NOT_SUPPORTED, expression=f"{where}.request.method", value=method,
         )  # fmt: skip
     url_id = None

@@ -11,6 +11,7 @@ from typing import Any, Final, TypeVar
 
 import msgspec
 
+from carebus_contracts.rule_text import rule_only
 from carebus_shared.fhir.outcome import STRUCTURE, FhirProblem
 
 T = TypeVar("T")
@@ -37,13 +38,13 @@ def decode(data: bytes, cls: type[T], where: str) -> T:
         text = str(exc)
         match = _PATH.search(text)
         path = where + (match["path"] if match else "")
-        reason = text[: match.start()] if match else text
+        reason = rule_only(text[: match.start()] if match else text)
         raise FhirProblem(
             "invalid_structure", reason, code=STRUCTURE, expression=path, status=400
         ) from exc
     except msgspec.DecodeError as exc:
         raise FhirProblem(
-            "invalid_json", f"not valid JSON: {exc}", code=STRUCTURE, status=400
+            "invalid_json", f"not valid JSON: {rule_only(str(exc))}", code=STRUCTURE, status=400
         ) from exc
     except (RecursionError, UnicodeDecodeError) as exc:
         raise FhirProblem(

@@ -16,7 +16,7 @@ from typing import Final
 
 from carebus_shared.hl7.encoding import DEFAULT_ENCODING, EncodingCharacters, escape
 from carebus_shared.hl7.errors import ERROR_CODE_TEXT, ErrorLocation, Hl7Error
-from carebus_shared.hl7.message import Hl7Message, decode_payload, parse_message
+from carebus_shared.hl7.message import _MSH18_CODECS, Hl7Message, decode_payload, parse_message
 from carebus_shared.hl7.timestamps import format_dtm
 
 ACK_ACCEPT: Final = "AA"
@@ -25,6 +25,10 @@ ACK_REJECT: Final = "AR"
 DEFAULT_APPLICATION: Final = "CAREBUS"
 DEFAULT_VERSION: Final = "2.5.1"
 _MSA_RE: Final = re.compile(rb"(?:^|[\r\n])MSA(.)([A-Z]{2})")
+# Header fields the ACK echoes only when they are what they claim to be: anything else is
+# text from the message and may be anything (issue 17: no message values in answers).
+_TRIGGER_RE: Final = re.compile(r"[A-Z0-9]{3}")
+_VERSION_RE: Final = re.compile(r"2\.[0-9](\.[0-9])?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,8 +134,10 @@ def build_ack(
     enc = header.encoding
     f, c = enc.field, enc.component
     version = _components(header.version, c)[0]
-    message_type = f"ACK{c}{header.trigger_event}" if header.trigger_event else "ACK"
-    if header.trigger_event and not version.startswith(("2.1", "2.2", "2.3")):
+    version = version if _VERSION_RE.fullmatch(version) else DEFAULT_VERSION
+    trigger = header.trigger_event if _TRIGGER_RE.fullmatch(header.trigger_event) else ""
+    message_type = f"ACK{c}{trigger}" if trigger else "ACK"
+    if trigger and not version.startswith(("2.1", "2.2", "2.3")):
         message_type += f"{c}ACK"
     msh = [
         "MSH",
@@ -145,9 +151,9 @@ def build_ack(
         message_type,
         control_id or _new_control_id(),
         header.processing_id,
-        header.version,
+        version,
     ]
-    if header.charset_field:
+    if header.charset_field and _known_charset(header.charset_field, enc.repetition):
         msh += ["", "", "", "", "", header.charset_field]
     msa_text = text if text is not None else (error.message if error else "")
     segments = [
@@ -198,3 +204,7 @@ def ack_code_of(ack: bytes) -> str | None:
     """MSA-1 of an encoded ACK, for metrics; ``None`` if there is no MSA."""
     match = _MSA_RE.search(ack)
     return match.group(2).decode("ascii") if match else None
+
+
+def _known_charset(field: str, repetition: str) -> bool:
+    return field.split(repetition)[0].strip().upper() in _MSH18_CODECS

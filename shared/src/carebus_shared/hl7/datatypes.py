@@ -163,7 +163,7 @@ def timestamp_at(
         return parse_dtm(text, default_tz)
     except InvalidTimestamp as exc:
         where = loc(segment, n, component if component > 1 else None)
-        raise Hl7MappingError(DATA_TYPE_ERROR, where, str(exc)) from exc
+        raise Hl7MappingError(DATA_TYPE_ERROR, where, str(exc), value=text) from exc
 
 
 class MessageMeta(msgspec.Struct, frozen=True, kw_only=True):
@@ -184,7 +184,7 @@ def message_meta(message: Hl7Message, default_tz: tzinfo | str) -> MessageMeta:
     version = message.version or ""
     if not _SUPPORTED_VERSION.match(version):
         raise Hl7MappingError(
-            UNSUPPORTED_VERSION_ID, "MSH-12", f"HL7 version {version!r} is not 2.3-2.8"
+            UNSUPPORTED_VERSION_ID, "MSH-12", "HL7 version is not 2.3-2.8", value=version
         )
     control_id = message.control_id
     if control_id is None:

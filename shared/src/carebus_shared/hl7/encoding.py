@@ -40,7 +40,7 @@ class EncodingCharacters:
         enc = cls(field_separator, chars[0], chars[1], chars[2], chars[3], chars[4])
         used = [c for c in (field_separator, *chars) if c]
         if len(set(used)) != len(used) or any(c.isalnum() or c in "\r\n" for c in used):
-            raise ValueError(f"invalid encoding characters {field_separator + msh2!r}")
+            raise ValueError("invalid encoding characters (MSH-1/MSH-2: four distinct delimiters)")
         return enc
 
 

@@ -113,8 +113,11 @@ class Hl7Error(Exception):
         message: str,
         *,
         reason: str | None = None,
+        value: str | None = None,
     ) -> None:
         self.code = code
+        # The offending value: kept in the exception store only, never in the text.
+        self.value = value
         self.location = ErrorLocation.parse(location) if isinstance(location, str) else location
         self.message = message
         self.reason = reason or _DEFAULT_REASON.get(code, "invalid_message")

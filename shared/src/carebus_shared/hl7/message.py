@@ -197,12 +197,14 @@ def decode_payload(raw: bytes | str) -> tuple[str, str]:
     declared = _declared_charset(raw)
     codec = _MSH18_CODECS.get(declared.upper())
     if codec is None:
-        raise Hl7ParseError(f"unsupported character set {declared!r}", "MSH-18")
+        raise Hl7ParseError("unsupported character set (MSH-18)", "MSH-18")
     try:
         return raw.decode(codec), codec
     except UnicodeDecodeError as exc:
         if declared:
-            raise Hl7ParseError(f"message is not valid {declared}", "MSH-18") from exc
+            raise Hl7ParseError(
+                "message is not valid in its declared character set (MSH-18)", "MSH-18"
+            ) from exc
         # Undeclared and not UTF-8: legacy feeds are Windows-1252 far more often than not.
         return raw.decode("cp1252", errors="replace"), "cp1252"
 
@@ -245,7 +247,9 @@ def parse_message(raw: bytes | str) -> Hl7Message:
         fields = line.split(field_sep)
         name = fields[0]
         if not _SEGMENT_NAME.match(name):
-            raise Hl7ParseError(f"segment {number} has an invalid name {name[:8]!r}", None)
+            raise Hl7ParseError(
+                f"segment {number} has an invalid name (three letters or digits)", None
+            )
         if name == "MSH":
             if number > 1:
                 raise Hl7ParseError("batches are not supported: more than one MSH", "MSH")

@@ -38,11 +38,11 @@ def parse_dtm(value: str, default_tz: tzinfo | str) -> datetime:
     """Parse one DTM (the first component of a TS); raises :class:`InvalidTimestamp`."""
     match = _DTM_RE.match(value.strip())
     if match is None:
-        raise InvalidTimestamp(f"not an HL7 timestamp: {value!r}")
+        raise InvalidTimestamp("not an HL7 timestamp (YYYY[MM[DD[HH[MM[SS[.S]]]]]][+/-ZZZZ])")
     year, month, day, hour, minute, second = match.groups()[:6]
     fraction = match["fraction"]
     if fraction is not None and second is None:
-        raise InvalidTimestamp(f"fractional seconds without seconds: {value!r}")
+        raise InvalidTimestamp("fractional seconds without seconds")
     microsecond = int(fraction.ljust(6, "0")) if fraction else 0
     offset = match["offset"]
     tz = _offset(offset, value) if offset else resolve_zone(default_tz)
@@ -58,13 +58,13 @@ def parse_dtm(value: str, default_tz: tzinfo | str) -> datetime:
             tzinfo=tz,
         )
     except ValueError as exc:
-        raise InvalidTimestamp(f"impossible date/time {value!r}: {exc}") from exc
+        raise InvalidTimestamp("not a calendar date/time (a field out of range)") from exc
 
 
 def _offset(text: str, value: str) -> timezone:
     zone = _fixed_zone(text)
     if zone is None:
-        raise InvalidTimestamp(f"offset out of range: {value!r}")
+        raise InvalidTimestamp("UTC offset out of range")
     return zone
 
 

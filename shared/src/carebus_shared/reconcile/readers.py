@@ -30,6 +30,7 @@ from carebus_contracts.envelope import Event
 from carebus_contracts.erp import JournalEntryRequested
 from carebus_contracts.masterdata import LocationChanged
 from carebus_contracts.registry import ContractDecodeError, UnknownContractError
+from carebus_shared import crypto
 from carebus_shared.exceptions.store import decode_headers
 from carebus_shared.jetstream.pull import Puller
 from carebus_shared.jetstream.topology import MASTERDATA_VIEW_BUCKET
@@ -176,8 +177,9 @@ async def read_exceptions(
     for row in await conn.fetch(_EXCEPTIONS, since, limit):
         event = None
         if row["subject"] and row["raw"] is not None:
+            raw = crypto.unseal(row["raw"]) or b""  # a key missing is an error, not "no event"
             try:
-                event = decode_message(row["subject"], row["raw"], decode_headers(row["headers"]))
+                event = decode_message(row["subject"], raw, decode_headers(row["headers"]))
             except (*_UNDECODABLE, ValueError):
                 event = None  # raw input kept by an adapter, not an event
         notes.append(sources.exception_note(row, event))

@@ -28,7 +28,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
-from carebus_shared import audit
+from carebus_shared import audit, crypto
 from carebus_shared.auth import scopes
 from carebus_shared.auth import store as auth_store
 from carebus_shared.auth.guard import AuthSettings, HttpAuth
@@ -107,6 +107,11 @@ class ServiceRuntime:
             *migrations,
         ]
         audit.set_origin(service)
+        # A malformed data key stops the service here, not at its first kept input.
+        if settings.data_key or settings.data_key_file:
+            given = {crypto.KEY_ENV: settings.data_key, crypto.KEY_FILE_ENV: settings.data_key_file}
+            crypto.configure(crypto.load(given))
+        log.info(crypto.describe())
         self.stage_metrics = StageMetrics(self.registry)
         self._pool: asyncpg.Pool | None = None
         self._bring_up: asyncio.Task[None] | None = None

@@ -151,11 +151,14 @@ def _check_message_type(msg: Hl7Message) -> None:
         raise Hl7MappingError(
             UNSUPPORTED_MESSAGE_TYPE,
             "MSH-9",
-            f"{msg.message_code}^{msg.trigger_event} is not a DFT message",
+            "message type is not DFT",
         )
     if msg.trigger_event not in SUPPORTED_TRIGGERS:
         raise Hl7MappingError(
-            UNSUPPORTED_EVENT_CODE, "MSH-9.2", f"DFT trigger {msg.trigger_event!r} not supported"
+            UNSUPPORTED_EVENT_CODE,
+            "MSH-9.2",
+            "DFT trigger event is not supported",
+            value=msg.trigger_event,
         )
 
 
@@ -214,7 +217,10 @@ def _transaction_type(ft1: Segment) -> str:
         raise Hl7MappingError(REQUIRED_FIELD_MISSING, loc(ft1, 6), "no transaction type")
     if type_code not in TRANSACTION_TYPES:
         raise Hl7MappingError(
-            TABLE_VALUE_NOT_FOUND, loc(ft1, 6), f"unknown transaction type {type_code!r}"
+            TABLE_VALUE_NOT_FOUND,
+            loc(ft1, 6),
+            "transaction type is not in table 0017 (CG, CD, PY, AJ)",
+            value=type_code,
         )
     return type_code
 
@@ -233,7 +239,9 @@ def _set_id(ft1: Segment) -> int:
     try:
         return int(text)
     except ValueError as exc:
-        raise Hl7MappingError(DATA_TYPE_ERROR, loc(ft1, 1), f"set id {text!r}") from exc
+        raise Hl7MappingError(
+            DATA_TYPE_ERROR, loc(ft1, 1), "set id is not a number", value=text
+        ) from exc
 
 
 def _quantity(ft1: Segment) -> Decimal:
@@ -243,7 +251,9 @@ def _quantity(ft1: Segment) -> Decimal:
     try:
         value = Decimal(text.strip())
     except InvalidOperation as exc:
-        raise Hl7MappingError(DATA_TYPE_ERROR, loc(ft1, 10), f"quantity {text!r}") from exc
+        raise Hl7MappingError(
+            DATA_TYPE_ERROR, loc(ft1, 10), "quantity is not a number", value=text
+        ) from exc
     # NaN would fail every comparison later, and int() of 1E999999999 never finishes.
     if not value.is_finite() or value.copy_abs() > _MAX_QUANTITY:  # abs() would round
         raise Hl7MappingError(
@@ -260,7 +270,9 @@ def _money(ft1: Segment, n: int, default_currency: str) -> Money | None:
     currency = (ft1.value(n, 1, 2) or default_currency).upper()
     where = ErrorLocation(ft1.name, n, ft1.index, 1)
     if not _CURRENCY.match(currency):
-        raise Hl7MappingError(TABLE_VALUE_NOT_FOUND, where, f"currency {currency!r}")
+        raise Hl7MappingError(
+            TABLE_VALUE_NOT_FOUND, where, "currency is not an ISO 4217 code", value=currency
+        )
     return Money(amount_minor=to_minor_units(amount, currency, where), currency=currency)
 
 
@@ -269,9 +281,11 @@ def to_minor_units(amount: str, currency: str, where: ErrorLocation | str = "FT1
     try:
         value = Decimal(amount.strip())
     except InvalidOperation as exc:
-        raise Hl7MappingError(DATA_TYPE_ERROR, where, f"amount {amount!r} is not a number") from exc
+        raise Hl7MappingError(
+            DATA_TYPE_ERROR, where, "amount is not a number", value=amount
+        ) from exc
     if not value.is_finite():
-        raise Hl7MappingError(DATA_TYPE_ERROR, where, f"amount {amount!r} is not finite")
+        raise Hl7MappingError(DATA_TYPE_ERROR, where, "amount is not finite", value=amount)
     if value.adjusted() >= _MAX_AMOUNT_DIGITS:  # before scaleb() and int(): 1E999999999
         raise Hl7MappingError(
             DATA_TYPE_ERROR, where, f"amount is not below 10^{_MAX_AMOUNT_DIGITS}"
@@ -279,6 +293,9 @@ def to_minor_units(amount: str, currency: str, where: ErrorLocation | str = "FT1
     minor = value.scaleb(_MINOR_DIGITS.get(currency, 2))
     if minor != minor.to_integral_value():
         raise Hl7MappingError(
-            DATA_TYPE_ERROR, where, f"amount {amount!r} has more decimals than {currency} allows"
+            DATA_TYPE_ERROR,
+            where,
+            "amount has more decimals than its currency allows",
+            value=amount,
         )
     return int(minor)

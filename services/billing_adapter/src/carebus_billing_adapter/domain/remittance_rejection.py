@@ -32,7 +32,7 @@ class RejectionReason(enum.StrEnum):
 
 class Issue(msgspec.Struct, frozen=True, kw_only=True):
     reason: RejectionReason
-    # e.g. "CLP04 (segment 23): 'abc' is not a decimal amount"
+    # e.g. "CLP04 (segment 23): not a decimal amount": the rule, never the value
     message: str
     segment_tag: str | None = None
     segment_position: int | None = None  # 1-based, counted over the whole file
@@ -56,7 +56,8 @@ class Rejection(msgspec.Struct, frozen=True, kw_only=True):
         return sorted({i.patient_control_number for i in self.issues if i.patient_control_number})
 
     def report(self) -> dict[str, Any]:
-        """Every issue with where it is: the body a sender (or a person re-driving) reads."""
+        """Every issue with where it is: the body a sender (or a person re-driving) reads.
+        The claim is located by its segment, not named (a patient control number is PHI)."""
         return {
             "digest": self.file_digest,
             "issues": [
@@ -66,7 +67,6 @@ class Rejection(msgspec.Struct, frozen=True, kw_only=True):
                     "segment": issue.segment_tag,
                     "segment_position": issue.segment_position,
                     "element": issue.element,
-                    "claim": issue.patient_control_number,
                     "expected_minor": issue.expected_minor,
                     "actual_minor": issue.actual_minor,
                 }

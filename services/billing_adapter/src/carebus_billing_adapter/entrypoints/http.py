@@ -51,7 +51,7 @@ def remittance_response(outcome: RemittanceOutcome) -> Response[dict[str, Any]]:
         422,
         "835 rejected",
         f"{len(rejection.issues)} issue(s); nothing from this file was posted"
-        + (f"; failing claim(s): {', '.join(claims)}" if claims else ""),
+        + (f"; {len(claims)} failing claim(s)" if claims else ""),
         **rejection.report(),
     )
 

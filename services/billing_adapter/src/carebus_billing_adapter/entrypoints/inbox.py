@@ -8,11 +8,15 @@
 
 Files younger than ``settle_s`` are left alone, so a file still being written is not read
 half-way; names starting with "." are ignored (the usual write-then-rename convention).
+
+A file moved aside is sealed with the data key (docs/decisions/028: PHI at rest; `carebus
+keys open FILE` prints it) and deleted after the retention by `carebus purge`.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -23,6 +27,7 @@ from carebus_billing_adapter.handlers.remittance import (
     RemittancePosted,
     RemittanceRefused,
 )
+from carebus_shared import crypto
 
 log = logging.getLogger(__name__)
 
@@ -39,11 +44,20 @@ def _free_name(folder: Path, name: str) -> Path:
     return target
 
 
+def _move_sealed(path: Path, raw: bytes, target: Path) -> None:
+    """``raw`` (what ``path`` holds) written sealed to ``target``, then ``path`` removed."""
+    partial = target.with_name(f".{target.name}.partial")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        out.write(crypto.seal(raw) or b"")
+    partial.rename(target)
+    path.unlink()
+
+
 def rejection_report(refused: RemittanceRefused) -> str:
     lines = [f"rejected: {len(refused.rejection.issues)} issue(s); nothing was posted"]
     for issue in refused.rejection.issues:
-        claim = f" [claim {issue.patient_control_number}]" if issue.patient_control_number else ""
-        lines.append(f"{issue.reason}: {issue.message}{claim}")
+        lines.append(f"{issue.reason}: {issue.message}")
     return "\n".join(lines) + "\n"
 
 
@@ -94,12 +108,12 @@ class InboxWatcher:
                 log.exception("inbox file could not be handled; it stays for the next poll")
                 continue
             if isinstance(outcome, RemittancePosted):
-                path.rename(_free_name(self.folder / DONE, path.name))
+                _move_sealed(path, raw, _free_name(self.folder / DONE, path.name))
                 self._files.labels("duplicate" if outcome.duplicate else "posted").inc()
             else:
                 target = _free_name(self.folder / REJECTED, path.name)
                 target.with_name(target.name + ".reason").write_text(rejection_report(outcome))
-                path.rename(target)
+                _move_sealed(path, raw, target)
                 self._files.labels("rejected").inc()
             moved += 1
         return moved

@@ -80,5 +80,6 @@ class DftHandler:
             content_type=CONTENT_TYPE,
             site=message.msh.value(4) if message is not None else None,
             path=str(error.location) if error.location else None,
+            offending_value=error.value,
         )
         return DftRejected(message if message is not None else raw, error)

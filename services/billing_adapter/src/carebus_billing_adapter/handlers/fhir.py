@@ -117,4 +117,5 @@ class FhirHandler:
             content_type=CONTENT_TYPE,
             site=self._settings.default_site,
             path=first.expression,
+            offending_value=first.value,
         )

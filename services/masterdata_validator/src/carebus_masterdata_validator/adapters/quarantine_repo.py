@@ -15,6 +15,7 @@ from typing import Any
 import msgspec
 
 from carebus_masterdata_validator.config import SCHEMA
+from carebus_shared import crypto
 from carebus_shared.exceptions.store import decode_headers
 
 QUARANTINE_LOCK = 0x6D64_0B02
@@ -75,7 +76,7 @@ def _parked(row: Any) -> Parked:
         stream_seq=row["stream_seq"],
         subject=row["subject"],
         headers=decode_headers(row["headers"]),
-        raw=bytes(row["raw"]),
+        raw=crypto.unseal(row["raw"]) or b"",  # sealed at rest (docs/decisions/028)
         event_type=row["event_type"],
         site=row["site"],
         parked_at=row["parked_at"],
@@ -119,7 +120,7 @@ async def park(conn: Any, rows: list[NewParked]) -> None:
                 r.stream_seq,
                 r.subject,
                 msgspec.json.encode(r.headers).decode(),
-                r.raw,
+                crypto.seal(r.raw),
                 r.event_type,
                 r.site,
                 [f.reason for f in r.failures],

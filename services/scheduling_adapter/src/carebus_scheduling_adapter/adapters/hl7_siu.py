@@ -247,7 +247,10 @@ def _classify(msg: Hl7Message) -> tuple[str, str | None, str | None]:
     if code == "SIU":
         if trigger not in _TRIGGERS:
             raise Hl7MappingError(
-                UNSUPPORTED_EVENT_CODE, "MSH-9.2", f"SIU trigger {trigger!r} is not supported"
+                UNSUPPORTED_EVENT_CODE,
+                "MSH-9.2",
+                "SIU trigger event is not one carebus takes",
+                value=trigger,
             )
         return _TRIGGERS[trigger]
     if code == "ADT" and msg.segment("SCH") is not None:
@@ -256,7 +259,7 @@ def _classify(msg: Hl7Message) -> tuple[str, str | None, str | None]:
     raise Hl7MappingError(
         UNSUPPORTED_MESSAGE_TYPE,
         "MSH-9",
-        f"{code}^{trigger}{detail} carries no appointment",
+        f"message type{detail} carries no appointment",
     )
 
 
@@ -331,11 +334,13 @@ def _to_timedelta(amount: str, unit: str | None, where: ErrorLocation) -> timede
         value = Decimal(amount.strip())
     except InvalidOperation as exc:
         raise Hl7MappingError(
-            DATA_TYPE_ERROR, where, f"duration {amount!r} is not a number"
+            DATA_TYPE_ERROR, where, "duration is not a number", value=amount
         ) from exc
     seconds = _UNIT_SECONDS.get((unit or "min").strip().lower())
     if seconds is None:
-        raise Hl7MappingError(DATA_TYPE_ERROR, where, f"unknown duration unit {unit!r}")
+        raise Hl7MappingError(
+            DATA_TYPE_ERROR, where, "duration unit is not a known unit", value=unit
+        )
     if not value.is_finite():
         raise Hl7MappingError(DATA_TYPE_ERROR, where, "duration is not a finite number")
     if value < 0:

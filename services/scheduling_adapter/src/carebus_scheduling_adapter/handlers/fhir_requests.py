@@ -149,7 +149,7 @@ class FhirRequests:
             appt = decode(raw, Appointment, "Appointment")
             if path_id is not None and appt.id is not None and appt.id != path_id:
                 raise FhirProblem(
-                    "id_mismatch", f"the body's id {appt.id!r} is not the URL's {path_id!r}",
+                    "id_mismatch", "the body's id is not the URL's",
                     code=VALUE, expression="Appointment.id", value=appt.id, status=400,
                 )  # fmt: skip
             method = "PUT" if interaction == UPDATE else "POST"

@@ -102,6 +102,7 @@ class Hl7Messages:
             content_type=CONTENT_HL7,
             site=message.msh.value(4) if message is not None else None,
             path=str(error.location) if error.location is not None else None,
+            offending_value=error.value,
         )
 
     async def handle(self, raw: bytes) -> Reprocessed:

@@ -12,6 +12,7 @@ from carebus_billing_adapter.adapters.fhir.resources import (
     ClaimResponse,
     PaymentReconciliation,
 )
+from carebus_contracts.rule_text import rule_only
 from carebus_shared.fhir.decoding import unreadable
 
 Resource = ChargeItem | ClaimResponse | PaymentReconciliation
@@ -38,7 +39,7 @@ def decode_resource(kind: type[Resource], body: bytes) -> Resource:
         declared = msgspec.json.decode(body, type=_Kind).resource_type
     except msgspec.DecodeError as exc:
         raise FhirRejected.one(
-            "structure", f"not a JSON object: {exc}", reason="not_json", status=400
+            "structure", f"not a JSON object: {rule_only(str(exc))}", reason="not_json", status=400
         ) from None
     except (RecursionError, UnicodeDecodeError) as exc:
         raise FhirRejected.one(
@@ -47,9 +48,10 @@ def decode_resource(kind: type[Resource], body: bytes) -> Resource:
     if declared != name:
         raise FhirRejected.one(
             "invalid",
-            f"resourceType is {declared!r}, this endpoint takes {name}",
+            f"resourceType must be {name} on this endpoint",
             f"{name}.resourceType",
             reason="wrong_resource_type",
+            value=declared,
             status=400,
         )
     try:
@@ -59,7 +61,7 @@ def decode_resource(kind: type[Resource], body: bytes) -> Resource:
         path = message.rsplit(" - at `", 1)[1].rstrip("`") if " - at `" in message else "$"
         raise FhirRejected.one(
             "structure",
-            message.split(" - at `")[0],
+            rule_only(message.split(" - at `")[0]),
             _fhirpath(name, path),
             reason="invalid_structure",
         ) from None

@@ -90,9 +90,10 @@ def _status(value: str | None, path: str, allowed: frozenset[str]) -> str:
         return value
     raise FhirRejected.one(
         "value",
-        f"status {value!r} cannot be posted; expected one of {', '.join(sorted(allowed))}",
+        f"status cannot be posted; expected one of {', '.join(sorted(allowed))}",
         path,
         reason="status_not_postable",
+        value=value,
     )
 
 
@@ -193,9 +194,9 @@ def claim_response_events(
     if response.use not in (None, "claim"):
         raise FhirRejected.one(
             "not-supported",
-            f"a ClaimResponse of use {response.use!r} adjudicates no claim: nothing to post "
+            "a ClaimResponse of a use other than claim adjudicates no claim: nothing to post "
             "(carebus takes use 'claim')",
-            "ClaimResponse.use", reason="unsupported_use",
+            "ClaimResponse.use", reason="unsupported_use", value=response.use,
         )  # fmt: skip
     if response.outcome == "queued":
         raise FhirRejected.one(
@@ -358,8 +359,8 @@ def resource_events(
     resource = decode_resource(RESOURCE_TYPES[resource_type], body)
     if url_id is not None and resource.id is not None and resource.id != url_id:
         raise FhirRejected.one(
-            "invalid", f"the body's id {resource.id!r} differs from the URL's {url_id!r}",
-            f"{resource_type}.id", reason="id_mismatch", status=400,
+            "invalid", "the body's id differs from the URL's",
+            f"{resource_type}.id", reason="id_mismatch", status=400, value=resource.id,
         )  # fmt: skip
     resource_id = url_id or values.content_id(resource_type, resource)
     try:

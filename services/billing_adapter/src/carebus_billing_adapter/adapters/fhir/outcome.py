@@ -26,7 +26,17 @@ class FhirRejected(Exception):
         *,
         reason: str,
         status: int = 422,
+        value: str | None = None,
     ) -> FhirRejected:
         return cls(
-            [FhirProblem(reason, diagnostics, code=code, expression=expression, status=status)]
+            [
+                FhirProblem(
+                    reason,
+                    diagnostics,
+                    code=code,
+                    expression=expression,
+                    value=value,
+                    status=status,
+                )
+            ]
         )

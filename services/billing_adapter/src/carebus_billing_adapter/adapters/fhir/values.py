@@ -34,8 +34,8 @@ def money(value: FhirMoney | None, path: str, default_currency: str) -> Money:
     currency = value.currency or default_currency
     if not _CURRENCY.match(currency):
         raise FhirRejected.one(
-            "value", f"currency {currency!r} is not ISO 4217", f"{path}.currency",
-            reason="invalid_currency",
+            "value", "currency is not an ISO 4217 code", f"{path}.currency",
+            reason="invalid_currency", value=currency,
         )  # fmt: skip
     amount = Decimal(value.value)
     # Checked before scaleb() and int(): NaN, Infinity and 1E999999999 are JSON numbers (or
@@ -51,9 +51,10 @@ def money(value: FhirMoney | None, path: str, default_currency: str) -> Money:
     if not minor.is_finite() or minor != minor.to_integral_value():
         raise FhirRejected.one(
             "value",
-            f"{value.value} has more decimals than {currency} allows",
+            "the amount has more decimals than its currency allows",
             f"{path}.value",
             reason="invalid_amount",
+            value=str(value.value),
         )
     return Money(amount_minor=int(minor), currency=currency)
 

@@ -30,7 +30,7 @@ def _service_line_issue(
     issues.add(
         RejectionReason.SERVICE_LINE_UNBALANCED,
         draft.lines[line_index].segment,
-        f"service line {line_index + 1} of claim {claim.patient_control_number!r} "
+        f"service line {line_index + 1} of the claim "
         f"does not balance: SVC02 charge {_money(line.charge_minor)} - adjustments "
         f"{_money(line.charge_minor - imbalance.expected_minor)} = "
         f"{_money(imbalance.expected_minor)} expected, SVC03 paid is "
@@ -49,7 +49,7 @@ def _claim_issue(
     issues.add(
         RejectionReason.CLAIM_UNBALANCED,
         draft.segment,
-        f"claim {claim.patient_control_number!r} does not balance: CLP03 charge "
+        f"the claim does not balance: CLP03 charge "
         f"{_money(claim.charge_minor)} - adjustments "
         f"{_money(claim.charge_minor - imbalance.expected_minor)} = "
         f"{_money(imbalance.expected_minor)} expected, CLP04 paid is "

@@ -109,7 +109,7 @@ def read_cas(reader: ElementReader, segment: Segment) -> list[AdjustmentDraft]:
             reader.issues.add(
                 _Reason.INVALID_CODE,
                 segment,
-                f"{carc!r} is not a claim adjustment reason code",
+                "not a claim adjustment reason code",
                 element=segment.element_name(reason_at),
                 claim=reader.claim,
             )
@@ -135,7 +135,7 @@ def read_nm1(reader: ElementReader, segment: Segment, claim: ClaimDraft) -> None
             reader.issues.add(
                 _Reason.INVALID_CODE,
                 segment,
-                f"NPI {npi!r} is not 10 digits",
+                "NPI is not 10 digits",
                 element="NM109",
                 claim=reader.claim,
             )
@@ -167,15 +167,14 @@ def _procedure(reader: ElementReader, segment: Segment) -> ProcedureCode | None:
         complain("SVC01-1", "required product/service id qualifier is missing")
         return None
     if qualifier not in _PRODUCT_QUALIFIERS:
-        separator = reader.delimiters.component
         complain(
             "SVC01-1",
-            f"{qualifier!r} is not a product/service id qualifier "
-            f"(declared component separator is {separator!r})",
+            "not a product/service id qualifier (is the declared component separator "
+            "ISA16 the one used?)",
         )
         return None
     if not code:
-        complain("SVC01-2", f"composite {segment.element(1)!r} has no procedure code")
+        complain("SVC01-2", "the composite has no procedure code")
         return None
     return ProcedureCode(
         qualifier=qualifier, code=code, modifiers=[m for m in components[2:6] if m]

@@ -36,21 +36,21 @@ def parse_minor_units(text: str) -> int:
     if len(text) > MAX_AMOUNT_LENGTH:
         raise AmountError(f"amount is longer than {MAX_AMOUNT_LENGTH} characters (X12 R 1/18)")
     if not _DECIMAL.fullmatch(text):
-        raise AmountError(f"{text!r} is not a decimal amount")
+        raise AmountError("not a decimal amount")
     value = Decimal(text)
     exponent = value.as_tuple().exponent
     if isinstance(exponent, int) and exponent < -2:
-        raise AmountError(f"{text!r} has more than 2 decimal places")
+        raise AmountError("more than 2 decimal places")
     return int(value.scaleb(2))
 
 
 def parse_ccyymmdd(text: str) -> dt.date:
     if not _DATE.fullmatch(text):
-        raise ValueError(f"{text!r} is not a CCYYMMDD date")
+        raise ValueError("not a CCYYMMDD date")
     try:
         return dt.date(int(text[:4]), int(text[4:6]), int(text[6:]))
     except ValueError:
-        raise ValueError(f"{text!r} is not a valid calendar date") from None
+        raise ValueError("not a valid calendar date") from None
 
 
 @dataclass(slots=True)
@@ -96,9 +96,7 @@ class ElementReader:
             self._issue(_Reason.INVALID_QUANTITY, segment, number, detail)
             return None
         if not _DECIMAL.fullmatch(value):
-            self._issue(
-                _Reason.INVALID_QUANTITY, segment, number, f"{value!r} is not a decimal quantity"
-            )
+            self._issue(_Reason.INVALID_QUANTITY, segment, number, "not a decimal quantity")
             return None
         return Decimal(value)
 
@@ -125,7 +123,7 @@ class ElementReader:
             return None
         if value not in allowed:
             choices = ", ".join(sorted(allowed))
-            self._issue(_Reason.INVALID_CODE, segment, number, f"{value!r} is not one of {choices}")
+            self._issue(_Reason.INVALID_CODE, segment, number, f"not one of {choices}")
             return None
         return value
 

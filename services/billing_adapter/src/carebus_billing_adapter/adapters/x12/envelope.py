@@ -81,8 +81,8 @@ def _check_control(
         issues.add(
             _Reason.CONTROL_NUMBER_MISMATCH,
             trailer,
-            f"{what} {declared!r} does not match {header.element_name(header_element)} "
-            f"{expected!r} (segment {header.position})",
+            f"{what} does not match {header.element_name(header_element)} "
+            f"(segment {header.position})",
             element=trailer.element_name(2),
         )
 
@@ -124,13 +124,13 @@ class _EnvelopeWalker:
     def abandon_transaction(self, at: Segment) -> None:
         if self.transaction is not None:
             opened = self.transaction.header
-            self.structure(at, f"ST {opened.element(2)!r} (segment {opened.position}) has no SE")
+            self.structure(at, f"ST (segment {opened.position}) has no SE")
             self.transaction = None
 
     def abandon_group(self, at: Segment) -> None:
         if self.group is not None:
             opened = self.group.header
-            self.structure(at, f"GS {opened.element(6)!r} (segment {opened.position}) has no GE")
+            self.structure(at, f"GS (segment {opened.position}) has no GE")
             self.group = None
 
     def on_isa(self, segment: Segment, is_first: bool) -> None:

@@ -108,7 +108,7 @@ def parse_835(data: bytes | str) -> list[Remittance]:
             issues.add(
                 RejectionReason.UNSUPPORTED_TRANSACTION,
                 transaction.header,
-                f"transaction set {kind!r} is not supported, only {SUPPORTED_TRANSACTION}",
+                f"transaction set is not supported, only {SUPPORTED_TRANSACTION}",
                 element="ST01",
             )
             continue

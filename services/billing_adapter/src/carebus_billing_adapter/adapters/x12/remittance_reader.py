@@ -135,7 +135,7 @@ class _TransactionReader:
             self.issues.add(
                 _Reason.UNSUPPORTED_CURRENCY,
                 segment,
-                f"currency {currency!r} is not supported, only USD",
+                "currency is not supported, only USD",
                 element="CUR02",
             )
 
@@ -158,7 +158,7 @@ class _TransactionReader:
                 self.issues.add(
                     _Reason.INVALID_CODE,
                     segment,
-                    f"NPI {party.id!r} is not 10 digits",
+                    "NPI is not 10 digits",
                     element="N104",
                 )
         elif entity is not None:

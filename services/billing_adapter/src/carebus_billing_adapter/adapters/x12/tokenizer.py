@@ -86,7 +86,7 @@ def _isa_delimiters(text: str, issues: IssueLog) -> Delimiters | None:
         issues.add(
             RejectionReason.MALFORMED_INTERCHANGE,
             isa,
-            f"separators {chosen!r} must be distinct and not letters, digits or spaces",
+            "separators must be distinct and not letters, digits or spaces",
             element="ISA16",
         )
         return None
@@ -119,11 +119,10 @@ def _segments(text: str, delimiters: Delimiters, issues: IssueLog) -> list[Segme
         position += 1
         tag, *elements = raw.split(delimiters.element)
         if not _TAG.fullmatch(tag):
-            excerpt = raw if len(raw) <= 20 else raw[:20] + "..."
             issues.add(
                 RejectionReason.MALFORMED_INTERCHANGE,
                 Segment("", (), position),
-                f"{excerpt!r} is not an X12 segment",
+                "not an X12 segment (no segment tag of 2-3 letters or digits)",
             )
             continue
         segments.append(Segment(tag, tuple(elements), position))

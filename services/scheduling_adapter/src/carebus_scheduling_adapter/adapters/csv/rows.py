@@ -119,7 +119,7 @@ def _required(values: Mapping[str, str], name: str) -> str:
 def _status(text: str) -> str:
     found = STATUS_WORDS.get("_".join(text.lower().replace("-", " ").split()))
     if found is None:
-        raise RowProblem("status", "unknown_status", f"{text!r} is not a known status", text)
+        raise RowProblem("status", "unknown_status", "is not a known status", text)
     return found
 
 
@@ -128,7 +128,7 @@ def _kind(event: str | None, status: str) -> str:
         return status if status in STATUS_EVENTS else "booked"
     kind = event.strip().lower().replace("-", "_")
     if kind not in EVENT_TYPES:
-        raise RowProblem("event", "unknown_event", f"{event!r} is not a known event", event)
+        raise RowProblem("event", "unknown_event", "is not a known event", event)
     if (kind in STATUS_EVENTS or status in STATUS_EVENTS) and kind != status:
         if kind in STATUS_EVENTS or status == "booked":
             raise RowProblem(
@@ -153,7 +153,7 @@ def _datetime(
             value = datetime.fromisoformat(text)
     except ValueError as exc:
         expected = layout.datetime_format or "ISO 8601"
-        raise RowProblem(name, "invalid_datetime", f"{text!r} is not {expected}", text) from exc
+        raise RowProblem(name, "invalid_datetime", f"is not {expected}", text) from exc
     return value if value.tzinfo is not None else value.replace(tzinfo=zone)
 
 
@@ -164,9 +164,7 @@ def _duration(values: Mapping[str, str]) -> timedelta:
     try:
         minutes = Decimal(text)
     except InvalidOperation as exc:
-        raise RowProblem(
-            "duration_minutes", "invalid_number", f"{text!r} is not a number", text
-        ) from exc
+        raise RowProblem("duration_minutes", "invalid_number", "is not a number", text) from exc
     if not minutes.is_finite() or minutes <= 0:
         raise RowProblem("duration_minutes", "invalid_number", "must be positive", text)
     if minutes > _MAX_MINUTES:

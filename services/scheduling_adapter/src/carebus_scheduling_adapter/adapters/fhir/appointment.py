@@ -120,7 +120,7 @@ def appointment_to_event(
     if appt.resource_type != "Appointment":
         raise FhirProblem(
             "wrong_resource_type",
-            f"expected an Appointment, got {appt.resource_type}",
+            "resourceType must be Appointment",
             code=VALUE,
             expression="resourceType",
             value=appt.resource_type,
