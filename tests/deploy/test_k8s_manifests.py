@@ -80,10 +80,11 @@ def test_kubectl_is_the_pinned_wheels_own() -> None:
 
 
 # What each renders: seven services (Deployment, Service, PodDisruptionBudget, autoscaler,
-# settings ConfigMap), the common and provisioning ConfigMaps, the two Jobs, the policies.
+# settings ConfigMap), the common and provisioning ConfigMaps, the provisioning Job, the
+# reconciliation and purge CronJobs, the policies.
 KINDS = {
     "ConfigMap": 9,
-    "CronJob": 1,
+    "CronJob": 2,
     "Deployment": 7,
     "HorizontalPodAutoscaler": 7,
     "Job": 1,
@@ -554,7 +555,7 @@ def test_a_new_release_is_a_new_provisioning_job(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("name", OVERLAYS)
 def test_the_reconciliation_runs_nightly_and_fails_once_on_differences(name: str) -> None:
-    (cron,) = of_kind(rendered(name), "CronJob")
+    (cron,) = _cron_job(name, "carebus-reconcile")
     spec = cron["spec"]
     assert spec["concurrencyPolicy"] == "Forbid"
     assert spec["timeZone"] == "Etc/UTC"
@@ -573,6 +574,22 @@ def test_the_reconciliation_runs_nightly_and_fails_once_on_differences(name: str
     assert rule["action"] == "FailJob"
     assert rule["onExitCodes"] == {"containerName": "reconcile", "operator": "In", "values": [1]}
     assert job["backoffLimit"] >= 1
+
+
+@pytest.mark.parametrize("name", OVERLAYS)
+def test_the_retention_purge_runs_on_a_schedule_as_the_administrator(name: str) -> None:
+    (cron,) = _cron_job(name, "carebus-purge")
+    assert cron["spec"]["schedule"] == "15 3 * * *"
+    assert cron["spec"]["concurrencyPolicy"] == "Forbid"
+    (container,) = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+    assert [*container["command"], *container["args"]] == ["carebus", "purge"]
+    # Service roles cannot rewrite the append-only history it clears (docs/decisions/028).
+    database = next(e for e in container["env"] if e["name"] == "DATABASE_URL")
+    assert database["valueFrom"]["secretKeyRef"]["name"] == "carebus-database"
+
+
+def _cron_job(overlay: str, name: str) -> list[dict[str, Any]]:
+    return [c for c in of_kind(rendered(overlay), "CronJob") if c["metadata"]["name"] == name]
 
 
 # -- NetworkPolicies ----------------------------------------------------------------------
