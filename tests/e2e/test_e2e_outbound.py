@@ -33,13 +33,13 @@ from carebus_scenario.charge_watch import check_completed_without_charge
 from carebus_scenario.config import SMALL
 from carebus_scenario.generator import Scenario, generate
 from carebus_scenario.observe import wait_quiet
-from carebus_scenario.outbound_check import check_outbound, snapshot
 from carebus_scenario.oracle import (
     completed_without_charge,
     expect,
     ready_to_bill,
     remittance_reports,
 )
+from carebus_scenario.outbound_check import check_outbound, snapshot
 from carebus_scenario.player import Player, load_masterdata
 from carebus_scenario.stack import ServiceStack, with_ack_wait
 from carebus_shared.devstack.nats_server import NatsServer

@@ -28,6 +28,7 @@ from carebus_shared.hl7.message import parse_message
 
 Print = Callable[[str], None]
 WAIT_S = 120.0  # retries of a busy receiver back off; the demo waits this long at most
+POLL_S = 0.5
 SETTLE_S = 2.0  # anything sent twice would arrive within this
 
 
@@ -135,15 +136,25 @@ async def check_outbound(
             _billing(r.mllp, "billing readiness, HL7 ADT^A03 over MLLP", by_hl7),
             _billing(r.fhir, "billing readiness, FHIR Encounter", by_fhir),
             _status(r.webhook, remittance_reports(expected), postings, since),
-            _masterdata(r.sched_mllp, "master data to SCHED-HL7 (MFN over MLLP)", changes,
-                        before.get("sched_mllp", set())),  # fmt: skip
-            _masterdata(r.sched_fhir, "master data to SCHED-FHIR (FHIR)", changes,
-                        before.get("sched_fhir", set())),  # fmt: skip
+            _masterdata(
+                r.sched_mllp,
+                "master data to SCHED-HL7 (MFN over MLLP)",
+                changes,
+                before.get("sched_mllp", set()),
+            ),
+            _masterdata(
+                r.sched_fhir,
+                "master data to SCHED-FHIR (FHIR)",
+                changes,
+                before.get("sched_fhir", set()),
+            ),
         ]
 
     deadline = time.monotonic() + wait_s
-    while time.monotonic() < deadline and any(f.received < f.expected for f in feeds()):
-        await asyncio.sleep(0.5)
+    for _ in range(int(wait_s / POLL_S) + 1):  # bounded
+        if time.monotonic() > deadline or all(f.received >= f.expected for f in feeds()):
+            break
+        await asyncio.sleep(POLL_S)
     await asyncio.sleep(SETTLE_S)
     found = feeds()
     out("")
