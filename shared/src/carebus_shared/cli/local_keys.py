@@ -32,6 +32,7 @@ LOCAL_CLIENTS: Final[dict[str, tuple[str, ...]]] = {
         scopes.MASTERDATA_READ,
         scopes.MASTERDATA_WRITE,
         scopes.EXCEPTIONS_READ,
+        scopes.METRICS_READ,  # the player waits on the validator's view-size gauge
     ),
     "prometheus": scopes.ROLES["prometheus"],
 }
