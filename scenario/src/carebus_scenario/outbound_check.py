@@ -158,8 +158,8 @@ async def check_outbound(
     await asyncio.sleep(SETTLE_S)
     found = feeds()
     out("")
-    out(f"outbound feeds (mock receivers on loopback){'expected':>20}{'received':>10}"
-        f"{'duplicates':>12}")  # fmt: skip
+    heading = "outbound feeds (mock receivers on loopback)"
+    out(f"{heading:<63}{'expected':>8}{'received':>10}{'duplicates':>12}")
     for feed in found:
         out(f"  {feed.name:<61}{feed.expected:>8,}{feed.received:>10,}{feed.duplicates:>12,}")
     out("  (duplicates: resends the receiver recognised by control id and took once)")
