@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import datetime as dt
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -38,6 +39,7 @@ from carebus_scenario.oracle import (
     ready_to_bill,
     remittance_reports,
 )
+from carebus_scenario.outbound_check import check_outbound, snapshot
 from carebus_scenario.player import Player, load_masterdata
 from carebus_scenario.stack import ServiceStack, with_ack_wait
 from carebus_shared.devstack.nats_server import NatsServer
@@ -144,6 +146,7 @@ async def test_outbound_feeds_and_completed_without_charge_as_the_oracle_says(
     suite: Suite, scenario: Scenario, tmp_path: Path
 ) -> None:
     stack, r = suite.stack, suite.receivers
+    started, before = dt.datetime.now(dt.UTC), snapshot(r)
     expected = expect(scenario)
     endpoints = stack.endpoints
     await load_masterdata(scenario.network, endpoints.validator_http)
@@ -236,3 +239,20 @@ async def test_outbound_feeds_and_completed_without_charge_as_the_oracle_says(
     assert problems == []
     assert printed[-1].endswith("as the oracle says.")
     assert f"{len(never_charged)} visits" in printed[-1]
+
+    # The demo's outbound summary says the same, feed by feed.
+    printed.clear()
+    problems = await check_outbound(
+        r, expected, {suite.fhir_site}, endpoints.nats_url, started, before, printed.append
+    )
+    assert problems == []
+    assert printed[-1] == "every outbound message delivered once."
+    rows = {line.split("  ")[1].strip(): line.split()[-3:] for line in printed[2:7]}
+    assert rows["status webhook (remittance and posting outcomes)"] == [
+        f"{remittance_reports(expected) + postings:,}",
+        f"{len(r.webhook.accepted):,}",
+        "0",
+    ]
+    billing = [int(rows[k][1].replace(",", "")) for k in rows if k.startswith("billing")]
+    assert sum(billing) == sum(wanted.values())
+    assert rows["master data to SCHED-FHIR (FHIR)"][:2] == [f"{changes:,}"] * 2

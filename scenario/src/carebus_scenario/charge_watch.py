@@ -16,6 +16,7 @@ import asyncpg
 from carebus_scenario.generator import Scenario
 from carebus_scenario.model import AppointmentFact
 from carebus_scenario.oracle import completed_without_charge
+from carebus_shared.auth.client import bearer, cli_key
 
 _OPEN = """
 SELECT appointment_id, site FROM carebus_ops.charge_watch
@@ -30,7 +31,9 @@ async def _open_items(conn: asyncpg.Connection, ids: list[str]) -> dict[str, str
 def _wait_hours(console_http: str) -> float | None:
     """The console's default wait for a charge (hours), from ``GET /v1/sites``."""
     try:
-        with urllib.request.urlopen(f"{console_http}/v1/sites", timeout=10) as response:
+        # The key (CAREBUS_API_KEY) needs ops:read.
+        request = urllib.request.Request(f"{console_http}/v1/sites", headers=bearer(cli_key()))
+        with urllib.request.urlopen(request, timeout=10) as response:
             body = json.loads(response.read())
         return float(body["thresholds_hours"]["completed_without_charge"])
     except (OSError, ValueError, KeyError, TypeError):

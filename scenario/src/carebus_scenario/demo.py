@@ -7,6 +7,11 @@ supervisor calls ``stop()`` (the demo's task is cancelled, its CSV import child 
 then stops the services. Each run plays a new day (new seed and ids) over the same network,
 so the summary compares what *this* run posted (``posted_at`` since it started) to the oracle.
 
+`carebus run` starts the demo's mock receivers (``prepare_receivers``) before the services,
+so the outbound service is configured to deliver to them: a billing system (MLLP and FHIR,
+``FHIR_SITES`` by FHIR, the rest by HL7), a status webhook, and two scheduling systems
+subscribed to master data. The summary then says what each took, against the oracle.
+
 Environment: ``CAREBUS_DEMO_RATE`` (events/s, default 40), ``CAREBUS_DEMO_SITES`` (40),
 ``CAREBUS_DEMO_APPOINTMENTS`` (visits per site, default 8).
 """
@@ -28,12 +33,16 @@ from carebus_scenario.endpoints import Endpoints
 from carebus_scenario.generator import generate
 from carebus_scenario.observe import observe, wait_quiet
 from carebus_scenario.oracle import expect
+from carebus_scenario.outbound_check import check_outbound, snapshot
 from carebus_scenario.player import Player, Progress, load_masterdata
+from carebus_scenario.receivers import BackgroundReceivers, Receivers, outbound_env
 from carebus_scenario.summary import print_scenario, print_summary
 from carebus_scenario.verify import differences
 from carebus_shared.cli.services import ServiceEntry
 
 Print = Callable[[str], None]
+# The demo network's sites whose billing system takes completions as FHIR Encounters.
+FHIR_SITES = ("SITE02", "SITE05", "SITE07")
 
 
 def _say(text: str) -> None:
@@ -54,8 +63,15 @@ def demo_config(remittance_site: str, now: dt.datetime | None = None) -> Scenari
 
 
 class Demo:
-    def __init__(self, endpoints: Endpoints, workdir: Path, out: Print = _say) -> None:
+    def __init__(
+        self,
+        endpoints: Endpoints,
+        workdir: Path,
+        out: Print = _say,
+        receivers: BackgroundReceivers | None = None,
+    ) -> None:
         self.endpoints = endpoints
+        self.receivers = receivers
         self.workdir = workdir
         self.out = out
         self.rate = float(os.environ.get("CAREBUS_DEMO_RATE", "40"))
@@ -109,6 +125,7 @@ class Demo:
             out=self.out,
             should_stop=self._stopping.is_set,
             progress=self._progress,
+            receivers=self.receivers.receivers if self.receivers is not None else None,
         )
 
 
@@ -121,11 +138,14 @@ async def play_and_check(
     out: Print = _say,
     should_stop: Callable[[], bool] = lambda: False,
     progress: Callable[[Progress], None] | None = None,
+    receivers: Receivers | None = None,
 ) -> list[str] | None:
     """Load the network, play its day into the running suite, wait until the pipeline is
     quiet and compare what this play posted with the oracle; print a summary. Returns the
-    differences (empty: the ledger equals the oracle), None when stopped early."""
+    differences (empty: the ledger equals the oracle), None when stopped early. With
+    ``receivers``, also whether every outbound message reached them once."""
     started = dt.datetime.now(dt.UTC)
+    before = snapshot(receivers) if receivers is not None else {}
     scenario = generate(config)
     expected = expect(scenario)
     print_scenario(scenario, expected, out)
@@ -157,15 +177,31 @@ async def play_and_check(
         logs=str(workdir.parent / "logs"),
     )  # fmt: skip
     # Revenue integrity (docs/decisions/025): the visits whose charges never came.
-    return problems + await check_completed_without_charge(
+    problems += await check_completed_without_charge(
         endpoints.database_url, endpoints.console_http, scenario, out
     )
+    if receivers is not None:
+        problems += await check_outbound(
+            receivers, expected, FHIR_SITES, endpoints.nats_url, started, before, out
+        )
+    return problems
+
+
+def prepare_receivers() -> tuple[BackgroundReceivers, dict[str, str]]:
+    """The demo's mock receivers, up, and the outbound service's settings pointing at them
+    (`carebus run` calls this before it starts the services; ``stop()`` after)."""
+    receivers = BackgroundReceivers().start()
+    return receivers, outbound_env(receivers.receivers, FHIR_SITES)
 
 
 def start_demo(
-    services: list[ServiceEntry], nats_url: str, database_url: str, data_dir: Path
+    services: list[ServiceEntry],
+    nats_url: str,
+    database_url: str,
+    data_dir: Path,
+    receivers: BackgroundReceivers | None = None,
 ) -> Demo:
     """Start the demo in the background; the caller calls ``stop()`` before it stops the
     services."""
     endpoints = Endpoints.from_services(services, nats_url, database_url)
-    return Demo(endpoints, data_dir / "demo").start()
+    return Demo(endpoints, data_dir / "demo", receivers=receivers).start()

@@ -32,6 +32,8 @@ LOCAL_CLIENTS: Final[dict[str, tuple[str, ...]]] = {
         scopes.MASTERDATA_READ,
         scopes.MASTERDATA_WRITE,
         scopes.EXCEPTIONS_READ,
+        scopes.METRICS_READ,  # the player waits on the validator's view-size gauge
+        scopes.OPS_READ,  # the charge check reads the console's wait for a charge
     ),
     "prometheus": scopes.ROLES["prometheus"],
 }

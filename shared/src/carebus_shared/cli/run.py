@@ -7,7 +7,9 @@ then PostgreSQL and NATS; data stays under the data folder for the next run.
 
 Once everything is ready it plays the demo scenario (a day of a 40-site network, from the
 optional `carebus-scenario` package) at a gentle rate and prints a summary;
-``CAREBUS_DEMO=0`` turns it off.
+``CAREBUS_DEMO=0`` turns it off. With the demo on, the demo's mock billing and scheduling
+systems start first and the outbound service delivers to them; with it off, the outbound
+feeds keep their own settings (off unless configured).
 """
 
 from __future__ import annotations
@@ -42,6 +44,9 @@ class _Stop(Exception):
 
 class _Demo(Protocol):
     def stop(self, timeout_s: float = ...) -> None: ...
+
+
+_OUTBOUND = "outbound"
 
 
 def _raise_stop(signum: int, frame: FrameType | None) -> None:
@@ -116,6 +121,7 @@ def _run_services(data_dir: Path, env: dict[str, str], endpoints: Endpoints) -> 
     services = discover()
     processes: Processes = {}
     demo: _Demo | None = None
+    receivers, outbound_env = _prepare_receivers()
     try:
         for service in services:
             log = (logs / f"{service.name}.log").open("ab")
@@ -126,6 +132,7 @@ def _run_services(data_dir: Path, env: dict[str, str], endpoints: Endpoints) -> 
                     **env,
                     "NATS_URL": endpoints.nats_url_for(service.name),
                     "DATABASE_URL": endpoints.database_url_for(service.schema),
+                    **(outbound_env if service.name == _OUTBOUND else {}),
                 },
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -138,7 +145,7 @@ def _run_services(data_dir: Path, env: dict[str, str], endpoints: Endpoints) -> 
             for line in service.listeners():
                 print(line, flush=True)
         print("Ctrl-C stops everything.", flush=True)
-        demo = _start_demo(services, env, data_dir)
+        demo = _start_demo(services, env, data_dir, receivers)
         _watch(processes)
     except _Stop:
         print("\nstopping…", flush=True)
@@ -146,11 +153,37 @@ def _run_services(data_dir: Path, env: dict[str, str], endpoints: Endpoints) -> 
         if demo is not None:
             demo.stop()  # before the services go: it must not mistake the stop for a failure
         _stop_all(processes)
+        if receivers is not None:
+            receivers.stop()  # after the outbound service: it must not see them vanish
 
 
-def _start_demo(services: list[ServiceEntry], env: dict[str, str], data_dir: Path) -> _Demo | None:
+def _demo_wanted() -> bool:
+    return os.environ.get("CAREBUS_DEMO", "1") != "0"
+
+
+def _prepare_receivers() -> tuple[_Demo | None, dict[str, str]]:
+    """The demo's mock receivers and the outbound settings pointing at them, before the
+    services start; nothing (outbound keeps its own settings) with the demo off."""
+    if not _demo_wanted():
+        return None, {}
+    try:
+        from carebus_scenario.demo import prepare_receivers
+    except ImportError:
+        return None, {}
+    try:
+        receivers, outbound_env = prepare_receivers()
+    except Exception as exc:  # the suite runs on; its outbound feeds stay as configured
+        print(f"demo receivers skipped: {type(exc).__name__}: {exc}", flush=True)
+        return None, {}
+    print("demo: mock billing and scheduling systems on loopback; outbound delivers to them")
+    return receivers, outbound_env
+
+
+def _start_demo(
+    services: list[ServiceEntry], env: dict[str, str], data_dir: Path, receivers: _Demo | None
+) -> _Demo | None:
     """The scenario demo, when wanted and installed (shared does not depend on it)."""
-    if os.environ.get("CAREBUS_DEMO", "1") == "0":
+    if not _demo_wanted():
         print("demo off (CAREBUS_DEMO=0).", flush=True)
         return None
     try:
@@ -159,7 +192,13 @@ def _start_demo(services: list[ServiceEntry], env: dict[str, str], data_dir: Pat
         print("demo skipped: carebus-scenario is not installed (pip install -e scenario).")
         return None
     try:
-        return start_demo(services, env["NATS_URL"], env["DATABASE_URL"], data_dir)
+        return start_demo(
+            services,
+            env["NATS_URL"],
+            env["DATABASE_URL"],
+            data_dir,
+            receivers,  # type: ignore[arg-type]  # what prepare_receivers returned
+        )
     except Exception as exc:  # the suite runs on without its demo
         print(f"demo skipped: {type(exc).__name__}: {exc}", flush=True)
         return None
