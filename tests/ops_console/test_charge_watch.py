@@ -8,6 +8,7 @@ import asyncio
 import sys
 import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -32,6 +33,7 @@ from tests.support.service_process import ServiceProcess
 pytestmark = pytest.mark.slow
 
 PATIENT_SITE = "SITE02"  # waits ten years for its charges: nothing there is overdue
+LATE_SITE = "SITE03"  # waits an hour
 
 
 async def _publish(js: JetStreamContext, events: list[Event]) -> None:
@@ -71,7 +73,9 @@ async def stack(
             "CAREBUS_OPS_CONSOLE_HTTP_PORT": str(port),
             "CAREBUS_OPS_CONSOLE_FIGURES_REFRESH_S": "0.3",
             "CAREBUS_OPS_CONSOLE_COMPLETED_WITHOUT_CHARGE_H": "0",
-            "CAREBUS_OPS_CONSOLE_COMPLETED_WITHOUT_CHARGE_SITE_H": f"{PATIENT_SITE}=87600",
+            "CAREBUS_OPS_CONSOLE_COMPLETED_WITHOUT_CHARGE_SITE_H": (
+                f"{PATIENT_SITE}=87600,{LATE_SITE}=1"
+            ),
             "CAREBUS_OPS_CONSOLE_SERVICE_URLS": f"mapper=http://127.0.0.1:{free_port()}",
             "CAREBUS_SHUTDOWN_GRACE_S": "5",
         }
@@ -115,6 +119,9 @@ async def test_a_completed_visit_without_charge_is_opened_and_resolved_by_its_ch
         appointment(s.AppointmentCompleted, "W-3", 1, site=PATIENT_SITE), "MRN-W3"
     )
     booked = for_patient(appointment(s.AppointmentBooked, "W-4", 1), "MRN-W4")
+    # Completed long ago but sent only now (a backfill): its hour starts now, not then.
+    late = for_patient(appointment(s.AppointmentCompleted, "W-6", 1, site=LATE_SITE), "MRN-W6")
+    late = msgspec.structs.replace(late, recorded_at=datetime.now(UTC))
     by_visit = for_patient(appointment(s.AppointmentCompleted, "W-5", 1), "MRN-W5")
     # The billing system's own visit number: no appointment id, the same patient and day.
     visit_charge = _patient_charge("CH-W5", "W-5", "MRN-W5")
@@ -124,12 +131,12 @@ async def test_a_completed_visit_without_charge_is_opened_and_resolved_by_its_ch
     await _publish(
         js,
         [
-            location(SITE), done, charged, waiting, booked, by_visit,
+            location(SITE), done, charged, waiting, booked, by_visit, late,
             _patient_charge("CH-W2", "W-2", "MRN-W2"), visit_charge,
         ],
     )  # fmt: skip
     # Only W-1: W-2 has its charge, W-3's site waits ten years, W-4 is not completed, W-5's
-    # charge is its visit's.
+    # charge is its visit's, W-6 reached carebus less than its site's hour ago.
     await _until(conn, ITEMS, [("W-1", SITE, None)], "W-1's work item")
     await _until(
         conn,

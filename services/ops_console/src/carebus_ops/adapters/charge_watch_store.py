@@ -22,15 +22,19 @@ OR EXISTS (SELECT 1 FROM carebus_ops.visit va
 # it is past its site's wait ($1 the default seconds, $2/$3 per-site overrides).
 UNCHARGED = f"""
 WITH latest AS (
-    SELECT DISTINCT ON (entity_key) entity_key, site, status, occurred_at, event_id
+    SELECT DISTINCT ON (entity_key) entity_key, site, status, occurred_at, recorded_at,
+           event_id
       FROM carebus_ops.step
      WHERE kind = 'appointment' AND stage = 'received'
      ORDER BY entity_key, entity_version DESC, recorded_at DESC
 ), wait AS (
     SELECT * FROM unnest($2::text[], $3::float8[]) AS w(site, secs)
 )
+-- The wait runs from when carebus learned of the completion: a day sent late (a backfill,
+-- a replay, a feed that was down) is not a day of missing charges.
 SELECT l.entity_key, l.site, l.occurred_at, l.event_id,
-       l.occurred_at < now() - make_interval(secs => coalesce(w.secs, $1)) AS due
+       greatest(l.occurred_at, l.recorded_at)
+           < now() - make_interval(secs => coalesce(w.secs, $1)) AS due
   FROM latest l LEFT JOIN wait w ON w.site = l.site
  WHERE l.status = 'completed'
    AND NOT ({_CHARGED.format(appointment="l.entity_key")})
