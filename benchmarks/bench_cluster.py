@@ -26,6 +26,7 @@ from carebus_scenario.config import SMALL
 from carebus_scenario.generator import Scenario, generate
 from carebus_scenario.stack import ServiceStack
 from carebus_shared.devstack.nats_server import NatsCluster, NatsServer
+from tests.scaleout.conftest import PATIENT_CHARGE_WATCH
 from tests.support.stacks import running_stack
 
 EVENTS = int(os.environ.get("CAREBUS_BENCH_CLUSTER_EVENTS", "3000"))
@@ -87,6 +88,7 @@ async def configured(
             workdir / "stack",
             stream_replicas=replicas,
             instances=dict.fromkeys(STAGES, instances),
+            extra_env={"ops-console": PATIENT_CHARGE_WATCH},
         ) as stack:
             yield stack, _pids(stack, nodes)
 

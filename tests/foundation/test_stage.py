@@ -350,14 +350,8 @@ async def test_a_refused_publish_holds_the_batch_until_the_stream_answers(
         await js.add_stream(name=dst, subjects=[f"out{tag}.>"], duplicate_window=120)
 
     returning = asyncio.create_task(stream_back_after_2_s())
-    tally = await run_batch(
-        "t",
-        js,
-        msgs,
-        _echo_to(dst),
-        _no_records,
-        keep_waiting=lambda: True,  # type: ignore[arg-type]
-    )
+    handle = _echo_to(dst)
+    tally = await run_batch("t", js, msgs, handle, _no_records, keep_waiting=lambda: True)  # type: ignore[arg-type]
     await returning
     assert (tally.forwarded, tally.retried) == (3, 0)
     assert (await js.stream_info(dst)).state.messages == 3
