@@ -66,7 +66,7 @@ chaos: install
 # pause and catch-up printed; the mapper's lease holder SIGTERMed: hand-over printed), then
 # the one-server against cluster benchmark (1 and 3 replicas per stage, as ratios).
 cluster: install
-	CAREBUS_LEADER_KILL=1 $(BIN)/pytest tests/scaleout -s -p no:cacheprovider
+	$(BIN)/pytest tests/scaleout -s -p no:cacheprovider
 	$(BIN)/pytest benchmarks/bench_cluster.py -s -p no:cacheprovider -o python_files='bench_*.py'
 
 # The API fuzz of make test with 25x the cases per route (CAREBUS_FUZZ_EXAMPLES to change), then
