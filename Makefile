@@ -9,13 +9,15 @@ PACKAGES := contracts shared services/scheduling_adapter services/billing_adapte
             tools/erp_sandbox scenario
 PYPROJECTS := $(addsuffix /pyproject.toml,$(PACKAGES))
 
-.PHONY: install run test lint typecheck pytest bench chaos fuzz clean-data help
+.PHONY: install run test lint typecheck pytest bench chaos cluster fuzz clean-data help
 
 help:
 	@echo "make run    install everything, start NATS + PostgreSQL + all services (Ctrl-C stops)"
 	@echo "make test   install, then ruff, mypy, contract gate and pytest"
 	@echo "make bench  benchmarks (not part of make test); figures printed and kept in .data/bench"
 	@echo "make chaos  the fault suite, every fault (make test runs a short version); .data/chaos"
+	@echo "make cluster  scale-out on a 3-node NATS cluster: tests/scaleout (write pause, hand-over)"
+	@echo "           and the 1-server vs cluster benchmark; figures printed, .data/bench/cluster.json"
 	@echo "make fuzz   every HTTP route fuzzed from its OpenAPI document, and the HL7, X12, FHIR, CSV"
 	@echo "           parsers and the MLLP framer with random inputs, far longer than in make test"
 
@@ -58,6 +60,14 @@ bench: install
 # kept in .data/chaos/latest.json (docs/decisions/017).
 chaos: install
 	CAREBUS_CHAOS=full $(BIN)/pytest tests/chaos -m chaos -p no:cacheprovider
+
+# Scale-out on a 3-node loopback NATS cluster with R3 streams (docs/decisions/027): the
+# tests/scaleout suite (replicas keep the promises; the stream leader's node killed: write
+# pause and catch-up printed; the mapper's lease holder SIGTERMed: hand-over printed), then
+# the one-server against cluster benchmark (1 and 3 replicas per stage, as ratios).
+cluster: install
+	$(BIN)/pytest tests/scaleout -s -p no:cacheprovider
+	$(BIN)/pytest benchmarks/bench_cluster.py -s -p no:cacheprovider -o python_files='bench_*.py'
 
 # The API fuzz of make test with 25x the cases per route (CAREBUS_FUZZ_EXAMPLES to change), then
 # the parser fuzz (tests/fuzz) with its 'fuzz' hypothesis profile: thousands of random inputs

@@ -327,3 +327,32 @@ async def _settles_to_no_ack_pending(js: JetStreamContext, src: str) -> bool:
 
 async def _no_records(records: Sequence[ExceptionRecord]) -> None:
     assert not records, "no rejection expected in this test"
+
+
+async def test_a_refused_publish_holds_the_batch_until_the_stream_answers(
+    js: JetStreamContext,
+) -> None:
+    """A stream without a leader answers 503 for a few seconds (its node killed on a
+    cluster): the stage publishes again in place rather than handing the batch back, which
+    let the ordered validator go on with newer events first (docs/decisions/027)."""
+    tag = uuid.uuid4().hex[:8]
+    src, dst = f"IN_{tag}", f"OUT_{tag}"
+    await js.add_stream(name=src, subjects=[f"in{tag}.>"])
+    await js.add_consumer(
+        src,
+        api.ConsumerConfig(durable_name="stage", ack_policy=api.AckPolicy.EXPLICIT, ack_wait=1.0),
+    )
+    await _publish_inputs(js, src, 3)
+    msgs = await _fetch(js, src, 3)
+
+    async def stream_back_after_2_s() -> None:  # no stream yet: JetStream answers 503
+        await asyncio.sleep(2.0)
+        await js.add_stream(name=dst, subjects=[f"out{tag}.>"], duplicate_window=120)
+
+    returning = asyncio.create_task(stream_back_after_2_s())
+    handle = _echo_to(dst)
+    tally = await run_batch("t", js, msgs, handle, _no_records, keep_waiting=lambda: True)  # type: ignore[arg-type]
+    await returning
+    assert (tally.forwarded, tally.retried) == (3, 0)
+    assert (await js.stream_info(dst)).state.messages == 3
+    assert (await js.consumer_info(src, "stage")).num_redelivered == 0

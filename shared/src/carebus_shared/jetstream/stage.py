@@ -18,6 +18,7 @@ with the error's type and terminated, so it cannot hold up or take good events w
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -39,6 +40,10 @@ log = logging.getLogger(__name__)
 POISON_AFTER = 3
 # Before that, it waits this long times its deliveries so far, then is tried again.
 RETRY_ALONE_DELAY_S = 5.0
+# A publish refused (a stream electing its leader) is tried again in place for this long,
+# at most this far apart, before the batch is handed back.
+PUBLISH_HOLD_S = 30.0
+PUBLISH_RETRY_MAX_S = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,7 +135,7 @@ async def run_batch(
     context_of = traced_batch.context_of
     outgoing = [traced(out, context_of(m)) for m, o in forwards for out in o.outgoing]
     try:
-        await publish_confirmed(js, outgoing, publish_timeout_s)
+        await _publish_holding(js, outgoing, msgs, publish_timeout_s, keep_waiting)
         tally.published = len(outgoing)
     except PublishFailed:
         log.warning("publish not confirmed; inputs will be redelivered", exc_info=True)
@@ -161,6 +166,34 @@ async def run_batch(
 # at most the last, so that the stage goes on within half the outage's length after the
 # dependency is back (doubling from the first left it idle up to the outage's length again).
 PAUSE_S = (0.25, 10.0)
+
+
+async def _publish_holding(
+    js: JetStreamContext,
+    outgoing: Sequence[Outgoing],
+    msgs: Sequence[Msg],
+    timeout_s: float,
+    keep_waiting: Callable[[], bool],
+) -> None:
+    """Publish confirmed, tried again in place (the batch held) while the stage runs, for up
+    to ``PUBLISH_HOLD_S``: a stream electing a new leader answers 503 or nothing for a few
+    seconds, and handing the batch back would let an ordered stage go on with newer events
+    first (docs/decisions/027). Outputs carry their ``Nats-Msg-Id``: a second publish of one
+    already stored is a duplicate, not a second event."""
+    deadline = time.monotonic() + PUBLISH_HOLD_S
+    delay = PAUSE_S[0]
+    while True:  # bounded by the deadline and keep_waiting()
+        try:
+            await publish_confirmed(js, outgoing, timeout_s)
+            return
+        except PublishFailed:
+            if not keep_waiting() or time.monotonic() + delay > deadline:
+                raise
+            log.warning("publish not confirmed; batch held, publishing again", exc_info=True)
+        await asyncio.sleep(delay)
+        delay = min(2 * delay, PUBLISH_RETRY_MAX_S)
+        with contextlib.suppress(Exception):  # NATS away: the batch comes back by itself
+            await asyncio.gather(*(msg.in_progress() for msg in msgs))
 
 
 async def _outcomes_through_outages(
