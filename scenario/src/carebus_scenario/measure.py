@@ -162,6 +162,47 @@ def cpu_seconds(pid: int, *, with_children: bool = False) -> float:
         return 0.0
 
 
+def _status_kib(pid: int, field_name: str) -> int | None:
+    """One ``Vm…`` line of /proc/<pid>/status, in KiB (None when the process is gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field_name):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+@dataclass
+class RssSampler:
+    """Resident memory (VmRSS) of named processes, sampled while a phase goes on: per process
+    the peak and the steady (median) figure, in MiB. Processes that end are skipped."""
+
+    pids: dict[str, int]
+    interval_s: float = 0.25
+    samples: dict[str, list[float]] = field(default_factory=dict)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():  # bounded by the caller's stop
+            for name, pid in self.pids.items():
+                kib = _status_kib(pid, "VmRSS:")
+                if kib is not None:
+                    self.samples.setdefault(name, []).append(kib / 1024)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.interval_s)
+
+    def figures(self) -> dict[str, dict[str, float]]:
+        return {
+            name: {
+                "peak_mib": round(max(values), 1),
+                "steady_mib": round(statistics.median(values), 1),
+                "samples": len(values),
+            }
+            for name, values in self.samples.items()
+            if values
+        }
+
+
 def peak_rss_mb(pid: int) -> float:
     """The process's peak resident set (VmHWM), in MiB."""
     try:
