@@ -14,6 +14,7 @@ import re
 import signal
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -32,6 +33,8 @@ from carebus_contracts.erp import JournalEntryRequested
 from carebus_contracts.examples import build_examples
 from carebus_contracts.scheduling import AppointmentCompleted
 from carebus_scenario.stack import provision_stack
+from carebus_shared.auth import scopes
+from carebus_shared.auth.client import bearer
 from carebus_shared.cli.provision import provision_all
 from carebus_shared.devstack.nats_server import NatsServer
 from carebus_shared.devstack.ports import free_port
@@ -301,6 +304,34 @@ async def test_every_interval_it_serves_the_latest_run_as_metrics_until_sigterm(
     assert '"msg":"reconciled"' in logged
     assert '"unexplained":2' in logged
     assert not any(i in logged or i in text for i in IDS)
+
+
+def status_of(port: int, headers: dict[str, str]) -> int:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/metrics", headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=2) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as refused:
+        return refused.code
+
+
+async def test_its_metrics_need_a_credential_with_the_metrics_scope(
+    suite: Suite, every: tuple[subprocess.Popen[bytes], int, Path]
+) -> None:
+    process, port, log = every
+    reader = await auth.client(suite.database_url, "only-ops", granted=(scopes.OPS_READ,))
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # bounded: until it serves
+        assert process.poll() is None, log.read_text()
+        try:
+            await asyncio.to_thread(scrape, port)
+            break
+        except OSError:
+            await asyncio.sleep(0.2)
+    assert await asyncio.to_thread(status_of, port, {}) == 401
+    assert await asyncio.to_thread(status_of, port, bearer(reader)) == 403
+    assert await asyncio.to_thread(status_of, port, auth.HEADERS) == 200
+    assert await asyncio.to_thread(status_of, port, bearer("cbk_not-a-key")) == 401
 
 
 async def test_provision_applies_the_results_schema(

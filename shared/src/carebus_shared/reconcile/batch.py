@@ -19,11 +19,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import asyncpg
-from prometheus_client import start_http_server
 
 from carebus_shared.jetstream.connection import connect as connect_nats
 from carebus_shared.reconcile import readers, store
 from carebus_shared.reconcile.domain import SiteDay, Timing, reconcile
+from carebus_shared.reconcile.exporter import serving_metrics
 from carebus_shared.reconcile.metrics import ReconcileMetrics
 from carebus_shared.runtime.metrics import new_registry
 
@@ -125,22 +125,20 @@ async def run_every(
     failed run is logged (its error's type, never data) and the next one comes on time."""
     registry = new_registry()
     metrics = ReconcileMetrics(registry)
-    server, thread = start_http_server(metrics_port, metrics_host, registry)
-    log.info("serving metrics", extra={"port": server.server_port})
     stop = asyncio.Event()
     restore = _stop_on_signals(stop)
     runs = 0
     try:
-        while not stop.is_set() and (max_runs is None or runs < max_runs):
-            runs += 1
-            await _scheduled_run(nats_url, database_url, job_for, metrics)
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(interval.total_seconds()):
-                    await stop.wait()
+        async with serving_metrics(database_url, metrics_host, metrics_port, registry) as port:
+            log.info("serving metrics", extra={"port": port})
+            while not stop.is_set() and (max_runs is None or runs < max_runs):
+                runs += 1
+                await _scheduled_run(nats_url, database_url, job_for, metrics)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(interval.total_seconds()):
+                        await stop.wait()
     finally:
         restore()
-        server.shutdown()
-        thread.join(5)
     log.info("stopped", extra={"runs": runs})
     return 0
 
