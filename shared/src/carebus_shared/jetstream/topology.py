@@ -368,3 +368,20 @@ def partitions_of(name: str, topology: Topology = TOPOLOGY) -> tuple[str, ...]:
     to: ``mapper`` → ``mapper-p0`` … ``mapper-p5``; ``erp-poster`` → itself."""
     stage = next((c.stage for c in topology.consumers if c.durable == name), name)
     return tuple(spec.durable for spec in topology.stage(stage))
+
+
+def as_whole(stage: str, topology: Topology = TOPOLOGY) -> ConsumerSpec:
+    """One spec standing for the stage ``stage`` as a whole: its one durable, or, for a
+    partitioned stage, its name reading the whole stream (the durable it had before)."""
+    specs = topology.stage(stage)
+    first = specs[0]
+    if len(specs) == 1:
+        return first
+    return replace(
+        first,
+        durable=stage,
+        filter_subjects=topology.stream(first.stream).subjects,
+        description=first.description.split(" (partition")[0],
+        group="",
+        partition=None,
+    )

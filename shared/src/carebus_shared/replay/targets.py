@@ -13,7 +13,7 @@ the stage as a whole and its backlog is the sum over the partitions.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from carebus_shared.jetstream.topology import (
     ERP_POSTER,
@@ -23,6 +23,7 @@ from carebus_shared.jetstream.topology import (
     VALIDATOR_SCHEDULING,
     ConsumerSpec,
     Topology,
+    as_whole,
     partitions_of,
 )
 
@@ -52,15 +53,6 @@ class Target:
         return self.durables or (self.consumer.durable,)
 
 
-def _as_whole(specs: Sequence[ConsumerSpec], topology: Topology) -> ConsumerSpec:
-    """One spec standing for a stage's partition durables: its name, the stream's subjects."""
-    first = specs[0]
-    if len(specs) == 1:
-        return first
-    subjects = topology.stream(first.stream).subjects
-    return replace(first, durable=first.stage, filter_subjects=subjects, group="", partition=None)
-
-
 def _stage(name: str) -> str:
     wanted = ALIASES.get(name, name)
     if wanted in STAGES:
@@ -85,7 +77,7 @@ def resolve(
     if not found:
         streams = ", ".join(sorted({c.stream for c in consumers}))
         raise ReplayRefused(f"{stage} does not consume {stream}; it consumes {streams}")
-    consumer = _as_whole(found, topology)
+    consumer = as_whole(found[0].stage, topology)
     if len(consumer.filter_subjects) != 1:  # every stage's consumer has one filter today
         raise ReplayRefused(f"{consumer.durable} has several filters; give --subject")
     narrowed = consumer.filter_subjects[0]

@@ -238,8 +238,11 @@ class ServiceRuntime:
                     log.info("migrations applied", extra={"owner": owner, "applied": applied})
         finally:
             await conn.close()
+        # A connection per partition's batch in flight besides the HTTP routes' and background
+        # loops' (an ordered stage runs a batch per partition at once: docs/decisions/030).
+        size = max(10, len(self._stage_consumers) + 4)
         self._pool = await asyncpg.create_pool(
-            self.settings.database_url, min_size=1, max_size=10, timeout=5, reset=_keep_session
+            self.settings.database_url, min_size=1, max_size=size, timeout=5, reset=_keep_session
         )
 
     async def _bring_up_loop(self) -> None:
