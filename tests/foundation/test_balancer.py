@@ -19,10 +19,17 @@ from carebus_shared.jetstream.balancer import Balancer, fair_share
 from carebus_shared.jetstream.consumer import StageConsumer
 from carebus_shared.jetstream.provision import apply_key_value, consumer_config
 from carebus_shared.jetstream.topology import (
+    ERP_POSTER,
+    MAPPER,
     ORDERED_IN_FLIGHT,
     STAGE_LEASES_BUCKET,
     TOPOLOGY,
+    VALIDATOR_BILLING,
+    VALIDATOR_SCHEDULING,
     ConsumerSpec,
+    as_whole,
+    partitions_of,
+    stage_of_durable,
 )
 
 
@@ -192,3 +199,24 @@ async def test_a_later_replica_gets_partitions_and_a_stopped_one_gives_them_back
         await later.stop(js)
         await first.stop(js)
     assert taken_s < 10.0  # released at once: no waiting for the leases to expire
+
+
+def test_a_partitions_durable_names_its_stage() -> None:
+    """Metrics, exception records (an advisory names the partition's durable), replay and
+    permissions speak of the stage as a whole."""
+    assert partitions_of(MAPPER) == tuple(f"mapper-p{p}" for p in range(PARTITIONS))
+    assert partitions_of("mapper-p4") == partitions_of(MAPPER)
+    assert partitions_of(ERP_POSTER) == (ERP_POSTER,)
+    assert stage_of_durable("masterdata-validator-billing-p2") == VALIDATOR_BILLING
+    assert stage_of_durable(ERP_POSTER) == ERP_POSTER
+    assert stage_of_durable("someone-elses") == "someone-elses"
+    assert {VALIDATOR_SCHEDULING, VALIDATOR_BILLING, MAPPER, ERP_POSTER} <= set(TOPOLOGY.stages)
+    p0 = TOPOLOGY.consumer("mapper-p0")
+    assert p0.filter_subjects == ("validated.*.*.*.*.p0", "validated.*.*.*.*")
+    assert TOPOLOGY.consumer("mapper-p5").filter_subjects == ("validated.*.*.*.*.p5",)
+    whole = as_whole(MAPPER)
+    assert (whole.durable, whole.filter_subjects, whole.partition) == (
+        MAPPER,
+        ("validated.>",),
+        None,
+    )

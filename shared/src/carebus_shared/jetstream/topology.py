@@ -366,8 +366,7 @@ TOPOLOGY = Topology(
 def partitions_of(name: str, topology: Topology = TOPOLOGY) -> tuple[str, ...]:
     """The durables of the stage ``name`` names, or of the stage the durable ``name`` belongs
     to: ``mapper`` → ``mapper-p0`` … ``mapper-p5``; ``erp-poster`` → itself."""
-    stage = next((c.stage for c in topology.consumers if c.durable == name), name)
-    return tuple(spec.durable for spec in topology.stage(stage))
+    return tuple(spec.durable for spec in topology.stage(stage_of_durable(name, topology)))
 
 
 def as_whole(stage: str, topology: Topology = TOPOLOGY) -> ConsumerSpec:
@@ -385,3 +384,8 @@ def as_whole(stage: str, topology: Topology = TOPOLOGY) -> ConsumerSpec:
         group="",
         partition=None,
     )
+
+
+def stage_of_durable(durable: str, topology: Topology = TOPOLOGY) -> str:
+    """The stage a durable belongs to (``mapper-p3`` → ``mapper``); an unknown name as is."""
+    return next((c.stage for c in topology.consumers if c.durable == durable), durable)
