@@ -90,7 +90,7 @@ async def _fetch_all(js: JetStreamContext, durable: str, n: int) -> list[Msg]:
         api.ConsumerConfig(
             durable_name=durable,
             ack_policy=api.AckPolicy.NONE,
-            filter_subject=f"erp.journal.requested.v1.{durable}",
+            filter_subject=f"erp.journal.requested.v1.{durable}.>",
         ),
     )
     sub = await js.pull_subscribe_bind(durable, stream="ERP")

@@ -44,7 +44,7 @@ from carebus_shared.exceptions.store import ExceptionRecord
 from carebus_shared.jetstream.provision import consumer_config, provision
 from carebus_shared.jetstream.publish import Outgoing, publish_confirmed, stage_msg_id
 from carebus_shared.jetstream.stage import Forward, Outcome, run_batch
-from carebus_shared.jetstream.topology import MAPPER, TOPOLOGY, ConsumerSpec, Topology
+from carebus_shared.jetstream.topology import MAPPER, TOPOLOGY, ConsumerSpec, Topology, as_whole
 from tests.support.mapper import (
     adjustment,
     appointment,
@@ -153,7 +153,7 @@ def _mapper(js: JetStreamContext, pool: asyncpg.Pool) -> BatchMapper:
 
 
 async def _add_durable(js: JetStreamContext, name: str) -> None:
-    spec = TOPOLOGY.consumer(MAPPER)
+    spec = as_whole(MAPPER)
     await js.add_consumer(
         "VALIDATED",
         consumer_config(ConsumerSpec(spec.stream, name, spec.filter_subjects, "bench")),
@@ -212,7 +212,8 @@ def _versioned(rules: Any, round_: int) -> Any:
 
 
 async def _service_process(url: str, db_url: str, tmp: Path) -> dict[str, Any]:
-    """The real service: a stream preloaded, then the MAPPER durable appears and it drains."""
+    """The real service: a stream preloaded, then the MAPPER durables (one per partition)
+    appear and it drains."""
     nc = await nats.connect(url)
     js = nc.jetstream()
     await js.purge_stream("ERP")
@@ -232,7 +233,8 @@ async def _service_process(url: str, db_url: str, tmp: Path) -> dict[str, Any]:
     process = ServiceProcess(argv, env, port, tmp / "mapper.log").start()
     try:
         await asyncio.sleep(1.0)
-        await js.add_consumer("VALIDATED", consumer_config(TOPOLOGY.consumer(MAPPER)))
+        for spec in TOPOLOGY.stage(MAPPER):
+            await js.add_consumer("VALIDATED", consumer_config(spec))
         deadline = time.monotonic() + 300
         while (await js.stream_info("ERP")).state.messages < EVENTS:
             assert time.monotonic() < deadline, "the service did not drain in 300 s"

@@ -82,6 +82,7 @@ from carebus_scenario.verify import differences
 from carebus_shared.devstack.nats_server import NatsServer
 from carebus_shared.devstack.postgres_server import PostgresServer
 from carebus_shared.jetstream.topology import MAPPER, VALIDATOR_BILLING, VALIDATOR_SCHEDULING
+from tests.support import auth
 
 RATES = (200, 500, 1000, 2000)
 RATE_SECONDS = float(os.environ.get("CAREBUS_BENCH_RATE_SECONDS", "20"))
@@ -625,6 +626,9 @@ async def bench_with_sync(sync: str, server_db: str, workdir: Path) -> dict[str,
 
 def _started(postgres: PostgresServer) -> str:
     postgres.start()
+    # The player signs in with the tests' client key (CAREBUS_API_KEY): every database made
+    # from template1 must know it, as on the tests' own server.
+    asyncio.run(auth.grant_everywhere(postgres.dsn, template=True))
     return postgres.dsn
 
 

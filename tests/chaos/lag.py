@@ -101,7 +101,9 @@ async def _quiet_event() -> None:
 async def _queued(nc: Client) -> int | None:
     try:
         js = nc.jetstream(timeout=1.0)
-        infos = [await js.consumer_info(stream, durable) for stream, durable in PIPELINE_CONSUMERS]
+        infos = [
+            await js.consumer_info(stream, durable) for stream, durable, _ in PIPELINE_CONSUMERS
+        ]
     except Exception:  # NATS away, or a consumer not there yet
         return None
     return sum(int(i.num_pending or 0) + int(i.num_ack_pending or 0) for i in infos)

@@ -123,7 +123,7 @@ class FaultResult:
 def _topology(fault: Fault) -> Topology:
     consumers = []
     for spec in TOPOLOGY.consumers:
-        if spec.durable in STAGES:
+        if spec.stage in STAGES:
             spec = replace(spec, backoff_s=(ACK_WAIT_S, 2 * ACK_WAIT_S, 4 * ACK_WAIT_S, 60.0))
         if spec.durable == ERP_POSTER and fault.kind == "erp_outage":
             spec = replace(spec, backoff_s=(ACK_WAIT_S, 1.0, 1.0), max_deliver=ERP_DELIVERIES)

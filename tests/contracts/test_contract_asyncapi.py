@@ -24,7 +24,7 @@ def test_document_covers_every_contract_and_service() -> None:
     assert doc["asyncapi"] == "3.0.0"
     addresses = {c["address"] for c in doc["channels"].values()}
     assert addresses == {info.address for info in REGISTRY.contracts()}
-    assert "exceptions.{stage}.{reason}.v1.{site}" in addresses
+    assert "exceptions.{stage}.{reason}.v1.{site}.{partition}" in addresses
     ops = doc["operations"].values()
     pairs = {
         (op["tags"][0]["name"], op["action"], op["channel"]["$ref"].split("/")[-1]) for op in ops

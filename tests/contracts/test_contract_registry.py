@@ -47,13 +47,16 @@ def test_one_type_per_subject() -> None:
     subjects = [info.subject_filter for info in REGISTRY.contracts()]
     assert len(subjects) == len(set(subjects))
     assert REGISTRY.for_subject("billing.charge.posted.v1.SITE01").type is ChargePosted
+    assert REGISTRY.for_subject("billing.charge.posted.v1.SITE01.p5").type is ChargePosted
     assert REGISTRY.for_subject("billing.claim.adjudicated.v2.X").type is ClaimAdjudicatedV2
     assert REGISTRY.for_subject("exceptions.mapper.mapping.v1.SITE01").type is ExceptionRaised
 
 
 def test_subject_and_headers_of_an_event() -> None:
     event = EXAMPLES[ChargePosted]
-    assert subject_for(event) == "billing.charge.posted.v1.SITE01"
+    # The partition is the claim's (the charge's encounter), p3 for "ENC-77".
+    assert event.partition_key == "ENC-77"
+    assert subject_for(event) == "billing.charge.posted.v1.SITE01.p3"
     assert headers_for(event) == {
         "Nats-Msg-Id": "evt-ch-1",
         "Carebus-Event-Type": "billing.charge.posted",
@@ -63,10 +66,10 @@ def test_subject_and_headers_of_an_event() -> None:
 
 def test_exception_subject_comes_from_stage_and_reason() -> None:
     event = EXAMPLES[ExceptionRaised]
-    assert subject_for(event) == "exceptions.masterdata_validator.masterdata.v1.SITE01"
+    assert subject_for(event) == "exceptions.masterdata_validator.masterdata.v1.SITE01.p2"
     assert headers_for(event)["Carebus-Event-Type"] == "exceptions.exception.raised"
     with pytest.raises(TypeError, match="subject_for"):
-        REGISTRY.info(event).subject("SITE01")
+        REGISTRY.info(event).subject("SITE01", event.entity_key)
 
 
 def test_site_is_sanitised_into_one_token() -> None:
@@ -74,7 +77,7 @@ def test_site_is_sanitised_into_one_token() -> None:
     import msgspec
 
     odd = msgspec.structs.replace(event, site="north campus.*")
-    assert subject_for(odd) == "billing.charge.posted.v1.north_campus__"
+    assert subject_for(odd) == "billing.charge.posted.v1.north_campus__.p3"
 
 
 def test_decoders_are_cached() -> None:
@@ -108,6 +111,8 @@ def test_unknown_subjects_are_refused() -> None:
         REGISTRY.for_subject("billing.charge.posted")
     with pytest.raises(UnknownContractError, match="known majors: \\[1\\]"):
         REGISTRY.for_subject("billing.charge.posted.v7.SITE01")
+    with pytest.raises(UnknownContractError, match="p<partition>"):
+        REGISTRY.for_subject("billing.charge.posted.v1.SITE01.x")
 
 
 def test_is_newer_drops_stale_updates() -> None:

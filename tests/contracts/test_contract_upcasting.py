@@ -21,7 +21,12 @@ from carebus_contracts import (
 )
 from carebus_contracts.billing import ClaimAdjudicated, ClaimAdjudicatedV2, ClaimTotals
 from carebus_contracts.examples import build_examples
-from carebus_contracts.subjects import STREAM_BILLING, STREAM_SUBJECTS
+from carebus_contracts.subjects import (
+    STREAM_BILLING,
+    STREAM_SUBJECTS,
+    partition_of,
+    partition_token,
+)
 from carebus_contracts.upcasting import UpcastError, upcast, upcaster
 
 GOLDEN_V1 = (
@@ -107,13 +112,14 @@ async def test_v2_consumer_replays_v1_messages_over_jetstream(nats_url: str) -> 
     nc = await nats.connect(nats_url)
     try:
         js = nc.jetstream()
-        v1_subject = f"billing.claim.adjudicated.v1.{site}"
+        history = [msgspec.structs.replace(e, site=site) for e in _v1_history()]
+        partition = partition_token(partition_of(history[0].partition_key))
+        v1_subject = f"billing.claim.adjudicated.v1.{site}.{partition}"
         try:
             stream = await js.find_stream_name_by_subject(v1_subject)
         except NotFoundError:
             await js.add_stream(name=STREAM_BILLING, subjects=[STREAM_SUBJECTS[STREAM_BILLING]])
             stream = STREAM_BILLING
-        history = [msgspec.structs.replace(e, site=site) for e in _v1_history()]
         for old in history:
             assert subject_for(old) == v1_subject
             ack = await js.publish(subject_for(old), encode(old), headers=headers_for(old))
@@ -127,7 +133,7 @@ async def test_v2_consumer_replays_v1_messages_over_jetstream(nats_url: str) -> 
         await js.publish(subject_for(v2), encode(v2), headers=headers_for(v2))
 
         # A consumer written for v2 subscribes to every major of the event type.
-        sub = await js.pull_subscribe(f"billing.claim.adjudicated.*.{site}", stream=stream)
+        sub = await js.pull_subscribe(f"billing.claim.adjudicated.*.{site}.>", stream=stream)
         messages = await sub.fetch(len(history) + 1, timeout=5)
         received = [decode_message(m.subject, m.data, m.headers) for m in messages]
         for m in messages:

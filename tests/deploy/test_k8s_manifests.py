@@ -20,9 +20,16 @@ import kubernetes_validate.utils as kv
 import pytest
 import yaml
 
+from carebus_contracts.subjects import PARTITIONS
 from carebus_shared.cli.services import ServiceEntry, discover
 from carebus_shared.db.roles import password_env as pg_password_env
-from carebus_shared.jetstream.topology import TOPOLOGY
+from carebus_shared.jetstream.topology import (
+    MAPPER,
+    TOPOLOGY,
+    VALIDATOR_BILLING,
+    VALIDATOR_SCHEDULING,
+    partitions_of,
+)
 from carebus_shared.settings import describe_settings
 from tests.deploy.manifests import (
     K8S,
@@ -722,16 +729,26 @@ def test_the_keda_scaled_objects_name_real_streams_durables_and_deployments() ->
     assert selects(keda["podSelector"], NATS_POD)
 
 
-def test_the_ordered_stages_are_not_scaled_past_what_their_durables_let_work() -> None:
-    """One batch in flight per ordered durable (ORDERED_IN_FLIGHT): more than two pods of the
-    validator or the mapper would wait idle until the stage is partitioned."""
+def test_the_ordered_stages_are_not_scaled_past_what_their_partitions_let_work() -> None:
+    """One batch in flight per partition of an ordered stage (docs/decisions/030): more pods
+    of the validator or the mapper than partitions would wait idle."""
     for name, kind, field in (
         ("prod", "HorizontalPodAutoscaler", "maxReplicas"),
         ("prod-keda", "ScaledObject", "maxReplicaCount"),
     ):
         for obj in of_kind(rendered(name), kind):
             if obj["metadata"]["name"] in {"masterdata-validator", "mapper"}:
-                assert obj["spec"][field] <= 2
+                assert obj["spec"][field] <= PARTITIONS
+
+
+def test_keda_watches_every_partition_of_an_ordered_stage() -> None:
+    watched = {
+        trigger["metadata"]["consumer"]
+        for obj in of_kind(rendered("prod-keda"), "ScaledObject")
+        for trigger in obj["spec"]["triggers"]
+    }
+    for stage in (VALIDATOR_SCHEDULING, VALIDATOR_BILLING, MAPPER):
+        assert set(partitions_of(stage)) <= watched
 
 
 # -- PostgreSQL example (not in any kustomization) ----------------------------------------

@@ -107,7 +107,7 @@ async def test_sigkill_after_commit_before_ack_never_posts_a_journal_twice(
         try:
             await wait_ready(survivor)
             await eventually(lambda: consumer_idle(js), 60, "every request acknowledged")
-            count = await subject_counts(js, "erp.journal.confirmed.v1.*")
+            count = await subject_counts(js, "erp.journal.confirmed.v1.>")
         finally:
             survivor.kill()
 
@@ -118,7 +118,7 @@ async def test_sigkill_after_commit_before_ack_never_posts_a_journal_twice(
         )
         assert redelivered > 0
         assert await scalar(erp_db, "SELECT count(*) FROM carebus_erp_poster.inbox") == JOURNALS
-        assert await subject_counts(js, "erp.journal.posted.v1.*") == JOURNALS
+        assert await subject_counts(js, "erp.journal.posted.v1.>") == JOURNALS
         assert count == JOURNALS
         if connector == "ledger":
             [(entries, distinct, debits)] = await query(

@@ -138,8 +138,8 @@ async def test_an_erp_outage_while_journals_flow_posts_each_exactly_once_afterwa
         await eventually(lambda: consumer_idle(stack.js), 30, "every request acknowledged")
 
         assert await _sandbox_journals(stack.db) == (journals, journals)
-        assert await subject_counts(stack.js, "erp.journal.posted.v1.*") == journals
-        assert await subject_counts(stack.js, "erp.journal.confirmed.v1.*") == journals
+        assert await subject_counts(stack.js, "erp.journal.posted.v1.>") == journals
+        assert await subject_counts(stack.js, "erp.journal.confirmed.v1.>") == journals
         assert (
             await scalar(stack.db, "SELECT count(*) FROM carebus_exceptions.exception_record") == 0
         )
@@ -264,14 +264,14 @@ async def test_rejections_go_to_the_exception_store_and_a_redrive_after_the_fix_
             ("JE-rej-2", "JE-rej-2~1", "confirmed"),
             ("JE-rej-3", "JE-rej-3", "confirmed"),
         ]
-        assert await subject_counts(stack.js, "erp.journal.confirmed.v1.*") == 3
+        assert await subject_counts(stack.js, "erp.journal.confirmed.v1.>") == 3
         assert stack.metric("carebus_erp_poster_pending_journals") == 0
 
 
 async def _rejected_events(js: JetStreamContext, n: int) -> bool:
-    if await subject_counts(js, "erp.journal.rejected.v1.*") < n:
+    if await subject_counts(js, "erp.journal.rejected.v1.>") < n:
         return False
-    sub = await js.pull_subscribe("erp.journal.rejected.v1.*", stream="ERP")
+    sub = await js.pull_subscribe("erp.journal.rejected.v1.>", stream="ERP")
     msgs = await sub.fetch(n, timeout=5)
     events = [decode_as(JournalRejected, m.data) for m in msgs]
     await sub.unsubscribe()

@@ -61,15 +61,15 @@ async def test_journals_are_booked_once_confirmed_and_visible_in_the_trial_balan
     await wait_ready(poster)
 
     async def all_confirmed() -> bool:
-        return await subject_counts(erp_js, "erp.journal.confirmed.v1.*") >= 300
+        return await subject_counts(erp_js, "erp.journal.confirmed.v1.>") >= 300
 
     await eventually(all_confirmed, 60, "300 confirmed journals")
     await eventually(lambda: consumer_idle(erp_js), 30, "every request acknowledged")
 
     assert await scalar(erp_db, "SELECT count(*) FROM carebus_erp_poster.journal_entry") == 300
     assert await scalar(erp_db, "SELECT count(*) FROM carebus_erp_poster.journal_line") == 600
-    assert await subject_counts(erp_js, "erp.journal.posted.v1.*") == 300
-    assert await subject_counts(erp_js, "erp.journal.confirmed.v1.*") == 300
+    assert await subject_counts(erp_js, "erp.journal.posted.v1.>") == 300
+    assert await subject_counts(erp_js, "erp.journal.confirmed.v1.>") == 300
     expected = sum(1_000 + i for i in range(300))
     [row] = await query(
         erp_db,
@@ -85,7 +85,7 @@ async def test_journals_are_booked_once_confirmed_and_visible_in_the_trial_balan
     inbox = await scalar(erp_db, "SELECT count(*) FROM carebus_erp_poster.inbox")
     assert inbox == 301  # both requests of the re-sent journal are recorded as handled
 
-    sub = await erp_js.pull_subscribe("erp.journal.confirmed.v1.*", stream="ERP")
+    sub = await erp_js.pull_subscribe("erp.journal.confirmed.v1.>", stream="ERP")
     [first] = await sub.fetch(1, timeout=5)
     confirmed = decode_as(JournalConfirmed, first.data)
     assert confirmed.erp_document_number.startswith("GL-")

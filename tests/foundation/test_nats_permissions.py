@@ -18,8 +18,10 @@ from carebus_contracts import subjects as s
 from carebus_shared.jetstream.permissions import SERVICES, all_permissions, unread_durables
 from carebus_shared.jetstream.provision import consumer_config, provision
 from carebus_shared.jetstream.server_config import redacted, with_credentials
-from carebus_shared.jetstream.topology import MAPPER, TOPOLOGY
+from carebus_shared.jetstream.topology import MAPPER, TOPOLOGY, partition_durable
 from tests.support.nats_auth import SecuredNats, secured_nats
+
+MAPPER_P0 = partition_durable(MAPPER, 0)
 
 
 @pytest.fixture
@@ -57,16 +59,16 @@ async def test_the_scheduling_adapter_publishes_only_scheduling_and_exception_ev
     errors: list[str] = []
     async with connected(secured.url_for("scheduling-adapter"), errors) as nc:
         js = nc.jetstream(timeout=1.0)
-        ack = await js.publish(s.subject("scheduling", "appointment", "booked", 1, "X"), b"{}")
+        ack = await js.publish(s.subject("scheduling", "appointment", "booked", 1, "X", 0), b"{}")
         assert ack.stream == s.STREAM_SCHEDULING
-        foreign = s.subject(s.DOMAIN_ERP, "journal", "requested", 1, "X")
+        foreign = s.subject(s.DOMAIN_ERP, "journal", "requested", 1, "X", 0)
         with pytest.raises(nats.errors.TimeoutError):
             await js.publish(foreign, b"{}")
         with pytest.raises(nats.errors.TimeoutError):
             await js.delete_stream(s.STREAM_SCHEDULING)
         # Another stage's durable is out of reach too.
         with pytest.raises(nats.errors.TimeoutError):
-            await js.consumer_info(s.STREAM_VALIDATED, MAPPER)
+            await js.consumer_info(s.STREAM_VALIDATED, MAPPER_P0)
     # nats-py lower-cases the server's error text.
     assert any(f'publish to "{foreign.lower()}"' in e for e in errors), errors
     assert any('publish to "$js.api.stream.delete.scheduling"' in e for e in errors), errors
@@ -118,9 +120,9 @@ async def test_the_ops_console_rebuilds_its_own_durables_but_no_stage_s(
         await js.add_consumer(tracker.stream, consumer_config(tracker))
         assert (await js.consumer_info(tracker.stream, tracker.durable)).num_pending == 0
         # It reads every stage's state, but cannot delete one.
-        assert (await js.consumer_info(s.STREAM_VALIDATED, MAPPER)).name == MAPPER
+        assert (await js.consumer_info(s.STREAM_VALIDATED, MAPPER_P0)).name == MAPPER_P0
         with pytest.raises(nats.errors.TimeoutError):
-            await js.delete_consumer(s.STREAM_VALIDATED, MAPPER)
+            await js.delete_consumer(s.STREAM_VALIDATED, MAPPER_P0)
 
 
 def test_printed_urls_hide_the_password() -> None:

@@ -54,7 +54,9 @@ async def test_a_service_connects_with_mutual_tls_and_publishes(
     )
     try:
         await provision(nc.jetstream(), TOPOLOGY, 1)
-        ack = await nc.jetstream().publish(s.subject("erp", "journal", "requested", 1, "X"), b"{}")
+        ack = await nc.jetstream().publish(
+            s.subject("erp", "journal", "requested", 1, "X", 0), b"{}"
+        )
         assert ack.stream == s.STREAM_ERP
         assert nc.connected_url is not None
         assert nc.connected_url.scheme == "tls"

@@ -142,8 +142,8 @@ async def _each_output_carries_its_own_inputs_trace(js: JetStreamContext) -> Non
     tag = uuid.uuid4().hex[:8]
     src, dst = f"TIN_{tag}", f"TOUT_{tag}"
     await js.add_stream(name=src, subjects=[f"tin{tag}.>"])
-    site = f"S{tag}"  # the handler's event's subject ends with its site: this test's own
-    await js.add_stream(name=dst, subjects=[f"erp.*.*.*.{site}", f"tout{tag}.>"])
+    site = f"S{tag}"  # the handler's event's subject names its site: this test's own
+    await js.add_stream(name=dst, subjects=[f"erp.*.*.*.{site}.*", f"tout{tag}.>"])
     await js.add_consumer(
         src, api.ConsumerConfig(durable_name="stage", ack_policy=api.AckPolicy.EXPLICIT)
     )

@@ -1,6 +1,6 @@
-"""End to end through the real service process (its FastStream consumer on the provisioned
-MAPPER durable), with a real NATS and PostgreSQL: validated events in, journals on the ERP
-stream, mapping exceptions in the exception store, and the preview API."""
+"""End to end through the real service process (its consumers on the provisioned MAPPER
+durables, one per partition), with a real NATS and PostgreSQL: validated events in, journals
+on the ERP stream, mapping exceptions in the exception store, and the preview API."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from carebus_contracts.validated import Enrichment, Validated
 from carebus_shared.devstack.nats_server import NatsServer
 from carebus_shared.devstack.ports import free_port
 from carebus_shared.jetstream.provision import provision
-from carebus_shared.jetstream.topology import MAPPER, TOPOLOGY
+from carebus_shared.jetstream.topology import MAPPER, TOPOLOGY, partitions_of
 from tests.support import auth
 from tests.support.mapper import (
     ENRICHMENT,
@@ -122,9 +122,9 @@ async def test_validated_events_become_journals_and_failures_exceptions(
     for event in events:
         await js.publish(subject_for(event), encode(event), headers=headers_for(event))
 
-    async def drained() -> bool:
-        info = await js.consumer_info("VALIDATED", MAPPER)
-        return info.num_pending == 0 and info.num_ack_pending == 0
+    async def drained() -> bool:  # every partition of the stage
+        infos = [await js.consumer_info("VALIDATED", d) for d in partitions_of(MAPPER)]
+        return all(i.num_pending == 0 and i.num_ack_pending == 0 for i in infos)
 
     await _wait_for(drained, "the mapper to consume every validated event")
     journals = await _journals(js)

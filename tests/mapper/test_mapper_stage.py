@@ -30,6 +30,7 @@ from carebus_shared.jetstream.publish import Outgoing, publish_confirmed
 from carebus_shared.jetstream.stage import Forward, run_batch
 from carebus_shared.jetstream.topology import MAPPER, TOPOLOGY
 from tests.support.mapper import appointment, charge, fresh_database, validate
+from tests.support.partitions import whole_stage
 
 RULES = load_rule_set()
 
@@ -49,7 +50,9 @@ async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
 async def stage_js(private_nats: NatsServer) -> AsyncIterator[JetStreamContext]:
     nc = await nats.connect(private_nats.url)
     js = nc.jetstream()
-    await provision(js, TOPOLOGY)
+    # One durable for the whole stage: these tests fetch several entities' events in one
+    # batch, whatever partitions they are in (the handler does not care).
+    await provision(js, whole_stage(TOPOLOGY, MAPPER))
     yield js
     await nc.close()
 

@@ -89,8 +89,8 @@ async def test_a_remittance_is_booked_to_the_site_of_its_claims_charges(
     site, office = unique("SITE"), unique("CBO")
     claim, source = unique("V"), unique("billing-")
     async with (
-        Collector(md_js, "VALIDATED", f"validated.*.*.*.{site}") as at_site,
-        Collector(md_js, "VALIDATED", f"validated.*.*.*.{office}") as at_office,
+        Collector(md_js, "VALIDATED", f"validated.*.*.*.{site}.*") as at_site,
+        Collector(md_js, "VALIDATED", f"validated.*.*.*.{office}.*") as at_office,
     ):
         await publish(md_js, [_claim_charge(site, source, payer, claim)])
         await at_site.until(1)
@@ -118,9 +118,9 @@ async def test_a_remittance_for_a_claim_not_yet_seen_waits_until_its_charge_arri
     site, office = unique("SITE"), unique("CBO")
     claim, source, key = unique("V"), unique("billing-"), unique("R")
     async with (
-        Collector(md_js, "VALIDATED", f"validated.*.*.*.{site}") as at_site,
-        Collector(md_js, "VALIDATED", f"validated.*.*.*.{office}") as at_office,
-        Collector(md_js, "EXCEPTIONS", f"exceptions.*.*.v1.{office}") as exceptions,
+        Collector(md_js, "VALIDATED", f"validated.*.*.*.{site}.*") as at_site,
+        Collector(md_js, "VALIDATED", f"validated.*.*.*.{office}.*") as at_office,
+        Collector(md_js, "EXCEPTIONS", f"exceptions.*.*.v1.{office}.*") as exceptions,
     ):
         await publish(
             md_js, remittance(site=office, source=X12, key=key, payer_code=payer, claim_id=claim)
@@ -168,7 +168,7 @@ async def test_the_payees_location_is_the_fallback_for_an_unknown_claim_and_for_
         {"source_system": X12, "kind": "location", "source_code": npi, "canonical_id": location},
     )
     key = unique("R")
-    async with Collector(md_js, "VALIDATED", f"validated.*.*.*.{payee_site}") as at_payee:
+    async with Collector(md_js, "VALIDATED", f"validated.*.*.*.{payee_site}.*") as at_payee:
         await publish(
             md_js,
             remittance(
@@ -197,7 +197,7 @@ async def test_a_redelivered_charge_or_remittance_changes_nothing(
     # A later charge of the same claim filed under another site does not move the claim.
     stray = _claim_charge(other_site, source, payer, claim)
     events = remittance(site=office, source=X12, key=key, payer_code=payer, claim_id=claim)
-    async with Collector(md_js, "VALIDATED", f"validated.*.*.*.{site}") as at_site:
+    async with Collector(md_js, "VALIDATED", f"validated.*.*.*.{site}.*") as at_site:
         await publish(md_js, [first])
         await at_site.until(1)
         await _publish_as_redelivery(md_js, first, "again")

@@ -56,8 +56,8 @@ async def test_unknown_provider_is_quarantined_then_released_when_the_provider_i
     appt_id = unique("A-")
     code = "1234^SMITH^JOHN"
     async with (
-        Collector(md_js, "VALIDATED", f"validated.*.*.v1.{site}") as validated,
-        Collector(md_js, "EXCEPTIONS", f"exceptions.*.*.v1.{site}") as exceptions,
+        Collector(md_js, "VALIDATED", f"validated.*.*.v1.{site}.*") as validated,
+        Collector(md_js, "EXCEPTIONS", f"exceptions.*.*.v1.{site}.*") as exceptions,
     ):
         await publish(
             md_js,
@@ -149,8 +149,8 @@ async def test_an_expired_provider_is_refused_after_its_end_date_and_accepted_be
     )
     early, late = unique("A-"), unique("A-")
     async with (
-        Collector(md_js, "VALIDATED", f"validated.*.*.v1.{site}") as validated,
-        Collector(md_js, "EXCEPTIONS", f"exceptions.*.*.v1.{site}") as exceptions,
+        Collector(md_js, "VALIDATED", f"validated.*.*.v1.{site}.*") as validated,
+        Collector(md_js, "EXCEPTIONS", f"exceptions.*.*.v1.{site}.*") as exceptions,
     ):
         await eventually(lambda: _view_caught_up(api, md_db), "the provider in the view")
         await publish(
@@ -210,7 +210,7 @@ async def test_an_invalid_npi_in_an_event_is_quarantined_as_invalid_npi(
 ) -> None:
     site, source = unique("S"), unique("sched-")
     appt_id = unique("A-")
-    async with Collector(md_js, "EXCEPTIONS", f"exceptions.*.*.v1.{site}") as exceptions:
+    async with Collector(md_js, "EXCEPTIONS", f"exceptions.*.*.v1.{site}.*") as exceptions:
         await publish(
             md_js,
             [
@@ -231,7 +231,7 @@ async def test_parked_events_are_released_in_their_original_order_per_entity(
     known, missing = unique("P-"), unique("P-")
     await _create(api, "providers", {"provider_id": known, "npi": VALID_NPIS[2], "name": "K"})
     blocked, free = unique("A-"), unique("A-")
-    async with Collector(md_js, "VALIDATED", f"validated.*.*.v1.{site}") as validated:
+    async with Collector(md_js, "VALIDATED", f"validated.*.*.v1.{site}.*") as validated:
         await eventually(lambda: _view_caught_up(api, md_db), "the provider in the view")
         await publish(
             md_js,
@@ -290,7 +290,7 @@ async def test_a_person_can_release_or_discard_parked_events(
         {"service_code": "99213", "code_system": "CPT", "description": "Office visit"},
     )
     first, second = unique("CH-"), unique("CH-")
-    async with Collector(md_js, "VALIDATED", f"validated.*.*.v1.{site}") as validated:
+    async with Collector(md_js, "VALIDATED", f"validated.*.*.v1.{site}.*") as validated:
         await publish(
             md_js,
             [

@@ -66,7 +66,7 @@ async def test_events_of_older_contract_versions_replayed_into_the_validator_are
         _old("billing.payment.posted", site, payer, claim),
         _old("billing.claim.adjudicated", site, payer, claim),
     ]
-    async with Collector(md_js, "VALIDATED", f"validated.*.*.*.{site}") as validated:
+    async with Collector(md_js, "VALIDATED", f"validated.*.*.*.{site}.*") as validated:
         seqs = [(await md_js.publish(s, data, headers=h)).seq for s, data, h in old]
         # The payer is unknown, so both are parked, and a person discards them by mistake.
         parked = await eventually(lambda: _parked_n(api, site, 2), "both events parked")

@@ -293,8 +293,8 @@ async def test_jetstream_metrics_and_no_created_series(console: Console) -> None
     await _until(polled_after_publishing, "the JetStream gauges to show the tracker caught up")
     text = console.metrics()
     assert "_created" not in text
-    for spec in TOPOLOGY.consumers:
-        consumer = {"stream": spec.stream, "consumer": spec.durable}
+    for spec in TOPOLOGY.consumers:  # a partitioned stage as a whole (ADR 030)
+        consumer = {"stream": spec.stream, "consumer": spec.stage}
         assert _sample(text, "carebus_jetstream_consumer_pending_messages", consumer) is not None
     age = _sample(text, "carebus_jetstream_consumer_oldest_unacked_age_seconds", labels)
     assert age is not None
@@ -312,7 +312,7 @@ async def test_sites_and_pipeline_answer_json(console: Console) -> None:
     assert sites["SITE99"]["registered"] is False
     status, body = _json(f"{console.base}/v1/pipeline")
     assert status == 200
-    assert {c["consumer"] for c in body["consumers"]} == {c.durable for c in TOPOLOGY.consumers}
+    assert {c["consumer"] for c in body["consumers"]} == set(TOPOLOGY.stages)
     assert [(x["service"], x["ready"], x["detail"]) for x in body["services"]] == [
         ("mapper", False, "down")
     ]

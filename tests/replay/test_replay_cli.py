@@ -100,7 +100,7 @@ def test_provision_applies_the_replay_record_and_a_dry_run_counts_by_subject(
     assert code == 0, err
     # The poster's outcomes on the same stream are not its input: not counted, not replayed.
     assert out.splitlines() == [
-        "dry run: ERP seq 1 .. 6 on erp.journal.requested.*.* into erp-poster: "
+        "dry run: ERP seq 1 .. 6 on erp.journal.requested.*.> into erp-poster: "
         "5 messages would be republished",
         out.splitlines()[1],
         "       3  erp.journal.requested.v1.SITE01",

@@ -18,6 +18,7 @@ from carebus_shared.jetstream.topology import (
     TOPOLOGY,
     VALIDATOR_BILLING,
     VALIDATOR_SCHEDULING,
+    partitions_of,
 )
 from carebus_shared.jetstream.window import Window
 from carebus_shared.replay.headers import (
@@ -66,8 +67,8 @@ def test_two_filters_intersect_token_by_token(a: str, b: str, both: str | None) 
         (VALIDATOR_BILLING, "BILLING", VALIDATOR_BILLING, "billing.>"),
         ("mapper", "VALIDATED", MAPPER, "validated.>"),
         # The ERP stream also holds the poster's outcomes: only the requests go back in.
-        ("poster", "ERP", ERP_POSTER, "erp.journal.requested.*.*"),
-        ("erp-poster", "ERP", ERP_POSTER, "erp.journal.requested.*.*"),
+        ("poster", "ERP", ERP_POSTER, "erp.journal.requested.*.>"),
+        ("erp-poster", "ERP", ERP_POSTER, "erp.journal.requested.*.>"),
     ],
 )
 def test_a_stage_is_reached_through_its_consumer_on_the_stream(
@@ -82,9 +83,21 @@ def test_a_stage_is_reached_through_its_consumer_on_the_stream(
 
 
 def test_a_subject_narrows_what_is_replayed() -> None:
-    target = resolve("poster", "ERP", "erp.*.*.*.SITE07")
-    assert target.subject == "erp.journal.requested.*.SITE07"
+    target = resolve("poster", "ERP", "erp.*.*.*.SITE07.>")
+    assert target.subject == "erp.journal.requested.*.SITE07.>"
+    # Five tokens: only what was stored before partitions (docs/decisions/030).
+    assert resolve("poster", "ERP", "erp.*.*.*.SITE07").subject == "erp.journal.requested.*.SITE07"
     assert resolve("mapper", "VALIDATED", "validated.charge.>").subject == "validated.charge.>"
+
+
+def test_a_partitioned_stage_receives_its_copies_through_every_partition() -> None:
+    target = resolve("mapper", "VALIDATED")
+    assert target.receiving == partitions_of(MAPPER)
+    assert resolve("mapper-p3", "VALIDATED").stage == "mapper"
+    listed = [OtherConsumer(d, ()) for d in partitions_of(MAPPER)]
+    assert others_receiving(target, [*listed, OtherConsumer("archiver", ())]) == [
+        OtherConsumer("archiver", ())
+    ]
 
 
 @pytest.mark.parametrize(
@@ -113,13 +126,13 @@ def test_a_replay_that_cannot_reach_its_stage_is_refused_saying_why(
 def test_another_durable_consumer_that_would_receive_the_copies_is_found() -> None:
     target = resolve("poster", "ERP")
     listed = [
-        OtherConsumer(ERP_POSTER, ("erp.journal.requested.*.*",)),  # the target itself
-        OtherConsumer("ledger-audit", ("erp.journal.posted.v1.*",)),  # other subjects
+        OtherConsumer(ERP_POSTER, ("erp.journal.requested.*.>",)),  # the target itself
+        OtherConsumer("ledger-audit", ("erp.journal.posted.v1.>",)),  # other subjects
         OtherConsumer("archiver", ()),  # the whole stream
-        OtherConsumer("site-7-feed", ("erp.*.*.*.SITE07",)),  # overlaps
+        OtherConsumer("site-7-feed", ("erp.*.*.*.SITE07.>",)),  # overlaps
     ]
     assert [c.name for c in others_receiving(target, listed)] == ["archiver", "site-7-feed"]
-    only_site_8 = resolve("poster", "ERP", "erp.journal.requested.v1.SITE08")
+    only_site_8 = resolve("poster", "ERP", "erp.journal.requested.v1.SITE08.>")
     assert [c.name for c in others_receiving(only_site_8, listed)] == ["archiver"]
 
 

@@ -9,11 +9,14 @@ from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
 
+import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from carebus_scenario.stack import ServiceStack
 from carebus_shared.devstack.nats_server import NatsCluster
 from carebus_shared.jetstream.topology import TOPOLOGY, Topology
+from tests.support import auth
 from tests.support.stacks import running_stack
 
 SHORT_BACKOFF_S = (5.0, 10.0, 20.0, 60.0)
@@ -62,3 +65,29 @@ async def cluster_stack(
         instances=instances,
     ) as services:
         yield services
+
+
+ORDERED_STAGES = {
+    "masterdata-validator": ("masterdata-validator-scheduling", "masterdata-validator-billing"),
+    "mapper": ("mapper",),
+}
+
+
+async def stage_figures(stack: ServiceStack, instance: str) -> dict[tuple[str, str], float]:
+    """From one instance's /metrics: (metric, stage) → value, for the messages it handled
+    (``handled``) and the partitions it holds (``held``)."""
+    async with httpx.AsyncClient(timeout=5.0) as client:
+        answer = await client.get(
+            f"{stack.http(instance)}/metrics", headers={"Authorization": f"Bearer {auth.KEY}"}
+        )
+    answer.raise_for_status()
+    found: dict[tuple[str, str], float] = {}
+    for family in text_string_to_metric_families(answer.text):
+        for sample in family.samples:
+            stage = sample.labels.get("stage", "")
+            if sample.name == "carebus_stage_messages_total":
+                key = ("handled", stage)
+                found[key] = found.get(key, 0.0) + sample.value
+            elif sample.name == "carebus_stage_partitions_held":
+                found[("held", stage)] = sample.value
+    return found

@@ -1,7 +1,8 @@
 """Faults on the 3-node cluster with three replicas of each stage (docs/decisions/027):
-the NATS node leading the SCHEDULING stream killed mid-run, and the mapper's active replica
-SIGTERMed mid-run. Either way the ledger must equal the oracle, every event be ok (nothing
-acknowledged lost, nothing posted twice) and no stage put one entity's events out of order.
+the NATS node leading the SCHEDULING stream killed mid-run, and a mapper replica SIGTERMed
+mid-run (then started again). Either way the ledger must equal the oracle, every event be ok
+(nothing acknowledged lost, nothing posted twice) and no stage put one entity's events out of
+order.
 The node kill reports the write pause a probe publishing every 50 ms saw."""
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import nats
 import pytest
 from nats.js import JetStreamContext
 
+from carebus_contracts.subjects import PARTITIONS
 from carebus_scenario.generator import Scenario
 from carebus_scenario.model import Delivery
 from carebus_scenario.observe import wait_quiet
@@ -28,7 +30,7 @@ from carebus_scenario.stack import ServiceStack
 from carebus_shared.devstack.nats_server import NatsCluster
 from carebus_shared.jetstream.connection import server_list
 from tests.chaos.runner import Operator
-from tests.scaleout.conftest import STAGES, cluster_stack
+from tests.scaleout.conftest import STAGES, cluster_stack, stage_figures
 from tests.scaleout.test_cluster_pipeline import (  # noqa: F401 (fixtures)
     expected,
     judge,
@@ -180,6 +182,8 @@ async def test_the_active_mapper_sigtermed_mid_run_hands_its_work_over(
     nats_cluster: NatsCluster,
     tmp_path: Path,
 ) -> None:
+    """A mapper replica SIGTERMed mid-run gives its partitions back at once and the other two
+    take them; started again, it gets its share back (docs/decisions/030)."""
     instances = dict.fromkeys(STAGES, 3)
     async with cluster_stack(database_url, nats_cluster, tmp_path / "stack", instances) as stack:
         endpoints = stack.endpoints
@@ -188,23 +192,53 @@ async def test_the_active_mapper_sigtermed_mid_run_hands_its_work_over(
         await _until_posted(endpoints.database_url, expected.journal_count // 4, play)
         assert not play.done(), "the play finished before the mapper could be stopped mid-run"
         victim = await _lease_holder(stack, "mapper")
+        others = [name for name in stack.instances("mapper") if name != victim]
         began = time.monotonic()
         code = await asyncio.to_thread(stack.terminate, victim, 20.0)
         took = time.monotonic() - began
-        print(f"\n{victim} drained and exited ({code}) in {took:.1f} s")
+        taken = await _until_held(stack, others, PARTITIONS, 15.0)
+        print(
+            f"\n{victim} drained and exited ({code}) in {took:.1f} s; the other two held all "
+            f"{PARTITIONS} partitions {taken:.1f} s later"
+        )
         report = await play
         problems = await judge(scenario, expected, stack, report.surprises)
         assert problems == [], "\n".join(problems)
         assert code == 0
         assert took < 20.0  # within the shutdown grace
+        # Started again, it gets its share back from the two that held everything.
+        await asyncio.to_thread(stack.start, [victim])
+        back = await _until_held(stack, [victim], PARTITIONS // 3, 40.0)
+        everyone = await _until_held(stack, stack.instances("mapper"), PARTITIONS, 10.0)
+        print(f"{victim} started again held {PARTITIONS // 3} partitions after {back:.1f} s")
+        assert everyone < 10.0
+
+
+async def _held(stack: ServiceStack, names: list[str]) -> int:
+    total = 0.0
+    for name in names:
+        total += (await stage_figures(stack, name)).get(("held", "mapper"), 0.0)
+    return int(total)
+
+
+async def _until_held(stack: ServiceStack, names: list[str], count: int, timeout_s: float) -> float:
+    """Seconds until ``names`` together hold ``count`` of the mapper's partitions (and each
+    no more than its fair share when that is the whole stage's)."""
+    started = time.monotonic()
+    for _ in range(int(timeout_s / 0.2)):  # bounded by the timeout
+        if await _held(stack, names) == count:
+            return time.monotonic() - started
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"{names} did not hold {count} partitions within {timeout_s} s")
 
 
 async def _lease_holder(stack: ServiceStack, service: str) -> str:
-    """The instance of ``service`` holding its durable's lease (its pid is in the value)."""
+    """The instance of ``service`` holding the lease of its first partition (its pid is in
+    the value)."""
     nc = await nats.connect(server_list(stack.nats_url))
     try:
         msg = await nc.jetstream().get_last_msg(
-            "KV_stage_leases", "$KV.stage_leases.VALIDATED.mapper"
+            "KV_stage_leases", "$KV.stage_leases.VALIDATED.mapper-p0"
         )
     finally:
         await nc.close()

@@ -11,6 +11,7 @@ from pathlib import Path
 import nats
 import pytest
 
+from carebus_contracts.subjects import PARTITIONS
 from carebus_scenario.checker import classify, observe_all, order_inversions
 from carebus_scenario.config import SMALL
 from carebus_scenario.generator import Scenario, generate
@@ -22,7 +23,7 @@ from carebus_scenario.verify import differences
 from carebus_shared.devstack.nats_server import NatsCluster
 from carebus_shared.jetstream.connection import server_list
 from carebus_shared.jetstream.topology import TOPOLOGY
-from tests.scaleout.conftest import STAGES, cluster_stack
+from tests.scaleout.conftest import ORDERED_STAGES, STAGES, cluster_stack, stage_figures
 
 pytestmark = pytest.mark.slow
 
@@ -99,3 +100,15 @@ async def test_three_replicas_of_each_stage_keep_the_promises(
         assert len(stack.instances("mapper")) == 3
         problems = await play_and_judge(scenario, expected, stack, tmp_path / "play")
         assert problems == [], "\n".join(problems)
+        # The replicas shared the ordered work (docs/decisions/030): each handled some of
+        # every ordered stage, and each holds a fair share of its partitions.
+        handled: dict[str, dict[str, float]] = {}
+        for service, stages in ORDERED_STAGES.items():
+            for instance in stack.instances(service):
+                figures = await stage_figures(stack, instance)
+                for stage in stages:
+                    handled.setdefault(stage, {})[instance] = figures.get(("handled", stage), 0)
+                    held = figures.get(("held", stage), 0)
+                    assert held == PARTITIONS / 3, f"{instance} holds {held} of {stage}"
+        print(f"\nmessages handled per replica: {handled}")
+        assert all(count > 0 for per in handled.values() for count in per.values()), handled

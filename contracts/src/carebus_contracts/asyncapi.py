@@ -15,6 +15,7 @@ from typing import Any, Final
 import msgspec
 
 from carebus_contracts import __version__
+from carebus_contracts import subjects as catalogue
 from carebus_contracts.exceptions import ReasonCategory, Stage
 from carebus_contracts.registry import (
     HEADER_EVENT_TYPE,
@@ -99,6 +100,12 @@ def _parameters(info: ContractInfo) -> dict[str, Any]:
     params["site"] = {
         "description": "Site code, a subject token (e.g. SITE01).",
         "examples": ["SITE01"],
+    }
+    params["partition"] = {
+        "enum": [catalogue.partition_token(p) for p in range(catalogue.PARTITIONS)],
+        "description": "The partition of the event's partition key (its entity key, or a "
+        "billing event's claim): a stable CRC-32 modulo the partition count. Subjects stored "
+        "before partitions end at the site.",
     }
     return params
 

@@ -84,6 +84,12 @@ class ChargePosted(Event, tag="billing.charge.posted", frozen=True, kw_only=True
     schema_version: SchemaVersion = "1.0"
     charge: Charge
 
+    @property
+    def partition_key(self) -> str:
+        """The claim (encounter) the charge is on: the validator books the claim's
+        remittances by its charges, so they share a partition (docs/decisions/030)."""
+        return self.charge.encounter_id or self.entity_key
+
 
 class ChargeReversed(Event, tag="billing.charge.reversed", frozen=True, kw_only=True):
     """Reverses an earlier charge in full; ``charge`` repeats what is being reversed."""
@@ -92,6 +98,12 @@ class ChargeReversed(Event, tag="billing.charge.reversed", frozen=True, kw_only=
     charge: Charge
     reversed_charge_id: NonEmptyStr
     reason: str | None = None
+
+    @property
+    def partition_key(self) -> str:
+        """The claim (encounter) the charge is on: the validator books the claim's
+        remittances by its charges, so they share a partition (docs/decisions/030)."""
+        return self.charge.encounter_id or self.entity_key
 
 
 class PaymentPosted(Event, tag="billing.payment.posted", frozen=True, kw_only=True):
@@ -110,6 +122,11 @@ class PaymentPosted(Event, tag="billing.payment.posted", frozen=True, kw_only=Tr
     payee_npi: str | None = None
     """Added in 1.2: the NPI of the payee the remittance paid (X12 835 N1*PE), when it says;
     the validator books a claim it does not know by the payee's location (docs/decisions/021)."""
+
+    @property
+    def partition_key(self) -> str:
+        """The claim it names, beside the claim's charges (docs/decisions/030)."""
+        return self.claim_id or self.entity_key
 
 
 class AdjustmentPosted(Event, tag="billing.adjustment.posted", frozen=True, kw_only=True):
@@ -135,6 +152,11 @@ class AdjustmentPosted(Event, tag="billing.adjustment.posted", frozen=True, kw_o
     payee_npi: str | None = None
     """Added in 1.2: the NPI of the payee the remittance paid (X12 835 N1*PE), when it says."""
 
+    @property
+    def partition_key(self) -> str:
+        """The claim it names, beside the claim's charges (docs/decisions/030)."""
+        return self.claim_id or self.entity_key
+
 
 class ClaimAdjustment(Contract, frozen=True, kw_only=True):
     group_code: CarcGroup
@@ -156,6 +178,11 @@ class ClaimAdjudicated(Event, tag="billing.claim.adjudicated", frozen=True, kw_o
     adjudicated_on: dt.date
     adjustments: tuple[ClaimAdjustment, ...] = ()
     payment_reference: str | None = None
+
+    @property
+    def partition_key(self) -> str:
+        """The claim it names, beside the claim's charges (docs/decisions/030)."""
+        return self.claim_id or self.entity_key
 
 
 class ClaimTotals(Contract, frozen=True, kw_only=True):
@@ -190,6 +217,11 @@ class ClaimAdjudicatedV2(Event, tag="billing.claim.adjudicated", frozen=True, kw
     payment_reference: str | None = None
     payee_npi: str | None = None
     """Added in 2.1: the NPI of the payee the remittance paid (X12 835 N1*PE), when it says."""
+
+    @property
+    def partition_key(self) -> str:
+        """The claim it names, beside the claim's charges (docs/decisions/030)."""
+        return self.claim_id or self.entity_key
 
 
 @upcaster(ClaimAdjudicated, ClaimAdjudicatedV2)

@@ -87,6 +87,12 @@ class Event(Contract, tag_field="event_type", frozen=True, kw_only=True):
         """The tag msgspec writes as the ``event_type`` field, e.g. "billing.charge.posted"."""
         return event_type_of(type(self))
 
+    @property
+    def partition_key(self) -> str:
+        """What picks the event's subject partition (docs/decisions/030): its entity key,
+        unless its type groups it with other entities a stage must see in order."""
+        return self.entity_key
+
     def subject_tokens(self) -> tuple[str, str, str]:
         """(domain, entity, event) of this event's subject; exceptions override it."""
         domain, entity, event = self.event_type.split(".")

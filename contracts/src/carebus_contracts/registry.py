@@ -111,13 +111,16 @@ class ContractInfo:
     def address(self) -> str:
         """Subject template with parameters, as in the AsyncAPI document."""
         if self.dynamic_subject:
-            return f"{self.domain}.{{stage}}.{{reason}}.v{self.major}.{{site}}"
-        return f"{self.domain}.{self.entity}.{self.event}.v{self.major}.{{site}}"
+            return f"{self.domain}.{{stage}}.{{reason}}.v{self.major}.{{site}}.{{partition}}"
+        return f"{self.domain}.{self.entity}.{self.event}.v{self.major}.{{site}}.{{partition}}"
 
-    def subject(self, site: str | None) -> str:
+    def subject(self, site: str | None, partition_key: str) -> str:
+        """The concrete subject of an event of this contract at ``site`` whose partition
+        key (usually its entity key) is ``partition_key``."""
         if self.dynamic_subject:
             raise TypeError(f"{self.event_type} subjects depend on the event: use subject_for()")
-        return subjects.subject(self.domain, self.entity, self.event, self.major, site)
+        partition = subjects.partition_of(partition_key)
+        return subjects.subject(self.domain, self.entity, self.event, self.major, site, partition)
 
 
 @functools.lru_cache(maxsize=256)  # every decoded message asks; there are few versions
@@ -186,11 +189,19 @@ class Registry:
             raise UnknownContractError(f"{cls.__name__} is not a registered contract") from None
 
     def for_subject(self, subject: str) -> ContractInfo:
-        """The contract a concrete subject carries, e.g. ``billing.charge.posted.v1.S1``."""
+        """The contract a concrete subject carries, e.g. ``billing.charge.posted.v1.S1.p3``
+        (or one stored before partitions, ``billing.charge.posted.v1.S1``)."""
         tokens = subject.split(".")
-        if len(tokens) != 5 or not tokens[3].startswith("v") or not tokens[3][1:].isdigit():
-            raise UnknownContractError(f"{subject!r} does not follow <d>.<e>.<ev>.v<N>.<site>")
-        domain, entity, event, version, _site = tokens
+        if (
+            len(tokens) not in (5, 6)
+            or not tokens[3].startswith("v")
+            or not tokens[3][1:].isdigit()
+            or (len(tokens) == 6 and subjects.partition_in(subject) is None)
+        ):
+            raise UnknownContractError(
+                f"{subject!r} does not follow <d>.<e>.<ev>.v<N>.<site>.p<partition>"
+            )
+        domain, entity, event, version = tokens[:4]
         event_type = self._dynamic.get(domain, f"{domain}.{entity}.{event}")
         return self.get(event_type, int(version[1:]))
 
@@ -284,7 +295,8 @@ def contract_for(event: Event | type[Event]) -> ContractInfo:
 def subject_for(event: Event) -> str:
     """The concrete subject to publish ``event`` on."""
     domain, entity, name = event.subject_tokens()
-    return subjects.subject(domain, entity, name, REGISTRY.info(event).major, event.site)
+    partition = subjects.partition_of(event.partition_key)
+    return subjects.subject(domain, entity, name, REGISTRY.info(event).major, event.site, partition)
 
 
 def headers_for(event: Event) -> dict[str, str]:

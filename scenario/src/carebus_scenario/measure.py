@@ -33,7 +33,9 @@ from carebus_shared.jetstream.connection import server_list
 from carebus_shared.jetstream.topology import EXCEPTION_CAPTURE, TOPOLOGY
 
 PIPELINE_STAGES = tuple(
-    (c.stream, c.durable) for c in TOPOLOGY.pipeline_consumers if c.durable != EXCEPTION_CAPTURE
+    (c.stream, c.durable, c.stage)
+    for c in TOPOLOGY.pipeline_consumers
+    if c.durable != EXCEPTION_CAPTURE
 )
 
 
@@ -251,10 +253,13 @@ class StageSampler:
             js = nc.jetstream()
             while not stop.is_set():
                 now = time.monotonic()
-                for stream, durable in PIPELINE_STAGES:
+                acked: dict[str, int] = {}
+                for stream, durable, stage in PIPELINE_STAGES:  # partitions summed
                     info = await js.consumer_info(stream, durable)
-                    acked = int(info.ack_floor.consumer_seq or 0) if info.ack_floor else 0
-                    self.samples.setdefault(durable, []).append((now, acked))
+                    floor = int(info.ack_floor.consumer_seq or 0) if info.ack_floor else 0
+                    acked[stage] = acked.get(stage, 0) + floor
+                for stage, count in acked.items():
+                    self.samples.setdefault(stage, []).append((now, count))
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), self.interval_s)
         finally:

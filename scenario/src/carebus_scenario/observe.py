@@ -24,7 +24,8 @@ from carebus_shared.auth.client import bearer, cli_key
 from carebus_shared.jetstream.connection import server_list
 from carebus_shared.jetstream.topology import TOPOLOGY
 
-PIPELINE_CONSUMERS = tuple((c.stream, c.durable) for c in TOPOLOGY.pipeline_consumers)
+# (stream, durable, stage): an ordered stage's partitions count as the stage (ADR 030).
+PIPELINE_CONSUMERS = tuple((c.stream, c.durable, c.stage) for c in TOPOLOGY.pipeline_consumers)
 
 _LEDGER = """
 SELECT e.site, l.account, l.currency,
@@ -143,14 +144,15 @@ async def stream_messages(nats_url: str) -> dict[str, int]:
 
 
 async def backlog(nats_url: str) -> dict[str, int]:
-    """Pending plus unacknowledged messages per pipeline consumer."""
+    """Pending plus unacknowledged messages per pipeline stage (over its partitions)."""
     nc = await nats.connect(server_list(nats_url))
     try:
         js = nc.jetstream()
-        found = {}
-        for stream, durable in PIPELINE_CONSUMERS:
+        found: dict[str, int] = {}
+        for stream, durable, stage in PIPELINE_CONSUMERS:
             info = await js.consumer_info(stream, durable)
-            found[durable] = int(info.num_pending or 0) + int(info.num_ack_pending or 0)
+            waiting = int(info.num_pending or 0) + int(info.num_ack_pending or 0)
+            found[stage] = found.get(stage, 0) + waiting
         return found
     finally:
         await nc.close()

@@ -32,10 +32,12 @@ HOST = "127.0.0.1"
 
 
 def with_ack_wait(topology: Topology, durable: str, backoff_s: tuple[float, ...]) -> Topology:
-    """The topology with one consumer's redelivery schedule changed (its first step is the
-    ack deadline): tests that kill a consumer need not wait the production 30 s."""
+    """The topology with one consumer's (or a partitioned stage's) redelivery schedule
+    changed (its first step is the ack deadline): tests that kill a consumer need not wait
+    the production 30 s."""
     consumers = tuple(
-        replace(c, backoff_s=backoff_s) if c.durable == durable else c for c in topology.consumers
+        replace(c, backoff_s=backoff_s) if durable in (c.durable, c.stage) else c
+        for c in topology.consumers
     )
     return replace(topology, consumers=consumers)
 

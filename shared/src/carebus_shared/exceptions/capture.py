@@ -20,6 +20,7 @@ from nats.js.errors import NotFoundError
 
 from carebus_shared.exceptions.store import ExceptionRecord
 from carebus_shared.jetstream.stage import BatchHandler, Forward, Outcome, RecordExceptions
+from carebus_shared.jetstream.topology import stage_of_durable
 from carebus_shared.replay.headers import origin_key
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,7 @@ async def advisory_record(js: JetStreamContext, advisory: Advisory) -> Exception
         message += " (the original has since left the stream)"
     return ExceptionRecord(
         dedupe_key=origin_key(advisory.stream, advisory.stream_seq, headers),
-        stage=advisory.consumer,
+        stage=stage_of_durable(advisory.consumer),  # a partition's durable: its stage's name
         category="transport",
         reason=reason,
         message=message,

@@ -60,10 +60,19 @@ def check_correction(
         rule = f"no registered contract for {event_type} to check a correction against"
         return CorrectionRefused("unknown_contract", "$", rule)
     # The subject carries the site: a correction that moves the event to another site (or,
-    # after an upcast, another version) is a different message, not a correction.
+    # after an upcast, another version) is a different message, not a correction. It is
+    # republished on the stored subject, so it must keep its partition too (its entity's
+    # other events are read there, in order: docs/decisions/030); a message stored before
+    # partitions has none to keep.
     new, old = subject_for(event).split("."), subject.split(".")
-    if len(new) != len(old) or new[:3] != old[:3] or new[4:] != old[4:]:
+    if len(old) not in (5, 6) or new[:3] != old[:3] or new[4] != old[4]:
         return CorrectionRefused(
             "subject_changed", "$.site", "must keep the stored message's site and event type"
+        )
+    if len(old) == 6 and new[5] != old[5]:
+        return CorrectionRefused(
+            "subject_changed",
+            "$.entity_key",
+            "must keep the stored message's partition (its entity key, or a billing event's claim)",
         )
     return None

@@ -23,9 +23,12 @@ ack deadline brings that batch back. The successor holds what it fetched (in-pro
 until the older messages are redelivered to it, then handles them all in stream order. A
 message this consumer itself handed back (a retry) does not hold the others up.
 
-Replicas of an ordered stage take turns: only the one holding the durable's lease fetches
-(``lease.Lease``; docs/decisions/027); the others try for it every ``lease_poll_s``. A
-stopping consumer finishes (or hands back) what it holds, then releases the lease.
+Replicas of an ordered stage take turns on each of its durables (one per subject partition):
+only the one holding the durable's lease fetches (``lease.Lease``; docs/decisions/027); the
+others try for it every ``lease_poll_s``. With a ``balancer`` (``balancer.Balancer``;
+docs/decisions/030) a replica takes a free lease only within its fair share of the stage's
+partitions, and hands one back (between batches) when it holds more. A stopping consumer
+finishes (or hands back) what it holds, then releases the lease.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from dataclasses import dataclass, field
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
+from carebus_shared.jetstream.balancer import Balancer
 from carebus_shared.jetstream.lease import Lease
 from carebus_shared.jetstream.pull import Puller
 from carebus_shared.jetstream.topology import ConsumerSpec
@@ -59,6 +63,7 @@ class StageConsumer:
     retry_s: float = 1.0
     hold_poll_s: float = 0.5
     lease_poll_s: float = 1.0
+    balancer: Balancer | None = None
     _stopping: asyncio.Event = field(default_factory=asyncio.Event, init=False)
     _task: asyncio.Task[None] | None = field(default=None, init=False)
     # Ordered stages: stream sequences fetched in this life (pruned below the ack floor),
@@ -70,6 +75,9 @@ class StageConsumer:
     def __post_init__(self) -> None:
         if self.spec.ordered:
             self._lease = Lease(self.spec.stream, self.spec.durable)
+            if self.balancer is not None:
+                self._lease.holder = self.balancer.member  # one name per replica
+                self.balancer.register(self.spec.partition or 0, self._lease)
 
     @property
     def active(self) -> bool:
@@ -101,6 +109,8 @@ class StageConsumer:
         busy = True
         while not self._stopping.is_set():  # bounded by stop()
             if not await self._take_turn(js):
+                await _stop(puller)  # what came for no pull yet goes back at once
+                puller = None
                 busy = False
                 with contextlib.suppress(TimeoutError):  # a standby: try again, or stop
                     await asyncio.wait_for(self._stopping.wait(), self.lease_poll_s)
@@ -142,15 +152,35 @@ class StageConsumer:
                 await self._lease.release(js())
 
     async def _take_turn(self, js: Callable[[], JetStreamContext]) -> bool:
-        """Whether this replica may fetch now: always, unless the stage is ordered and
-        another replica holds the durable's lease."""
-        if self._lease is None or self._lease.held:
+        """Whether this replica may fetch now: always, unless the stage is ordered and another
+        replica holds the durable's lease, or the balancer keeps this one from taking it or
+        asks for it back."""
+        lease, balancer = self._lease, self.balancer
+        if lease is None:
             return True
+        if lease.held:
+            if balancer is None or not balancer.should_shed():
+                return True
+            log.info("partition handed back", extra={"durable": self.spec.durable})
+            with contextlib.suppress(Exception):  # the link may be down; then it expires
+                await lease.release(js())
+            self._forget()
+            return False
+        self._forget()  # released, lost or never held: what it knew of the stream is stale
         try:
-            return await self._lease.acquire(js())
+            if balancer is None:
+                return await lease.acquire(js())
+            async with balancer.taking:
+                return balancer.may_take() and await lease.acquire(js())
         except Exception:  # NATS away: nobody can take it; try again
             log.warning("lease not taken", exc_info=True, extra={"durable": self.spec.durable})
             return False
+
+    def _forget(self) -> None:
+        """Another replica may have handled this durable's messages since: nothing fetched
+        before counts as ours any more."""
+        self._fetched.clear()
+        self._last_seq = 0
 
     async def _in_order(self, js: JetStreamContext, puller: Puller, msgs: list[Msg]) -> list[Msg]:
         """``msgs`` in stream order, after whatever older message was still out with another

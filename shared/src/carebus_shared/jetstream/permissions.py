@@ -51,7 +51,8 @@ class ServiceAccess:
     """What a service does on NATS, in the catalogue's and the topology's terms."""
 
     publishes: tuple[str, ...]  # domains whose subjects it publishes
-    durables: tuple[str, ...] = ()  # durables it pulls from and acknowledges through
+    # Durables it pulls from and acknowledges through (a partitioned stage's name: them all).
+    durables: tuple[str, ...] = ()
     # Durables it may delete and create again itself (the ops console's rebuild).
     owned_durables: tuple[str, ...] = ()
     kv_writes: tuple[str, ...] = ()
@@ -173,8 +174,9 @@ def service_permissions(
     """The publish allow-list of one service (it subscribes to its inboxes only)."""
     publish: list[str] = ["$JS.API.INFO"]  # the readiness probe's account check
     publish += [f"{domain}.>" for domain in access.publishes]
-    for durable in access.durables:
-        publish += _consumer_subjects(topology.consumer(durable))
+    for durable in access.durables:  # a stage's name stands for its partitions
+        for spec in topology.stage(durable):
+            publish += _consumer_subjects(spec)
     for durable in access.owned_durables:
         publish += _owned_consumer_subjects(topology.consumer(durable))
     publish += [f"$KV.{bucket}.>" for bucket in access.kv_writes]
@@ -189,7 +191,7 @@ def service_permissions(
 
 def all_permissions(topology: Topology = TOPOLOGY) -> list[Permissions]:
     """Every service's user, then the administrator's (everything)."""
-    known = {spec.durable for spec in topology.consumers}
+    known = set(topology.stages)
     for name, access in SERVICES.items():
         unknown = set(access.durables) - known
         if unknown:
@@ -201,4 +203,4 @@ def all_permissions(topology: Topology = TOPOLOGY) -> list[Permissions]:
 def unread_durables(topology: Topology = TOPOLOGY) -> set[str]:
     """Durables of the topology that no service may read (a gap in ``SERVICES``)."""
     read = {durable for access in SERVICES.values() for durable in access.durables}
-    return {spec.durable for spec in topology.consumers} - read
+    return {spec.durable for spec in topology.consumers if spec.stage not in read}

@@ -6,7 +6,7 @@ what it made (FastStream ``declare=False``), so replicas never race to create or
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from carebus_contracts import subjects as s
 
@@ -48,6 +48,15 @@ class ConsumerSpec:
     # False for an observer off the pipeline's path (the ops console's tracker): nothing in
     # the pipeline waits for it, and "the pipeline is drained" does not count its backlog.
     pipeline: bool = True
+    # A partitioned stage is one durable per subject partition (docs/decisions/030): ``group``
+    # names the stage as a whole (the durable before partitions), ``partition`` this one.
+    group: str = ""
+    partition: int | None = None
+
+    @property
+    def stage(self) -> str:
+        """The stage this durable belongs to: its group, or itself when not partitioned."""
+        return self.group or self.durable
 
 
 @dataclass(frozen=True)
@@ -70,6 +79,18 @@ class Topology:
     def consumer(self, durable: str) -> ConsumerSpec:
         return next(spec for spec in self.consumers if spec.durable == durable)
 
+    def stage(self, name: str) -> tuple[ConsumerSpec, ...]:
+        """The durables of a stage: its partitions, or the one durable of that name."""
+        found = tuple(spec for spec in self.consumers if spec.stage == name)
+        if not found:
+            raise KeyError(f"no consumer or stage named {name!r}")
+        return found
+
+    @property
+    def stages(self) -> tuple[str, ...]:
+        """Every stage's name, in the topology's order."""
+        return tuple(dict.fromkeys(spec.stage for spec in self.consumers))
+
     def key_value(self, bucket: str) -> KeyValueSpec:
         return next(spec for spec in self.key_values if spec.bucket == bucket)
 
@@ -80,14 +101,15 @@ class Topology:
 
 
 # Stages whose results depend on the order of events per entity (quarantine queues, version
-# fencing) allow only one batch in flight, and are ``ordered``. After a crash the dead
+# fencing) allow only one batch in flight per partition, and are ``ordered``. After a crash the dead
 # instance's batch stays pending until its ack deadline. When that batch was not full,
 # JetStream hands the successor up to the rest of the allowance of newer events first; an
 # ordered stage holds those until the dead one's batch is redelivered to it and handles all
 # of them in stream order (consumer.py; the fault suite found a booking handled after its
-# check-in, stale, its journal never posted: docs/decisions/017). Scale such a stage to N
-# replicas: one holds the durable's lease and fetches, the others stand by (lease.py), so the
-# allowance stays one batch (docs/decisions/027).
+# check-in, stale, its journal never posted: docs/decisions/017). Such a stage is one durable
+# per subject partition; one replica at a time holds a partition's lease and fetches from it
+# (lease.py, docs/decisions/027), and replicas share the partitions (balancer.py,
+# docs/decisions/030).
 # 100, the stages' default batch, rather than 200: a remittance file's burst moves down the
 # pipeline in halves and the stages overlap on it (pipeline benchmark: docs/decisions/003).
 ORDERED_IN_FLIGHT = 100
@@ -98,7 +120,8 @@ ORDERED_IN_FLIGHT = 100
 STAGE_LEASES_BUCKET = "stage_leases"
 LEASE_TTL_S = 5.0
 
-# Durable consumer names, one per consuming stage; replicas of a service share them.
+# Durable consumer names, one per consuming stage (an ordered stage's partitions are
+# ``<name>-p<n>``); replicas of a service share them.
 VALIDATOR_SCHEDULING = "masterdata-validator-scheduling"
 VALIDATOR_BILLING = "masterdata-validator-billing"
 MAPPER = "mapper"
@@ -141,6 +164,31 @@ def _ops_tracker_spec(stream: str) -> ConsumerSpec:
         # Idempotent and order-free (a step per event id), so a wide window is safe.
         max_ack_pending=20_000,
         pipeline=False,
+    )
+
+
+def partition_durable(stage: str, partition: int) -> str:
+    """An ordered stage's durable for one partition, e.g. ``mapper-p3``."""
+    return f"{stage}-{s.partition_token(partition)}"
+
+
+def partitioned(spec: ConsumerSpec, partitions: int = s.PARTITIONS) -> tuple[ConsumerSpec, ...]:
+    """``spec`` as one durable per subject partition of its stream's domain. Partition 0 also
+    reads the subjects stored before partitions (five tokens), so none is left unread."""
+    domain = s.STREAM_SUBJECTS[spec.stream].removesuffix(".>")
+    return tuple(
+        replace(
+            spec,
+            durable=partition_durable(spec.durable, p),
+            filter_subjects=(
+                s.partition_filter(domain, p),
+                *((s.legacy_filter(domain),) if p == 0 else ()),
+            ),
+            description=f"{spec.description} (partition {p} of {partitions})",
+            group=spec.durable,
+            partition=p,
+        )
+        for p in range(partitions)
     )
 
 
@@ -199,29 +247,35 @@ TOPOLOGY = Topology(
         ),
     ),
     consumers=(
-        ConsumerSpec(
-            s.STREAM_SCHEDULING,
-            VALIDATOR_SCHEDULING,
-            (s.STREAM_SUBJECTS[s.STREAM_SCHEDULING],),
-            "Master-data validation of appointment events",
-            max_ack_pending=ORDERED_IN_FLIGHT,
-            ordered=True,
+        *partitioned(
+            ConsumerSpec(
+                s.STREAM_SCHEDULING,
+                VALIDATOR_SCHEDULING,
+                (s.STREAM_SUBJECTS[s.STREAM_SCHEDULING],),
+                "Master-data validation of appointment events",
+                max_ack_pending=ORDERED_IN_FLIGHT,
+                ordered=True,
+            )
         ),
-        ConsumerSpec(
-            s.STREAM_BILLING,
-            VALIDATOR_BILLING,
-            (s.STREAM_SUBJECTS[s.STREAM_BILLING],),
-            "Master-data validation of billing events",
-            max_ack_pending=ORDERED_IN_FLIGHT,
-            ordered=True,
+        *partitioned(
+            ConsumerSpec(
+                s.STREAM_BILLING,
+                VALIDATOR_BILLING,
+                (s.STREAM_SUBJECTS[s.STREAM_BILLING],),
+                "Master-data validation of billing events",
+                max_ack_pending=ORDERED_IN_FLIGHT,
+                ordered=True,
+            )
         ),
-        ConsumerSpec(
-            s.STREAM_VALIDATED,
-            MAPPER,
-            (s.STREAM_SUBJECTS[s.STREAM_VALIDATED],),
-            "Mapping of validated events to journal entries",
-            max_ack_pending=ORDERED_IN_FLIGHT,
-            ordered=True,
+        *partitioned(
+            ConsumerSpec(
+                s.STREAM_VALIDATED,
+                MAPPER,
+                (s.STREAM_SUBJECTS[s.STREAM_VALIDATED],),
+                "Mapping of validated events to journal entries",
+                max_ack_pending=ORDERED_IN_FLIGHT,
+                ordered=True,
+            )
         ),
         ConsumerSpec(
             s.STREAM_ERP,
@@ -307,3 +361,31 @@ TOPOLOGY = Topology(
         ),
     ),
 )
+
+
+def partitions_of(name: str, topology: Topology = TOPOLOGY) -> tuple[str, ...]:
+    """The durables of the stage ``name`` names, or of the stage the durable ``name`` belongs
+    to: ``mapper`` → ``mapper-p0`` … ``mapper-p5``; ``erp-poster`` → itself."""
+    return tuple(spec.durable for spec in topology.stage(stage_of_durable(name, topology)))
+
+
+def as_whole(stage: str, topology: Topology = TOPOLOGY) -> ConsumerSpec:
+    """One spec standing for the stage ``stage`` as a whole: its one durable, or, for a
+    partitioned stage, its name reading the whole stream (the durable it had before)."""
+    specs = topology.stage(stage)
+    first = specs[0]
+    if len(specs) == 1:
+        return first
+    return replace(
+        first,
+        durable=stage,
+        filter_subjects=topology.stream(first.stream).subjects,
+        description=first.description.split(" (partition")[0],
+        group="",
+        partition=None,
+    )
+
+
+def stage_of_durable(durable: str, topology: Topology = TOPOLOGY) -> str:
+    """The stage a durable belongs to (``mapper-p3`` → ``mapper``); an unknown name as is."""
+    return next((c.stage for c in topology.consumers if c.durable == durable), durable)

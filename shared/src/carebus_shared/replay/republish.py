@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from nats.aio.msg import Msg
@@ -149,23 +149,26 @@ async def survey(
 def backlog_gate(
     js: JetStreamContext,
     stream: str,
-    durable: str,
+    durables: Sequence[str],
     max_backlog: int,
     *,
+    name: str = "",
     patience_s: float = 300.0,
     poll_s: float = 0.5,
 ) -> Step:
-    """Before a chunk: wait while the target consumer has more than ``max_backlog`` messages
-    not yet delivered; ``StageNotTaking`` when that lasts ``patience_s``."""
+    """Before a chunk: wait while the target consumers (a stage's partitions) have more than
+    ``max_backlog`` messages not yet delivered; ``StageNotTaking`` when that lasts
+    ``patience_s``."""
+    name = name or durables[0]
 
     async def wait_for_room() -> None:
         for _ in range(max(1, int(patience_s / poll_s))):
-            info = await js.consumer_info(stream, durable)
-            if (info.num_pending or 0) <= max_backlog:
+            infos = [await js.consumer_info(stream, durable) for durable in durables]
+            if sum(info.num_pending or 0 for info in infos) <= max_backlog:
                 return
             await asyncio.sleep(poll_s)
         raise StageNotTaking(
-            f"{durable} kept more than {max_backlog} messages waiting for {patience_s:.0f} s: "
+            f"{name} kept more than {max_backlog} messages waiting for {patience_s:.0f} s: "
             "is the stage running? (carebus status)"
         )
 

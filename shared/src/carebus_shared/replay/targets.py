@@ -4,13 +4,16 @@ A copy is republished on its own subject into its own stream, so every consumer 
 filter takes that subject receives it. In the topology each stream feeds one stage (the
 ERP stream's outcome subjects feed none), so the subjects a replay reads are the target
 consumer's filter, narrowed by ``--subject``; a durable consumer of someone else's that
-would also receive the copies makes the replay refuse (``others_receiving``).
+would also receive the copies makes the replay refuse (``others_receiving``). An ordered
+stage reads its stream through one durable per subject partition (docs/decisions/030): a
+copy keeps its subject, so it reaches the partition its original went to; the replay names
+the stage as a whole and its backlog is the sum over the partitions.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from carebus_shared.jetstream.topology import (
     ERP_POSTER,
@@ -20,6 +23,8 @@ from carebus_shared.jetstream.topology import (
     VALIDATOR_SCHEDULING,
     ConsumerSpec,
     Topology,
+    as_whole,
+    partitions_of,
 )
 
 # The stages a replay can go into, by the service's name, with the durables they consume.
@@ -38,8 +43,14 @@ class ReplayRefused(ValueError):
 @dataclass(frozen=True)
 class Target:
     stage: str  # the service
-    consumer: ConsumerSpec  # its durable on the stream
+    consumer: ConsumerSpec  # its durable on the stream (a partitioned stage as a whole)
     subject: str  # what is read and republished
+    # The durables that receive the copies: the consumer's, or its stage's partitions.
+    durables: tuple[str, ...] = field(default=())
+
+    @property
+    def receiving(self) -> tuple[str, ...]:
+        return self.durables or (self.consumer.durable,)
 
 
 def _stage(name: str) -> str:
@@ -47,7 +58,7 @@ def _stage(name: str) -> str:
     if wanted in STAGES:
         return wanted
     for stage, durables in STAGES.items():
-        if name in durables:
+        if name in durables or any(name in partitions_of(d) for d in durables):
             return stage
     choices = ", ".join([*STAGES, *ALIASES])
     raise ReplayRefused(f"unknown stage {name!r}; one of: {choices}")
@@ -61,12 +72,12 @@ def resolve(
     names = {spec.name for spec in topology.streams}
     if stream not in names:
         raise ReplayRefused(f"unknown stream {stream!r}; one of: {', '.join(sorted(names))}")
-    consumers = [c for c in topology.consumers if c.durable in STAGES[stage]]
+    consumers = [c for c in topology.consumers if c.stage in STAGES[stage]]
     found = [c for c in consumers if c.stream == stream]
     if not found:
         streams = ", ".join(sorted({c.stream for c in consumers}))
         raise ReplayRefused(f"{stage} does not consume {stream}; it consumes {streams}")
-    consumer = found[0]
+    consumer = as_whole(found[0].stage, topology)
     if len(consumer.filter_subjects) != 1:  # every stage's consumer has one filter today
         raise ReplayRefused(f"{consumer.durable} has several filters; give --subject")
     narrowed = consumer.filter_subjects[0]
@@ -77,7 +88,7 @@ def resolve(
                 f"--subject {subject} is not among what {consumer.durable} takes ({narrowed})"
             )
         narrowed = both
-    return Target(stage, consumer, narrowed)
+    return Target(stage, consumer, narrowed, tuple(c.durable for c in found))
 
 
 def intersect(a: str, b: str) -> str | None:
@@ -123,7 +134,7 @@ def others_receiving(
     return [
         c
         for c in consumers
-        if c.name != target.consumer.durable
+        if c.name not in target.receiving
         and c.name not in observers
         and (not c.filters or any(intersect(f, target.subject) for f in c.filters))
     ]

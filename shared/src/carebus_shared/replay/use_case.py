@@ -105,13 +105,15 @@ async def _durables(js: JetStreamContext, stream: str) -> list[OtherConsumer]:
 async def plan(js: JetStreamContext, request: Request) -> Plan:
     """Raises ``ReplayRefused`` naming what is wrong and what to do."""
     target = resolve(request.into, request.stream, request.subject)
-    stream, durable = target.consumer.stream, target.consumer.durable
+    stream = target.consumer.stream
     try:
         durables = await _durables(js, stream)
     except NotFoundError as exc:
         raise ReplayRefused(f"stream {stream} does not exist: run `carebus provision`") from exc
-    if durable not in {c.name for c in durables}:
-        raise ReplayRefused(f"consumer {durable} does not exist: run `carebus provision`")
+    missing = [name for name in target.receiving if name not in {c.name for c in durables}]
+    if missing:
+        names = ", ".join(missing)
+        raise ReplayRefused(f"consumer {names} does not exist: run `carebus provision`")
     others = others_receiving(target, durables)
     if others:
         raise ReplayRefused(refusal_for_others(target, others))
@@ -143,8 +145,9 @@ async def replay(
     gate = backlog_gate(
         js,
         span.stream,
-        target.consumer.durable,
+        target.receiving,
         settings.max_backlog,
+        name=target.consumer.durable,
         patience_s=settings.patience_s,
     )
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Generic, TypeVar
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 from prometheus_client.metrics import MetricWrapperBase
 
 M = TypeVar("M", bound=MetricWrapperBase)
@@ -53,6 +54,12 @@ class StageMetrics:
             ["stage", "reason"],
             registry=registry,
         )
+        self.partitions_held = Gauge(
+            "carebus_stage_partitions_held",
+            "Partitions of an ordered stage whose lease this replica holds",
+            ["stage"],
+            registry=registry,
+        )
         self.batch_seconds = Histogram(
             "carebus_stage_batch_seconds",
             "Time to handle, publish and ack one batch",
@@ -60,3 +67,7 @@ class StageMetrics:
             registry=registry,
             buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
         )
+
+    def watch_partitions(self, stage: str, held: Callable[[], int]) -> None:
+        """Report how many of ``stage``'s partitions this replica holds, read at scrape."""
+        self.partitions_held.labels(stage).set_function(held)

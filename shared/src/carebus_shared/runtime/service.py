@@ -9,6 +9,7 @@ On shutdown, subscribers stop fetching, in-flight batches finish and ack, then w
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import time
@@ -42,11 +43,12 @@ from carebus_shared.exceptions.store import ExceptionRecord
 from carebus_shared.http.guards import refuse_unstorable_parameters
 from carebus_shared.http.headers import SecurityHeaders
 from carebus_shared.http.problems import EXCEPTION_HANDLERS
+from carebus_shared.jetstream.balancer import Balancer
 from carebus_shared.jetstream.connection import ConnectionState, make_broker, tls_context
 from carebus_shared.jetstream.consumer import OnBatch, StageConsumer
 from carebus_shared.jetstream.publish import PublishFailed, outgoing_for, publish_confirmed
 from carebus_shared.jetstream.stage import BatchHandler, BatchTally, run_batch
-from carebus_shared.jetstream.topology import ConsumerSpec
+from carebus_shared.jetstream.topology import TOPOLOGY, ConsumerSpec
 from carebus_shared.runtime.background import BackgroundLoops
 from carebus_shared.runtime.health import health_routes
 from carebus_shared.runtime.metrics import StageMetrics, new_registry
@@ -96,6 +98,7 @@ class ServiceRuntime:
         )
         self._consumers: list[ConsumerSpec] = []
         self._stage_consumers: list[StageConsumer] = []
+        self._balancers: list[Balancer] = []
         self._js: JetStreamContext | None = None
         self._js_connection: object = None
         # (owner, package) pairs: the shared client and exception stores and the audit log
@@ -137,6 +140,25 @@ class ServiceRuntime:
         self._stage_consumers.append(consumer)
         self._consumers.append(spec)
         return consumer
+
+    def consume_stage(
+        self, stage: str, on_batch: OnBatch, batch_size: int, top_up_s: float
+    ) -> list[StageConsumer]:
+        """Like :meth:`consume`, for every durable of ``stage`` (an ordered stage's
+        partitions, shared with the stage's other replicas by a balancer)."""
+        specs = TOPOLOGY.stage(stage)
+        balancer = None
+        if len(specs) > 1 and specs[0].ordered:
+            balancer = Balancer(specs[0].stream, stage, len(specs))
+            self._balancers.append(balancer)
+            self.stage_metrics.watch_partitions(stage, lambda: len(balancer.held))
+        consumers = []
+        for spec in specs:
+            consumer = StageConsumer(spec, on_batch, batch_size, top_up_s, balancer=balancer)
+            self._stage_consumers.append(consumer)
+            self._consumers.append(spec)
+            consumers.append(consumer)
+        return consumers
 
     # -- dependencies -----------------------------------------------------------------
     @property
@@ -216,8 +238,11 @@ class ServiceRuntime:
                     log.info("migrations applied", extra={"owner": owner, "applied": applied})
         finally:
             await conn.close()
+        # A connection per partition's batch in flight besides the HTTP routes' and background
+        # loops' (an ordered stage runs a batch per partition at once: docs/decisions/030).
+        size = max(10, len(self._stage_consumers) + 4)
         self._pool = await asyncpg.create_pool(
-            self.settings.database_url, min_size=1, max_size=10, timeout=5, reset=_keep_session
+            self.settings.database_url, min_size=1, max_size=size, timeout=5, reset=_keep_session
         )
 
     async def _bring_up_loop(self) -> None:
@@ -241,6 +266,8 @@ class ServiceRuntime:
         self.nats_state.connected = True
         await self._wait_for_consumers()
         await self.broker.start()
+        for balancer in self._balancers:
+            balancer.start(lambda: self.js)
         for consumer in self._stage_consumers:
             consumer.start(lambda: self.js)
         for hook in self.on_started:
@@ -283,6 +310,9 @@ class ServiceRuntime:
         await asyncio.gather(
             *(c.stop(self.settings.shutdown_grace_s) for c in self._stage_consumers)
         )
+        for balancer in self._balancers:  # after the leases: the others take them at once
+            with contextlib.suppress(DependencyUnavailable):
+                await balancer.stop(self.js)
         # Stops fetching, waits for in-flight handlers (graceful_timeout), drains the link.
         try:
             await self.broker.stop()

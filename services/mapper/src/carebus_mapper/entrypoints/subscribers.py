@@ -1,5 +1,5 @@
-"""The mapping stage's consumer (bound to the provisioned MAPPER durable, thin by design) and
-the service's share of the exception capture."""
+"""The mapping stage's consumers (bound to the provisioned MAPPER durables, one per
+partition; thin by design) and the service's share of the exception capture."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from nats.aio.msg import Msg
 from carebus_mapper.config import SERVICE, Settings
 from carebus_shared.exceptions.subscriber import capture_exceptions
 from carebus_shared.jetstream.stage import BatchHandler
-from carebus_shared.jetstream.topology import MAPPER, TOPOLOGY
+from carebus_shared.jetstream.topology import MAPPER
 from carebus_shared.runtime.service import ServiceRuntime
 
 
@@ -20,6 +20,4 @@ def subscribe(runtime: ServiceRuntime, handle: BatchHandler, settings: Settings)
     async def on_validated(msgs: Sequence[Msg]) -> None:
         await runtime.run_stage_batch(SERVICE, msgs, handle)
 
-    runtime.consume(
-        TOPOLOGY.consumer(MAPPER), on_validated, settings.batch_size, settings.max_wait_s
-    )
+    runtime.consume_stage(MAPPER, on_validated, settings.batch_size, settings.max_wait_s)

@@ -10,18 +10,17 @@ from nats.aio.msg import Msg
 from carebus_masterdata_validator.handlers.validate import Validator
 from carebus_shared.exceptions.subscriber import capture_exceptions
 from carebus_shared.jetstream.stage import Outcome
-from carebus_shared.jetstream.topology import TOPOLOGY, ConsumerSpec
 from carebus_shared.runtime.service import ServiceRuntime
 
 
 def _consume(
     runtime: ServiceRuntime,
     validator: Validator,
-    spec: ConsumerSpec,
+    stage: str,
     batch_size: int,
     max_wait_s: float,
 ) -> None:
-    stage = spec.durable
+    """``stage`` is the durable's name before partitions: exceptions and metrics name it."""
 
     async def handle(msgs: Sequence[Msg]) -> Sequence[Outcome]:
         return await validator.handle(stage, msgs)
@@ -29,7 +28,7 @@ def _consume(
     async def on_batch(msgs: Sequence[Msg]) -> None:
         await runtime.run_stage_batch(stage, msgs, handle)
 
-    runtime.consume(spec, on_batch, batch_size, max_wait_s)
+    runtime.consume_stage(stage, on_batch, batch_size, max_wait_s)
 
 
 def subscribe(
@@ -40,5 +39,5 @@ def subscribe(
     max_wait_s: float,
 ) -> None:
     capture_exceptions(runtime)
-    for durable in consumers:
-        _consume(runtime, validator, TOPOLOGY.consumer(durable), batch_size, max_wait_s)
+    for stage in consumers:
+        _consume(runtime, validator, stage, batch_size, max_wait_s)

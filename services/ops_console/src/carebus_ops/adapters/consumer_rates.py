@@ -31,8 +31,10 @@ class ConsumerRates:
         self._samples: dict[str, deque[tuple[float, int]]] = {}
 
     async def sample(self) -> None:
-        """Note every pipeline durable's ack floor (a background step)."""
+        """Note every pipeline stage's ack floor (a background step); a partitioned stage's
+        is the sum of its partitions' (docs/decisions/030)."""
         now = self._clock()
+        floors: dict[str, int] = {}
         for spec in self._topology.consumers:
             if not spec.pipeline:
                 continue
@@ -41,7 +43,9 @@ class ConsumerRates:
             except NotFoundError:
                 continue
             floor = int(info.ack_floor.consumer_seq or 0) if info.ack_floor else 0
-            kept = self._samples.setdefault(spec.durable, deque(maxlen=_MAX_SAMPLES))
+            floors[spec.stage] = floors.get(spec.stage, 0) + floor
+        for stage, floor in floors.items():
+            kept = self._samples.setdefault(stage, deque(maxlen=_MAX_SAMPLES))
             kept.append((now, floor))
             while len(kept) > 2 and now - kept[1][0] >= WINDOW_S:
                 kept.popleft()

@@ -6,6 +6,7 @@ from __future__ import annotations
 from nats.aio.msg import Msg
 
 from carebus_contracts.registry import HEADER_EVENT_TYPE, HEADER_SCHEMA_VERSION
+from carebus_contracts.subjects import site_of
 from carebus_outbound.adapters.http_client import HttpSender
 from carebus_outbound.domain.delivery import Answer
 from carebus_outbound.handlers.deliver import Owed
@@ -22,7 +23,7 @@ class StatusWebhook:
     def build(self, msg: Msg) -> list[Owed] | Reject:
         headers = msg.headers or {}
         event_id = headers.get("Nats-Msg-Id")
-        site = msg.subject.rsplit(".", 1)[-1]
+        site = site_of(msg.subject)
         if not event_id:
             return Reject("contract", "no_event_id", "a status event without Nats-Msg-Id")
         body = msg.data
