@@ -21,6 +21,13 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "deploy" / "k8s"
 OVERLAYS = ("dev", "prod", "prod-keda")
+# The console forwards re-drives to the adapters and quarantine actions to the validator; its
+# defaults are loopback, which in a container is the console itself.
+CONSOLE_DOWNSTREAM = {
+    "CAREBUS_OPS_CONSOLE_SCHEDULING_ADAPTER_URL": "http://scheduling-adapter:8081",
+    "CAREBUS_OPS_CONSOLE_BILLING_ADAPTER_URL": "http://billing-adapter:8082",
+    "CAREBUS_OPS_CONSOLE_VALIDATOR_URL": "http://masterdata-validator:8083",
+}
 KUBECTL = Path(sys.executable).parent / "kubectl"
 
 Obj = dict[str, Any]

@@ -14,7 +14,7 @@ from carebus_shared.cli.services import discover
 from carebus_shared.db.roles import password_env as pg_password_env
 from carebus_shared.jetstream.permissions import ADMIN_USER, SERVICES, all_permissions
 from carebus_shared.jetstream.server_config import password_env, render_authorization
-from tests.deploy.manifests import REPO
+from tests.deploy.manifests import CONSOLE_DOWNSTREAM, REPO
 
 COMPOSE = REPO / "compose.yaml"
 # Intake: MLLP (2575, 2576) and HTTP (8081, 8082); the console (8087).
@@ -119,3 +119,8 @@ def test_each_service_logs_in_to_postgres_as_its_own_role() -> None:
         assert url == (
             f"postgresql://{service.schema}:${{{variable}:?set in .env}}@postgres:5432/carebus"
         ), service.name
+
+
+def test_the_console_reaches_the_adapters_and_the_validator_by_their_names() -> None:
+    environment = _compose()["services"]["ops-console"]["environment"]
+    assert {name: environment.get(name) for name in CONSOLE_DOWNSTREAM} == CONSOLE_DOWNSTREAM

@@ -32,6 +32,7 @@ from carebus_shared.jetstream.topology import (
 )
 from carebus_shared.settings import describe_settings
 from tests.deploy.manifests import (
+    CONSOLE_DOWNSTREAM,
     K8S,
     KUBECTL,
     OVERLAYS,
@@ -769,3 +770,11 @@ def test_the_cloudnative_pg_example_is_documented_and_not_applied_by_kustomize()
     readme = (folder / "README.md").read_text()
     assert "sslmode=verify-full" in readme
     assert "carebus-pg-rw.carebus-db.svc" in readme
+
+
+@pytest.mark.parametrize("name", OVERLAYS)
+def test_the_console_reaches_the_adapters_and_the_validator_by_their_names(name: str) -> None:
+    objs = rendered(name)
+    [container] = containers(named(objs, "Deployment", "ops-console"))
+    found = {var: env_value(container, objs, var) for var in CONSOLE_DOWNSTREAM}
+    assert found == CONSOLE_DOWNSTREAM

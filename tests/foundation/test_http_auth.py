@@ -24,12 +24,13 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from litestar import Litestar, Request, get, post
 from litestar.middleware import DefineMiddleware
 
+from carebus_shared import audit
 from carebus_shared.auth import store
 from carebus_shared.auth.client import acting_for, bearer
 from carebus_shared.auth.guard import AuthSettings, HttpAuth
 from carebus_shared.auth.keys import key_hash
 from carebus_shared.auth.limits import ConcurrencyCap, TokenBuckets
-from carebus_shared.auth.principal import actor_of
+from carebus_shared.auth.principal import ON_BEHALF_ADDRESS_HEADER, actor_of
 from carebus_shared.auth.scopes import (
     EXCEPTIONS_WRITE,
     MASTERDATA_WRITE,
@@ -61,13 +62,17 @@ def _app(pool: asyncpg.Pool, settings: AuthSettings, cap: int = 100) -> Litestar
     async def change(request: Request[Any, Any, Any]) -> dict[str, str]:
         return {"actor": actor_of(request)}
 
+    @get("/v1/where", **requires(MASTERDATA_WRITE))
+    async def where(request: Request[Any, Any, Any]) -> dict[str, str | None]:
+        return {"actor": actor_of(request), "from": audit.client_address()}
+
     @get("/v1/slow", **requires(EXCEPTIONS_WRITE))
     async def slow() -> str:
         await asyncio.sleep(0.5)
         return "done"
 
     return Litestar(
-        [live, change, slow],
+        [live, change, where, slow],
         guards=[HttpAuth(lambda: pool, settings).guard],
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[SecurityHeaders, DefineMiddleware(ConcurrencyCap, limit=cap)],
@@ -96,6 +101,29 @@ async def test_only_the_hash_is_stored_and_the_key_names_its_client(
         assert claimed.json() == {"actor": "steward-1"}
         delegated = await http.post("/v1/things", headers=acting_for(auth.KEY, "dana"))
         assert delegated.json() == {"actor": "dana"}
+
+
+async def test_only_a_delegating_client_says_from_where_its_person_acts(
+    pool: asyncpg.Pool, database_url: str
+) -> None:
+    """The audit's "from where": the peer; for the console (actor:delegate), the address of
+    the person it forwards (an IP address only). Anyone else naming one is ignored."""
+    key = await auth.client(database_url, "steward-2", (MASTERDATA_WRITE,))
+    elsewhere = {ON_BEHALF_ADDRESS_HEADER: "192.0.2.7"}
+    async with _client(_app(pool, AuthSettings())) as http:
+        own = await http.get("/v1/where", headers={**bearer(key), **elsewhere})
+        assert own.json() == {"actor": "steward-2", "from": "127.0.0.1"}
+        for sent, seen in (("192.0.2.7", "192.0.2.7"), ("2001:db8::1", "2001:db8::1"),
+                           ("dana's laptop", "127.0.0.1"), ("", "127.0.0.1")):  # fmt: skip
+            headers = {**acting_for(auth.KEY, "dana"), ON_BEHALF_ADDRESS_HEADER: sent}
+            forwarded = await http.get("/v1/where", headers=headers)
+            assert forwarded.json() == {"actor": "dana", "from": seen}, sent
+    # The console sends the address its own request was bound to.
+    audit.bind_client_address("198.51.100.4")
+    try:
+        assert acting_for("k", "dana")[ON_BEHALF_ADDRESS_HEADER] == "198.51.100.4"
+    finally:
+        audit.bind_client_address(None)
 
 
 async def test_401_403_are_problems_and_headers_are_set(

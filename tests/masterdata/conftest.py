@@ -21,6 +21,7 @@ from carebus_shared.devstack.ports import free_port
 from carebus_shared.jetstream.provision import provision
 from carebus_shared.jetstream.topology import TOPOLOGY
 from tests.support import auth
+from tests.support.data_key import KEY_LINE
 from tests.support.service_process import ServiceProcess
 
 VENV_BIN = Path(sys.executable).parent
@@ -71,6 +72,7 @@ def md_service(
         "CAREBUS_MASTERDATA_VALIDATOR_GAUGE_REFRESH_S": "0.3",
         "CAREBUS_MASTERDATA_VALIDATOR_BATCH_MAX_WAIT_S": "0.01",
         "CAREBUS_SHUTDOWN_GRACE_S": "5",
+        "CAREBUS_DATA_KEY": KEY_LINE,  # kept inputs and failures sealed, as deployed
     }
     service = ServiceProcess([str(VENV_BIN / "carebus-masterdata"), "serve"], env, port, log)
     service.start()

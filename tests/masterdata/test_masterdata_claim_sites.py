@@ -17,6 +17,7 @@ from carebus_contracts import encode, headers_for, subject_for
 from carebus_contracts.envelope import Event
 from carebus_contracts.exceptions import ExceptionRaised
 from carebus_contracts.validated import SiteSource, Validated
+from carebus_shared import crypto
 from tests.support.masterdata import (
     VALID_NPIS,
     Collector,
@@ -188,7 +189,10 @@ async def test_the_payees_location_is_the_fallback_for_an_unknown_claim_and_for_
 
 
 async def test_a_redelivered_charge_or_remittance_changes_nothing(
-    api: httpx.AsyncClient, md_js: JetStreamContext, md_db: asyncpg.Connection
+    api: httpx.AsyncClient,
+    md_js: JetStreamContext,
+    md_db: asyncpg.Connection,
+    data_key: crypto.Keyring,
 ) -> None:
     payer = await _billing_masterdata(api)
     site, other_site, office = unique("SITE"), unique("SITE"), unique("CBO")
@@ -216,9 +220,15 @@ async def test_a_redelivered_charge_or_remittance_changes_nothing(
         "billing.payment.posted",
     ]
     indexed = await md_db.fetch(
-        "SELECT site FROM carebus_masterdata_validator.claim_index WHERE claim_id = $1", claim
+        "SELECT site, patient_ref FROM carebus_masterdata_validator.claim_index "
+        "WHERE claim_id = $1",
+        claim,
     )
     assert [row["site"] for row in indexed] == [site]
+    # The patient's reference is kept sealed (docs/decisions/028); it opens with the key.
+    [sealed] = [row["patient_ref"] for row in indexed]
+    assert "MRN-1" not in sealed
+    assert crypto.unseal_text(sealed) == "MRN-1"
     charges = await md_db.fetchval(
         "SELECT count(*) FROM carebus_masterdata_validator.claim_charge WHERE claim_id = $1", claim
     )

@@ -12,7 +12,7 @@ from nats.js import JetStreamContext
 
 from carebus_contracts.exceptions import ExceptionRaised
 from carebus_contracts.validated import Validated
-from carebus_shared import audit
+from carebus_shared import audit, crypto
 from tests.support.masterdata import (
     VALID_NPIS,
     Collector,
@@ -50,7 +50,10 @@ def _metric(text: str, name: str, **labels: str) -> float:
 
 
 async def test_unknown_provider_is_quarantined_then_released_when_the_provider_is_added(
-    api: httpx.AsyncClient, md_js: JetStreamContext, md_db: asyncpg.Connection
+    api: httpx.AsyncClient,
+    md_js: JetStreamContext,
+    md_db: asyncpg.Connection,
+    data_key: crypto.Keyring,
 ) -> None:
     site, source = unique("S"), unique("sched-")
     appt_id = unique("A-")
@@ -78,7 +81,7 @@ async def test_unknown_provider_is_quarantined_then_released_when_the_provider_i
             "FROM carebus_exceptions.exception_record WHERE event_id = $1",
             f"evt-{appt_id}-1",
         )
-        assert dict(record) == {
+        assert {**record, "offending_value": crypto.unseal_text(record["offending_value"])} == {
             "status": "open",
             "category": "masterdata",
             "reason": "unknown_provider",
@@ -351,3 +354,36 @@ async def test_a_person_can_release_or_discard_parked_events(
         assert isinstance(event, Validated)
         assert event.entity_key == second
         assert (event.enrichment.payer_id, event.enrichment.payer_class) == (payer, "medicaid")
+
+
+async def test_parked_failures_are_sealed_at_rest_and_opened_for_the_api(
+    api: httpx.AsyncClient,
+    md_js: JetStreamContext,
+    md_db: asyncpg.Connection,
+    data_key: crypto.Keyring,
+) -> None:
+    """The failures quote the offending value: the column holds it sealed (as the raw input
+    is), written on parking and on a release that still fails; the API shows it opened."""
+    site, source, appt_id = unique("S"), unique("sched-"), unique("A-")
+    code = unique("QZXSEALED")
+    await publish(
+        md_js, [appointment(site=site, source=source, appointment_id=appt_id, provider_code=code)]
+    )
+    (parked,) = await eventually(lambda: _parked(api, appt_id), "the parked appointment")
+    assert parked["failures"][0]["offending_value"] == code
+
+    async def stored() -> bytes:
+        value = await md_db.fetchval(
+            "SELECT failures FROM carebus_masterdata_validator.parked_event WHERE id = $1",
+            parked["id"],
+        )
+        return value.encode() if isinstance(value, str) else bytes(value)
+
+    assert code.encode() not in await stored()
+    assert crypto.sealed_with(await stored()) == data_key.current
+    response = await api.post(f"/v1/quarantine/{parked['id']}/release")
+    assert response.status_code == 409  # still unknown: its failures are written again
+    assert code.encode() not in await stored()
+    (again,) = await _parked(api, appt_id)
+    assert again["failures"][0]["offending_value"] == code
+    assert again["attempts"] == 1

@@ -1,272 +1,183 @@
-"""PHI canary: patient fields carrying distinctive values go through the real pipeline (the
-services as processes on a NATS and a database of the test's own) over every intake (MLLP
-SIU and DFT, FHIR Appointment and billing resources and Bundles, the X12 835 upload and
-inbox, the master-data import), hundreds of valid and malformed inputs each, so that
-refusal, quarantine and exception paths all run. Then none of those values may appear in any
-service's log, any service's /metrics, any answer to a bad input (HTTP problem bodies, MLLP
-ACKs with their MSA-3/ERR) or any exception event's ``message``. (The exception store's
-``offending_value`` and kept inputs hold them by design: sealed and access-controlled,
-docs/decisions/028.)"""
+"""PHI canary (issue #17): patient fields carrying distinctive values go through the real
+services (processes on a NATS and a database of the test's own, kept inputs sealed with a
+data key, spans exported to a collector) over every intake, thousands of valid and malformed
+inputs in all: HL7 SIU and DFT over MLLP, FHIR Appointments (single and in Bundles), FHIR
+billing resources (single and in Bundles), the X12 835 upload and inbox, the scheduling CSV
+import (the command), and master-data changes (the API and its bulk import). The malformed
+ones break a field with a canary, so the parsers' offending-value paths run.
+
+Then none of those values may be found where it must not be: any service's log (stdout and
+stderr), any /metrics, any exported span (name, attributes, events, status), any stream
+message's subject or headers (trace context included), any advisory, any exception event's
+``message``, any answer to a bad input (HTTP problem bodies, Bundle outcomes, MLLP ACKs),
+the import command's output and its reject file's reasons, the inbox's reports, or any
+column of the database but those that must hold them (listed, each with why). The kept
+inputs and offending values hold them sealed (docs/decisions/028)."""
 
 from __future__ import annotations
 
+import asyncio
+import csv
+import io
 import json
+import os
+import subprocess
+import sys
+import time
 import urllib.request
-from collections.abc import AsyncIterator, Callable
+import uuid
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import nats
 import pytest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from carebus_contracts.subjects import STREAM_EXCEPTIONS
 from carebus_scenario.observe import wait_quiet
 from carebus_scenario.stack import ServiceStack
+from carebus_shared.cli.services import discover
 from carebus_shared.devstack.nats_server import NatsServer
+from carebus_shared.jetstream.topology import STREAM_ADVISORIES
 from tests.support import auth
-from tests.support.fhir_examples import EXAMPLES_DIR
-from tests.support.samples import SAMPLES
+from tests.support import phi_canary as canary
+from tests.support.data_key import KEY_LINE
+from tests.support.otlp_collector import Collector, running_collector
 from tests.support.scheduling import MllpClient
 from tests.support.stacks import running_stack
-from tests.support.x12_render import ClaimSpec, LineSpec, RemittanceSpec, render_835
 
 pytestmark = pytest.mark.slow
 
-# Distinctive enough to be found only where they leaked.
-NAME_FAMILY = "QZXCANARYFAMILY"
-NAME_GIVEN = "QZXCANARYGIVEN"
-MRN = "QZXMRN778812"
-ACCOUNT = "QZXACCT551903"
-PHONE = "5550199337"
-STREET = "QZXCANARY STREET 7"
-DOB = "19020317"
-BAD_DOB = "QZXDOB1902"
-CANARIES = (NAME_FAMILY, NAME_GIVEN, MRN, ACCOUNT, PHONE, STREET, BAD_DOB)
-SITE = "SITE01"
-# Inputs per intake (each kind of malformation repeats with other control ids).
-PER_INTAKE = 120
+SIU_COUNT = 750
+DFT_COUNT = 500
+APPOINTMENT_COUNT = 240
+BILLING_COUNT = 240
+REMITTANCE_COUNT = 60
+INBOX_COUNT = 18
+CSV_COUNT = 800
+MASTERDATA_COUNT = 90
+MLLP_CONNECTIONS = 4
+HTTP_IN_FLIGHT = 8
+# Columns that may hold canary values in the clear, and why. Master data is entered by a
+# person (the import here names providers after the canaries); an 835 claim is keyed by its
+# patient control number (CLP01, the canary account), which stages must look up by.
+PROVIDER_NAME = "carebus_masterdata_validator.provider.name"
+MUST_HOLD = {
+    PROVIDER_NAME: "master data (the providers imported)",
+    "carebus_masterdata_validator.audit.before": "the master-data change history",
+    "carebus_masterdata_validator.audit.after": "the master-data change history",
+    "carebus_masterdata_validator.parked_event.entity": "the entity key (a claim's CLP01)",
+    "carebus_masterdata_validator.parked_event.missing_keys": "the codes it waits for, looked "
+    "up by each master-data change (a code sent where a service code goes)",
+    "carebus_ops.step.entity_key": "the tracker's entity key (a claim's CLP01)",
+    "carebus_ops.link.entity_key": "the tracker's entity key (a claim's CLP01)",
+    "carebus_ops.link.other_key": "the tracker's entity key (a claim's CLP01)",
+}
 
 
-def _siu(control_id: str, *, slot: str = "20250310091500-0600", dob: str = DOB) -> bytes:
-    npi = "1234567893^SMITH^ANNA^^^DR^^^NPI&2.16.840.1.113883.4.6&ISO^L^^^NPI"
-    return "\r".join(
-        [
-            "MSH|^~\\&|CADENCE|SITE01|CAREBUS|CAREBUS|20250301120000-0600||SIU^S12|"
-            f"{control_id}|P|2.5.1",
-            f"SCH|P-{control_id}|F-{control_id}|||||CHECKUP^Annual check-up|ROUTINE|30|min|"
-            f"^^30^{slot}",
-            f"PID|1||{MRN}^^^SITE01^MR||{NAME_FAMILY}^{NAME_GIVEN}||{dob}|F|||{STREET}||"
-            f"{PHONE}|||||{ACCOUNT}",
-            f"PV1|1|O|CLINIC-A^101^^SITE01||||{npi}",
-            f"AIS|1|A|99213^Office visit^CPT|{slot}|||30|min",
-        ]
-    ).encode()
-
-
-def _appointment(**changes: Any) -> bytes:
-    body = json.loads((SAMPLES / EXAMPLES_DIR / "Appointment-example.json").read_bytes())
-    body["participant"][0]["actor"] = {
-        "reference": f"Patient/{MRN}",
-        "display": f"{NAME_GIVEN} {NAME_FAMILY}",
-    }
-    body["comment"] = f"call {PHONE}, account {ACCOUNT}"
-    body.update(changes)
-    return json.dumps(body).encode()
-
-
-# -- generated inputs: each kind repeats with another control id, up to PER_INTAKE --------
-def _siu_kinds() -> list[Callable[[str], bytes]]:
-    broken_name = "\r" + NAME_FAMILY + "|x"
-    return [
-        lambda c: _siu(c),  # accepted, then quarantined (no master data here)
-        lambda c: _siu(c, slot=""),  # refused: no slot
-        lambda c: _siu(c, dob=BAD_DOB),  # a date of birth that is no date
-        lambda c: _siu(c, slot=BAD_DOB),  # a slot that is no timestamp
-        lambda c: _siu(c).replace(b"|||30|min", f"|||30|{NAME_FAMILY}".encode()),  # unit
-        lambda c: _siu(c).replace(b"|||30|min", f"|||{MRN}|min".encode()),  # duration
-        lambda c: _siu(c).replace(b"SIU^S12", f"SIU^{NAME_GIVEN}".encode()),  # trigger
-        lambda c: _siu(c).replace(b"SIU^S12", f"{NAME_FAMILY}^S12".encode()),  # type
-        lambda c: _siu(c).replace(b"|P|2.5.1", f"|P|{MRN}".encode()),  # version
-        lambda c: _siu(c).replace(b"|P|2.5.1", f"|P|2.5.1||||||{NAME_GIVEN}".encode()),
-        lambda c: _siu(c) + broken_name.encode(),  # a segment name that is no name
-        lambda c: _siu(c).replace(NAME_GIVEN.encode(), NAME_GIVEN.encode() + b"\xff"),
-        lambda c: b"PID|1||" + MRN.encode() + b"||" + NAME_FAMILY.encode(),  # no MSH
-    ]
-
-
-_DFT_MSH = "MSH|^~\\&|PM|SITE01|ERP|HUB|20250310091500||DFT^{trigger}|{control}|P|2.5"
-_DFT_FT1 = "FT1|1|CH-{control}||20250310||CG|99213^Visit^CPT|||2|150.50&USD"
-
-
-def _dft(control: str, ft1: str | None = None, trigger: str = "P03") -> bytes:
-    lines = [
-        _DFT_MSH.format(trigger=trigger, control=control),
-        "EVN|P03|20250310091500",
-        f"PID|1||{MRN}^^^HOSP^MR||{NAME_FAMILY}^{NAME_GIVEN}||{DOB}|F|||{STREET}||{PHONE}",
-        f"PV1|1|O|CLIN1^^^MAIN||||||||||||||||{ACCOUNT}",
-        (ft1 or _DFT_FT1).format(control=control),
-    ]
-    return "\r".join(lines).encode()
-
-
-def _dft_kinds() -> list[Callable[[str], bytes]]:
-    ft1 = "FT1|{n}|CH-{{control}}||{date}||{kind}|99213^Visit^CPT|||{qty}|{amount}"
-
-    def line(n: str = "1", date: str = "20250310", kind: str = "CG", qty: str = "2",
-             amount: str = "150.50&USD") -> str:  # fmt: skip
-        return ft1.format(n=n, date=date, kind=kind, qty=qty, amount=amount)
-
-    return [
-        lambda c: _dft(c),  # accepted
-        lambda c: _dft(c, line(amount=f"{MRN}&USD")),  # amount not a number
-        lambda c: _dft(c, line(amount="110.005&USD")),  # too many decimals
-        lambda c: _dft(c, line(amount=f"110.00&{NAME_FAMILY}")),  # currency
-        lambda c: _dft(c, line(kind=NAME_GIVEN)),  # transaction type
-        lambda c: _dft(c, line(qty=PHONE + "x")),  # quantity
-        lambda c: _dft(c, line(n=MRN)),  # set id
-        lambda c: _dft(c, line(date=BAD_DOB)),  # transaction date
-        lambda c: _dft(c, trigger=NAME_FAMILY),  # trigger
-    ]
-
-
-def _generated(kinds: list[Callable[[str], bytes]], prefix: str) -> list[bytes]:
-    return [kinds[n % len(kinds)](f"{prefix}{n}") for n in range(PER_INTAKE)]
-
-
-def _charge_item(**changes: Any) -> bytes:
-    body: dict[str, Any] = {
-        "resourceType": "ChargeItem",
-        "identifier": [{"value": f"CH-{ACCOUNT}"}],
-        "status": "billable",
-        "code": {"coding": [{"system": "http://www.ama-assn.org/go/cpt", "code": "99213"}]},
-        "subject": {"reference": f"Patient/{MRN}", "display": f"{NAME_GIVEN} {NAME_FAMILY}"},
-        "context": {"reference": "Encounter/ENC-1"},
-        "occurrenceDateTime": "2025-03-10T09:15:00-06:00",
-        "performer": [{"actor": {"reference": "Practitioner/DR-1"}}],
-        "costCenter": {"reference": "Organization/CARDIO"},
-        "quantity": {"value": 2},
-        "priceOverride": {"value": 150.10, "currency": "USD"},
-        "note": [{"text": f"call {PHONE} at {STREET}"}],
-    }
-    body.update(changes)
-    return json.dumps(body).encode()
-
-
-def _billing_fhir_kinds() -> list[tuple[str, bytes]]:
-    entry = {
-        "resource": json.loads(_charge_item()),
-        "request": {"method": "POST", "url": "ChargeItem"},
-    }
-    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [entry]}
-    bad_method = {**entry, "request": {"method": MRN, "url": "ChargeItem"}}
-    return [
-        ("/fhir/ChargeItem", _charge_item()),
-        ("/fhir/ChargeItem", _charge_item(status=NAME_FAMILY)),
-        ("/fhir/ChargeItem", _charge_item(priceOverride={"value": 1.5, "currency": NAME_GIVEN})),
-        ("/fhir/ChargeItem", _charge_item(priceOverride={"value": 1.005, "currency": "USD"})),
-        ("/fhir/ChargeItem", _charge_item(resourceType=MRN)),
-        ("/fhir/ChargeItem", _charge_item(quantity={"value": PHONE})),
-        ("/fhir/ChargeItem", b'{"resourceType": "ChargeItem", "id": "' + MRN.encode() + b'",'),
-        ("/fhir", json.dumps({**bundle, "type": NAME_FAMILY}).encode()),
-        ("/fhir", json.dumps({**bundle, "entry": [bad_method]}).encode()),
-        ("/fhir", json.dumps({**bundle, "resourceType": NAME_GIVEN}).encode()),
-    ]
-
-
-def _appointment_kinds() -> list[Callable[[int], bytes]]:
-    return [
-        lambda n: _appointment(id=f"canary-{n}"),
-        lambda n: _appointment(id=f"canary-{n}", start=f"{BAD_DOB}T09:00:00Z"),
-        lambda n: _appointment(id=f"canary-{n}", status=NAME_FAMILY),
-        lambda n: _appointment(id=f"canary-{n}", priority=MRN),
-        lambda n: _appointment(id=MRN),  # the body's id is not the URL's
-        lambda n: _appointment(id=f"canary-{n}", resourceType=NAME_GIVEN),
-        lambda n: b'{"resourceType": "Appointment", "id": "' + MRN.encode() + b'", "status": ',
-    ]
-
-
-def _remittances() -> list[bytes]:
-    spec = RemittanceSpec(
-        claims=[ClaimSpec(ACCOUNT, 10000, [], [LineSpec(10000, [("CO", "45", 1500)])])],
-        provider_adjustments=[],
-    )
-    patient = f"NM1*QC*1*{NAME_FAMILY}*{NAME_GIVEN}****MI*{MRN}"
-    valid = render_835(spec).replace("NM1*QC*1*DOE*JANE****MI*M123", patient)
-    clp = f"CLP*{ACCOUNT}*1*"
-    kinds = [
-        valid,
-        valid.replace("*100.00*85.00**12*", f"*{PHONE}X*85.00**12*"),  # amount
-        valid.replace(clp, f"CLP*{ACCOUNT}*{NAME_GIVEN}*"),  # claim status code
-        valid.replace("*100.00*85.00**12*", "*100.00*86.00**12*"),  # unbalanced claim
-        valid.replace("DTM*405*20240101", f"DTM*405*{BAD_DOB}"),  # a date that is no date
-        valid.replace("NM1*QC", NAME_FAMILY + "!", 1),  # a segment that is none
-        valid.replace("*XX*1234567893", f"*XX*{MRN}"),  # payee NPI
-        f"{NAME_FAMILY} {MRN} not X12 at all",
-    ]
-    assert all(k != valid for k in kinds[1:])  # every mutation took
-    return [kinds[n % len(kinds)].encode() for n in range(PER_INTAKE // 4)]
-
-
-async def _http(base: str, requests: list[tuple[str, str, bytes]]) -> list[str]:
-    headers = {"Content-Type": "application/fhir+json", "X-Carebus-Site": SITE, **auth.HEADERS}
-    answers = []
-    async with httpx.AsyncClient(base_url=base, timeout=30, headers=headers) as client:
-        for method, path, body in requests:
-            reply = await client.request(method, path, content=body)
-            answers.append(f"{reply.status_code} {reply.text}")
-    return answers
+@pytest.fixture
+def collector() -> Iterator[Collector]:
+    with running_collector() as found:
+        yield found
 
 
 @pytest.fixture
 async def stack(
-    database_url: str, private_nats: NatsServer, tmp_path: Path
+    database_url: str, private_nats: NatsServer, tmp_path: Path, collector: Collector
 ) -> AsyncIterator[ServiceStack]:
-    async with running_stack(database_url, private_nats.url, tmp_path) as services:
-        yield services
-
-
-async def _mllp(port: int, messages: list[bytes]) -> list[str]:
-    client = await MllpClient.connect(port)
-    try:
-        return [(await client.send(m)).decode(errors="replace") for m in messages]
-    finally:
-        await client.close()
-
-
-async def _fhir(base: str) -> list[str]:
-    headers = {"Content-Type": "application/fhir+json", "X-Carebus-Site": SITE, **auth.HEADERS}
-    puts = {
-        "canary-ok": _appointment(id="canary-ok"),
-        "canary-bad-start": _appointment(id="canary-bad-start", start=f"{BAD_DOB}T09:00:00Z"),
-        "canary-bad-status": _appointment(id="canary-bad-status", status=NAME_FAMILY),
-        "canary-bad-type": _appointment(id="canary-bad-type", priority=MRN),
+    env = {
+        "CAREBUS_DATA_KEY": KEY_LINE,
+        "CAREBUS_LOG_LEVEL": "INFO",  # what a service says at INFO must be clean too
+        "OTEL_EXPORTER_OTLP_ENDPOINT": collector.url,
+        "OTEL_SDK_DISABLED": "false",
+        "OTEL_BSP_SCHEDULE_DELAY": "500",
     }
-    answers = []
-    async with httpx.AsyncClient(base_url=base, timeout=30) as client:
-        for resource_id, body in puts.items():
-            reply = await client.put(
-                f"/fhir/Appointment/{resource_id}", content=body, headers=headers
-            )
-            answers.append(f"{reply.status_code} {reply.text}")
-        broken = b'{"resourceType": "Appointment", "id": "' + MRN.encode() + b'", "status": '
-        reply = await client.put("/fhir/Appointment/broken", content=broken, headers=headers)
-        answers.append(f"{reply.status_code} {reply.text}")
-    return answers
+    extra = {service.name: env for service in discover()}
+    async with running_stack(database_url, private_nats.url, tmp_path, extra_env=extra) as s:
+        yield s
 
 
-async def _exception_messages(nats_url: str) -> list[str]:
-    nc = await nats.connect(nats_url)
-    try:
-        js = nc.jetstream()
-        state = (await js.stream_info(STREAM_EXCEPTIONS)).state
-        texts = []
-        for seq in range(state.first_seq, state.last_seq + 1) if state.messages else ():
-            event = json.loads((await js.get_msg(STREAM_EXCEPTIONS, seq)).data or b"{}")
-            texts.append(str(event.get("message", "")))
-        return texts
-    finally:
-        await nc.close()
+# -- senders -----------------------------------------------------------------------------------
+async def _mllp(port: int, messages: list[bytes]) -> list[str]:
+    """Over MLLP_CONNECTIONS connections at once, each one message then its ACK."""
+
+    async def one_connection(share: list[bytes]) -> list[str]:
+        client = await MllpClient.connect(port)
+        try:
+            return [(await client.send(m)).decode(errors="replace") for m in share]
+        finally:
+            await client.close()
+
+    shares = [messages[i::MLLP_CONNECTIONS] for i in range(MLLP_CONNECTIONS)]
+    answers = await asyncio.gather(*(one_connection(share) for share in shares))
+    return [ack for share in answers for ack in share]
+
+
+async def _http(
+    base: str, requests: list[tuple[str, str, dict[str, str], bytes]]
+) -> list[tuple[int, str]]:
+    """(status, body) of every request, HTTP_IN_FLIGHT at a time."""
+    headers = {"Content-Type": "application/fhir+json", "X-Carebus-Site": canary.SITE,
+               **auth.HEADERS}  # fmt: skip
+    gate = asyncio.Semaphore(HTTP_IN_FLIGHT)
+    async with httpx.AsyncClient(base_url=base, timeout=60, headers=headers) as client:
+
+        async def one(method: str, path: str, extra: dict[str, str], body: bytes) -> Any:
+            async with gate:
+                reply = await client.request(method, path, content=body, headers=extra)
+                return reply.status_code, reply.text
+
+        return list(await asyncio.gather(*(one(*r) for r in requests)))
+
+
+def _fhir(requests: list[tuple[str, str, bytes]]) -> list[tuple[str, str, dict[str, str], bytes]]:
+    return [(method, path, {}, body) for method, path, body in requests]
+
+
+def _csv_import(stack: ServiceStack, folder: Path) -> tuple[list[str], int]:
+    """The scheduling CSV import run as a person runs it (the command); returns what it
+    printed and the reasons of its reject files, and the rows sent."""
+    rows = canary.csv_rows(CSV_COUNT)
+    good = folder / "appointments.csv"
+    good.write_text(canary.CSV_HEADER + "\n" + "\n".join(rows) + "\n")
+    bad_header = folder / "other.csv"
+    bad_header.write_text(f"{canary.NAME_FAMILY},{canary.MRN}\n{canary.PHONE},x\n")
+    command = Path(sys.executable).with_name("carebus-scheduling")
+    env = {**os.environ, **stack.env["scheduling-adapter"]}
+    said = []
+    for path in (good, bad_header):
+        done = subprocess.run(
+            [str(command), "import", str(path), "--site", canary.SITE],
+            env=env, capture_output=True, timeout=120, check=False,
+        )  # fmt: skip
+        said.append(f"exit {done.returncode}\n{done.stdout.decode()}\n{done.stderr.decode()}")
+    assert said[0].startswith("exit 1"), said[0]  # some rows rejected, the rest published
+    assert said[1].startswith("exit 2"), said[1]  # the header lacks required columns
+    rejects = list(csv.DictReader(io.StringIO(Path(f"{good}.rejects.csv").read_text())))
+    assert len(rejects) >= CSV_COUNT // 2
+    # The rejected rows are the person's own file; what the import adds must name no value.
+    said += [f"{r['carebus_column']} {r['carebus_reason']} {r['carebus_message']}" for r in rejects]
+    return said, len(rows) + 1
+
+
+async def _masterdata(base: str) -> tuple[list[tuple[int, str]], int]:
+    requests: list[tuple[str, str, dict[str, str], bytes]] = []
+    sent = 0
+    for n in range(12):
+        make = canary.provider_csv if n % 3 else canary.provider_json
+        body, rows = make(n * 25, 25, malformed=n % 2 == 1)
+        kind = "text/csv" if n % 3 else "application/json"
+        requests.append(("POST", "/v1/providers/import", {"Content-Type": kind}, body))
+        sent += rows
+    requests += canary.masterdata_requests(MASTERDATA_COUNT)
+    answers = await _http(base, requests)
+    valid = [a for n, a in enumerate(answers[:12]) if n % 2 == 0]
+    assert all(status == 200 for status, _ in valid), valid[:1]
+    return answers, sent + MASTERDATA_COUNT
 
 
 def _metrics(stack: ServiceStack) -> dict[str, str]:
@@ -278,57 +189,138 @@ def _metrics(stack: ServiceStack) -> dict[str, str]:
     return found
 
 
-def _leaks(where: str, text: str) -> list[str]:
-    return [f"{canary} in {where}" for canary in CANARIES if canary in text]
+def _problems(answers: list[tuple[int, str]]) -> list[str]:
+    """Answers to bad inputs: problem bodies, and Bundle responses (their entries' outcomes
+    answer a bad entry; an accepted entry's answer is its location)."""
+    return [f"{status} {text}" for status, text in answers if status >= 300 or '"outcome"' in text]
 
 
-async def test_no_canary_value_leaves_the_stores_that_must_hold_it(stack: ServiceStack) -> None:
+# -- the test ----------------------------------------------------------------------------------
+async def test_no_canary_value_leaves_the_stores_that_must_hold_it(
+    stack: ServiceStack, collector: Collector, tmp_path: Path
+) -> None:
+    started = time.monotonic()
     endpoints = stack.endpoints
-    acks = await _mllp(endpoints.scheduling_mllp[1], _generated(_siu_kinds(), "CANARY-S"))
-    acks += await _mllp(endpoints.billing_mllp[1], _generated(_dft_kinds(), "CANARY-D"))
-    appointments = _appointment_kinds()
-    answers = await _fhir(endpoints.scheduling_http)
-    answers += await _http(
-        endpoints.scheduling_http,
-        [
-            ("PUT", f"/fhir/Appointment/canary-{n}", appointments[n % len(appointments)](n))
-            for n in range(PER_INTAKE)
-        ],
+    sent = 0
+    sched_port, billing_port = endpoints.scheduling_mllp[1], endpoints.billing_mllp[1]
+    siu = canary.cycle(canary.siu_kinds(), "CANARY-S", SIU_COUNT)
+    dft = canary.cycle(canary.dft_kinds(), "CANARY-D", DFT_COUNT)
+    acks_and_answers = await asyncio.gather(
+        _mllp(sched_port, siu),
+        _mllp(billing_port, dft),
+        _http(endpoints.scheduling_http, _fhir(canary.appointment_requests(APPOINTMENT_COUNT))),
+        _http(endpoints.billing_http, _fhir(canary.billing_requests(BILLING_COUNT))),
     )
-    billing = _billing_fhir_kinds()
-    answers += await _http(
-        endpoints.billing_http,
-        [("POST", *billing[n % len(billing)]) for n in range(PER_INTAKE)],
-    )
-    remittances = _remittances()
-    answers += await _http(
-        endpoints.billing_http, [("POST", "/v1/remittances", body) for body in remittances]
-    )
+    acks: list[str] = [*acks_and_answers[0], *acks_and_answers[1]]
+    answers: list[tuple[int, str]] = [*acks_and_answers[2], *acks_and_answers[3]]
+    sent += SIU_COUNT + DFT_COUNT + APPOINTMENT_COUNT + BILLING_COUNT
+
+    bundles, entries = canary.appointment_bundles(8, 25)
+    answers += await _http(endpoints.scheduling_http, [("POST", "/fhir", {}, b) for b in bundles])
+    sent += entries
+    bundles, entries = canary.billing_bundles(8, 20)
+    answers += await _http(endpoints.billing_http, [("POST", "/fhir", {}, b) for b in bundles])
+    sent += entries
+    remittances = canary.remittances(REMITTANCE_COUNT)
+    upload = [("POST", "/v1/remittances", {}, body) for body in remittances]
+    answers += await _http(endpoints.billing_http, upload)
+    sent += len(remittances)
     assert endpoints.inbox_dir is not None
-    for n, body in enumerate(remittances[:8]):
+    for n, body in enumerate(canary.remittances(INBOX_COUNT)):
         (endpoints.inbox_dir / f".canary-{n}.835").write_bytes(body)
         (endpoints.inbox_dir / f".canary-{n}.835").rename(endpoints.inbox_dir / f"canary-{n}.835")
+    sent += INBOX_COUNT
+    masterdata, rows = await _masterdata(endpoints.validator_http)
+    answers += masterdata
+    sent += rows
+    printed, rows = await asyncio.to_thread(_csv_import, stack, tmp_path)
+    sent += rows
     await wait_quiet(endpoints.nats_url, endpoints.database_url, timeout_s=60)
+    assert sent >= 3000
 
-    messages = await _exception_messages(endpoints.nats_url)
-    assert len(messages) >= PER_INTAKE  # the refusals and the quarantines did run
     refused = [a for a in acks if "|AE|" in a or "|AR|" in a]
-    assert len(refused) >= PER_INTAKE  # MSA with AE/AR, MSA-3 and ERR texts included
-    problems = [a for a in answers if not a.startswith("2")]
-    assert len(problems) >= PER_INTAKE  # HTTP refusals of every intake
-    assert not [a for a in problems if a.startswith(("401", "403", "5"))]  # refused for content
-    logs = {p.name: p.read_text(errors="replace") for p in sorted(stack.logs.glob("*.log"))}
-    assert logs  # every service wrote one
-
-    leaks = [leak for n, ack in enumerate(acks) for leak in _leaks(f"MLLP ACK {n}", ack)]
-    # A bad input's problem body (an accepted one's answer is the submitter's own resource).
-    leaks += [leak for n, a in enumerate(problems) for leak in _leaks(f"problem body {n}", a)]
-    leaks += [leak for n, m in enumerate(messages) for leak in _leaks(f"exception message {n}", m)]
-    leaks += [leak for name, text in logs.items() for leak in _leaks(f"log {name}", text)]
-    leaks += [
-        leak for name, text in _metrics(stack).items() for leak in _leaks(f"{name} /metrics", text)
-    ]
-    for folder in ("done", "rejected"):  # moved inbox files: sealed or at least no report text
+    assert len(refused) >= (SIU_COUNT + DFT_COUNT) // 2  # MSA AE/AR, MSA-3 and ERR included
+    problems = _problems(answers)
+    assert len(problems) >= (APPOINTMENT_COUNT + BILLING_COUNT) // 2  # every HTTP intake's
+    assert not [a for a in problems if a.startswith(("401", "403", "429", "5"))]  # for content
+    found = [leak for n, ack in enumerate(acks) for leak in canary.leaks(f"MLLP ACK {n}", ack)]
+    found += [leak for n, a in enumerate(problems) for leak in canary.leaks(f"answer {n}", a)]
+    found += [leak for n, p in enumerate(printed) for leak in canary.leaks(f"import out {n}", p)]
+    for name, text in _metrics(stack).items():
+        found += canary.leaks(f"{name} /metrics", text)
+    for folder in ("done", "rejected"):  # moved inbox files: sealed, their reports value-free
         for path in (endpoints.inbox_dir / folder).glob("*.reason"):
-            leaks += _leaks(f"inbox report {path.name}", path.read_text(errors="replace"))
-    assert leaks == [], "\n".join(sorted(set(leaks))[:50])
+            found += canary.leaks(f"inbox report {path.name}", path.read_text(errors="replace"))
+    found += await canary.stream_leaks(endpoints.nats_url)
+    in_db, held = await canary.database_leaks(endpoints.database_url, MUST_HOLD)
+    found += in_db
+    assert PROVIDER_NAME in held  # the scan finds what is there
+    exceptions = await canary.exception_count(endpoints.nats_url, STREAM_EXCEPTIONS)
+    assert exceptions >= sent // 3  # refusals and quarantines ran
+    await asyncio.to_thread(stack.stop)  # flushes the spans each service still holds
+    in_logs, files = canary.log_leaks(stack.logs)
+    assert files == len(stack.services)  # every service wrote one
+    found += in_logs
+    spans = collector.spans()
+    assert len(spans) >= 100  # the services did export
+    found += canary.span_leaks(spans)
+    assert found == [], "\n".join(sorted(set(found))[:60])
+    print(f"{sent} inputs, {len(spans)} spans, {time.monotonic() - started:.1f} s")
+
+
+# -- the checks can fail -----------------------------------------------------------------------
+async def test_the_checks_find_a_canary_planted_where_they_look(
+    tmp_path: Path, database_url: str, private_nats: NatsServer
+) -> None:
+    """Each collector above, given one canary where it looks, reports it (and nothing when
+    it is not there): a log line, a span attribute, a stream header, an advisory, an
+    exception event's message, a database column (text, jsonb, bytea)."""
+    (tmp_path / "svc.log").write_text('{"level": "info", "message": "all well"}\n')
+    assert canary.log_leaks(tmp_path) == ([], 1)
+    with (tmp_path / "svc.log").open("a") as log:
+        log.write(f'{{"level": "error", "message": "bad amount {canary.MRN}"}}\n')
+    assert canary.log_leaks(tmp_path) == ([f"{canary.MRN} in log svc.log"], 1)
+
+    def attribute(key: str, value: str) -> KeyValue:
+        return KeyValue(key=key, value=AnyValue(string_value=value))
+
+    span = Span(name="intake", attributes=[attribute("carebus.stage", "intake")])
+    assert canary.span_leaks([("svc", span)]) == []
+    span.events.append(Span.Event(name="e", attributes=[attribute("x", canary.NAME_FAMILY)]))
+    assert canary.span_leaks([("svc", span)]) == [f"{canary.NAME_FAMILY} in span 'intake' of svc"]
+
+    nc = await nats.connect(private_nats.url)
+    try:
+        js = nc.jetstream()
+        await js.add_stream(name=STREAM_EXCEPTIONS, subjects=["exceptions.>"])
+        await js.add_stream(name=STREAM_ADVISORIES, subjects=["advisory.>"])
+        await js.publish("exceptions.x", json.dumps({"message": "field x: not a date"}).encode())
+        assert await canary.stream_leaks(private_nats.url) == []
+        await js.publish("exceptions.x", json.dumps({"message": f"{canary.BAD_DOB}"}).encode())
+        await js.publish("exceptions.y", b"{}", headers={"traceparent": canary.PHONE})
+        await js.publish("advisory.z", f'{{"reason": "{canary.ACCOUNT}"}}'.encode())
+    finally:
+        await nc.close()
+    assert set(await canary.stream_leaks(private_nats.url)) == {
+        f"{canary.ACCOUNT} in stream {STREAM_ADVISORIES} #1",
+        f"{canary.PHONE} in stream {STREAM_EXCEPTIONS} #3 headers",
+        f"{canary.BAD_DOB} in stream {STREAM_EXCEPTIONS} #2 message",
+    }
+
+    schema = f"canaryselftest_{uuid.uuid4().hex[:8]}"
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute(f"CREATE SCHEMA {schema}")
+        await conn.execute(f"CREATE TABLE {schema}.t (a text, b jsonb, c bytea, d text)")
+        await conn.execute(
+            f"INSERT INTO {schema}.t VALUES ($1, $2::jsonb, $3, 'clean')",
+            f"x {canary.STREET}", json.dumps({"n": canary.NAME_GIVEN}), canary.MRN.encode(),
+        )  # fmt: skip
+        found, held = await canary.database_leaks(
+            database_url, {f"{schema}.t.a": "allowed here"}, schema
+        )
+        assert sorted(found) == [f"1 row(s) of {schema}.t.{c}" for c in "bc"]
+        assert held == {f"{schema}.t.a"}
+    finally:
+        await conn.execute(f"DROP SCHEMA {schema} CASCADE")
+        await conn.close()

@@ -55,6 +55,11 @@ def bind_client_address(address: str | None) -> None:
     _client_address.set(address)
 
 
+def client_address() -> str | None:
+    """The address bound to this task (:func:`bind_client_address`), if any."""
+    return _client_address.get()
+
+
 def cli_address() -> str:
     return f"cli@{socket.gethostname()}"
 

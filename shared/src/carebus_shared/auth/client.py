@@ -6,7 +6,8 @@ import os
 from pathlib import Path
 from typing import Final
 
-from carebus_shared.auth.principal import ON_BEHALF_HEADER
+from carebus_shared import audit
+from carebus_shared.auth.principal import ON_BEHALF_ADDRESS_HEADER, ON_BEHALF_HEADER
 
 API_KEY_ENV: Final = "CAREBUS_API_KEY"
 # Where `carebus run` leaves its keys (mode 0600), under the data folder.
@@ -19,8 +20,12 @@ def bearer(key: str | None) -> dict[str, str]:
 
 
 def acting_for(key: str | None, person: str) -> dict[str, str]:
-    """A delegating client's headers (the console's key) naming the person who acts."""
-    return {**bearer(key), ON_BEHALF_HEADER: person}
+    """A delegating client's headers (the console's key) naming the person who acts, and
+    the address their request came from (bound by the guard), so the service that acts
+    audits them as from there."""
+    address = audit.client_address()
+    where = {ON_BEHALF_ADDRESS_HEADER: address} if address else {}
+    return {**bearer(key), ON_BEHALF_HEADER: person, **where}
 
 
 def cli_key(data_dir: Path | None = None) -> str | None:

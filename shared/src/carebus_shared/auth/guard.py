@@ -29,7 +29,7 @@ from carebus_shared.auth import store
 from carebus_shared.auth.jwt_bearer import InvalidToken, JwtVerifier, looks_like_jwt
 from carebus_shared.auth.keys import PREFIX, key_hash
 from carebus_shared.auth.limits import TokenBuckets, retry_after
-from carebus_shared.auth.principal import Principal, remember
+from carebus_shared.auth.principal import Principal, address_of, remember
 from carebus_shared.auth.scopes import OPT_PUBLIC, OPT_SCOPES
 
 # The console keeps the person's key in this cookie (HttpOnly, SameSite=Strict); only
@@ -155,7 +155,7 @@ class HttpAuth:
             await _check_csrf(connection, credential)
         remember(connection, principal)
         # "From where" on the audit entries this request records.
-        audit.bind_client_address(connection.client.host if connection.client else None)
+        audit.bind_client_address(address_of(connection, principal))
 
 
 async def _check_csrf(connection: ASGIConnection[Any, Any, Any, Any], key: str) -> None:

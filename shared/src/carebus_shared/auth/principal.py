@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -9,8 +10,10 @@ from litestar.connection import ASGIConnection
 
 from carebus_shared.auth.scopes import ACTOR_DELEGATE
 
-# Sent by a client holding actor:delegate (the ops console) to name the person it acts for.
+# Sent by a client holding actor:delegate (the ops console) to name the person it acts for,
+# and the address that person's request came from (what the audit records as "from where").
 ON_BEHALF_HEADER: Final = "X-Carebus-On-Behalf-Of"
+ON_BEHALF_ADDRESS_HEADER: Final = "X-Carebus-On-Behalf-Address"
 _STATE_KEY: Final = "carebus_principal"
 MAX_ACTOR: Final = 200
 
@@ -45,3 +48,16 @@ def actor_of(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
         if person and person.isprintable():
             return person[:MAX_ACTOR]
     return principal.name
+
+
+def address_of(connection: ASGIConnection[Any, Any, Any, Any], principal: Principal) -> str | None:
+    """Where the request comes from: the peer; for a delegating client (the console), the
+    address of the person it acts for, when it sends one (an IP address, nothing else)."""
+    peer = connection.client.host if connection.client else None
+    if ACTOR_DELEGATE not in principal.scopes:
+        return peer
+    forwarded = connection.headers.get(ON_BEHALF_ADDRESS_HEADER, "").strip()
+    try:
+        return str(ipaddress.ip_address(forwarded)) if forwarded else peer
+    except ValueError:
+        return peer

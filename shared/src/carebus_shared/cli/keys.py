@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Final
 
 import asyncpg
 
@@ -61,34 +64,78 @@ def run_keys(args: argparse.Namespace, database_url: str | None) -> int:
         return 1
 
 
+@dataclass(frozen=True)
+class _Sealed:
+    """A table whose columns hold sealed values: bytea ones and text ones (``cbenc1:``)."""
+
+    table: str
+    key: str  # its primary key (paged on)
+    first: int | str  # below every key
+    blobs: tuple[str, ...] = ()
+    texts: tuple[str, ...] = ()
+
+
+# Every sealed column (docs/decisions/028). The exception history's corrected bodies are
+# append-only (only retention may null them): they keep their key until purged.
+_SEALED: Final = (
+    _Sealed("carebus_exceptions.exception_record", "id", 0, ("raw",), ("offending_value",)),
+    _Sealed("carebus_masterdata_validator.parked_event", "id", 0, ("raw", "failures")),
+    _Sealed("carebus_masterdata_validator.claim_index", "claim_id", "", texts=("patient_ref",)),
+)
+
+
 async def _rewrap(database_url: str) -> str:
     ring = crypto.keyring()
     if ring is None:
         raise crypto.DataKeyError(f"no key configured ({crypto.KEY_ENV} or {crypto.KEY_FILE_ENV})")
     conn = await asyncpg.connect(database_url, timeout=10)
-    done, last = 0, 0
     try:
-        while True:  # bounded: ids only grow past ``last``
-            rows = await conn.fetch(
-                "SELECT id, raw, offending_value FROM carebus_exceptions.exception_record "
-                "WHERE id > $1 AND raw IS NOT NULL ORDER BY id LIMIT $2",
-                last, _REWRAP_PAGE,
-            )  # fmt: skip
-            for row in rows:
-                if crypto.sealed_with(bytes(row["raw"])) != ring.current:
-                    await conn.execute(
-                        "UPDATE carebus_exceptions.exception_record SET raw = $2, "
-                        "offending_value = $3 WHERE id = $1",
-                        row["id"], crypto.seal(crypto.unseal(row["raw"])),
-                        crypto.seal_text(crypto.unseal_text(row["offending_value"])),
-                    )  # fmt: skip
-                    done += 1
-                last = int(row["id"])
-            if len(rows) < _REWRAP_PAGE:
-                break
+        done = 0
+        for sealed in _SEALED:
+            if await conn.fetchval("SELECT to_regclass($1)", sealed.table) is not None:
+                done += await _rewrap_table(conn, sealed, ring.current)
     finally:
         await conn.close()
     return f"re-sealed {done} kept input(s) under data key {ring.current}"
+
+
+def _current(value: Any, text: bool, current: str) -> bool:
+    if value is None:
+        return True
+    if text:
+        return (
+            bool(value.startswith(crypto.TEXT_PREFIX))
+            and crypto.sealed_with(base64.b64decode(value[len(crypto.TEXT_PREFIX) :])) == current
+        )
+    return crypto.sealed_with(bytes(value)) == current
+
+
+async def _rewrap_table(conn: asyncpg.Connection, sealed: _Sealed, current: str) -> int:
+    columns = (*sealed.blobs, *sealed.texts)
+    assignments = ", ".join(f"{c} = ${n}" for n, c in enumerate(columns, 2))
+    done, last = 0, sealed.first
+    while True:  # bounded: keys only grow past ``last``
+        rows = await conn.fetch(
+            f"SELECT {sealed.key}, {', '.join(columns)} FROM {sealed.table} "
+            f"WHERE {sealed.key} > $1 ORDER BY {sealed.key} LIMIT $2",
+            last, _REWRAP_PAGE,
+        )  # fmt: skip
+        for row in rows:
+            stale = [c for c in sealed.blobs if not _current(row[c], False, current)]
+            stale += [c for c in sealed.texts if not _current(row[c], True, current)]
+            if stale:
+                values: list[bytes | str | None] = [
+                    crypto.seal(crypto.unseal(row[c])) for c in sealed.blobs
+                ]
+                values += [crypto.seal_text(crypto.unseal_text(row[c])) for c in sealed.texts]
+                await conn.execute(
+                    f"UPDATE {sealed.table} SET {assignments} WHERE {sealed.key} = $1",
+                    row[sealed.key], *values,
+                )  # fmt: skip
+                done += 1
+            last = row[sealed.key]
+        if len(rows) < _REWRAP_PAGE:
+            return done
 
 
 def run_purge(args: argparse.Namespace, database_url: str) -> int:

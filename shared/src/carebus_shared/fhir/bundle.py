@@ -212,9 +212,8 @@ def bundle_response(result: BundleResult) -> dict[str, Any]:
         else:
             response = {
                 "status": status_line(200),
-                "outcome": information(
-                    f"{entry.resource_type or 'entry'} read as context only; not stored"
-                ),
+                # Its resourceType is the sender's text: named by the field, not quoted.
+                "outcome": information("entry read as context only (by its resourceType)"),
             }
         entries.append({"response": response})
     return {"resourceType": "Bundle", "type": f"{result.type}-response", "entry": entries}

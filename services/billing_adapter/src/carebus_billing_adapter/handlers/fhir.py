@@ -68,7 +68,9 @@ class FhirHandler:
         """Create (``url_id`` None) or update; raises FhirRejected after recording the input."""
         if resource_type not in RESOURCE_TYPES:
             raise FhirRejected.one(
-                "not-supported", f"{resource_type} is not a billing resource carebus takes",
+                "not-supported",
+                f"the resource type in the path is not one carebus takes "
+                f"({', '.join(sorted(RESOURCE_TYPES))})",
                 reason="unsupported_resource", status=404,
             )  # fmt: skip
         source = source_for(resource_type)

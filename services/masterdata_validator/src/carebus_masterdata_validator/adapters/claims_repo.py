@@ -11,6 +11,7 @@ from typing import Any
 
 from carebus_masterdata_validator.config import SCHEMA
 from carebus_masterdata_validator.domain.claim_sites import ClaimCharge, ClaimSite
+from carebus_shared import crypto
 
 _INDEX = f"{SCHEMA}.claim_index"
 _CHARGES = f"{SCHEMA}.claim_charge"
@@ -52,7 +53,7 @@ async def index(conn: Any, charges: Sequence[ClaimCharge]) -> set[str]:
             [c.claim_id for c in charges],
             [c.site for c in charges],
             [c.location_id for c in charges],
-            [c.patient_ref for c in charges],
+            [crypto.seal_text(c.patient_ref) for c in charges],  # never read back: sealed
             [c.event_id for c in charges],
         )
         await conn.execute(

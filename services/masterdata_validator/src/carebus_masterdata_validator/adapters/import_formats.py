@@ -16,6 +16,7 @@ from typing import Any
 import msgspec
 
 from carebus_contracts.envelope import Contract
+from carebus_contracts.rule_text import rule_only
 from carebus_masterdata_validator.domain.kinds import KindSpec
 from carebus_masterdata_validator.domain.problems import FieldError, Problem
 
@@ -36,8 +37,8 @@ def field_of(error: msgspec.ValidationError | msgspec.DecodeError) -> tuple[str,
     match = _PATH_RE.search(text)
     if match is None:
         missing = re.search(r"missing required field `([^`]+)`", text)
-        return (missing.group(1) if missing else "$"), text
-    return (match.group(1) or "$"), text[: match.start()]
+        return (missing.group(1) if missing else "$"), rule_only(text)
+    return (match.group(1) or "$"), rule_only(text[: match.start()])
 
 
 def _convert(spec: KindSpec, number: int, data: Any, *, strict: bool) -> ParsedRow:
@@ -74,15 +75,17 @@ def parse_csv(spec: KindSpec, body: bytes) -> list[ParsedRow]:
     reader = csv.DictReader(io.StringIO(text))
     known = set(spec.columns) | {f"{_ADDRESS}{n}" for n in ("lines", "city", "state")}
     known |= {f"{_ADDRESS}postal_code", f"{_ADDRESS}country"}
-    unknown = [c for c in reader.fieldnames or [] if c not in known]
+    # By position: a header line that is a data row by mistake must not be echoed.
+    unknown = [str(n) for n, c in enumerate(reader.fieldnames or [], 1) if c not in known]
     if not reader.fieldnames:
         raise Problem(400, "Unreadable import", "the CSV has no header row")
     if unknown:
         raise Problem(
             400,
             "Unreadable import",
-            f"unknown column(s) {', '.join(unknown)}; a {spec.name} has {', '.join(spec.columns)}",
-            [FieldError(c, "unknown column") for c in unknown],
+            f"unknown column(s) at header position {', '.join(unknown)}; "
+            f"a {spec.name} has {', '.join(spec.columns)}",
+            [FieldError(f"column {n}", "unknown column") for n in unknown],
         )
     # Lax conversion: CSV cells are text ("true", "2025-01-01").
     return [_convert(spec, reader.line_num, _csv_row(row), strict=False) for row in reader]

@@ -67,6 +67,11 @@ class Parked:
 _decode_failures = msgspec.json.Decoder(tuple[FailureRow, ...]).decode
 
 
+def _sealed(failures: tuple[FailureRow, ...]) -> bytes | None:
+    """The failures quote the offending values: sealed like the raw input (migration 004)."""
+    return crypto.seal(msgspec.json.encode(failures))
+
+
 def _parked(row: Any) -> Parked:
     return Parked(
         id=row["id"],
@@ -80,7 +85,7 @@ def _parked(row: Any) -> Parked:
         event_type=row["event_type"],
         site=row["site"],
         parked_at=row["parked_at"],
-        failures=_decode_failures(row["failures"]),
+        failures=_decode_failures(crypto.unseal(row["failures"]) or b"[]"),
         missing_keys=tuple(row["missing_keys"]),
         attempts=row["attempts"],
         last_attempt_at=row["last_attempt_at"],
@@ -110,7 +115,7 @@ async def park(conn: Any, rows: list[NewParked]) -> None:
     await conn.executemany(
         f"INSERT INTO {_T} (event_id, entity, stream, stream_seq, subject, headers, raw, "
         "event_type, site, reasons, failures, missing_keys) "
-        "VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9, $10, $11::jsonb, $12) "
+        "VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9, $10, $11, $12) "
         "ON CONFLICT (event_id) DO NOTHING",
         [
             (
@@ -124,7 +129,7 @@ async def park(conn: Any, rows: list[NewParked]) -> None:
                 r.event_type,
                 r.site,
                 [f.reason for f in r.failures],
-                msgspec.json.encode(r.failures).decode(),
+                _sealed(r.failures),
                 list(r.missing_keys),
             )
             for r in rows
@@ -169,11 +174,11 @@ async def still_failing(
     conn: Any, parked_id: int, failures: tuple[FailureRow, ...], missing_keys: tuple[str, ...]
 ) -> None:
     await conn.execute(
-        f"UPDATE {_T} SET reasons = $2, failures = $3::jsonb, missing_keys = $4, "
+        f"UPDATE {_T} SET reasons = $2, failures = $3, missing_keys = $4, "
         "attempts = attempts + 1, last_attempt_at = now() WHERE id = $1",
         parked_id,
         [f.reason for f in failures],
-        msgspec.json.encode(failures).decode(),
+        _sealed(failures),
         list(missing_keys),
     )
 

@@ -183,7 +183,7 @@ def _lookup(
                 "invalid_npi",
                 ref.path,
                 code,
-                f"provider code {code!r} from {source_system} is not a valid NPI (check digit) "
+                f"provider code from {source_system} is not a valid NPI (check digit) "
                 "and has no cross-reference",
                 _wait_keys(source_system, ref, None, by_npi),
             )
@@ -199,7 +199,7 @@ def _lookup(
             f"unknown_{kind.value}",
             ref.path,
             code,
-            f"{label} code {code!r} from {source_system}{via} matches no {label}",
+            f"{label} code from {source_system}{via} matches no {label}",
             waits,
         )
     state = "deactivated" if not record.active else "not in effect"
@@ -236,7 +236,7 @@ def _cost_centre(
         reason, state = "inactive_cost_centre", f"is not in effect on {on.isoformat()}"
     else:
         return record, None
-    message = f"cost centre {cost_centre_id!r} of {via.kind.value} {via.code!r} {state}"
+    message = f"cost centre {cost_centre_id!r} of the {via.kind.value} {state}"
     waits = (entity_key(EntityKind.COST_CENTRE, cost_centre_id),)
     return None, Failure(reason, via.path, cost_centre_id, message, waits)
 

@@ -22,6 +22,7 @@ from litestar.params import Parameter
 from litestar.types import ExceptionHandlersMap
 
 from carebus_contracts.envelope import Contract
+from carebus_contracts.rule_text import rule_only
 from carebus_masterdata_validator.adapters import import_formats
 from carebus_masterdata_validator.adapters.quarantine_repo import Parked
 from carebus_masterdata_validator.adapters.records_repo import Stored
@@ -67,7 +68,7 @@ def _on_invalid(_: Request[Any, Any, Any], exc: ValidationException) -> Response
     for item in exc.extra if isinstance(exc.extra, list) else []:
         if isinstance(item, dict):
             key = str(item.get("key") or item.get("source") or "$")
-            errors.append(FieldError(key, str(item.get("message", ""))))
+            errors.append(FieldError(key, rule_only(str(item.get("message", "")))))
     detail = "; ".join(f"{e.field}: {e.message}" for e in errors) or str(exc.detail)
     return problem_response(Problem(400, "Invalid request", detail, errors))
 
@@ -101,7 +102,7 @@ def parse_if_match(value: str | None) -> int:
         raise Problem(
             400,
             "Bad If-Match",
-            f"{value!r} is not an ETag of this API",
+            "the If-Match value is not an ETag of this API",
             [FieldError("If-Match", "not an ETag")],
         )
     return int(text)
