@@ -121,7 +121,7 @@ class Quarantine:
             if sweep:
                 next_sweep = loop.time() + self._sweep_s
             try:
-                await self._release_rounds(keys, sweep)
+                await self.release_waiting(keys, sweep=sweep)
             except (OSError, asyncpg.PostgresError, RuntimeError, TimeoutError) as exc:
                 log.warning("quarantine release failed, will retry: %s", exc)
                 self._pending |= keys
@@ -129,7 +129,9 @@ class Quarantine:
                 await asyncio.sleep(2.0)
                 self._wake.set()
 
-    async def _release_rounds(self, keys: set[str], sweep: bool) -> None:
+    async def release_waiting(self, keys: set[str], *, sweep: bool = False) -> None:
+        """Re-validate every entity with an event waiting for one of ``keys`` (``sweep``:
+        every parked entity), what the release loop does on each wake."""
         if not keys and not sweep:
             return
         done: set[str] = set()
