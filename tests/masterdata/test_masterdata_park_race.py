@@ -3,10 +3,13 @@ that left the replay test's charge parked for a service that existed. The real `
 and ``Quarantine`` run in this process on a real NATS and PostgreSQL; PostgreSQL locks held
 by the test force the interleaving, for every kind of wait key:
 
-- *before the lock*: the batches' lookups missed; the change lands and its release scan runs
-  before they take the quarantine lock to park;
+- *after the lookup*: the batches' lookups in the view missed; the change lands and its
+  release scan runs to its end before they take the quarantine lock to park (what the
+  validator's log showed in the failing replay test);
+- *waiting for the lock*: the batches wait for the quarantine lock to park; the change lands
+  and its release scan starts;
 - *before the commit*: the batches are past their checks, inserting their parked rows; the
-  change lands and its release scan runs then.
+  change lands and its release scan starts.
 
 Either way each event must come out validated once (forwarded by its batch or released from
 quarantine) and nothing of it stay parked. Each event is its own batch, all at once: batches
@@ -58,7 +61,8 @@ from tests.support.masterdata import VALID_NPIS, charge, eventually, publish, re
 
 AT = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
 KINDS = ("service", "payer", "location", "cost_centre", "provider", "cross_reference", "claim")
-Moment = Literal["before_the_lock", "before_the_commit"]
+Moment = Literal["after_the_lookup", "waiting_for_the_lock", "before_the_commit"]
+MOMENTS: tuple[Moment, ...] = ("after_the_lookup", "waiting_for_the_lock", "before_the_commit")
 
 
 @pytest.fixture(scope="module")
@@ -203,7 +207,7 @@ async def _released_ids(js: JetStreamContext, wanted: set[str]) -> list[str]:
     return ids
 
 
-@pytest.mark.parametrize("moment", ["before_the_lock", "before_the_commit"])
+@pytest.mark.parametrize("moment", MOMENTS)
 @pytest.mark.parametrize("kind", KINDS)
 async def test_what_a_batch_parks_while_its_missing_reference_arrives_is_not_left_waiting(
     md_pool: asyncpg.Pool,
@@ -223,7 +227,6 @@ async def test_what_a_batch_parks_while_its_missing_reference_arrives_is_not_lef
     metrics = ValidatorMetrics(CollectorRegistry())
     quarantine = Quarantine(view, lambda: md_pool, lambda: md_js, metrics)
     claims_known: set[str] = set()
-    validator = Validator(view, ready, lambda: md_pool, metrics, claims_known=claims_known.update)
 
     claim = unique("V")
     if kind == "claim":  # an 835's claim and payment (two entities) before the claim's charge
@@ -239,36 +242,41 @@ async def test_what_a_batch_parks_while_its_missing_reference_arrives_is_not_lef
         """The missing reference arrives; the wait keys whose release it triggers."""
         if missing is not None:
             return _apply(view, missing)
+        # The claim's charge, validated by another consumer (its own pool) on the same view.
+        other = Validator(view, ready, lambda: md_pool, metrics, claims_known=claims_known.update)
         (first_charge,) = await _fetch(md_js, [data.charge(claim)])
-        assert _validated_ids(await validator.handle(VALIDATOR_BILLING, [first_charge]))
+        assert _validated_ids(await other.handle(VALIDATOR_BILLING, [first_charge]))
         return set(claims_known)
 
+    # The batches' own connections: held by the test, they stop the batches after the lookup.
+    batch_pool = await asyncpg.create_pool(md_database_url, min_size=len(msgs), max_size=len(msgs))
+    validator = Validator(view, ready, lambda: batch_pool, metrics)
     # ``holder`` holds the locks that stop the batches; ``observer`` watches who waits.
     holder = await asyncpg.connect(md_database_url)
     observer = await asyncpg.connect(md_database_url)
     held = holder.transaction()
     await held.start()
+    taken = [await batch_pool.acquire() for _ in msgs] if moment == "after_the_lookup" else []
     try:
-        if moment == "before_the_lock":
+        if moment == "waiting_for_the_lock":
             await quarantine_repo.lock_exclusive(holder)  # the batches queue behind it
-            blocked_on: tuple[str, tuple[str, ...]] = ("advisory", ("ShareLock",))
-        else:
+        elif moment == "before_the_commit":  # the batches' inserts wait behind these rows
             await quarantine_repo.park(holder, [_placeholder(e) for e in events])
-            blocked_on = ("transactionid", ("ShareLock",))
         batches = [asyncio.create_task(validator.handle(VALIDATOR_BILLING, [msg])) for msg in msgs]
-        await _until(
-            lambda: _count_is(observer, *blocked_on, len(batches)), "every batch stopped there"
-        )
+        await _until(lambda: _stopped(observer, moment, batches), "every batch stopped there")
         scan = asyncio.create_task(quarantine.release_waiting(await arrives()))
         await _until(
             lambda: _scan_done_or_waiting(observer, scan), "the release scan done or waiting"
         )
     finally:
+        for conn in taken:
+            await batch_pool.release(conn)
         await held.rollback()
         await holder.close()
         await observer.close()
     outcomes = [outcome for batch in batches for outcome in await batch]
     await scan
+    await batch_pool.close()
 
     wanted = {e.event_id for e in events}
     validated = _validated_ids(outcomes) + await _released_ids(md_js, wanted)
@@ -280,10 +288,19 @@ async def test_what_a_batch_parks_while_its_missing_reference_arrives_is_not_lef
     assert sorted(validated) == sorted(wanted)
 
 
-async def _count_is(
-    db: asyncpg.Connection, locktype: str, modes: tuple[str, ...], count: int
+async def _stopped(
+    observer: asyncpg.Connection, moment: Moment, batches: list[asyncio.Task[list[Outcome]]]
 ) -> bool:
-    return await _waiting(db, locktype, modes) >= count
+    """Whether every batch is where ``moment`` stops it."""
+    if any(batch.done() for batch in batches):
+        return False
+    if moment == "after_the_lookup":
+        # Tasks run in the order created: after one yield, each batch has run its first step,
+        # the lookup in the view, and waits for a connection (the test holds them all).
+        await asyncio.sleep(0)
+        return not any(batch.done() for batch in batches)
+    locktype = "advisory" if moment == "waiting_for_the_lock" else "transactionid"
+    return await _waiting(observer, locktype, ("ShareLock",)) >= len(batches)
 
 
 async def _scan_done_or_waiting(db: asyncpg.Connection, scan: asyncio.Task[None]) -> bool:

@@ -5,7 +5,9 @@ entity with a parked event waiting for one of them is re-validated, head first, 
 order: each event that now resolves is published as validated, and the first that still does
 not stops its entity's queue (its failures are updated). All of it happens under the
 exclusive quarantine lock, publish before delete, so a crash re-publishes (into JetStream's
-duplicate window) rather than loses. A person may release (re-validate now) or discard.
+duplicate window) rather than loses. The scan for the entities waiting takes that lock too: a
+batch parking meanwhile looked up before the change, and its row must be seen. A person may
+release (re-validate now) or discard.
 
 Remittance events waiting for their claim (``unknown_claim``) wait on ``claim:<id>``: the
 validation of the claim's first charge reports that key, and a charge released here is
@@ -136,7 +138,9 @@ class Quarantine:
             return
         done: set[str] = set()
         while True:  # bounded: each round takes entities not yet tried in this run
-            async with self._pool().acquire() as conn:
+            async with self._pool().acquire() as conn, conn.transaction():
+                # Exclusive: a batch parking now checked before this change; wait for its row.
+                await quarantine.lock_exclusive(conn)
                 if sweep:
                     candidates = await quarantine.all_entities(conn, self._batch + len(done))
                 else:
