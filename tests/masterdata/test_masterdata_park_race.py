@@ -1,11 +1,13 @@
 """A batch parking an event while the master data (or the claim) it misses arrives: the race
 that left the replay test's charge parked for a service that existed. The real ``Validator``
-and ``Quarantine`` run in this process on a real NATS and PostgreSQL; PostgreSQL locks held
-by the test force the interleaving, for every kind of wait key:
+and ``Quarantine`` run in this process on a real NATS and PostgreSQL; what the test holds (the
+batches' connections, the quarantine lock, a row the batches' inserts conflict with) forces the
+interleaving, for every kind of wait key:
 
 - *after the lookup*: the batches' lookups in the view missed; the change lands and its
   release scan runs to its end before they take the quarantine lock to park (what the
-  validator's log showed in the failing replay test);
+  validator's log showed in the failing replay test; a claim is looked up in the database,
+  so after the connection: for it, the charge is indexed first);
 - *waiting for the lock*: the batches wait for the quarantine lock to park; the change lands
   and its release scan starts;
 - *before the commit*: the batches are past their checks, inserting their parked rows; the
@@ -24,7 +26,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Literal
 
 import asyncpg
-import nats
 import pytest
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
@@ -76,15 +77,6 @@ async def md_pool(md_database_url: str) -> AsyncIterator[asyncpg.Pool]:
     pool = await asyncpg.create_pool(md_database_url, min_size=2, max_size=8)
     yield pool
     await pool.close()
-
-
-@pytest.fixture
-async def md_js(md_nats_url: str) -> AsyncIterator[JetStreamContext]:
-    nc = await nats.connect(md_nats_url)
-    try:
-        yield nc.jetstream()
-    finally:
-        await nc.close()
 
 
 class MasterData:
