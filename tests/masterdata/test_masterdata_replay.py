@@ -12,7 +12,6 @@ from typing import Any
 
 import asyncpg
 import httpx
-import pytest
 from nats.js import JetStreamContext
 
 import carebus_contracts
@@ -51,12 +50,6 @@ async def _parked(api: httpx.AsyncClient, site: str) -> list[dict[str, Any]]:
     return items
 
 
-# A known bug, found at the end of the session and not yet understood: run after the other
-# master-data modules (pytest tests/masterdata), the claim's charge is never validated (it is
-# when this module runs alone or after any one other module). Kept visible, not hidden.
-@pytest.mark.xfail(
-    strict=False, reason="the claim's charge stays unvalidated after the other modules; open"
-)
 async def test_events_of_older_contract_versions_replayed_into_the_validator_are_upcast(
     api: httpx.AsyncClient, md_js: JetStreamContext, md_db: asyncpg.Connection
 ) -> None:

@@ -3,7 +3,9 @@
 Ordering per entity: in-flight batches take the quarantine lock *shared* while they check for
 and add parked events; a release takes it *exclusive* while it re-validates, publishes and
 removes them. So an event is never parked behind a queue that a release has just emptied,
-and nothing of an entity is published ahead of its parked predecessors.
+and nothing of an entity is published ahead of its parked predecessors. The scan for who
+waits on a change takes it *exclusive* too, so it sees every park whose checks ran before
+that change (docs/decisions/021).
 """
 
 from __future__ import annotations

@@ -5,7 +5,9 @@ entity with a parked event waiting for one of them is re-validated, head first, 
 order: each event that now resolves is published as validated, and the first that still does
 not stops its entity's queue (its failures are updated). All of it happens under the
 exclusive quarantine lock, publish before delete, so a crash re-publishes (into JetStream's
-duplicate window) rather than loses. A person may release (re-validate now) or discard.
+duplicate window) rather than loses. The scan for the entities waiting takes that lock too: a
+batch parking meanwhile looked up before the change, and its row must be seen. A person may
+release (re-validate now) or discard.
 
 Remittance events waiting for their claim (``unknown_claim``) wait on ``claim:<id>``: the
 validation of the claim's first charge reports that key, and a charge released here is
@@ -121,7 +123,7 @@ class Quarantine:
             if sweep:
                 next_sweep = loop.time() + self._sweep_s
             try:
-                await self._release_rounds(keys, sweep)
+                await self.release_waiting(keys, sweep=sweep)
             except (OSError, asyncpg.PostgresError, RuntimeError, TimeoutError) as exc:
                 log.warning("quarantine release failed, will retry: %s", exc)
                 self._pending |= keys
@@ -129,12 +131,16 @@ class Quarantine:
                 await asyncio.sleep(2.0)
                 self._wake.set()
 
-    async def _release_rounds(self, keys: set[str], sweep: bool) -> None:
+    async def release_waiting(self, keys: set[str], *, sweep: bool = False) -> None:
+        """Re-validate every entity with an event waiting for one of ``keys`` (``sweep``:
+        every parked entity), what the release loop does on each wake."""
         if not keys and not sweep:
             return
         done: set[str] = set()
         while True:  # bounded: each round takes entities not yet tried in this run
-            async with self._pool().acquire() as conn:
+            async with self._pool().acquire() as conn, conn.transaction():
+                # Exclusive: a batch parking now checked before this change; wait for its row.
+                await quarantine.lock_exclusive(conn)
                 if sweep:
                     candidates = await quarantine.all_entities(conn, self._batch + len(done))
                 else:

@@ -8,7 +8,9 @@ parked events is parked behind them, so an entity's events leave in their origin
 
 A batch whose events all resolved costs one query (which of its entities are parked); a batch
 with an event to park goes straight to one transaction under the quarantine lock, which reads
-that itself.
+that itself, and looks up again what failed (the view, the claim index): what arrived since
+the first lookup is not parked, and what arrives later is found by its release scan, which
+takes the lock exclusive (docs/decisions/021).
 
 Remittance events are booked to their claim's site (``domain/claim_sites.py``): the claims a
 batch names are looked up in the claim index in one query (a charge earlier in the same batch
@@ -274,9 +276,13 @@ class Validator:
         forwarded: list[_Item] = []
         async with conn.transaction():
             await quarantine.lock_shared(conn)
-            # Re-read under the lock: a release may have emptied a queue meanwhile, and a
-            # claim may have been indexed since (its release would then miss this event).
+            # Re-check under the lock: a release may have emptied a queue meanwhile, and the
+            # master data or claim an event misses may have arrived since its lookup, its
+            # release scan already run (a scan after this point waits for our commit).
             parked = await quarantine.parked_entities(conn, sorted({i.entity for i in items}))
+            for item in items:
+                if not item.base.ok:
+                    item.base = validate(self._view, item.event)
             await self._book(conn, items, only_waiting=True)
             for item in items:
                 failures, event, msg = item.failures, item.event, item.msg
