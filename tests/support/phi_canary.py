@@ -18,10 +18,12 @@ import nats
 import nats.errors
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
+from carebus_contracts import encode
 from carebus_contracts.subjects import STREAM_EXCEPTIONS
 from carebus_scenario.npi import check_digit
 from carebus_shared.jetstream.topology import STREAM_ADVISORIES
 from tests.support.fhir_examples import EXAMPLES_DIR
+from tests.support.mapper import charge, validate
 from tests.support.samples import SAMPLES
 from tests.support.x12_render import ClaimSpec, LineSpec, RemittanceSpec, render_835
 
@@ -376,6 +378,34 @@ def masterdata_requests(count: int) -> list[tuple[str, str, dict[str, str], byte
          f"provider_id,{NAME_GIVEN}\nPRV-Y,{MRN}\n".encode()),
     ]  # fmt: skip
     return [bodies[n % len(bodies)] for n in range(count)]
+
+
+# -- the mapper's preview (an event in, what would become of it) -----------------------------
+def preview_requests(count: int) -> list[tuple[str, str, dict[str, str], bytes]]:
+    valid = json.loads(encode(validate(charge("CH-P", 777, payer_code=None))))
+
+    def changed(path: tuple[str, ...], value: Any) -> bytes:
+        body = json.loads(json.dumps(valid))
+        node = body
+        for step in path[:-1]:
+            node = node[step]
+        node[path[-1]] = value
+        return json.dumps(body).encode()
+
+    charge_path = ("original", "charge")
+    bodies = [
+        changed(("original", "charge", "patient_ref"), MRN),  # valid: the patient's own ref
+        changed(("event_type",), NAME_FAMILY),
+        changed(("schema_version",), MRN),
+        changed(("original", "event_type"), NAME_GIVEN),
+        changed((*charge_path, "amount"), {"amount_minor": PHONE, "currency": "USD"}),
+        changed((*charge_path, "amount"), {"amount_minor": 1, "currency": NAME_FAMILY}),
+        changed((*charge_path, "service_date"), BAD_DOB),
+        changed(("enrichment", "payer_class"), MRN),
+        b'{"event_type": "validated.charge.posted", "schema_version": "' + MRN.encode() + b'"',
+    ]
+    json_type = {"Content-Type": "application/json"}
+    return [("POST", "/v1/preview", json_type, bodies[n % len(bodies)]) for n in range(count)]
 
 
 # -- where to look -----------------------------------------------------------------------------
