@@ -22,9 +22,11 @@ from carebus_contracts import encode
 from carebus_contracts.subjects import STREAM_EXCEPTIONS
 from carebus_scenario.npi import check_digit
 from carebus_shared.jetstream.topology import STREAM_ADVISORIES
+from tests.support.billing import CHARGE_ITEM
 from tests.support.fhir_examples import EXAMPLES_DIR
 from tests.support.mapper import charge, validate
 from tests.support.samples import SAMPLES
+from tests.support.scheduling import siu_message
 from tests.support.x12_render import ClaimSpec, LineSpec, RemittanceSpec, render_835
 
 # Distinctive enough to be found only where they leaked.
@@ -56,19 +58,11 @@ def cycle(kinds: list[Kind], prefix: str, count: int) -> list[bytes]:
 
 # -- HL7 v2 SIU (scheduling, MLLP) -------------------------------------------------------------
 def siu(control_id: str, *, slot: str = "20250310091500-0600", dob: str = DOB) -> bytes:
-    npi = "1234567893^SMITH^ANNA^^^DR^^^NPI&2.16.840.1.113883.4.6&ISO^L^^^NPI"
-    return "\r".join(
-        [
-            "MSH|^~\\&|CADENCE|SITE01|CAREBUS|CAREBUS|20250301120000-0600||SIU^S12|"
-            f"{control_id}|P|2.5.1",
-            f"SCH|P-{control_id}|F-{control_id}|||||CHECKUP^Annual check-up|ROUTINE|30|min|"
-            f"^^30^{slot}",
-            f"PID|1||{MRN}^^^SITE01^MR||{NAME_FAMILY}^{NAME_GIVEN}||{dob}|F|||{STREET}||"
-            f"{PHONE}|||||{ACCOUNT}",
-            f"PV1|1|O|CLINIC-A^101^^SITE01||||{npi}",
-            f"AIS|1|A|99213^Office visit^CPT|{slot}|||30|min",
-        ]
-    ).encode()
+    pid = (
+        f"PID|1||{MRN}^^^SITE01^MR||{NAME_FAMILY}^{NAME_GIVEN}||{dob}|F|||{STREET}||{PHONE}"
+        f"|||||{ACCOUNT}"
+    )
+    return siu_message(control_id, slot, pid)
 
 
 def siu_kinds() -> list[Kind]:
@@ -197,17 +191,9 @@ def appointment_bundles(bundles: int, per_bundle: int) -> tuple[list[bytes], int
 # -- FHIR billing resources --------------------------------------------------------------------
 def charge_item(**changes: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
-        "resourceType": "ChargeItem",
+        **CHARGE_ITEM,
         "identifier": [{"value": "CH-CANARY"}],
-        "status": "billable",
-        "code": {"coding": [{"system": "http://www.ama-assn.org/go/cpt", "code": "99213"}]},
         "subject": {"reference": f"Patient/{MRN}", "display": f"{NAME_GIVEN} {NAME_FAMILY}"},
-        "context": {"reference": "Encounter/ENC-1"},
-        "occurrenceDateTime": "2025-03-10T09:15:00-06:00",
-        "performer": [{"actor": {"reference": "Practitioner/DR-1"}}],
-        "costCenter": {"reference": "Organization/CARDIO"},
-        "quantity": {"value": 2},
-        "priceOverride": {"value": 150.10, "currency": "USD"},
         "note": [{"text": f"call {PHONE} at {STREET}"}],
     }
     body.update(changes)
