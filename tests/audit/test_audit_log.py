@@ -229,6 +229,14 @@ async def test_the_cli_verifies_and_lists(
     assert "exception_record:7" in listed[0]
     assert await asyncio.to_thread(carebus, ["audit", "list", "--actor", "nobody"]) == 0
     assert "no matching audit entries" in capsys.readouterr().out
+    # By time: a window before the entries holds none, one around them all, bob's among them.
+    now = datetime.now(UTC)
+    before = ["--until", (now - timedelta(hours=1)).isoformat()]
+    assert await asyncio.to_thread(carebus, ["audit", "list", *before]) == 0
+    assert "no matching audit entries" in capsys.readouterr().out
+    around = ["--since", (now - timedelta(hours=1)).isoformat(), "--until", now.isoformat()]
+    assert await asyncio.to_thread(carebus, ["audit", "list", *around, "--actor", "bob"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 1
     async with pool.acquire() as conn:
         await _tamper(conn, "UPDATE carebus_audit.entry SET target_id = '8' WHERE seq = 2")
     assert await asyncio.to_thread(carebus, ["audit", "verify"]) == 1

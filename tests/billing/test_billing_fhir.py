@@ -9,21 +9,8 @@ from typing import Any
 
 from carebus_contracts import billing as b
 from carebus_shared.devstack.nats_server import NatsServer
-from tests.support.billing import running_adapter
+from tests.support.billing import CHARGE_ITEM, running_adapter
 
-CHARGE_ITEM: dict[str, Any] = {
-    "resourceType": "ChargeItem",
-    "identifier": [{"value": "CH-77"}],
-    "status": "billable",
-    "code": {"coding": [{"system": "http://www.ama-assn.org/go/cpt", "code": "99213"}]},
-    "subject": {"reference": "Patient/MRN-9"},
-    "context": {"reference": "Encounter/ENC-1"},
-    "occurrenceDateTime": "2025-03-10T09:15:00-06:00",
-    "performer": [{"actor": {"reference": "Practitioner/DR-1"}}],
-    "costCenter": {"reference": "Organization/CARDIO"},
-    "quantity": {"value": 2},
-    "priceOverride": {"value": 150.10, "currency": "USD"},
-}
 CLAIM_RESPONSE: dict[str, Any] = {
     "resourceType": "ClaimResponse",
     "identifier": [{"value": "ICN-555"}],

@@ -38,6 +38,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from carebus_contracts.subjects import STREAM_EXCEPTIONS
+from carebus_scenario.endpoints import Endpoints
 from carebus_scenario.observe import wait_quiet
 from carebus_scenario.stack import ServiceStack
 from carebus_shared.cli.services import discover
@@ -60,6 +61,8 @@ REMITTANCE_COUNT = 60
 INBOX_COUNT = 18
 CSV_COUNT = 800
 MASTERDATA_COUNT = 90
+PREVIEW_COUNT = 45
+REDRIVE_COUNT = 60
 MLLP_CONNECTIONS = 4
 HTTP_IN_FLIGHT = 8
 # Columns that may hold canary values in the clear, and why. Master data is entered by a
@@ -180,6 +183,44 @@ async def _masterdata(base: str) -> tuple[list[tuple[int, str]], int]:
     return answers, sent + MASTERDATA_COUNT
 
 
+async def _redrives(endpoints: Endpoints) -> tuple[list[tuple[int, str]], int]:
+    """Kept inputs re-driven with corrected bodies that are malformed again (a re-drive is
+    an intake too): each through the adapter that kept it, in the form it came in."""
+    conn = await asyncpg.connect(endpoints.database_url)
+    try:
+        rows = await conn.fetch(
+            "SELECT id, stage, source FROM carebus_exceptions.exception_record "
+            "WHERE status = 'open' AND subject IS NULL AND raw IS NOT NULL "
+            "AND stage IN ('scheduling_adapter', 'billing_adapter') ORDER BY id"
+        )
+    finally:
+        await conn.close()
+    siu, dft = canary.siu_kinds()[1:], canary.dft_kinds()[1:]
+    appointment = canary.appointment_kinds()[1:]
+    bodies = {
+        ("scheduling_adapter", "hl7"): lambda n: siu[n % len(siu)](f"RD-{n}"),
+        ("billing_adapter", "hl7"): lambda n: dft[n % len(dft)](f"RD-{n}"),
+        ("scheduling_adapter", "fhir"): lambda n: json.dumps(
+            appointment[n % len(appointment)](f"rd-{n}")
+        ).encode(),
+        ("billing_adapter", "x12"): lambda n: canary.remittances(9)[1 + n % 8],
+    }
+    chosen = [r for r in rows if (r["stage"], r["source"]) in bodies]
+    base = {
+        "scheduling_adapter": endpoints.scheduling_http,
+        "billing_adapter": endpoints.billing_http,
+    }
+    answers: list[tuple[int, str]] = []
+    for stage in base:
+        picked = [r for r in chosen if r["stage"] == stage][: REDRIVE_COUNT // 2]
+        requests = [
+            ("POST", f"/v1/exceptions/{r['id']}/redrive", {}, bodies[(stage, r["source"])](n))
+            for n, r in enumerate(picked)
+        ]
+        answers += await _http(base[stage], requests)
+    return answers, len(answers)
+
+
 def _metrics(stack: ServiceStack) -> dict[str, str]:
     found = {}
     for name in stack.services:
@@ -233,6 +274,12 @@ async def test_no_canary_value_leaves_the_stores_that_must_hold_it(
     masterdata, rows = await _masterdata(endpoints.validator_http)
     answers += masterdata
     sent += rows
+    answers += await _http(endpoints.mapper_http, canary.preview_requests(PREVIEW_COUNT))
+    sent += PREVIEW_COUNT
+    redriven, count = await _redrives(endpoints)
+    assert count >= REDRIVE_COUNT // 2
+    answers += redriven
+    sent += count
     printed, rows = await asyncio.to_thread(_csv_import, stack, tmp_path)
     sent += rows
     await wait_quiet(endpoints.nats_url, endpoints.database_url, timeout_s=60)

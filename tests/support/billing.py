@@ -26,6 +26,22 @@ from carebus_shared.mllp import frame
 from carebus_shared.mllp.framing import MllpDecoder
 from tests.support import auth
 
+# A valid FHIR R4 ChargeItem as a billing system posts it.
+CHARGE_ITEM: dict[str, Any] = {
+    "resourceType": "ChargeItem",
+    "identifier": [{"value": "CH-77"}],
+    "status": "billable",
+    "code": {"coding": [{"system": "http://www.ama-assn.org/go/cpt", "code": "99213"}]},
+    "subject": {"reference": "Patient/MRN-9"},
+    "context": {"reference": "Encounter/ENC-1"},
+    "occurrenceDateTime": "2025-03-10T09:15:00-06:00",
+    "performer": [{"actor": {"reference": "Practitioner/DR-1"}}],
+    "costCenter": {"reference": "Organization/CARDIO"},
+    "quantity": {"value": 2},
+    "priceOverride": {"value": 150.10, "currency": "USD"},
+}
+
+
 LFH_835 = "x12/LinuxForHealth-x12/src/tests/resources/835_005010X221A1"
 PYX12_835 = "x12/azoner-pyx12/extracted/835_4010_X091A1_reversals_CLP22_PLB.835"
 FHIR_EXPECTED = (

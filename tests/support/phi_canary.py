@@ -18,11 +18,15 @@ import nats
 import nats.errors
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
+from carebus_contracts import encode
 from carebus_contracts.subjects import STREAM_EXCEPTIONS
 from carebus_scenario.npi import check_digit
 from carebus_shared.jetstream.topology import STREAM_ADVISORIES
+from tests.support.billing import CHARGE_ITEM
 from tests.support.fhir_examples import EXAMPLES_DIR
+from tests.support.mapper import charge, validate
 from tests.support.samples import SAMPLES
+from tests.support.scheduling import siu_message
 from tests.support.x12_render import ClaimSpec, LineSpec, RemittanceSpec, render_835
 
 # Distinctive enough to be found only where they leaked.
@@ -54,19 +58,11 @@ def cycle(kinds: list[Kind], prefix: str, count: int) -> list[bytes]:
 
 # -- HL7 v2 SIU (scheduling, MLLP) -------------------------------------------------------------
 def siu(control_id: str, *, slot: str = "20250310091500-0600", dob: str = DOB) -> bytes:
-    npi = "1234567893^SMITH^ANNA^^^DR^^^NPI&2.16.840.1.113883.4.6&ISO^L^^^NPI"
-    return "\r".join(
-        [
-            "MSH|^~\\&|CADENCE|SITE01|CAREBUS|CAREBUS|20250301120000-0600||SIU^S12|"
-            f"{control_id}|P|2.5.1",
-            f"SCH|P-{control_id}|F-{control_id}|||||CHECKUP^Annual check-up|ROUTINE|30|min|"
-            f"^^30^{slot}",
-            f"PID|1||{MRN}^^^SITE01^MR||{NAME_FAMILY}^{NAME_GIVEN}||{dob}|F|||{STREET}||"
-            f"{PHONE}|||||{ACCOUNT}",
-            f"PV1|1|O|CLINIC-A^101^^SITE01||||{npi}",
-            f"AIS|1|A|99213^Office visit^CPT|{slot}|||30|min",
-        ]
-    ).encode()
+    pid = (
+        f"PID|1||{MRN}^^^SITE01^MR||{NAME_FAMILY}^{NAME_GIVEN}||{dob}|F|||{STREET}||{PHONE}"
+        f"|||||{ACCOUNT}"
+    )
+    return siu_message(control_id, slot, pid)
 
 
 def siu_kinds() -> list[Kind]:
@@ -195,17 +191,9 @@ def appointment_bundles(bundles: int, per_bundle: int) -> tuple[list[bytes], int
 # -- FHIR billing resources --------------------------------------------------------------------
 def charge_item(**changes: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
-        "resourceType": "ChargeItem",
+        **CHARGE_ITEM,
         "identifier": [{"value": "CH-CANARY"}],
-        "status": "billable",
-        "code": {"coding": [{"system": "http://www.ama-assn.org/go/cpt", "code": "99213"}]},
         "subject": {"reference": f"Patient/{MRN}", "display": f"{NAME_GIVEN} {NAME_FAMILY}"},
-        "context": {"reference": "Encounter/ENC-1"},
-        "occurrenceDateTime": "2025-03-10T09:15:00-06:00",
-        "performer": [{"actor": {"reference": "Practitioner/DR-1"}}],
-        "costCenter": {"reference": "Organization/CARDIO"},
-        "quantity": {"value": 2},
-        "priceOverride": {"value": 150.10, "currency": "USD"},
         "note": [{"text": f"call {PHONE} at {STREET}"}],
     }
     body.update(changes)
@@ -378,16 +366,43 @@ def masterdata_requests(count: int) -> list[tuple[str, str, dict[str, str], byte
     return [bodies[n % len(bodies)] for n in range(count)]
 
 
+# -- the mapper's preview (an event in, what would become of it) -----------------------------
+def preview_requests(count: int) -> list[tuple[str, str, dict[str, str], bytes]]:
+    valid = json.loads(encode(validate(charge("CH-P", 777, payer_code=None))))
+
+    def changed(path: tuple[str, ...], value: Any) -> bytes:
+        body = json.loads(json.dumps(valid))
+        node = body
+        for step in path[:-1]:
+            node = node[step]
+        node[path[-1]] = value
+        return json.dumps(body).encode()
+
+    charge_path = ("original", "charge")
+    bodies = [
+        changed(("original", "charge", "patient_ref"), MRN),  # valid: the patient's own ref
+        changed(("event_type",), NAME_FAMILY),
+        changed(("schema_version",), MRN),
+        changed(("original", "event_type"), NAME_GIVEN),
+        changed((*charge_path, "amount"), {"amount_minor": PHONE, "currency": "USD"}),
+        changed((*charge_path, "amount"), {"amount_minor": 1, "currency": NAME_FAMILY}),
+        changed((*charge_path, "service_date"), BAD_DOB),
+        changed(("enrichment", "payer_class"), MRN),
+        b'{"event_type": "validated.charge.posted", "schema_version": "' + MRN.encode() + b'"',
+    ]
+    json_type = {"Content-Type": "application/json"}
+    return [("POST", "/v1/preview", json_type, bodies[n % len(bodies)]) for n in range(count)]
+
+
 # -- where to look -----------------------------------------------------------------------------
-async def stream_leaks(nats_url: str, payload_checked: Iterable[str] = ()) -> list[str]:
+async def stream_leaks(nats_url: str) -> list[str]:
     """Every stream's messages: subjects and headers of all (trace context among them), the
-    ``message`` of exception events, and the whole of advisories and of the streams named
-    in ``payload_checked``."""
+    ``message`` of exception events, and the whole of advisories. (The other payloads are
+    the events themselves: a store that must hold them.)"""
     nc = await nats.connect(nats_url)
     found: list[str] = []
     try:
         js = nc.jetstream()
-        checked = {*payload_checked}
         for info in await js.streams_info():
             name = info.config.name
             assert name is not None
@@ -398,7 +413,7 @@ async def stream_leaks(nats_url: str, payload_checked: Iterable[str] = ()) -> li
                 if name == STREAM_EXCEPTIONS:
                     event = json.loads(msg.data or b"{}")
                     found += leaks(f"{where} message", str(event.get("message", "")))
-                elif name in checked or name == STREAM_ADVISORIES:
+                elif name == STREAM_ADVISORIES:
                     found += leaks(where, msg.data.decode(errors="replace"))
     finally:
         await nc.close()

@@ -102,7 +102,11 @@ async def running_adapter(
             await asyncio.wait_for(task, 30)
 
 
-def siu_message(control_id: str, slot: str = "20250310091500-0600") -> bytes:
+def siu_message(
+    control_id: str,
+    slot: str = "20250310091500-0600",
+    pid: str = "PID|1||MRN-1001^^^SITE01^MR||DOE^JANE||19800101|F",
+) -> bytes:
     """A small SIU^S12 (v2.5.1) with a unique control id; ``slot=""`` leaves it without one."""
     npi = "1234567893^SMITH^ANNA^^^DR^^^NPI&2.16.840.1.113883.4.6&ISO^L^^^NPI"
     return "\r".join(
@@ -111,7 +115,7 @@ def siu_message(control_id: str, slot: str = "20250310091500-0600") -> bytes:
             f"{control_id}|P|2.5.1",
             f"SCH|P-{control_id}|F-{control_id}|||||CHECKUP^Annual check-up|ROUTINE|30|min|"
             f"^^30^{slot}",
-            "PID|1||MRN-1001^^^SITE01^MR||DOE^JANE||19800101|F",
+            pid,
             f"PV1|1|O|CLINIC-A^101^^SITE01||||{npi}",
             f"AIS|1|A|99213^Office visit^CPT|{slot}|||30|min",
         ]

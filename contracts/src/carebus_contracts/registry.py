@@ -128,8 +128,17 @@ def parse_version(schema_version: str) -> tuple[int, int]:
     """``"2.1"`` → (2, 1); a bare major (``"2"``) means minor 0."""
     match = _VERSION_RE.match(schema_version.strip())
     if match is None:
-        raise UnknownContractError(f"malformed schema version {schema_version!r}")
+        raise UnknownContractError("malformed schema version (expected MAJOR or MAJOR.MINOR)")
     return int(match.group(1)), int(match.group(2) or 0)
+
+
+# What an event type looks like: only such a value is named in an error text (a message's
+# field may carry anything, patient data included; docs/decisions/028).
+_EVENT_TYPE_RE: Final = re.compile(r"[a-z][a-z0-9_]{0,40}(\.[a-z][a-z0-9_]{0,40}){2,3}")
+
+
+def _named(event_type: str) -> str:
+    return repr(event_type) if _EVENT_TYPE_RE.fullmatch(event_type) else "(not an event type)"
 
 
 class Registry:
@@ -173,13 +182,13 @@ class Registry:
         except KeyError:
             known = sorted(m for (t, m) in self._by_key if t == event_type)
             detail = f"known majors: {known}" if known else "unknown event type"
-            raise UnknownContractError(f"{event_type} v{major}: {detail}") from None
+            raise UnknownContractError(f"{_named(event_type)} v{major}: {detail}") from None
 
     def current(self, event_type: str) -> ContractInfo:
         try:
             return self._current[event_type]
         except KeyError:
-            raise UnknownContractError(f"unknown event type {event_type!r}") from None
+            raise UnknownContractError(f"unknown event type {_named(event_type)}") from None
 
     def info(self, event: Event | type[Event]) -> ContractInfo:
         cls = event if isinstance(event, type) else type(event)
@@ -199,7 +208,7 @@ class Registry:
             or (len(tokens) == 6 and subjects.partition_in(subject) is None)
         ):
             raise UnknownContractError(
-                f"{subject!r} does not follow <d>.<e>.<ev>.v<N>.<site>.p<partition>"
+                "the subject does not follow <d>.<e>.<ev>.v<N>.<site>.p<partition>"
             )
         domain, entity, event, version = tokens[:4]
         event_type = self._dynamic.get(domain, f"{domain}.{entity}.{event}")
