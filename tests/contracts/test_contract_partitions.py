@@ -22,6 +22,7 @@ from carebus_contracts.billing import (
 )
 from carebus_contracts.examples import build_examples
 from carebus_contracts.scheduling import AppointmentBooked
+from carebus_contracts.validated import ValidatedPaymentPosted
 
 EXAMPLES = {type(event): event for event, _ in build_examples()}
 
@@ -91,6 +92,9 @@ def test_a_claims_charges_and_remittances_share_its_partition() -> None:
     adjudicated = msgspec.structs.replace(EXAMPLES[ClaimAdjudicatedV2], claim_id=claim)
     events = (posted, reversed_, payment, adjustment, adjudicated)
     assert {s.partition_in(subject_for(e)) for e in events} == {s.partition_of(claim)}
+    # Validated, they stay together for the mapper.
+    validated = msgspec.structs.replace(EXAMPLES[ValidatedPaymentPosted], original=payment)
+    assert s.partition_in(subject_for(validated)) == s.partition_of(claim)
     # Without a claim, the entity's own key decides.
     alone = msgspec.structs.replace(EXAMPLES[PaymentPosted], claim_id=None)
     assert alone.partition_key == alone.entity_key

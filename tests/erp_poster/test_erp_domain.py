@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from carebus_contracts import decode_as
 from carebus_contracts.erp import JournalConfirmed, JournalPosted, JournalRejected
+from carebus_contracts.subjects import partition_of, partition_token
 from carebus_erp_poster.domain.circuit_breaker import BreakerState, CircuitBreaker
 from carebus_erp_poster.domain.journals import JournalState, Posting, Status, outputs
 from carebus_erp_poster.domain.rate_window import SlidingWindow, advertised_policy, retry_after_s
@@ -148,8 +149,9 @@ def test_events_about_a_journal_have_deterministic_ids_and_growing_versions() ->
     [posted] = outputs(pending)
     posted_again, done = outputs(confirmed)
     assert posted.msg_id == posted_again.msg_id  # republished after a crash: deduplicated
-    assert posted.subject == "erp.journal.posted.v1.SITE01"
-    assert done.subject == "erp.journal.confirmed.v1.SITE01"
+    partition = partition_token(partition_of("JE-dom-1"))  # the journal's: one partition
+    assert posted.subject == f"erp.journal.posted.v1.SITE01.{partition}"
+    assert done.subject == f"erp.journal.confirmed.v1.SITE01.{partition}"
     p = decode_as(JournalPosted, posted.payload)
     c = decode_as(JournalConfirmed, done.payload)
     assert (p.erp_request_id, p.causation_id, p.entity_key) == ("REQ-1", "evt-dom-1", "JE-dom-1")

@@ -163,3 +163,25 @@ def test_no_view_carries_a_patient_reference_into_its_text() -> None:
             [repr(v) for v in sources.visits(of_type("scheduling.appointment.booked"))]
         ).decode()
     )
+
+
+def test_a_sites_filters_take_subjects_with_and_without_their_partition() -> None:
+    """The e2e reconcile found nothing at all once subjects had a partition token: its
+    filter ended at the site (docs/decisions/030)."""
+    from carebus_contracts import subject_for
+    from carebus_shared.reconcile.readers import site_subject
+
+    event = {type(e): e for e, _ in build_examples()}[AppointmentCompleted]
+    concrete = subject_for(event)
+    legacy = concrete.rsplit(".", 1)[0]
+    new_form, old_form = site_subject("scheduling", event.site)
+
+    def takes(pattern: str, subject: str) -> bool:
+        want, have = pattern.split("."), subject.split(".")
+        return len(want) == len(have) and all(
+            w in ("*", h) for w, h in zip(want, have, strict=True)
+        )
+
+    assert takes(new_form, concrete)
+    assert takes(old_form, legacy)
+    assert not takes(new_form, concrete.replace(event.site, "ELSEWHERE"))

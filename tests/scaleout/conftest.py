@@ -4,6 +4,8 @@ decisions/027). Every pipeline consumer's ack deadline is shortened to 5 s (prod
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import replace
@@ -13,6 +15,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from carebus_contracts.subjects import PARTITIONS
 from carebus_scenario.stack import ServiceStack
 from carebus_shared.devstack.nats_server import NatsCluster
 from carebus_shared.jetstream.topology import TOPOLOGY, Topology
@@ -91,3 +94,25 @@ async def stage_figures(stack: ServiceStack, instance: str) -> dict[tuple[str, s
             elif sample.name == "carebus_stage_partitions_held":
                 found[("held", stage)] = sample.value
     return found
+
+
+async def balanced(stack: ServiceStack, timeout_s: float = 30.0) -> float:
+    """Seconds until every replica of each ordered stage holds an equal share of its
+    partitions (docs/decisions/030)."""
+    started = time.monotonic()
+    held: dict[str, float] = {}
+    for _ in range(int(timeout_s / 0.5)):  # bounded by the timeout
+        held = {}
+        for service, stages in ORDERED_STAGES.items():
+            replicas = stack.instances(service)
+            for instance in replicas:
+                figures = await stage_figures(stack, instance)
+                for stage in stages:
+                    held[f"{instance} {stage}"] = figures.get(("held", stage), 0.0)
+        if held and all(
+            value == PARTITIONS / len(stack.instances(name.split(" ")[0].split("~")[0]))
+            for name, value in held.items()
+        ):
+            return time.monotonic() - started
+        await asyncio.sleep(0.5)
+    raise AssertionError(f"partitions not shared evenly within {timeout_s} s: {held}")

@@ -23,7 +23,13 @@ from carebus_scenario.verify import differences
 from carebus_shared.devstack.nats_server import NatsCluster
 from carebus_shared.jetstream.connection import server_list
 from carebus_shared.jetstream.topology import TOPOLOGY
-from tests.scaleout.conftest import ORDERED_STAGES, STAGES, cluster_stack, stage_figures
+from tests.scaleout.conftest import (
+    ORDERED_STAGES,
+    STAGES,
+    balanced,
+    cluster_stack,
+    stage_figures,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -98,6 +104,8 @@ async def test_three_replicas_of_each_stage_keep_the_promises(
     instances = dict.fromkeys(STAGES, 3)
     async with cluster_stack(database_url, nats_cluster, tmp_path / "stack", instances) as stack:
         assert len(stack.instances("mapper")) == 3
+        # A short day: it starts once the replicas share the partitions, two each.
+        print(f"\npartitions shared evenly {await balanced(stack):.1f} s after start-up")
         problems = await play_and_judge(scenario, expected, stack, tmp_path / "play")
         assert problems == [], "\n".join(problems)
         # The replicas shared the ordered work (docs/decisions/030): each handled some of

@@ -15,6 +15,7 @@ import pytest
 
 from carebus_shared.devstack.nats_server import NatsServer
 from carebus_shared.devstack.ports import free_port
+from tests.support.partitions import unpartitioned
 from tests.support.scheduling import kept_records, provision_all, stored_events, stream_count
 
 CLI = [sys.executable, "-m", "carebus_scheduling_adapter.entrypoints.cli", "import"]
@@ -136,10 +137,10 @@ async def test_import_publishes_valid_rows_keeps_bad_ones_and_a_reimport_adds_no
     stored = [s for s in await stored_events(csv_nats.url) if s.msg_id.startswith("csv:")]
     first = next(s for s in stored if s.event["entity_key"] == "A00001")
     assert first.msg_id == "csv:csv-import:A00001:2025-03-01T08:01:00-06:00"
-    assert first.subject == "scheduling.appointment.booked.v1.SITE01"
+    assert unpartitioned(first.subject) == "scheduling.appointment.booked.v1.SITE01"
     assert first.event["appointment"]["slot_start"] == "2025-04-02T09:00:00-05:00"  # CDT
     cancelled = next(s for s in stored if s.event["entity_key"] == "A00003")
-    assert cancelled.subject == "scheduling.appointment.cancelled.v1.SITE01"
+    assert unpartitioned(cancelled.subject) == "scheduling.appointment.cancelled.v1.SITE01"
 
     code, out, err = await _run([str(source)], env)
     assert code == 1, err
@@ -197,12 +198,12 @@ site = "PARIS"
     assert _summary(out)["published"] == 2
     stored = {s.event["entity_key"]: s for s in await stored_events(csv_nats.url)}
     booked, arrived = stored["X-1"], stored["X-2"]
-    assert booked.subject == "scheduling.appointment.booked.v1.PARIS"
+    assert unpartitioned(booked.subject) == "scheduling.appointment.booked.v1.PARIS"
     assert booked.msg_id.startswith("csv:clinic-export:X-1:")
     assert booked.event["appointment"]["slot_start"] == "2025-03-10T09:15:00+01:00"
     assert booked.event["appointment"]["slot_end"] == "2025-03-10T09:35:00+01:00"
     assert booked.event["appointment"]["provider_code"] == "D7"
-    assert arrived.subject == "scheduling.appointment.checked_in.v1.PARIS"
+    assert unpartitioned(arrived.subject) == "scheduling.appointment.checked_in.v1.PARIS"
 
 
 async def test_a_header_without_required_columns_is_refused(

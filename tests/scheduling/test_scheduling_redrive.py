@@ -17,6 +17,7 @@ from carebus_shared.devstack.nats_server import NatsServer
 from carebus_shared.exceptions import store
 from carebus_shared.exceptions.store import ExceptionRecord
 from tests.support import auth
+from tests.support.partitions import unpartitioned
 from tests.support.scheduling import (
     Adapter,
     MllpClient,
@@ -113,7 +114,7 @@ async def test_a_refused_fhir_request_is_redriven_the_way_it_came(
     assert body["event_ids"] == ["fhir:fhir:rd-2:4"]
     stored = {s.msg_id: s for s in await stored_events(redrive_nats.url)}
     event = stored["fhir:fhir:rd-2:4"]
-    assert event.subject == "scheduling.appointment.checked_in.v1.SITE01"
+    assert unpartitioned(event.subject) == "scheduling.appointment.checked_in.v1.SITE01"
     assert event.event["appointment"]["slot_end"] == "2025-03-10T09:35:00-06:00"
 
 

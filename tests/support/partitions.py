@@ -13,3 +13,11 @@ def whole_stage(topology: Topology, stage: str) -> Topology:
     entities in one batch from it."""
     others = tuple(c for c in topology.consumers if c.stage != stage)
     return replace(topology, consumers=(as_whole(stage, topology), *others))
+
+
+def unpartitioned(subject: str) -> str:
+    """``subject`` without its partition token (the five tokens a test names)."""
+    tokens = subject.split(".")
+    assert len(tokens) == 6, subject
+    assert tokens[5].startswith("p"), subject
+    return ".".join(tokens[:5])

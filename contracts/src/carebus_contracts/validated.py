@@ -69,6 +69,12 @@ class Validated(Event, Generic[T], frozen=True, kw_only=True):
     original: T
     enrichment: Enrichment
 
+    @property
+    def partition_key(self) -> str:
+        """The original's: a claim's events stay in one partition for the mapper too, as
+        they were for the validator (docs/decisions/030)."""
+        return self.original.partition_key
+
 
 class ValidatedAppointmentBooked(
     Validated[AppointmentBooked], tag="validated.appointment.booked", frozen=True, kw_only=True

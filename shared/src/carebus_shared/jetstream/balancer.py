@@ -10,10 +10,10 @@ replica may hold:
   stopping one writes an empty value at once;
 - the fair share is ``ceil(partitions / live members)``; a replica takes a free partition's
   lease only while it holds fewer than its share;
-- a replica holding more than its share hands one back (after the batch in hand) at most
-  once per ``settle_s``, and only once a larger membership has been seen on two reads in a
-  row, so one late heartbeat makes nobody shed (no flapping); a smaller membership counts at
-  once, so the partitions of a replica that left are taken without delay.
+- a replica holding more than its share hands the extra ones back (each after its batch in
+  hand), but only once a larger membership has been seen on two reads in a row, so one late
+  heartbeat makes nobody shed (no flapping); a smaller membership counts at once, so the
+  partitions of a replica that left are taken without delay.
 
 A single replica holds every partition: one batch in flight per partition, so the batches
 of several partitions (and their publish confirmations) overlap in one process.
@@ -26,7 +26,6 @@ import contextlib
 import logging
 import math
 import re
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -57,11 +56,10 @@ class Balancer:
     member: str = field(default_factory=holder_id)
     ttl_s: float = LEASE_TTL_S
     bucket: str = STAGE_LEASES_BUCKET
-    settle_s: float = LEASE_TTL_S / 2
     # Live members on the last two reads (0: not read yet); this replica counts itself.
     _seen: tuple[int, int] = field(default=(0, 0), init=False)
     _leases: dict[int, Lease] = field(default_factory=dict, init=False)
-    _next_shed: float = field(default=0.0, init=False)
+    _shedding: int = field(default=0, init=False)  # leases being handed back now
     _task: asyncio.Task[None] | None = field(default=None, init=False)
     # Consumers of this replica decide to take a lease one at a time, so they never
     # overshoot the share together.
@@ -96,16 +94,20 @@ class Balancer:
         return self.members > 0 and len(self.held) < self.share
 
     def should_shed(self) -> bool:
-        """True for one caller at a time (at most once per ``settle_s``) while this replica
-        holds more than the share of a membership seen on two reads in a row."""
+        """True, once per partition too many, while this replica holds more than the share
+        of a membership seen on two reads in a row; the caller hands its lease back and then
+        says :meth:`shed`."""
         settled = min(self._seen)
-        if settled == 0 or len(self.held) <= fair_share(self.partitions, settled):
+        if settled == 0:
             return False
-        now = time.monotonic()
-        if now < self._next_shed:
+        if len(self.held) - self._shedding <= fair_share(self.partitions, settled):
             return False
-        self._next_shed = now + self.settle_s
+        self._shedding += 1
         return True
+
+    def shed(self) -> None:
+        """A lease :meth:`should_shed` asked for is handed back."""
+        self._shedding = max(0, self._shedding - 1)
 
     def start(self, js: Callable[[], JetStreamContext]) -> None:
         self._task = asyncio.create_task(self._heartbeat(js), name=f"members-{self.stage}")

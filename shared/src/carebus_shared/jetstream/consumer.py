@@ -162,8 +162,11 @@ class StageConsumer:
             if balancer is None or not balancer.should_shed():
                 return True
             log.info("partition handed back", extra={"durable": self.spec.durable})
-            with contextlib.suppress(Exception):  # the link may be down; then it expires
-                await lease.release(js())
+            try:
+                with contextlib.suppress(Exception):  # the link may be down; then it expires
+                    await lease.release(js())
+            finally:
+                balancer.shed()
             self._forget()
             return False
         self._forget()  # released, lost or never held: what it knew of the stream is stale

@@ -48,10 +48,11 @@ _UNDECODABLE = (ContractDecodeError, UnknownContractError)
 
 
 async def read_stream(
-    nc: Client, stream: str, subject: str, since: dt.datetime | None
+    nc: Client, stream: str, subject: str | tuple[str, ...], since: dt.datetime | None
 ) -> AsyncIterator[Msg]:
-    """The messages of ``stream`` on ``subject`` recorded from ``since`` (None: all, the last
-    per subject only), up to the stream's last sequence when reading began."""
+    """The messages of ``stream`` on ``subject`` (or any of several filters) recorded from
+    ``since`` (None: all, the last per subject only), up to the stream's last sequence when
+    reading began."""
     js = nc.jetstream()
     state = (await js.stream_info(stream)).state
     if state.messages == 0:
@@ -59,7 +60,7 @@ async def read_stream(
     consumer = await js.add_consumer(
         stream,
         api.ConsumerConfig(
-            filter_subject=subject,
+            filter_subjects=[subject] if isinstance(subject, str) else list(subject),
             ack_policy=api.AckPolicy.NONE,
             deliver_policy=api.DeliverPolicy.LAST_PER_SUBJECT
             if since is None
@@ -96,7 +97,11 @@ class Undecodable:
 
 
 async def read_events(
-    nc: Client, stream: str, subject: str, since: dt.datetime, undecodable: Undecodable
+    nc: Client,
+    stream: str,
+    subject: str | tuple[str, ...],
+    since: dt.datetime,
+    undecodable: Undecodable,
 ) -> list[Event]:
     events = []
     async for msg in read_stream(nc, stream, subject, since):
@@ -107,8 +112,13 @@ async def read_events(
     return events
 
 
-def site_subject(domain: str, site: str | None, entity: str = "*", event: str = "*") -> str:
-    return f"{domain}.{entity}.{event}.*.{subjects.site_token(site) if site else '*'}"
+def site_subject(
+    domain: str, site: str | None, entity: str = "*", event: str = "*"
+) -> tuple[str, str]:
+    """The filters of one site's (or every site's) events: with their partition token, and
+    as stored before partitions (docs/decisions/030)."""
+    stored_before = f"{domain}.{entity}.{event}.*.{subjects.site_token(site) if site else '*'}"
+    return f"{stored_before}.*", stored_before
 
 
 async def registered_sites(nc: Client) -> frozenset[str]:
