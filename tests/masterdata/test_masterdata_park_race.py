@@ -130,7 +130,7 @@ async def _fetch(js: JetStreamContext, events: list[Event]) -> list[Msg]:
     """``events`` published to BILLING and read back as the validator's consumer gets them."""
     await publish(js, events)
     sub = await js.pull_subscribe(
-        f"billing.*.*.*.{events[0].site}",
+        f"billing.*.*.*.{events[0].site}.>",
         stream="BILLING",
         config=ConsumerConfig(
             deliver_policy=DeliverPolicy.ALL, ack_policy=AckPolicy.EXPLICIT, inactive_threshold=60
