@@ -4,7 +4,9 @@ data key, spans exported to a collector) over every intake, thousands of valid a
 inputs in all: HL7 SIU and DFT over MLLP, FHIR Appointments (single and in Bundles), FHIR
 billing resources (single and in Bundles), the X12 835 upload and inbox, the scheduling CSV
 import (the command), and master-data changes (the API and its bulk import). The malformed
-ones break a field with a canary, so the parsers' offending-value paths run.
+ones break a field with a canary, so the parsers' offending-value paths run; the valid ones
+find the master data they name (imported first) and are validated, mapped and posted to the
+ledger (the ERP poster's connector here).
 
 Then none of those values may be found where it must not be: any service's log (stdout and
 stderr), any /metrics, any exported span (name, attributes, events, status), any stream
@@ -65,9 +67,11 @@ PREVIEW_COUNT = 45
 REDRIVE_COUNT = 60
 MLLP_CONNECTIONS = 4
 HTTP_IN_FLIGHT = 8
+VIEW_RECORDS = "carebus_validator_view_records "
 # Columns that may hold canary values in the clear, and why. Master data is entered by a
 # person (the import here names providers after the canaries); an 835 claim is keyed by its
-# patient control number (CLP01, the canary account), which stages must look up by.
+# patient control number (CLP01, the canary account; the DFT's visit number), which stages
+# must look up by and its journal names.
 PROVIDER_NAME = "carebus_masterdata_validator.provider.name"
 MUST_HOLD = {
     PROVIDER_NAME: "master data (the providers imported)",
@@ -79,6 +83,12 @@ MUST_HOLD = {
     "carebus_ops.step.entity_key": "the tracker's entity key (a claim's CLP01)",
     "carebus_ops.link.entity_key": "the tracker's entity key (a claim's CLP01)",
     "carebus_ops.link.other_key": "the tracker's entity key (a claim's CLP01)",
+    "carebus_masterdata_validator.claim_index.claim_id": "the claim index's key (CLP01), by "
+    "which each remittance event finds its claim's site",
+    "carebus_masterdata_validator.claim_charge.claim_id": "the claim index's key (CLP01)",
+    "carebus_mapper.entity_version.entity_key": "the mapper's fencing key (a claim's CLP01)",
+    canary.JOURNAL_DESCRIPTION: "a claim's journal names its claim (CLP01); "
+    "canary.journal_leaks checks that it holds nothing else",
 }
 
 
@@ -221,6 +231,24 @@ async def _redrives(endpoints: Endpoints) -> tuple[list[tuple[int, str]], int]:
     return answers, len(answers)
 
 
+async def _pipeline_masterdata(base: str) -> None:
+    """The master data the valid inputs reference, imported and in the validator's view
+    before any input is sent (so they flow on to the mapper and the ERP poster)."""
+    imports = canary.pipeline_masterdata()
+    wanted = sum(len(records) for _, records in imports)
+    async with httpx.AsyncClient(base_url=base, timeout=30, headers=auth.HEADERS) as client:
+        for collection, records in imports:
+            reply = await client.post(f"/v1/{collection}/import", json=records)
+            assert reply.status_code == 200, (collection, reply.text[:300])
+        for _ in range(300):  # bounded: 60 s
+            metrics = (await client.get("/metrics")).text
+            held = [line for line in metrics.splitlines() if line.startswith(VIEW_RECORDS)]
+            if held and float(held[0].split()[1]) >= wanted:
+                return
+            await asyncio.sleep(0.2)
+    raise AssertionError(f"the validator's view did not reach {wanted} records")
+
+
 def _metrics(stack: ServiceStack) -> dict[str, str]:
     found = {}
     for name in stack.services:
@@ -244,6 +272,7 @@ async def test_no_canary_value_leaves_the_stores_that_must_hold_it(
     endpoints = stack.endpoints
     sent = 0
     sched_port, billing_port = endpoints.scheduling_mllp[1], endpoints.billing_mllp[1]
+    await _pipeline_masterdata(endpoints.validator_http)
     siu = canary.cycle(canary.siu_kinds(), "CANARY-S", SIU_COUNT)
     dft = canary.cycle(canary.dft_kinds(), "CANARY-D", DFT_COUNT)
     acks_and_answers = await asyncio.gather(
@@ -284,6 +313,13 @@ async def test_no_canary_value_leaves_the_stores_that_must_hold_it(
     sent += rows
     await wait_quiet(endpoints.nats_url, endpoints.database_url, timeout_s=60)
     assert sent >= 3000
+    # The valid inputs were validated, mapped and posted to the ledger: at least every valid
+    # SIU, DFT, CSV row and FHIR Appointment (some malformed ones are valid enough to post),
+    # and the 835s' claim.
+    posted = await canary.journals_by_intake(endpoints.database_url)
+    floor = {"siu": SIU_COUNT // len(canary.siu_kinds()), "dft": DFT_COUNT // 10,
+             "csv": CSV_COUNT // 10, "fhir": APPOINTMENT_COUNT // 10, "835": 1}  # fmt: skip
+    assert all(posted[intake] >= least for intake, least in floor.items()), (posted, floor)
 
     refused = [a for a in acks if "|AE|" in a or "|AR|" in a]
     assert len(refused) >= (SIU_COUNT + DFT_COUNT) // 2  # MSA AE/AR, MSA-3 and ERR included
@@ -301,9 +337,14 @@ async def test_no_canary_value_leaves_the_stores_that_must_hold_it(
     found += await canary.stream_leaks(endpoints.nats_url)
     in_db, held = await canary.database_leaks(endpoints.database_url, MUST_HOLD)
     found += in_db
+    found += await canary.journal_leaks(endpoints.database_url)
     assert PROVIDER_NAME in held  # the scan finds what is there
+    assert canary.JOURNAL_DESCRIPTION in held  # the claim's journal reached the ledger
+    assert await canary.exception_records(endpoints.database_url) >= sent // 3  # refusals ran
     exceptions = await canary.exception_count(endpoints.nats_url, STREAM_EXCEPTIONS)
-    assert exceptions >= sent // 3  # refusals and quarantines ran
+    # The quarantine and the mapper ran: a ChargeItem whose code is an MRN is parked, and a
+    # valid one has no location to post under (the FHIR ChargeItem carries none).
+    assert exceptions >= BILLING_COUNT // 8
     await asyncio.to_thread(stack.stop)  # flushes the spans each service still holds
     in_logs, files = canary.log_leaks(stack.logs)
     assert files == len(stack.services)  # every service wrote one
@@ -312,7 +353,9 @@ async def test_no_canary_value_leaves_the_stores_that_must_hold_it(
     assert len(spans) >= 100  # the services did export
     found += canary.span_leaks(spans)
     assert found == [], "\n".join(sorted(set(found))[:60])
-    print(f"{sent} inputs, {len(spans)} spans, {time.monotonic() - started:.1f} s")
+    journals = sum(posted.values())
+    print(f"{sent} inputs, {journals} journals, {len(spans)} spans, "
+          f"{time.monotonic() - started:.1f} s")  # fmt: skip
 
 
 # -- the checks can fail -----------------------------------------------------------------------
@@ -321,7 +364,8 @@ async def test_the_checks_find_a_canary_planted_where_they_look(
 ) -> None:
     """Each collector above, given one canary where it looks, reports it (and nothing when
     it is not there): a log line, a span attribute, a stream header, an advisory, an
-    exception event's message, a database column (text, jsonb, bytea)."""
+    exception event's message, a database column (text, jsonb, bytea), a journal description
+    naming more than its claim."""
     (tmp_path / "svc.log").write_text('{"level": "info", "message": "all well"}\n')
     assert canary.log_leaks(tmp_path) == ([], 1)
     with (tmp_path / "svc.log").open("a") as log:
@@ -368,6 +412,14 @@ async def test_the_checks_find_a_canary_planted_where_they_look(
         )
         assert sorted(found) == [f"1 row(s) of {schema}.t.{c}" for c in "bc"]
         assert held == {f"{schema}.t.a"}
+        await conn.execute(f"CREATE TABLE {schema}.j (description text)")
+        claim = f"Claim {canary.ACCOUNT} adjudicated: paid"
+        await conn.execute(f"INSERT INTO {schema}.j VALUES ($1), ('Charge CH-1 99213')", claim)
+        assert await canary.journal_leaks(database_url, f"{schema}.j") == []
+        await conn.execute(f"INSERT INTO {schema}.j VALUES ($1)", f"{claim} {canary.NAME_GIVEN}")
+        assert await canary.journal_leaks(database_url, f"{schema}.j") == [
+            f"{canary.NAME_GIVEN} in journal description"
+        ]
     finally:
         await conn.execute(f"DROP SCHEMA {schema} CASCADE")
         await conn.close()

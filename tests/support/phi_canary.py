@@ -68,7 +68,7 @@ def siu(control_id: str, *, slot: str = "20250310091500-0600", dob: str = DOB) -
 def siu_kinds() -> list[Kind]:
     broken_name = "\r" + NAME_FAMILY + "|x"
     return [
-        lambda c: siu(c),  # accepted, then quarantined (no master data here)
+        lambda c: siu(c),  # accepted, validated, mapped and posted
         lambda c: siu(c, slot=""),  # refused: no slot
         lambda c: siu(c, dob=BAD_DOB),  # a date of birth that is no date
         lambda c: siu(c, slot=BAD_DOB),  # a slot that is no timestamp
@@ -88,7 +88,7 @@ def siu_kinds() -> list[Kind]:
 
 # -- HL7 v2 DFT (billing, MLLP) ----------------------------------------------------------------
 _DFT_MSH = "MSH|^~\\&|PM|SITE01|ERP|HUB|20250310091500||DFT^{trigger}|{control}|P|2.5"
-_DFT_FT1 = "FT1|1|CH-{control}||20250310||CG|99213^Visit^CPT|||2|150.50&USD"
+_DFT_FT1 = "FT1|1|CH-{control}||20250310||CG|99213^Visit^CPT|||2|150.50&USD||CARDIO"
 
 
 def dft(control: str, ft1: str | None = None, trigger: str = "P03") -> bytes:
@@ -366,6 +366,53 @@ def masterdata_requests(count: int) -> list[tuple[str, str, dict[str, str], byte
     return [bodies[n % len(bodies)] for n in range(count)]
 
 
+# -- master data the valid inputs reference (so they are validated, mapped and posted) ---------
+# The codes each intake's valid input sends, as canonical ids (the validator takes a code as
+# its canonical id when no cross-reference names it): HL7 SIU, HL7 DFT, FHIR Appointment, CSV,
+# FHIR ChargeItem. The SIU's provider is an NPI; the 835's payer is cross-referenced. The
+# providers' home department is the department of the appointments that name none.
+_LOCATIONS = ("CLINIC-A", "CLIN1", "1", "LOC1")
+_DEPARTMENTS = ("394814009", "CARDIO")
+_PROVIDERS = (("PRV-SIU", "1234567893"), ("example", npi(9001)), ("PRV1", npi(9002)),
+              ("DR-1", npi(9003)))  # fmt: skip
+_SERVICES = ("99213", "52")
+X12_PAYER = "1999999999"
+
+
+def pipeline_masterdata() -> list[tuple[str, list[dict[str, Any]]]]:
+    """(collection, records) for the validator's bulk import, in referential order; no
+    record carries a canary (the providers named after them are imported separately)."""
+    centre = "CC-CANARY"
+    return [
+        ("cost-centres", [{"cost_centre_id": centre, "name": "Canary clinic"}]),
+        ("locations", [
+            {"location_id": code, "name": f"Clinic {code}", "site_code": SITE,
+             "place_of_service": "11", "time_zone": "America/Chicago", "cost_centre_id": centre}
+            for code in _LOCATIONS
+        ]),
+        ("departments", [
+            {"department_id": code, "name": f"Department {code}", "cost_centre_id": centre}
+            for code in _DEPARTMENTS
+        ]),
+        ("providers", [
+            {"provider_id": pid, "npi": number, "name": f"Clinician {pid}",
+             "department_id": "CARDIO"}
+            for pid, number in _PROVIDERS
+        ]),
+        ("services", [
+            {"service_code": code, "code_system": "CPT", "description": f"Service {code}"}
+            for code in _SERVICES
+        ]),
+        ("payers", [
+            {"payer_id": "PAY-CANARY", "name": "Canary payer", "payer_class": "commercial"}
+        ]),
+        ("cross-references", [
+            {"source_system": "x12-835", "kind": "payer", "source_code": X12_PAYER,
+             "canonical_id": "PAY-CANARY"}
+        ]),
+    ]  # fmt: skip
+
+
 # -- the mapper's preview (an event in, what would become of it) -----------------------------
 def preview_requests(count: int) -> list[tuple[str, str, dict[str, str], bytes]]:
     valid = json.loads(encode(validate(charge("CH-P", 777, payer_code=None))))
@@ -495,6 +542,60 @@ def span_leaks(spans: Iterable[tuple[str, Any]]) -> list[str]:
             parts += [event.name, *(f"{a.key}={a.value}" for a in event.attributes)]
         found += leaks(f"span {span.name!r} of {service}", "\n".join(parts))
     return found
+
+
+JOURNAL_DESCRIPTION = "carebus_erp_poster.journal_entry.description"
+# Ledger journals by the intake their source came in by (the descriptions name the entity).
+_INTAKES = {
+    "siu": "Appointment F-CANARY-S%", "dft": "Charge CH-CANARY-D%", "csv": "Appointment CSV-%",
+    "fhir": "Appointment [bc]%-%", "835": "Claim %",
+}  # fmt: skip
+
+
+async def journals_by_intake(database_url: str) -> dict[str, int]:
+    conn = await asyncpg.connect(database_url)
+    try:
+        return {
+            intake: int(
+                await conn.fetchval(
+                    "SELECT count(*) FROM carebus_erp_poster.journal_entry "
+                    "WHERE description SIMILAR TO $1",
+                    pattern,
+                )
+            )
+            for intake, pattern in _INTAKES.items()
+        }
+    finally:
+        await conn.close()
+
+
+async def journal_leaks(
+    database_url: str, table: str = "carebus_erp_poster.journal_entry"
+) -> list[str]:
+    """Journal descriptions may name a claim (its CLP01, the canary account: ``Claim <id> …``)
+    and nothing else that is a canary."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        rows = await conn.fetch(
+            f"SELECT description FROM {table} WHERE description ~ $1", CANARY_RE
+        )
+    finally:
+        await conn.close()
+    return [
+        leak
+        for row in rows
+        for leak in leaks(
+            "journal description", row["description"].replace(f"Claim {ACCOUNT} ", "")
+        )
+    ]
+
+
+async def exception_records(database_url: str) -> int:
+    conn = await asyncpg.connect(database_url)
+    try:
+        return int(await conn.fetchval("SELECT count(*) FROM carebus_exceptions.exception_record"))
+    finally:
+        await conn.close()
 
 
 async def exception_count(nats_url: str, stream: str) -> int:
