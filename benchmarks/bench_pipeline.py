@@ -714,7 +714,7 @@ async def intake_only(server_db: str, workdir: Path, sync: str) -> dict[str, Any
                     after.ru_utime + after.ru_stime - import_cpu.ru_utime - import_cpu.ru_stime, 2
                 ),
                 "rss": rss.figures(),
-                "profile": profiler.stop()
+                "profile": profiler.stop().get("billing-adapter")
                 if name == "remittance_835"
                 else (_profile_summary(spy.read_text(errors="replace")) if spy.exists() else None),
             }
