@@ -35,6 +35,12 @@ two minutes), kept beside it under ``default_sync``. The raw baseline runs on th
 as the pipeline it is compared with (docs/decisions/013): compare ratios, not absolute rates.
 ``CAREBUS_BENCH_SYNCS`` (default ``always,default``) picks the runs; ``CAREBUS_BENCH_835_CLAIMS``
 and ``CAREBUS_BENCH_CSV_ROWS`` scale the bulk inputs.
+
+``CAREBUS_BENCH_ONLY=bulk`` runs the bulk inputs alone (``test_bulk_inputs``, a few minutes):
+first the two adapters alone, no stage consuming (answer time, CPU of adapter, import and
+NATS, RSS; with ``CAREBUS_BENCH_PROFILE=1`` py-spy profiles of the billing adapter and of the
+import command), then (unless ``CAREBUS_BENCH_BULK_PIPELINE=0``) the whole pipeline with each
+stage's span; figures in .data/bench/bulk.json (docs/decisions/031).
 """
 
 from __future__ import annotations

@@ -84,6 +84,9 @@ class RemittanceHandler:
         self._files = files
         self._settings = settings
         self._tz = ZoneInfo(settings.default_timezone)
+        # Big files take turns: one file's objects in memory at a time, and a file resent
+        # while it is being posted waits, then finds it posted (docs/decisions/031).
+        self._big_files = asyncio.Semaphore(1)
 
     def _context(self) -> RemittanceContext:
         return RemittanceContext(
@@ -95,6 +98,12 @@ class RemittanceHandler:
         )
 
     async def handle(self, raw: bytes, origin: str) -> RemittanceOutcome:
+        if len(raw) <= _THREAD_PARSE_BYTES:
+            return await self._handle(raw, origin)
+        async with self._big_files:
+            return await self._handle(raw, origin)
+
+    async def _handle(self, raw: bytes, origin: str) -> RemittanceOutcome:
         context = self._context()
         try:
             if len(raw) > _THREAD_PARSE_BYTES:
