@@ -690,6 +690,7 @@ async def intake_only(server_db: str, workdir: Path, sync: str) -> dict[str, Any
             rss = RssSampler(services)
             profiler = Profiler({"billing-adapter": services["billing-adapter"]}, out)
             spy = out / "profile-import.raw"
+            spy.unlink(missing_ok=True)  # an earlier run's
             prefix = (
                 [str(profiler.binary), "record", "--format", "raw", "--rate", "100",
                  "--nonblocking", "--output", str(spy), "--"]
