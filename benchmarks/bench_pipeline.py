@@ -35,6 +35,12 @@ two minutes), kept beside it under ``default_sync``. The raw baseline runs on th
 as the pipeline it is compared with (docs/decisions/013): compare ratios, not absolute rates.
 ``CAREBUS_BENCH_SYNCS`` (default ``always,default``) picks the runs; ``CAREBUS_BENCH_835_CLAIMS``
 and ``CAREBUS_BENCH_CSV_ROWS`` scale the bulk inputs.
+
+``CAREBUS_BENCH_ONLY=bulk`` runs the bulk inputs alone (``test_bulk_inputs``, a few minutes):
+first the two adapters alone, no stage consuming (answer time, CPU of adapter, import and
+NATS, RSS; with ``CAREBUS_BENCH_PROFILE=1`` py-spy profiles of the billing adapter and of the
+import command), then (unless ``CAREBUS_BENCH_BULK_PIPELINE=0``) the whole pipeline with each
+stage's span; figures in .data/bench/bulk.json (docs/decisions/031).
 """
 
 from __future__ import annotations
@@ -45,6 +51,7 @@ import datetime as dt
 import json
 import os
 import re
+import resource
 import shutil
 import signal
 import subprocess
@@ -56,10 +63,11 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import pytest
 import uvloop
 
 from benchmarks.bench_report import BENCH_DIR, report
-from benchmarks.bulk_inputs import csv_export, remittance_file
+from benchmarks.bulk_inputs import csv_export, opening_and_file, remittance_file
 from benchmarks.latency_plot import latency_vs_load
 from benchmarks.raw_hops import run as raw_run
 from carebus_scenario.config import ScenarioConfig
@@ -191,11 +199,22 @@ async def measure(
     pids: dict[str, int],
     profiler: Profiler | None = None,
     rss: RssSampler | None = None,
+    prelude: Scenario | None = None,
 ) -> dict[str, Any]:
+    """``prelude``: inputs sent and settled first, untimed (the ledger is checked against
+    the oracle of both)."""
     endpoints = stack.endpoints
-    expected = expect(scenario)
+    whole = scenario
+    if prelude is not None:
+        whole = Scenario(
+            scenario.config, scenario.network, prelude.deliveries + scenario.deliveries
+        )
+    expected = expect(whole)
     await load_masterdata(scenario.network, endpoints.validator_http)
     since = dt.datetime.now(dt.UTC)
+    if prelude is not None:
+        await Player(prelude, endpoints, workdir, connections=16).play()
+        await wait_quiet(endpoints.nats_url, endpoints.database_url, timeout_s=900, since=since)
     cpu = CpuMeter(pids, grouped={name for name in pids if name.startswith("postgres")})
     cpu.start()
     own_cpu = time.process_time()  # this process: the scenario player and the sampling
@@ -206,6 +225,7 @@ async def measure(
     if profiler is not None:
         profiler.start()
     player = Player(scenario, endpoints, workdir, rate=rate, connections=16)
+    origin = time.monotonic()
     played = await player.play()
     await wait_quiet(endpoints.nats_url, endpoints.database_url, timeout_s=900, since=since)
     stop.set()
@@ -250,6 +270,8 @@ async def measure(
             if s.delivery.channel in (CSV, X12_UPLOAD, X12_INBOX)
         ],
         "stage_msgs_per_s": sampler.rates(),
+        # Per stage: (first, last) second it acknowledged something after sending began, count.
+        "stage_spans": sampler.spans(origin),
         "cpu_s": used,
         "cpu_s_per_1000_events": sum(used.values()) / events * 1000,
         "services_cpu_s_per_1000_events": sum(
@@ -336,14 +358,25 @@ def _hwm_mib(stack: ServiceStack) -> dict[str, float]:
 
 
 async def bulk_file(
-    stack: ServiceStack, scenario: Scenario, workdir: Path, pids: dict[str, int]
+    stack: ServiceStack,
+    scenario: Scenario,
+    workdir: Path,
+    pids: dict[str, int],
+    profiler: Profiler | None = None,
 ) -> dict[str, Any]:
     """One big input alone: how long until the adapter accepted it, and until its last
     journal committed (both from the moment it was sent)."""
-    run = await measure(stack, scenario, None, workdir, pids)
+    rss = RssSampler(_service_pids(stack))
+    prelude = None
+    if scenario.deliveries[-1].channel == X12_UPLOAD and len(scenario.deliveries) > 1:
+        prelude, scenario = opening_and_file(scenario)
+    run = await measure(stack, scenario, None, workdir, pids, profiler, rss, prelude)
     [(_, _, answered_s, answer)] = run["file_answers"]
     return {
-        "events": run["events"],
+        "events": len(scenario.deliveries[0].facts),
+        "rss": rss.figures(),
+        "stage_spans": run["stage_spans"],
+        "profile_top_frames": run.get("profile_top_frames"),
         "journals": run["journals"],
         "answer": answer,
         "accepted_s": answered_s,
@@ -624,6 +657,109 @@ async def bench_with_sync(sync: str, server_db: str, workdir: Path) -> dict[str,
         nats.stop()
 
 
+def _bulk_inputs() -> dict[str, Scenario]:
+    return {
+        "remittance_835": remittance_file(
+            REMITTANCE_CLAIMS, sites=SITES, remittance_site=REMITTANCE_SITE, seed=501
+        ),
+        "csv_import": csv_export(CSV_ROWS, sites=SITES, remittance_site=REMITTANCE_SITE, seed=502),
+    }
+
+
+async def intake_only(server_db: str, workdir: Path, sync: str) -> dict[str, Any]:
+    """The adapters alone, no stage consuming: how long each bulk input takes to be answered
+    (the 835 upload) or imported (the CSV), the CPU of the adapter, the import and NATS, the
+    adapters' RSS, and with ``CAREBUS_BENCH_PROFILE=1`` a py-spy profile of the billing
+    adapter and of the import command (``.data/bench/bulk-intake-*``)."""
+    interval = "always" if sync == "always" else None
+    nats = NatsServer(workdir / f"nats-intake-{sync}", sync_interval=interval)
+    nats.start()
+    db = await fresh_database(server_db, f"carebus_bench_intake_{sync}")
+    stack = ServiceStack(nats.url, db, workdir / sync / "intake", remittance_site=REMITTANCE_SITE)
+    results: dict[str, Any] = {}
+    try:
+        await provision_stack(nats.url, db)
+        await asyncio.to_thread(stack.start, ["billing-adapter", "scheduling-adapter"])
+        for name, scenario in _bulk_inputs().items():
+            if name == "remittance_835":
+                scenario = opening_and_file(scenario)[1]  # the file alone: nothing validates
+            out = BENCH_DIR / f"bulk-intake-{name}"
+            out.mkdir(parents=True, exist_ok=True)
+            services = _service_pids(stack)
+            assert nats._process is not None
+            cpu = CpuMeter({**services, "nats-server": nats._process.pid})
+            rss = RssSampler(services)
+            profiler = Profiler({"billing-adapter": services["billing-adapter"]}, out)
+            spy = out / "profile-import.raw"
+            spy.unlink(missing_ok=True)  # an earlier run's
+            prefix = (
+                [str(profiler.binary), "record", "--format", "raw", "--rate", "100",
+                 "--nonblocking", "--output", str(spy), "--"]
+                if PROFILE and profiler.binary and name == "csv_import" else []
+            )  # fmt: skip
+            stop = asyncio.Event()
+            sampling = asyncio.create_task(rss.run(stop))
+            if name == "remittance_835":
+                profiler.start()
+            cpu.start()
+            import_cpu = resource.getrusage(resource.RUSAGE_CHILDREN)
+            player = Player(
+                scenario, stack.endpoints, workdir / "intake-play", connections=16,
+                import_prefix=prefix,
+            )  # fmt: skip
+            played = await player.play()
+            used = cpu.stop()
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            stop.set()
+            await sampling
+            [sent] = played.sent
+            results[name] = {
+                "events": len(sent.delivery.facts),
+                "answer": sent.answer,
+                "answered_s": round(sent.acked_at - sent.sent_at, 2),
+                "cpu_s": {k: round(v, 2) for k, v in used.items()},
+                "import_cpu_s": round(
+                    after.ru_utime + after.ru_stime - import_cpu.ru_utime - import_cpu.ru_stime, 2
+                ),
+                "rss": rss.figures(),
+                "profile": profiler.stop().get("billing-adapter")
+                if name == "remittance_835"
+                else (_profile_summary(spy.read_text(errors="replace")) if spy.exists() else None),
+            }
+    finally:
+        await asyncio.to_thread(stack.stop)
+        nats.stop()
+    return results
+
+
+async def bulk_only(server_db: str, workdir: Path, sync: str) -> dict[str, Any]:
+    """Only the bulk inputs (``CAREBUS_BENCH_ONLY=bulk``): the 835 file, then the CSV export,
+    each on the running stack with every service's RSS, each stage's span and, with
+    ``CAREBUS_BENCH_PROFILE=1``, a py-spy profile per service (``.data/bench/bulk-*``)."""
+    interval = "always" if sync == "always" else None
+    nats = NatsServer(workdir / f"nats-{sync}", sync_interval=interval)
+    nats.start()
+    db = await fresh_database(server_db, f"carebus_bench_bulk_{sync}")
+    stack = ServiceStack(nats.url, db, workdir / sync / "stack", remittance_site=REMITTANCE_SITE)
+    results: dict[str, Any] = {"nats_sync_interval": sync}
+    try:
+        await provision_stack(nats.url, db)
+        inputs = _bulk_inputs()
+        await asyncio.to_thread(stack.start)
+        pids = _pids(stack, nats, db)
+        results["rss_idle"] = await idle_memory(stack)
+        for name, scenario in inputs.items():
+            out = BENCH_DIR / f"bulk-{name}"
+            out.mkdir(parents=True, exist_ok=True)
+            profiler = Profiler(pids, out) if PROFILE else None
+            results[name] = await bulk_file(stack, scenario, workdir / "play", pids, profiler)
+        results["peak_memory_mib"] = _hwm_mib(stack)
+    finally:
+        await asyncio.to_thread(stack.stop)
+        nats.stop()
+    return results
+
+
 def _started(postgres: PostgresServer) -> str:
     postgres.start()
     # The player signs in with the tests' client key (CAREBUS_API_KEY): every database made
@@ -632,6 +768,51 @@ def _started(postgres: PostgresServer) -> str:
     return postgres.dsn
 
 
+ONLY = os.environ.get("CAREBUS_BENCH_ONLY", "")
+
+
+@pytest.mark.skipif(ONLY != "bulk", reason="CAREBUS_BENCH_ONLY=bulk runs the bulk inputs alone")
+def test_bulk_inputs(tmp_path: Path, database_url: str) -> None:
+    # The session's PostgreSQL (its template holds the tests' API key); nothing ran before.
+    results: dict[str, Any] = {}
+    for sync in SYNCS:
+        results[sync] = {"intake_only": uvloop.run(intake_only(database_url, tmp_path, sync))}
+        if os.environ.get("CAREBUS_BENCH_BULK_PIPELINE", "1") == "1":
+            results[sync].update(uvloop.run(bulk_only(database_url, tmp_path, sync)))
+    BENCH_DIR.mkdir(parents=True, exist_ok=True)
+    (BENCH_DIR / "bulk.json").write_text(json.dumps(results, indent=2, default=str))
+    for sync, run in results.items():
+        print(f"\n## bulk inputs, NATS sync {sync}")
+        for name, alone in run["intake_only"].items():
+            top = (alone["profile"] or {}).get("own_time_by_library")
+            print(
+                f"{name}, adapter alone: {alone['answer']} in {alone['answered_s']} s, "
+                f"{alone['events']} events; CPU s {alone['cpu_s']}, import {alone['import_cpu_s']}"
+                f"; RSS peak MiB "
+                + ", ".join(f"{k} {v['peak_mib']:.0f}" for k, v in alone["rss"].items())
+                + f"; own time by library {top}"
+            )
+        for name in ("remittance_835", "csv_import"):
+            if name not in run:
+                continue
+            shown = run[name]
+            print(
+                f"{name}, whole pipeline: answered {shown['accepted_s']} s, last journal "
+                f"{shown['committed_s']} s, {shown['events']} events, {shown['journals']} "
+                f"journals, ledger = oracle {shown['ledger_equals_oracle']}; stages (first s, "
+                f"last s, acked) {shown['stage_spans']}"
+            )
+            print("   RSS peak MiB: " + ", ".join(
+                f"{k} {v['peak_mib']:.0f}" for k, v in shown["rss"].items()
+            ))  # fmt: skip
+            print(f"   CPU s: { {k: round(v, 1) for k, v in shown['cpu_s'].items()} }")
+    for run in results.values():
+        for name in ("remittance_835", "csv_import"):
+            if name in run:
+                assert run[name]["ledger_equals_oracle"], run[name]["differences"]
+
+
+@pytest.mark.skipif(bool(ONLY), reason="CAREBUS_BENCH_ONLY picks another part")
 def test_pipeline_end_to_end(tmp_path: Path) -> None:
     # Servers of its own: the session PostgreSQL still vacuums what the stage benchmarks wrote.
     postgres = PostgresServer(tmp_path / "pg", durable=False)  # no fsync: NATS is measured

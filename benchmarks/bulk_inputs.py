@@ -2,7 +2,11 @@
 scenario of its own (the network of the other scenarios, so the oracle checks the ledger).
 
 - ``remittance_file(claims)``: one payer's 835 settling ``claims`` claims, uploaded over HTTP,
-  adjudicated as ``PayerDesk`` does (payments, CO-45, patient share, denials).
+  adjudicated as ``PayerDesk`` does (payments, CO-45, patient share, denials), after the
+  DFT^P03 with which the billing system posted each claim's charges (without them the
+  validator knows no claim and parks every remittance event for ``unknown_claim``, posting
+  nothing). ``opening_and_file`` splits the two: the charges are sent and settled first,
+  then the file alone is timed.
 - ``csv_export(rows)``: the satellite clinics' CSV export with ``rows`` rows (a scenario whose
   every appointment goes through the CSV lane, cut to the first ``rows`` changes in time
   order), imported by ``carebus-scheduling import``.
@@ -13,7 +17,9 @@ from __future__ import annotations
 import datetime as dt
 import random
 
+from carebus_scenario.charges import opening_charges
 from carebus_scenario.config import ScenarioConfig
+from carebus_scenario.day import Day
 from carebus_scenario.generator import Scenario, generate
 from carebus_scenario.ids import Ids
 from carebus_scenario.model import CSV, X12_UPLOAD, Delivery
@@ -33,9 +39,12 @@ def remittance_file(claims: int, *, sites: int, remittance_site: str, seed: int)
     payer = network.payers[0]
     produced = config.day - dt.timedelta(days=3)
     remit = desk.file(payer, payer.edi_id, [desk.claim(payer) for _ in range(claims)], produced)
+    day = Day(config, network)
+    for claim in desk.billed:
+        opening_charges(day, claim)
     name = f"{remit.trace_number}.835"
     delivery = Delivery(
-        seq=0,
+        seq=len(day.deliveries),
         at=dt.datetime.combine(config.day, dt.time(9), tzinfo=dt.UTC),
         channel=X12_UPLOAD,
         lane="x12",
@@ -43,7 +52,16 @@ def remittance_file(claims: int, *, sites: int, remittance_site: str, seed: int)
         facts=tuple(remittance_facts(remit, name, remittance_site)),
         label=name,
     )
-    return Scenario(config, network, [delivery])
+    return Scenario(config, network, [*day.in_order(), delivery])
+
+
+def opening_and_file(scenario: Scenario) -> tuple[Scenario, Scenario]:
+    """The claims' opening charges, and the 835 file alone."""
+    *charges, file = scenario.deliveries
+    return (
+        Scenario(scenario.config, scenario.network, charges),
+        Scenario(scenario.config, scenario.network, [file]),
+    )
 
 
 def csv_export(rows: int, *, sites: int, remittance_site: str, seed: int) -> Scenario:

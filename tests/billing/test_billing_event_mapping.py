@@ -15,6 +15,7 @@ from carebus_billing_adapter.domain.remittance_events import (
     RemittanceContext,
     contract_units,
     posted_total_minor,
+    remittance_event_chunks,
     remittance_events,
 )
 from carebus_contracts import billing as b
@@ -55,6 +56,20 @@ GE*1*7~
 IEA*1*000000007~
 """
 )
+
+
+@pytest.mark.parametrize("claims_per_chunk", [1, 2, 3, 4, 100])
+def test_a_files_events_come_a_few_claims_at_a_time_in_file_order(claims_per_chunk: int) -> None:
+    (remittance,) = parse_835(REVERSAL_AND_CORRECTION)
+    chunks = list(remittance_event_chunks(remittance, CONTEXT, claims_per_chunk))
+    assert [e for chunk in chunks for e in chunk] == remittance_events(remittance, CONTEXT)
+    claims_in = [sum(isinstance(e, b.ClaimAdjudicatedV2) for e in c) for c in chunks]
+    assert all(n <= claims_per_chunk for n in claims_in)
+    assert sum(claims_in) == 4
+    # The provider-level adjustments come last: with the last claims, or alone after them.
+    assert len(chunks) == 4 // claims_per_chunk + 1
+    assert all(e.scope is not b.AdjustmentScope.PROVIDER for c in chunks[:-1] for e in c
+               if isinstance(e, b.AdjustmentPosted))  # fmt: skip
 
 
 def test_reversal_correction_denial_and_provider_adjustments() -> None:

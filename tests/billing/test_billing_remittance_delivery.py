@@ -230,3 +230,25 @@ async def _wait_for_ready(http: Any) -> None:
             return
         await asyncio.sleep(0.1)
     raise AssertionError("the adapter did not become ready again")
+
+
+async def test_a_large_file_sent_again_while_it_is_posted_waits_and_is_a_duplicate(
+    private_nats: NatsServer, database_url: str
+) -> None:
+    # A client that timed out resends the file: the two take turns (one file's objects in
+    # memory at a time), and the second answer is the re-delivery's.
+    claims = [
+        ClaimSpec(f"PCN-L{n}", 10000, [], [LineSpec(10000, [("CO", "45", 1500)])])
+        for n in range(800)
+    ]
+    large = render_835(RemittanceSpec(claims=claims, provider_adjustments=[]))
+    assert len(large) > 64 * 1024  # parsed in a worker thread, as big files are
+    async with running_adapter(private_nats.url, database_url) as run:
+        answers = await asyncio.gather(
+            *(run.http.post("/v1/remittances", content=large.encode()) for _ in range(2))
+        )
+        assert sorted(a.status_code for a in answers) == [200, 201]
+        posted = next(a for a in answers if a.status_code == 201).json()
+        assert posted["claims"] == 800
+        events = await run.billing_events()
+        assert len(events) == posted["events"] == 800 * 3  # adjudication, payment, CO-45

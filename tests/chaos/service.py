@@ -42,7 +42,7 @@ import os
 import signal
 import sys
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from msgspec.structs import replace
@@ -52,6 +52,7 @@ from nats.js import api
 from carebus_shared import intake
 from carebus_shared.cli.services import discover
 from carebus_shared.dependencies import DEPENDENCY_ERRORS
+from carebus_shared.jetstream.publish import Tally
 from carebus_shared.jetstream.stage import BatchHandler, Forward, Outcome, Reject
 from carebus_shared.jetstream.topology import EXCEPTION_CAPTURE
 from carebus_shared.runtime import service as runtime_service
@@ -176,6 +177,33 @@ def patch_intake(crash: CrashPoint, unsafe: set[str]) -> None:
         return [api.PubAck(stream="", seq=0) for _ in events]
 
     intake.Intake.publish = publish  # type: ignore[method-assign]
+    patch_intake_stream(crash, unsafe)
+
+
+def patch_intake_stream(crash: CrashPoint, unsafe: set[str]) -> None:
+    """The same crash points and unsafe settings for a file's stream of publishes (835, CSV):
+    before its first publish, and after every one was confirmed."""
+    stream = intake._IntakeStream
+    original_publish, original_confirmed = stream.publish, stream.confirmed
+
+    async def publish(self: intake._IntakeStream, events: Iterable[Any], *,
+                      inputs: int = 0) -> None:  # fmt: skip
+        events = list(events)
+        if "unstable_event_ids" in unsafe:
+            events = [replace(e, event_id=f"{e.event_id}~{uuid.uuid4().hex[:8]}") for e in events]
+        if events:
+            crash.reach("before_store")
+        await original_publish(self, events, inputs=inputs)
+
+    async def confirmed(self: intake._IntakeStream) -> Tally:
+        if "answer_before_stored" in unsafe:
+            return Tally()  # the sender is answered while publishes still wait for JetStream
+        tally = await original_confirmed(self)
+        crash.reach("after_store")
+        return tally
+
+    stream.publish = publish  # type: ignore[method-assign]
+    stream.confirmed = confirmed  # type: ignore[method-assign]
 
 
 def patch_poster(crash: CrashPoint, unsafe: set[str]) -> None:

@@ -4,7 +4,7 @@ with a recording sink (no servers: these are unit tests of single functions)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,6 +26,8 @@ from carebus_scheduling_adapter.handlers.hl7_messages import Hl7Messages
 from carebus_shared.fhir.decoding import decode
 from carebus_shared.fhir.outcome import FhirProblem
 from carebus_shared.hl7 import parse_message
+from carebus_shared.intake import EventStream
+from carebus_shared.jetstream.publish import Tally
 from tests.support.scheduling import siu_message
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
@@ -232,6 +234,18 @@ class RecordingSink:
     async def reject(self, **kwargs: Any) -> None:
         headers: Mapping[str, str] | None = kwargs.get("headers")
         self.rejected.append({**kwargs, "headers": dict(headers or {})})
+
+    def stream(self, source: str) -> EventStream:
+        sink = self
+
+        class _Stream:
+            async def publish(self, events: Iterable[Event], *, inputs: int = 0) -> None:
+                sink.published.extend(events)
+
+            async def confirmed(self) -> Tally:
+                return Tally(published=len(sink.published))
+
+        return _Stream()
 
 
 async def test_hl7_event_ids_tell_a_reused_control_id_from_a_retransmission() -> None:

@@ -265,6 +265,22 @@ class StageSampler:
         finally:
             await nc.close()
 
+    def spans(self, origin: float) -> dict[str, tuple[float, float, int]]:
+        """Per stage: (first, last) moment its acknowledged count moved, in seconds after
+        ``origin`` (``time.monotonic()``), and how many it acknowledged meanwhile."""
+        found: dict[str, tuple[float, float, int]] = {}
+        for durable, points in self.samples.items():
+            if len(points) < 2 or points[-1][1] == points[0][1]:
+                continue
+            first = next(i for i, (_, n) in enumerate(points) if n != points[0][1])
+            last_t = next(t for t, n in points if n == points[-1][1])
+            found[durable] = (
+                round(points[first][0] - origin, 1),
+                round(last_t - origin, 1),
+                points[-1][1] - points[0][1],
+            )
+        return found
+
     def rates(self) -> dict[str, float]:
         """Messages acknowledged per second while each stage was busy: from the last sample
         before its first acknowledgement to the first sample showing its last one."""

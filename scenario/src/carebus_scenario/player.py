@@ -21,7 +21,7 @@ import sys
 import time
 import zlib
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -190,8 +190,10 @@ class Player:
         progress: Callable[[Progress], None] | None = None,
         progress_every_s: float = 2.0,
         should_stop: Callable[[], bool] = lambda: False,
+        import_prefix: Sequence[str] = (),
     ) -> None:
         self.scenario = scenario
+        self.import_prefix = tuple(import_prefix)  # e.g. a profiler the CSV import runs under
         self.endpoints = endpoints
         self.workdir = workdir
         self.rate = rate
@@ -337,7 +339,8 @@ class Player:
             "DATABASE_URL": self.endpoints.database_url,
         }
         process = await asyncio.create_subprocess_exec(
-            str(command), "import", str(path), "--rejects", str(path.with_suffix(".rejects.csv")),
+            *self.import_prefix, str(command), "import", str(path),
+            "--rejects", str(path.with_suffix(".rejects.csv")),
             env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
         )  # fmt: skip
         try:

@@ -10,7 +10,7 @@ and re-drive; recording the same bad input twice keeps one record.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol
 
 from nats.js import api
@@ -18,13 +18,29 @@ from prometheus_client import Counter
 
 from carebus_contracts import Event
 from carebus_shared.exceptions.store import ExceptionRecord
-from carebus_shared.jetstream.publish import outgoing_for, publish_confirmed
+from carebus_shared.jetstream.publish import (
+    ConfirmedStream,
+    Tally,
+    outgoing_for,
+    publish_confirmed,
+)
 from carebus_shared.runtime.metrics import CachedLabels
 from carebus_shared.runtime.service import ServiceRuntime
 
 
+class EventStream(Protocol):
+    """A large input's events, published as they are made: ``publish`` waits only while
+    too many are unconfirmed, ``confirmed`` until every one is (raises PublishFailed)."""
+
+    async def publish(self, events: Iterable[Event], *, inputs: int = 0) -> None: ...
+
+    async def confirmed(self) -> Tally: ...
+
+
 class Sink(Protocol):
     """What an adapter's handlers need of :class:`Intake` (a unit test hands them a fake)."""
+
+    def stream(self, source: str) -> EventStream: ...
 
     async def publish(
         self, source: str, events: Sequence[Event], *, inputs: int = 1
@@ -81,6 +97,13 @@ class Intake:
         self._events_by_source.labels(source).inc(len(outgoing))
         return acks
 
+    def stream(self, source: str) -> EventStream:
+        """Publishing a file's events with a window of unconfirmed publishes (see
+        :class:`ConfirmedStream`); the sender is answered only after ``confirmed()``."""
+        return _IntakeStream(
+            self, source, ConfirmedStream(self._runtime.js, timeout_s=self._timeout)
+        )
+
     async def reject(
         self,
         *,
@@ -119,3 +142,23 @@ class Intake:
         )
         await self._runtime.record_exceptions([record])
         self._inputs_by_label.labels(source, "rejected").inc()
+
+
+class _IntakeStream:
+    def __init__(self, intake: Intake, source: str, stream: ConfirmedStream) -> None:
+        self._intake, self._source, self._stream = intake, source, stream
+        self._inputs = 0
+        self._counted = 0  # events already counted in the metrics
+
+    async def publish(self, events: Iterable[Event], *, inputs: int = 0) -> None:
+        await self._stream.publish(outgoing_for(e) for e in events)
+        self._inputs += inputs
+
+    async def confirmed(self) -> Tally:
+        tally = await self._stream.confirmed()
+        intake = self._intake
+        intake._inputs_by_label.labels(self._source, "accepted").inc(self._inputs)
+        confirmed = tally.published + tally.duplicates
+        intake._events_by_source.labels(self._source).inc(confirmed - self._counted)
+        self._inputs, self._counted = 0, confirmed
+        return tally

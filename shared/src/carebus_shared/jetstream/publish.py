@@ -12,7 +12,7 @@ import asyncio
 import hashlib
 import itertools
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import msgspec
@@ -179,3 +179,86 @@ async def publish_confirmed(
     if failures:
         raise PublishFailed(f"{len(failures)} of {len(messages)} publishes failed: {failures[0]}")
     return acks
+
+
+_SETTLE_SLICE = 256
+
+
+@dataclass(slots=True)
+class Tally:
+    """What a :class:`ConfirmedStream` had confirmed: new messages and duplicates."""
+
+    published: int = 0
+    duplicates: int = 0
+
+
+class ConfirmedStream:
+    """Publishing a large input (a file) pipelined, with at most ``window`` publishes waiting
+    for their confirmation: the sender keeps going while the oldest are confirmed, and memory
+    stays bounded by the window, not by the file.
+
+    ``publish`` sends and, past the window, waits for the oldest half of what is in flight;
+    ``confirmed`` waits for the rest. Either raises PublishFailed (a refusal, a timeout), after
+    which nothing more may be sent: the input behind the stream must not be acknowledged.
+    Publishes keep their order on the connection (per-entity order holds).
+    """
+
+    def __init__(self, js: JetStreamContext, *, window: int = 2048, timeout_s: float = 10.0):
+        if window < 2:
+            raise ValueError("the window holds at least two publishes")
+        self._confirmations = _confirmations(js)
+        self._window = window
+        self._timeout = timeout_s
+        self._in_flight: list[asyncio.Future[Msg]] = []
+        self._failed = False
+        self.tally = Tally()
+
+    async def publish(self, messages: Iterable[Outgoing]) -> None:
+        if self._failed:
+            raise PublishFailed("an earlier publish of this stream failed")
+        for message in messages:
+            if len(self._in_flight) >= self._window:
+                await self._settle(self._window // 2)
+            self._in_flight.append(await self._confirmations.publish(message))
+
+    @property
+    def in_flight(self) -> int:
+        """Publishes sent and not yet confirmed."""
+        return len(self._in_flight)
+
+    async def confirmed(self) -> Tally:
+        """Every publish so far confirmed (or PublishFailed)."""
+        if self._failed:
+            raise PublishFailed("an earlier publish of this stream failed")
+        await self._settle(len(self._in_flight))
+        return self.tally
+
+    async def _settle(self, count: int) -> None:
+        """Wait for the oldest ``count`` confirmations, a slice at a time: the timeout is on
+        progress (a slice not confirmed in time), so a slow disk does not fail a big window."""
+        while count > 0:
+            step = min(count, _SETTLE_SLICE)
+            count -= step
+            oldest, self._in_flight = self._in_flight[:step], self._in_flight[step:]
+            try:
+                async with asyncio.timeout(self._timeout):
+                    answers = await asyncio.gather(*oldest)
+                for answer in answers:
+                    if _pub_ack(answer).duplicate:
+                        self.tally.duplicates += 1
+                    else:
+                        self.tally.published += 1
+            except BaseException as exc:
+                self._abandon([*oldest, *self._in_flight])
+                if isinstance(exc, TimeoutError):
+                    raise PublishFailed(
+                        f"{len(oldest)} publishes not confirmed in {self._timeout}s"
+                    ) from exc
+                raise
+
+    def _abandon(self, futures: list[asyncio.Future[Msg]]) -> None:
+        self._failed = True
+        self._in_flight = []
+        self._confirmations.forget(futures)
+        for future in futures:
+            future.cancel()

@@ -16,6 +16,7 @@ same file always yields the same event ids, which JetStream de-duplicates on.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any, Final
 
@@ -199,14 +200,18 @@ class _Mapper:
             payee_npi=self.payee_npi,
         )
 
-    def events(self) -> list[Event]:
+    def chunks(self, claims_per_chunk: int) -> Iterator[list[Event]]:
         claims = self.remittance.claims
         out: list[Event] = []
         for position, claim in enumerate(claims, 1):
             out += self.claim_events(position, claim)
+            if position % claims_per_chunk == 0:
+                yield out
+                out = []
         for position, plb in enumerate(self.remittance.provider_adjustments, len(claims) + 1):
             out.append(self.provider_adjustment(position, plb))
-        return out
+        if out:
+            yield out
 
 
 def contract_units(units: Decimal | None) -> int:
@@ -226,7 +231,17 @@ def whole_quantity(quantity: Decimal | None) -> int | None:
 
 
 def remittance_events(remittance: Remittance, context: RemittanceContext) -> list[Event]:
-    return _Mapper(remittance, context).events()
+    return [e for chunk in remittance_event_chunks(remittance, context) for e in chunk]
+
+
+def remittance_event_chunks(
+    remittance: Remittance, context: RemittanceContext, claims_per_chunk: int = 200
+) -> Iterator[list[Event]]:
+    """The same events in file order, a few claims at a time: a large file's events are
+    made as they are published, never all held at once."""
+    if claims_per_chunk < 1:
+        raise ValueError("a chunk holds at least one claim")
+    return _Mapper(remittance, context).chunks(claims_per_chunk)
 
 
 def posted_total_minor(events: list[Event]) -> int:

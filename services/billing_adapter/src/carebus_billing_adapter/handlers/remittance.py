@@ -6,6 +6,10 @@
 3. Otherwise publish every event with confirmation, then remember the digest. A crash between
    the two is harmless: the re-delivered file republishes the same event ids, which JetStream's
    24 h duplicate window drops.
+
+A file's events are made twice, never all held at once (docs/decisions/031): in step 1 each
+is built and checked against its contract, then dropped; in step 3 they are built again a few
+claims at a time and published with a window of unconfirmed publishes.
 Raises when publishing fails (JetStream down): the caller must not report success.
 """
 
@@ -22,15 +26,14 @@ from carebus_billing_adapter.config import Settings
 from carebus_billing_adapter.domain.remittance import Remittance
 from carebus_billing_adapter.domain.remittance_events import (
     RemittanceContext,
-    remittance_events,
+    remittance_event_chunks,
 )
 from carebus_billing_adapter.domain.remittance_rejection import (
     Issue,
     Rejection,
     RejectionReason,
 )
-from carebus_contracts import Event
-from carebus_contracts.checks import ContractViolation, all_checked
+from carebus_contracts.checks import ContractViolation, checked
 from carebus_shared.intake import Intake
 
 SOURCE = "x12-835"
@@ -54,11 +57,16 @@ class RemittanceRefused:
 RemittanceOutcome = RemittancePosted | RemittanceRefused
 
 
-def _parse(raw: bytes, context: RemittanceContext) -> tuple[list[Remittance], list[Event]]:
+def _parse(raw: bytes, context: RemittanceContext) -> tuple[list[Remittance], int]:
+    """The file's remittances and how many events they make, every one checked."""
     remittances = parse_835(raw)
-    events = [e for r in remittances for e in remittance_events(r, context)]
+    count = 0
     try:
-        return remittances, all_checked(events)
+        for remittance in remittances:
+            for chunk in remittance_event_chunks(remittance, context):
+                for event in chunk:
+                    checked(event)
+                count += len(chunk)
     except ContractViolation as exc:
         issue = Issue(
             reason=RejectionReason.CONTRACT_VIOLATION,
@@ -67,6 +75,7 @@ def _parse(raw: bytes, context: RemittanceContext) -> tuple[list[Remittance], li
         raise RemittanceRejected(
             Rejection(file_digest=remittances[0].file_digest, issues=[issue])
         ) from None
+    return remittances, count
 
 
 class RemittanceHandler:
@@ -75,6 +84,9 @@ class RemittanceHandler:
         self._files = files
         self._settings = settings
         self._tz = ZoneInfo(settings.default_timezone)
+        # Big files take turns: one file's objects in memory at a time, and a file resent
+        # while it is being posted waits, then finds it posted (docs/decisions/031).
+        self._big_files = asyncio.Semaphore(1)
 
     def _context(self) -> RemittanceContext:
         return RemittanceContext(
@@ -86,12 +98,18 @@ class RemittanceHandler:
         )
 
     async def handle(self, raw: bytes, origin: str) -> RemittanceOutcome:
+        if len(raw) <= _THREAD_PARSE_BYTES:
+            return await self._handle(raw, origin)
+        async with self._big_files:
+            return await self._handle(raw, origin)
+
+    async def _handle(self, raw: bytes, origin: str) -> RemittanceOutcome:
         context = self._context()
         try:
             if len(raw) > _THREAD_PARSE_BYTES:
-                remittances, events = await asyncio.to_thread(_parse, raw, context)
+                remittances, count = await asyncio.to_thread(_parse, raw, context)
             else:
-                remittances, events = _parse(raw, context)
+                remittances, count = _parse(raw, context)
         except RemittanceRejected as rejected:
             await self._reject(raw, rejected)
             return RemittanceRefused(rejected.rejection)
@@ -99,18 +117,23 @@ class RemittanceHandler:
         earlier = await self._files.seen(digest)
         if earlier is not None:
             return RemittancePosted(earlier, duplicate=True)
-        await self._intake.publish(SOURCE, events)
+        event_ids: list[str] = []
+        stream = self._intake.stream(SOURCE)
+        for remittance in remittances:
+            for chunk in remittance_event_chunks(remittance, context):
+                event_ids += (e.event_id for e in chunk)
+                await stream.publish(chunk)
+        await stream.publish((), inputs=1)
+        await stream.confirmed()
         posted = PostedFile(
             digest=digest,
             transactions=len(remittances),
             claims=sum(len(r.claims) for r in remittances),
             payment_total_minor=sum(r.payment.amount_minor for r in remittances),
-            events=len(events),
+            events=count,
         )
         await self._files.remember(posted, origin)
-        return RemittancePosted(
-            posted, duplicate=False, event_ids=tuple(e.event_id for e in events)
-        )
+        return RemittancePosted(posted, duplicate=False, event_ids=tuple(event_ids))
 
     async def _reject(self, raw: bytes, rejected: RemittanceRejected) -> None:
         first = rejected.rejection.issues[0]

@@ -1,10 +1,13 @@
 """CSV batch import: validate each row, publish the good ones, keep and report the bad ones.
 
-Rows are read and published in chunks (pipelined publishes, every ack awaited before the
-next chunk), so memory stays bounded whatever the file size.  A rejected row goes to the
-reject file (for the person running the import) and to the exception store (with the
-mapping it was read with, for a re-drive).  Re-importing a file publishes nothing new:
-event ids come from the rows, and JetStream reports the re-sent ones as duplicates.
+Rows are read and published in chunks; the publishes of one import form one stream with a
+window of unconfirmed publishes (``Sink.stream``), so the next chunk is read and sent while
+the last ones are confirmed, and memory stays bounded whatever the file size. The summary is
+printed (and the exit status given) only once every publish was confirmed.
+A rejected row goes to the reject file (for the person running the import) and to the
+exception store (with the mapping it was read with, for a re-drive).  Re-importing a file
+publishes nothing new: event ids come from the rows, and JetStream reports the re-sent ones
+as duplicates.
 If JetStream or PostgreSQL fails mid-file the import stops; running it again is safe.
 """
 
@@ -32,7 +35,7 @@ from carebus_scheduling_adapter.adapters.csv.rows import RowProblem, row_to_even
 from carebus_scheduling_adapter.adapters.progress import Progress
 from carebus_scheduling_adapter.domain.inputs import CONTENT_CSV, SOURCE_CSV
 from carebus_shared.exceptions.redrive import Reprocessed
-from carebus_shared.intake import Sink
+from carebus_shared.intake import EventStream, Sink
 
 log = logging.getLogger(__name__)
 
@@ -103,18 +106,22 @@ class CsvImport:
             fallback_version = reader.modified_ms
             positions = layout.positions(reader.header)
             reject_file = RejectFile(rejects, reader.header, layout.delimiter)
+            stream = self._sink.stream(SOURCE_CSV)
             try:
                 chunk: list[Row] = []
                 for row in _rows(reader):
                     chunk.append(row)
                     if len(chunk) >= self._chunk:
                         await self._chunk_done(chunk, reader.header, positions, layout,
-                                               fallback_version, summary, reject_file)  # fmt: skip
+                                               fallback_version, summary, reject_file,
+                                               stream)  # fmt: skip
                         chunk = []
                         if progress is not None:
                             progress.update(row.bytes_read, summary.rows, summary.rejected)
                 await self._chunk_done(chunk, reader.header, positions, layout,
-                                       fallback_version, summary, reject_file)  # fmt: skip
+                                       fallback_version, summary, reject_file, stream)  # fmt: skip
+                tally = await stream.confirmed()
+                summary.published, summary.duplicates = tally.published, tally.duplicates
             finally:
                 reject_file.close()
                 if progress is not None:
@@ -176,6 +183,7 @@ class CsvImport:
         fallback_version: int,
         summary: ImportSummary,
         reject_file: RejectFile,
+        stream: EventStream,
     ) -> None:
         if not chunk:
             return
@@ -192,11 +200,7 @@ class CsvImport:
             except Exception as exc:  # a mapping bug: keep the row, go on with the file
                 log.exception("CSV line %d could not be mapped (internal error)", row.line)
                 bad.append((row, RowProblem("", "internal_error", type(exc).__name__)))
-        if events:
-            acks = await self._sink.publish(SOURCE_CSV, events, inputs=len(events))
-            duplicates = sum(1 for ack in acks if ack.duplicate)
-            summary.duplicates += duplicates
-            summary.published += len(acks) - duplicates
+        await stream.publish(events, inputs=len(events))
         for row, problem in bad:
             raw = csv_text([header, row.values], layout.delimiter).encode()
             await self._keep(raw, problem, layout, source_system, site, fallback_version)
