@@ -68,15 +68,13 @@ def _unnest(table: str, columns: dict[str, str]) -> str:
     )
 
 
-_LINKS = {"kind": "text", "entity_key": "text", "other_kind": "text", "other_key": "text"}
-_VISITS = {"kind": "text", "entity_key": "text", "visit_key": "text"}
+# The tables' columns and types, as the tracker writes them (the baseline writes the same).
+_STEPS, _LINKS, _VISITS = (
+    tracker_store._STEP_TYPES,
+    tracker_store._LINK_TYPES,
+    tracker_store._VISIT_TYPES,
+)
 _SOURCES = {"journal_id": "text", "source_event_id": "text"}
-_STEPS = {
-    "event_id": "text", "kind": "text", "entity_key": "text", "site": "text",
-    "stage": "text", "event_type": "text", "status": "text", "entity_version": "bigint",
-    "occurred_at": "timestamptz", "recorded_at": "timestamptz", "causation_id": "text",
-    "stream": "text", "stream_seq": "bigint", "subject": "text", "erp_document": "text",
-}  # fmt: skip
 
 
 async def _store_as_before(conn: Any, projection: Projection) -> None:
