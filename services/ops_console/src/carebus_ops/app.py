@@ -51,7 +51,7 @@ def build(settings: Settings) -> Litestar:
     metrics = OpsMetrics(runtime.registry)
     tracker = Tracker(pool, metrics)
     consumers = subscribers.subscribe(
-        runtime, tracker, settings.batch_size, settings.batch_max_wait_s
+        runtime, tracker, settings.batch_size, settings.batch_max_wait_s, settings.batch_linger_s
     )
     charge_wait = ChargeWait.parse(
         settings.completed_without_charge_h, settings.completed_without_charge_site_h

@@ -38,6 +38,9 @@ class Settings(RuntimeSettings, frozen=True, kw_only=True):
     # tracker lingers for more before it stores what it has.
     batch_size: Annotated[int, msgspec.Meta(ge=1, le=5000)] = 500
     batch_max_wait_s: Seconds = 0.05
+    # After a batch short of batch_size, how long the tracker waits before fetching again
+    # (fewer, fuller batches while it keeps up; its lag grows by at most this).
+    batch_linger_s: Annotated[float, msgspec.Meta(ge=0, le=5)] = 1.0
     # Business gauges are recomputed from the tracker tables this often.
     figures_refresh_s: Seconds = 15.0
     # JetStream consumer and stream state is polled this often.

@@ -1,5 +1,6 @@
-"""Writing the tracker's tables: one statement per table for a whole batch (unnest), each
-row once (``ON CONFLICT DO NOTHING`` on the event id), so a redelivered or replayed batch
+"""Writing the tracker's tables: one statement per table for a whole batch, the rows as one
+JSON parameter (``json_to_recordset``, docs/decisions/009), each row once
+(``ON CONFLICT DO NOTHING`` on the event id), so a redelivered or replayed batch
 adds nothing; and emptying them for a rebuild."""
 
 from __future__ import annotations
@@ -7,14 +8,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import msgspec
+
 from carebus_ops.domain.projection import Link, Projection, SiteLocation, VisitKey
 
 
 def _insert(table: str, columns: Sequence[str], types: Sequence[str], conflict: str) -> str:
-    params = ", ".join(f"${n}::{t}[]" for n, t in enumerate(types, 1))
+    record = ", ".join(f"{c} {t}" for c, t in zip(columns, types, strict=True))
     return (
         f"INSERT INTO carebus_ops.{table} ({', '.join(columns)}) "
-        f"SELECT * FROM unnest({params}) {conflict}"
+        f"SELECT {', '.join(columns)} FROM json_to_recordset($1::json) AS r({record}) {conflict}"
     )
 
 
@@ -63,8 +66,7 @@ _INSERT_VISITS = _insert(
 TABLES = ("step", "exception_step", "link", "journal_source", "site_location", "visit")
 
 
-def _columns(rows: Sequence[Any], names: Sequence[str]) -> list[list[Any]]:
-    return [[getattr(row, name) for row in rows] for name in names]
+_ENCODER = msgspec.json.Encoder()  # the rows (dataclasses) as JSON objects named by column
 
 
 def _newest_per_location(rows: Sequence[SiteLocation]) -> list[SiteLocation]:
@@ -79,19 +81,20 @@ def _newest_per_location(rows: Sequence[SiteLocation]) -> list[SiteLocation]:
 
 async def store(conn: Any, projection: Projection) -> None:
     """Store one batch's projection (the caller holds a transaction)."""
-    plan: list[tuple[str, Sequence[Any], Sequence[str]]] = [
-        (_INSERT_STEPS, projection.steps, list(_STEP_TYPES)),
-        (_INSERT_EXCEPTIONS, projection.exceptions, list(_EXCEPTION_TYPES)),
-        (_INSERT_LINKS, sorted(set(projection.links), key=_link_order), list(_LINK_TYPES)),
-        (_UPSERT_SITES, _newest_per_location(projection.site_locations), list(_SITE_TYPES)),
-        (_INSERT_VISITS, sorted(set(projection.visits), key=_visit_order), list(_VISIT_TYPES)),
-    ]
-    for statement, rows, names in plan:
+    plan: list[tuple[str, Sequence[Any]]] = [
+        (_INSERT_STEPS, projection.steps),
+        (_INSERT_EXCEPTIONS, projection.exceptions),
+        (_INSERT_LINKS, sorted(set(projection.links), key=_link_order)),
+        (_UPSERT_SITES, _newest_per_location(projection.site_locations)),
+        (_INSERT_VISITS, sorted(set(projection.visits), key=_visit_order)),
+        (_INSERT_SOURCES, [
+            {"journal_id": j, "source_event_id": s}
+            for j, s in sorted(set(projection.journal_sources))
+        ]),
+    ]  # fmt: skip
+    for statement, rows in plan:
         if rows:
-            await conn.execute(statement, *_columns(rows, names))
-    if projection.journal_sources:
-        pairs = sorted(set(projection.journal_sources))
-        await conn.execute(_INSERT_SOURCES, [p[0] for p in pairs], [p[1] for p in pairs])
+            await conn.execute(statement, _ENCODER.encode(rows).decode())
 
 
 def _link_order(link: Link) -> tuple[str, str, str, str]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from carebus_contracts import billing as b
@@ -157,8 +157,9 @@ class Projection:
             stage, document, recorded_at = REJECTED, event.error_code, event.rejected_at
         else:
             return
-        step = _step(event, where, JOURNAL, event.journal_id, stage, None)
-        self.steps.append(_replace_time(step, recorded_at, document))
+        self.steps.append(
+            _step(event, where, JOURNAL, event.journal_id, stage, None, recorded_at, document)
+        )
 
     def _site(self, event: md.LocationChanged) -> None:
         location = event.location
@@ -218,7 +219,16 @@ def _both_ways(kind: str, key: str, others: list[tuple[str, str]]) -> list[Link]
     return links
 
 
-def _step(event: Event, where: Where, kind: str, key: str, stage: str, status: str | None) -> Step:
+def _step(
+    event: Event,
+    where: Where,
+    kind: str,
+    key: str,
+    stage: str,
+    status: str | None,
+    recorded_at: dt.datetime | None = None,
+    erp_document: str | None = None,
+) -> Step:
     return Step(
         event_id=event.event_id,
         kind=kind,
@@ -229,16 +239,13 @@ def _step(event: Event, where: Where, kind: str, key: str, stage: str, status: s
         status=status,
         entity_version=event.entity_version,
         occurred_at=event.occurred_at,
-        recorded_at=event.recorded_at,
+        recorded_at=event.recorded_at if recorded_at is None else recorded_at,
         causation_id=event.causation_id,
         stream=where.stream,
         stream_seq=where.seq,
         subject=where.subject,
+        erp_document=erp_document,
     )
-
-
-def _replace_time(step: Step, recorded_at: dt.datetime, document: str | None) -> Step:
-    return replace(step, recorded_at=recorded_at, erp_document=document)
 
 
 def _exception(event: ExceptionRaised) -> ExceptionStep:
