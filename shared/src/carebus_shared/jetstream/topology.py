@@ -192,6 +192,20 @@ def partitioned(spec: ConsumerSpec, partitions: int = s.PARTITIONS) -> tuple[Con
     )
 
 
+def _ordered_stage(stream: str, durable: str, description: str) -> tuple[ConsumerSpec, ...]:
+    """An ordered stage reading all of ``stream``: a durable per partition, one batch each."""
+    return partitioned(
+        ConsumerSpec(
+            stream,
+            durable,
+            (s.STREAM_SUBJECTS[stream],),
+            description,
+            max_ack_pending=ORDERED_IN_FLIGHT,
+            ordered=True,
+        )
+    )
+
+
 TOPOLOGY = Topology(
     streams=(
         StreamSpec(
@@ -247,35 +261,16 @@ TOPOLOGY = Topology(
         ),
     ),
     consumers=(
-        *partitioned(
-            ConsumerSpec(
-                s.STREAM_SCHEDULING,
-                VALIDATOR_SCHEDULING,
-                (s.STREAM_SUBJECTS[s.STREAM_SCHEDULING],),
-                "Master-data validation of appointment events",
-                max_ack_pending=ORDERED_IN_FLIGHT,
-                ordered=True,
-            )
+        *_ordered_stage(
+            s.STREAM_SCHEDULING,
+            VALIDATOR_SCHEDULING,
+            "Master-data validation of appointment events",
         ),
-        *partitioned(
-            ConsumerSpec(
-                s.STREAM_BILLING,
-                VALIDATOR_BILLING,
-                (s.STREAM_SUBJECTS[s.STREAM_BILLING],),
-                "Master-data validation of billing events",
-                max_ack_pending=ORDERED_IN_FLIGHT,
-                ordered=True,
-            )
+        *_ordered_stage(
+            s.STREAM_BILLING, VALIDATOR_BILLING, "Master-data validation of billing events"
         ),
-        *partitioned(
-            ConsumerSpec(
-                s.STREAM_VALIDATED,
-                MAPPER,
-                (s.STREAM_SUBJECTS[s.STREAM_VALIDATED],),
-                "Mapping of validated events to journal entries",
-                max_ack_pending=ORDERED_IN_FLIGHT,
-                ordered=True,
-            )
+        *_ordered_stage(
+            s.STREAM_VALIDATED, MAPPER, "Mapping of validated events to journal entries"
         ),
         ConsumerSpec(
             s.STREAM_ERP,
