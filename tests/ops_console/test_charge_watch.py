@@ -8,7 +8,7 @@ import asyncio
 import sys
 import time
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -122,6 +122,10 @@ async def test_a_completed_visit_without_charge_is_opened_and_resolved_by_its_ch
     # Completed long ago but sent only now (a backfill): its hour starts now, not then.
     late = for_patient(appointment(s.AppointmentCompleted, "W-6", 1, site=LATE_SITE), "MRN-W6")
     late = msgspec.structs.replace(late, recorded_at=datetime.now(UTC))
+    # Completed later than now by its own time (a day played at today's date, as the demo
+    # does): its wait starts then, so it is not due yet.
+    ahead = for_patient(appointment(s.AppointmentCompleted, "W-7", 1), "MRN-W7")
+    ahead = msgspec.structs.replace(ahead, occurred_at=datetime.now(UTC) + timedelta(hours=1))
     by_visit = for_patient(appointment(s.AppointmentCompleted, "W-5", 1), "MRN-W5")
     # The billing system's own visit number: no appointment id, the same patient and day.
     visit_charge = _patient_charge("CH-W5", "W-5", "MRN-W5")
@@ -131,12 +135,14 @@ async def test_a_completed_visit_without_charge_is_opened_and_resolved_by_its_ch
     await _publish(
         js,
         [
-            location(SITE), done, charged, waiting, booked, by_visit, late,
+            location(SITE), done, charged, waiting, booked, by_visit, late, ahead,
             _patient_charge("CH-W2", "W-2", "MRN-W2"), visit_charge,
         ],
     )  # fmt: skip
     # Only W-1: W-2 has its charge, W-3's site waits ten years, W-4 is not completed, W-5's
-    # charge is its visit's, W-6 reached carebus less than its site's hour ago.
+    # charge is its visit's, W-6 reached carebus less than its site's hour ago, W-7 completes
+    # in an hour. W-1 never reaches VALIDATED, as a visit parked in quarantine: it counts
+    # (docs/decisions/025, addendum).
     await _until(conn, ITEMS, [("W-1", SITE, None)], "W-1's work item")
     await _until(
         conn,

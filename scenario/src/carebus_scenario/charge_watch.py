@@ -1,10 +1,12 @@
 """Completed without charge, as the demo checks it: the ops console's open work items for
 this day's visits (``carebus_ops.charge_watch``) against the oracle's, which it computes from
-the scenario's inputs alone (``oracle.completed_without_charge``)."""
+the scenario's inputs alone (``oracle.completed_without_charge``), for the visits completed
+by the time of the check."""
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import time
 import urllib.request
@@ -18,6 +20,9 @@ from carebus_scenario.model import AppointmentFact
 from carebus_scenario.oracle import completed_without_charge
 from carebus_shared.auth.client import bearer, cli_key
 
+# A visit completed this recently may still wait for the console's next sweep (every
+# FIGURES_REFRESH_S, 15 s by default).
+SWEEP_GRACE = dt.timedelta(seconds=30)
 _OPEN = """
 SELECT appointment_id, site FROM carebus_ops.charge_watch
  WHERE resolved_at IS NULL AND appointment_id = ANY($1::text[])
@@ -40,6 +45,10 @@ def _wait_hours(console_http: str) -> float | None:
         return None
 
 
+def _per_site(items: dict[str, str]) -> str:
+    return ", ".join(f"{site} {n}" for site, n in sorted(Counter(items.values()).items()))
+
+
 async def check_completed_without_charge(
     database_url: str,
     console_http: str | None,
@@ -49,12 +58,15 @@ async def check_completed_without_charge(
 ) -> list[str]:
     """Wait (bounded) until the console's open items for this day equal the oracle's; print
     them per site; the differences. Nothing to compare when the ops console is not running,
-    or waits longer for a charge than the day is old (then the oracle's count is printed)."""
+    or waits longer for a charge than the day is old (then the oracle's count is printed).
+
+    The console opens an item once the completion time has passed (its wait, 0 here, runs
+    from then): a visit of the day completing after the check is not expected yet, one
+    completed within the last ``SWEEP_GRACE`` may or may not be open (the sweep is periodic)."""
     expected = completed_without_charge(scenario)
-    by_site = Counter(expected.values())
     wait_h = None if console_http is None else await asyncio.to_thread(_wait_hours, console_http)
     if wait_h is None or wait_h > 0:
-        sites = ", ".join(f"{site} {n}" for site, n in sorted(by_site.items())) or "none"
+        sites = _per_site(expected) or "none"
         when = "" if wait_h is None else f"; the ops console opens work items after {wait_h:g} h"
         out(f"completed without charge (the oracle): {len(expected)} visits ({sites}){when}")
         return []
@@ -67,21 +79,42 @@ async def check_completed_without_charge(
         if await conn.fetchval("SELECT to_regclass('carebus_ops.charge_watch')") is None:
             return []
         found: dict[str, str] = {}
+        problems: list[str] = []
+        later: dict[str, str] = {}
         deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:  # bounded: the console sweeps every few seconds
+        while True:  # bounded by the deadline: the console sweeps every few seconds
             found = await _open_items(conn, ids)
-            if found == expected:
+            problems, later = compare(scenario, found, dt.datetime.now(dt.UTC))
+            if not problems or time.monotonic() >= deadline:
                 break
             await asyncio.sleep(1.0)
     finally:
         await conn.close()
-    per_site = ", ".join(f"{site} {n}" for site, n in sorted(Counter(found.values()).items()))
     out(
-        f"completed without charge: {len(found)} visits ({per_site or 'none'}), work items and "
-        "exception records in the ops console"
-        + (", as the oracle says." if found == expected else ".")
+        f"completed without charge: {len(found)} visits ({_per_site(found) or 'none'}), work "
+        "items and exception records in the ops console"
+        + ("." if problems else ", as the oracle says.")
     )
-    missing, extra = sorted(set(expected) - set(found)), sorted(set(found) - set(expected))
-    problems = [f"completed without charge: not found {a}" for a in missing]
-    problems += [f"completed without charge: found but charged {a}" for a in extra]
+    if later:
+        out(
+            f"  {len(later)} more complete later today ({_per_site(later)}): the console opens "
+            "their work items once their completion time has passed"
+        )
     return problems
+
+
+def compare(
+    scenario: Scenario, found: dict[str, str], now: dt.datetime
+) -> tuple[list[str], dict[str, str]]:
+    """The differences between the console's open items (``found``) and the oracle's at
+    ``now``, and the oracle's visits that complete after ``now`` (not expected yet)."""
+    expected = completed_without_charge(scenario)
+    due = completed_without_charge(scenario, completed_by=now)
+    surely = completed_without_charge(scenario, completed_by=now - SWEEP_GRACE)
+    problems = [
+        f"completed without charge: not found {a}" for a in sorted(set(surely) - set(found))
+    ]
+    for a in sorted(set(found) - set(due)):
+        why = "opened before its completion time" if a in expected else "found but charged"
+        problems.append(f"completed without charge: {why} {a}")
+    return problems, {a: site for a, site in expected.items() if a not in due}

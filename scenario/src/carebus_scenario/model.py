@@ -37,6 +37,12 @@ class AppointmentFact:
     def entity_key(self) -> str:
         return self.appointment_id
 
+    @property
+    def at(self) -> dt.datetime:
+        """When the step happened: the version is that instant in milliseconds, as the
+        adapters read it from the input (the event's ``occurred_at``)."""
+        return dt.datetime.fromtimestamp(self.version / 1000, dt.UTC)
+
 
 @dataclass(frozen=True)
 class ChargeFact:

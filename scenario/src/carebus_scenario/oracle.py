@@ -25,6 +25,7 @@ refused: what the fault suite's checker classifies event by event (``checker.py`
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
@@ -323,10 +324,18 @@ def delivered_facts(scenario: Scenario) -> list[Fact]:
     return list(seen.values())
 
 
-def completed_without_charge(scenario: Scenario) -> dict[str, str]:
+def completed_without_charge(
+    scenario: Scenario, completed_by: dt.datetime | None = None
+) -> dict[str, str]:
     """Appointment id → site of every visit whose newest status is completed and whose
     charges the billing system never sent (or sent in a message that was refused): what
-    the ops console must hold as open work items once the day has gone through."""
+    the ops console must hold as open work items once the day has gone through.
+
+    A visit parked in quarantine (its provider unknown or retired) counts: it was completed
+    and no charge came, which is what the watch is for (docs/decisions/025, addendum). With
+    ``completed_by``, only the visits completed by then: the console opens an item once its
+    site's wait has passed since the completion, and a day played at today's date (the demo)
+    has visits that complete later than the day is played."""
     newest: dict[str, AppointmentFact] = {}
     for fact in delivered_facts(scenario):
         if isinstance(fact, AppointmentFact):
@@ -342,7 +351,8 @@ def completed_without_charge(scenario: Scenario) -> dict[str, str]:
         appointment_id: fact.site
         for appointment_id, fact in newest.items()
         if fact.status == "completed" and appointment_id not in charged
-    }
+        and (completed_by is None or fact.at <= completed_by)
+    }  # fmt: skip
 
 
 def ready_to_bill(expected: Expectation) -> Counter[str]:
