@@ -20,6 +20,8 @@ from carebus_scenario.model import AppointmentFact
 from carebus_scenario.oracle import completed_without_charge
 from carebus_shared.auth.client import bearer, cli_key
 
+# The summary names at most this many differences; the returned list holds them all.
+SHOWN_PROBLEMS = 10
 # A visit completed this recently may still wait for the console's next sweep (every
 # FIGURES_REFRESH_S, 15 s by default).
 SWEEP_GRACE = dt.timedelta(seconds=30)
@@ -100,6 +102,10 @@ async def check_completed_without_charge(
             f"  {len(later)} more complete later today ({_per_site(later)}): the console opens "
             "their work items once their completion time has passed"
         )
+    for problem in problems[:SHOWN_PROBLEMS]:
+        out(f"  {problem}")
+    if len(problems) > SHOWN_PROBLEMS:
+        out(f"  … and {len(problems) - SHOWN_PROBLEMS} more")
     return problems
 
 
