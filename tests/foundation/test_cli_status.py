@@ -47,7 +47,7 @@ async def test_a_stage_line_sums_its_partitions_and_names_its_lease_holders(
     js: JetStreamContext,
 ) -> None:
     tag = uuid.uuid4().hex[:8]
-    stream, subject = f"STATUS_{tag}", f"status.{tag}"
+    stream, subject = f"CLISTATUS_{tag}", f"clistatus.{tag}"
     topology = _topology(stream, subject)
     await js.add_stream(name=stream, subjects=[f"{subject}.>"])
     for spec in topology.consumers[:-1]:
