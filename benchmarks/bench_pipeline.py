@@ -41,6 +41,10 @@ first the two adapters alone, no stage consuming (answer time, CPU of adapter, i
 NATS, RSS; with ``CAREBUS_BENCH_PROFILE=1`` py-spy profiles of the billing adapter and of the
 import command), then (unless ``CAREBUS_BENCH_BULK_PIPELINE=0``) the whole pipeline with each
 stage's span; figures in .data/bench/bulk.json (docs/decisions/031).
+``CAREBUS_BENCH_BULK_INTAKE=0`` skips the adapters-alone part, ``CAREBUS_BENCH_BULK_FILES=
+remittance_835`` runs the 835 alone. Each whole-pipeline run reports PostgreSQL's CPU by
+client service (its backends, matched by their connections' ports) and, when the tests'
+PostgreSQL was started with ``CAREBUS_PG_STAT_STATEMENTS=1``, its costliest statements.
 """
 
 from __future__ import annotations
