@@ -169,3 +169,34 @@ async def test_a_backlog_is_posted_in_batches_of_500_each_journal_once(
         assert float(batches.group(1)) <= 5
     finally:
         process.kill()
+
+
+async def test_two_batches_in_flight_sharing_journals_post_each_once_without_deadlock(
+    erp_js: JetStreamContext, erp_db: str, private_nats: NatsServer, tmp_path: Path
+) -> None:
+    # Two batches in flight (the default parallel_batches) may hold the same journals, each
+    # requested again by a mapper re-send, in opposite orders: each statement takes the
+    # journals' locks in key order, so the batches wait for each other, never deadlock.
+    journals = [journal("two", i, amount_minor=900 + i) for i in range(600)]
+    again = [
+        journal("two", i, amount_minor=900 + i, event_suffix="-again") for i in reversed(range(600))
+    ]
+    await publish_journals(erp_js, [*journals, *again])
+    log = tmp_path / "poster-two.log"
+    process = poster_process(private_nats.url, erp_db, log, batch_size=300)
+    poster = process.start()
+    try:
+        await wait_ready(poster)
+
+        async def all_handled() -> bool:
+            inbox = "SELECT count(*) FROM carebus_erp_poster.inbox"
+            return await scalar(erp_db, inbox) >= 1_200
+
+        await eventually(all_handled, 90, "1,200 requests handled")
+        await eventually(lambda: consumer_idle(erp_js), 30, "every request acknowledged")
+        entries = "SELECT count(*) FROM carebus_erp_poster.journal_entry"
+        assert await scalar(erp_db, entries) == 600
+        assert await subject_counts(erp_js, "erp.journal.posted.v1.>") == 600
+    finally:
+        process.kill()
+    assert "deadlock" not in log.read_text(errors="replace").lower()

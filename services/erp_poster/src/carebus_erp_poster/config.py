@@ -34,6 +34,10 @@ class Settings(RuntimeSettings, frozen=True, kw_only=True):
     # one at a time, so on a remittance file's backlog 100 left the poster half a file
     # behind the mapper (docs/decisions/031, addendum).
     batch_size: Count = 500
+    # Batches in flight at once in this process with the ledger connector (a remote ERP
+    # takes one): pullers sharing the durable, as replicas do; one batch's database work
+    # overlaps another's publish (docs/decisions/031, addendum).
+    parallel_batches: Count = 2
     # When no journal is waiting, a busy poster lingers this long for the next before it parks.
     batch_wait_s: Positive = 0.005
     # While a batch is being handled, tell JetStream "still working" this often so that a
