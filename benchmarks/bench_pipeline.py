@@ -41,6 +41,10 @@ first the two adapters alone, no stage consuming (answer time, CPU of adapter, i
 NATS, RSS; with ``CAREBUS_BENCH_PROFILE=1`` py-spy profiles of the billing adapter and of the
 import command), then (unless ``CAREBUS_BENCH_BULK_PIPELINE=0``) the whole pipeline with each
 stage's span; figures in .data/bench/bulk.json (docs/decisions/031).
+``CAREBUS_BENCH_BULK_INTAKE=0`` skips the adapters-alone part, ``CAREBUS_BENCH_BULK_FILES=
+remittance_835`` runs the 835 alone. Each whole-pipeline run reports PostgreSQL's CPU by
+client service (its backends, matched by their connections' ports) and, when the tests'
+PostgreSQL was started with ``CAREBUS_PG_STAT_STATEMENTS=1``, its costliest statements.
 """
 
 from __future__ import annotations
@@ -63,6 +67,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import asyncpg
+import psutil
 import pytest
 import uvloop
 
@@ -162,6 +168,63 @@ class Profiler:
         return tops
 
 
+def _backends(pids: dict[str, int]) -> dict[int, tuple[str, float]]:
+    """PostgreSQL's backends by the service on the other end of their connection (its local
+    port), else by their process title (the bench's own connections, the background workers):
+    backend pid → (who, CPU seconds so far)."""
+    by_port: dict[int, str] = {}
+    for name, pid in pids.items():
+        if name == "nats-server" or name.startswith("postgres"):
+            continue
+        with contextlib.suppress(psutil.Error):
+            for conn in psutil.Process(pid).net_connections(kind="tcp"):
+                by_port[conn.laddr.port] = name
+    found: dict[int, tuple[str, float]] = {}
+    with contextlib.suppress(psutil.Error, KeyError):
+        for child in psutil.Process(pids["postgres"]).children():
+            with contextlib.suppress(psutil.Error):
+                title = " ".join(child.cmdline())
+                port = re.search(r"\((\d+)\)", title)
+                who = by_port.get(int(port.group(1))) if port else None
+                words = title.split()
+                label = who or ("bench" if port else (words[1] if len(words) > 1 else title))
+                times = child.cpu_times()
+                found[child.pid] = (f"pg:{label}", times.user + times.system)
+    return found
+
+
+def backend_cpu(before: dict[int, tuple[str, float]], pids: dict[str, int]) -> dict[str, float]:
+    """PostgreSQL CPU seconds since ``before`` per client service (docs/decisions/031)."""
+    spent: Counter[str] = Counter()
+    for pid, (who, cpu) in _backends(pids).items():
+        spent[who] += cpu - before.get(pid, (who, 0.0))[1]
+    return {who: round(cpu, 2) for who, cpu in spent.most_common()}
+
+
+# With CAREBUS_PG_STAT_STATEMENTS=1 the tests' PostgreSQL loads pg_stat_statements.
+STATEMENTS = os.environ.get("CAREBUS_PG_STAT_STATEMENTS") == "1"
+
+
+async def statements(database_url: str, *, reset: bool = False) -> list[tuple[Any, ...]]:
+    """PostgreSQL's costliest statements since the last reset (when it tracks them)."""
+    if not STATEMENTS:
+        return []
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        if reset:
+            await conn.execute("SELECT pg_stat_statements_reset()")
+            return []
+        rows = await conn.fetch(
+            "SELECT calls, round(total_exec_time)::bigint AS ms, rows,"
+            " left(regexp_replace(query, '\\s+', ' ', 'g'), 160) AS query"
+            " FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 25"
+        )
+        return [(r["ms"], r["calls"], r["rows"], r["query"]) for r in rows]
+    finally:
+        await conn.close()
+
+
 def _library(frame: str) -> str:
     """py-spy names frames "function (package/module.py:line)": the package, or "other"."""
     found = re.search(r"\(([^/()]+)/", frame)
@@ -217,6 +280,8 @@ async def measure(
         await wait_quiet(endpoints.nats_url, endpoints.database_url, timeout_s=900, since=since)
     cpu = CpuMeter(pids, grouped={name for name in pids if name.startswith("postgres")})
     cpu.start()
+    backends = _backends(pids)
+    await statements(endpoints.database_url, reset=True)
     own_cpu = time.process_time()  # this process: the scenario player and the sampling
     sampler = StageSampler(endpoints.nats_url)
     stop = asyncio.Event()
@@ -233,6 +298,8 @@ async def measure(
     if memory is not None:
         await memory
     used = cpu.stop()
+    postgres_by_client = backend_cpu(backends, pids)
+    top_statements = await statements(endpoints.database_url)
     player_cpu_s = time.process_time() - own_cpu
     everything_cpu_s = sum(used.values()) + player_cpu_s
     latency, last_commit = await journal_latency(
@@ -273,6 +340,8 @@ async def measure(
         # Per stage: (first, last) second it acknowledged something after sending began, count.
         "stage_spans": sampler.spans(origin),
         "cpu_s": used,
+        "postgres_cpu_s_by_client": postgres_by_client,
+        "postgres_top_statements": top_statements,
         "cpu_s_per_1000_events": sum(used.values()) / events * 1000,
         "services_cpu_s_per_1000_events": sum(
             v for k, v in used.items() if k != "nats-server" and not k.startswith("postgres")
@@ -383,6 +452,8 @@ async def bulk_file(
         "committed_s": round(run["seconds"], 2),
         "events_per_s": round(run["events_per_s"], 1),
         "cpu_s": run["cpu_s"],
+        "postgres_cpu_s_by_client": run["postgres_cpu_s_by_client"],
+        "postgres_top_statements": run["postgres_top_statements"],
         "ledger_equals_oracle": run["ledger_equals_oracle"],
         "differences": run["differences"],
     }
@@ -657,13 +728,20 @@ async def bench_with_sync(sync: str, server_db: str, workdir: Path) -> dict[str,
         nats.stop()
 
 
+# Which bulk inputs run (``CAREBUS_BENCH_BULK_FILES=remittance_835`` for the 835 alone).
+BULK_FILES = os.environ.get("CAREBUS_BENCH_BULK_FILES", "remittance_835,csv_import").split(",")
+
+
 def _bulk_inputs() -> dict[str, Scenario]:
-    return {
-        "remittance_835": remittance_file(
+    makers = {
+        "remittance_835": lambda: remittance_file(
             REMITTANCE_CLAIMS, sites=SITES, remittance_site=REMITTANCE_SITE, seed=501
         ),
-        "csv_import": csv_export(CSV_ROWS, sites=SITES, remittance_site=REMITTANCE_SITE, seed=502),
+        "csv_import": lambda: csv_export(
+            CSV_ROWS, sites=SITES, remittance_site=REMITTANCE_SITE, seed=502
+        ),
     }
+    return {name: make() for name, make in makers.items() if name in BULK_FILES}
 
 
 async def intake_only(server_db: str, workdir: Path, sync: str) -> dict[str, Any]:
@@ -776,14 +854,16 @@ def test_bulk_inputs(tmp_path: Path, database_url: str) -> None:
     # The session's PostgreSQL (its template holds the tests' API key); nothing ran before.
     results: dict[str, Any] = {}
     for sync in SYNCS:
-        results[sync] = {"intake_only": uvloop.run(intake_only(database_url, tmp_path, sync))}
+        results[sync] = {}
+        if os.environ.get("CAREBUS_BENCH_BULK_INTAKE", "1") == "1":
+            results[sync]["intake_only"] = uvloop.run(intake_only(database_url, tmp_path, sync))
         if os.environ.get("CAREBUS_BENCH_BULK_PIPELINE", "1") == "1":
             results[sync].update(uvloop.run(bulk_only(database_url, tmp_path, sync)))
     BENCH_DIR.mkdir(parents=True, exist_ok=True)
     (BENCH_DIR / "bulk.json").write_text(json.dumps(results, indent=2, default=str))
     for sync, run in results.items():
         print(f"\n## bulk inputs, NATS sync {sync}")
-        for name, alone in run["intake_only"].items():
+        for name, alone in run.get("intake_only", {}).items():
             top = (alone["profile"] or {}).get("own_time_by_library")
             print(
                 f"{name}, adapter alone: {alone['answer']} in {alone['answered_s']} s, "
@@ -806,6 +886,9 @@ def test_bulk_inputs(tmp_path: Path, database_url: str) -> None:
                 f"{k} {v['peak_mib']:.0f}" for k, v in shown["rss"].items()
             ))  # fmt: skip
             print(f"   CPU s: { {k: round(v, 1) for k, v in shown['cpu_s'].items()} }")
+            print(f"   PostgreSQL CPU s by client: {shown['postgres_cpu_s_by_client']}")
+            for row in shown["postgres_top_statements"]:
+                print(f"   pg ms, calls, rows: {row}")
     for run in results.values():
         for name in ("remittance_835", "csv_import"):
             if name in run:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -132,3 +133,70 @@ async def test_unpostable_and_undecodable_requests_go_to_the_exception_store(
     assert rows[1]["path"] == "$.lines"  # where the contract broke
     keys = await query(erp_db, "SELECT idempotency_key FROM carebus_erp_poster.journal_entry")
     assert [r[0] for r in keys] == ["JE-bad-2"]
+
+
+async def test_a_backlog_is_posted_in_batches_of_500_each_journal_once(
+    erp_js: JetStreamContext, erp_db: str, private_nats: NatsServer, tmp_path: Path
+) -> None:
+    # A remittance file leaves the poster a backlog: with batches of 100 it paid a fetch, a
+    # transaction and a confirmed publish per 100 journals and trailed the mapper by half
+    # the file (docs/decisions/031, addendum). The default batch takes 500 at a time.
+    journals = [journal("bkl", i, amount_minor=500 + i) for i in range(1_200)]
+    resent = [journal("bkl", i, amount_minor=500 + i, event_suffix="-resent") for i in (3, 777)]
+    await publish_journals(erp_js, [*journals, *resent])
+    process = poster_process(private_nats.url, erp_db, tmp_path / "poster-default.log")
+    poster = process.start()
+    try:
+        await wait_ready(poster)
+
+        async def all_confirmed() -> bool:
+            return await subject_counts(erp_js, "erp.journal.confirmed.v1.>") >= 1_200
+
+        await eventually(all_confirmed, 90, "1,200 confirmed journals")
+        await eventually(lambda: consumer_idle(erp_js), 30, "every request acknowledged")
+        entries = "SELECT count(*) FROM carebus_erp_poster.journal_entry"
+        assert await scalar(erp_db, entries) == 1_200
+        assert await scalar(erp_db, "SELECT count(*) FROM carebus_erp_poster.inbox") == 1_202
+        assert await subject_counts(erp_js, "erp.journal.posted.v1.>") == 1_200
+        status, body = http_get(f"{poster.base}/metrics")
+        assert status == 200
+        batches = re.search(
+            rb'carebus_stage_batch_seconds_count\{stage="erp-poster"\} ([0-9.]+)', body
+        )
+        assert batches is not None, body[:2000]
+        # 1,202 requests waiting: three batches (500, 500, 202), give or take a pull that
+        # came back short while the backlog was being published.
+        assert float(batches.group(1)) <= 5
+    finally:
+        process.kill()
+
+
+async def test_two_batches_in_flight_sharing_journals_post_each_once_without_deadlock(
+    erp_js: JetStreamContext, erp_db: str, private_nats: NatsServer, tmp_path: Path
+) -> None:
+    # Two batches in flight (the default parallel_batches) may hold the same journals, each
+    # requested again by a mapper re-send, in opposite orders: each statement takes the
+    # journals' locks in key order, so the batches wait for each other, never deadlock.
+    journals = [journal("two", i, amount_minor=900 + i) for i in range(600)]
+    again = [
+        journal("two", i, amount_minor=900 + i, event_suffix="-again") for i in reversed(range(600))
+    ]
+    await publish_journals(erp_js, [*journals, *again])
+    log = tmp_path / "poster-two.log"
+    process = poster_process(private_nats.url, erp_db, log, batch_size=300)
+    poster = process.start()
+    try:
+        await wait_ready(poster)
+
+        async def all_handled() -> bool:
+            inbox = "SELECT count(*) FROM carebus_erp_poster.inbox"
+            return await scalar(erp_db, inbox) >= 1_200
+
+        await eventually(all_handled, 90, "1,200 requests handled")
+        await eventually(lambda: consumer_idle(erp_js), 30, "every request acknowledged")
+        entries = "SELECT count(*) FROM carebus_erp_poster.journal_entry"
+        assert await scalar(erp_db, entries) == 600
+        assert await subject_counts(erp_js, "erp.journal.posted.v1.>") == 600
+    finally:
+        process.kill()
+    assert "deadlock" not in log.read_text(errors="replace").lower()

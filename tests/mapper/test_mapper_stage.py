@@ -3,6 +3,7 @@ confirmed before versions are stored, so a redelivery never doubles and never lo
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import replace
 
@@ -226,3 +227,39 @@ async def test_fence_store_keeps_sites_and_entities_apart(pool: asyncpg.Pool) ->
             here: Applied(1, "e1", "submitted"),
             other_site: Applied(4, "e4", "paid"),
         }
+
+
+async def _seq_scans(conn: asyncpg.Connection) -> int:
+    await conn.execute("SELECT pg_stat_force_next_flush()")
+    await conn.execute("SELECT pg_stat_clear_snapshot()")
+    scans = await conn.fetchval(
+        "SELECT seq_scan FROM pg_stat_user_tables "
+        "WHERE schemaname = 'carebus_mapper' AND relname = 'entity_version'"
+    )
+    return int(scans or 0)
+
+
+async def test_the_fencing_read_stays_on_the_index_after_the_table_grew(
+    pool: asyncpg.Pool,
+) -> None:
+    """A connection's fencing read was a cached prepared statement: its generic plan, made
+    while the table was small (a fresh stack, the first batches), could be a full scan and
+    stayed one as a remittance file grew the table: 36 ms per batch at ~60,000 entities
+    during a 10,000-claim 835, the database's costliest statement (docs/decisions/031,
+    addendum). Planned per call, it reads the index whatever the statistics said."""
+
+    def applied(n: int) -> dict[EntityRef, Applied]:
+        keys = [str(uuid.uuid4()) for _ in range(n)]
+        return {("CBO", "event", k): Applied(1, k, None) for k in keys}
+
+    async with pool.acquire() as conn:
+        await save_applied(conn, applied(200))
+        for _ in range(8):  # enough runs for PostgreSQL to settle on a generic plan
+            await load_applied(conn, list(applied(100)))
+        grown = applied(60_000)
+        await save_applied(conn, grown)
+        before = await _seq_scans(conn)
+        wanted = [*list(grown)[:3], *applied(97)]
+        found = await load_applied(conn, wanted)
+        assert found == {ref: grown[ref] for ref in list(grown)[:3]}
+        assert await _seq_scans(conn) == before

@@ -232,15 +232,22 @@ async def _until_held(stack: ServiceStack, names: list[str], count: int, timeout
     raise AssertionError(f"{names} did not hold {count} partitions within {timeout_s} s")
 
 
-async def _lease_holder(stack: ServiceStack, service: str) -> str:
+async def _lease_holder(stack: ServiceStack, service: str, timeout_s: float = 10.0) -> str:
     """The instance of ``service`` holding the lease of its first partition (its pid is in
-    the value)."""
+    the value). The lease may be free for a moment (handed back while the replicas balance
+    their shares; an empty value): then asked again, within ``timeout_s``."""
     nc = await nats.connect(server_list(stack.nats_url))
     try:
-        msg = await nc.jetstream().get_last_msg(
-            "KV_stage_leases", "$KV.stage_leases.VALIDATED.mapper-p0"
-        )
+        for _ in range(int(timeout_s / 0.2)):  # bounded by the timeout
+            msg = await nc.jetstream().get_last_msg(
+                "KV_stage_leases", "$KV.stage_leases.VALIDATED.mapper-p0"
+            )
+            if msg.data:
+                break
+            await asyncio.sleep(0.2)
+        else:
+            raise AssertionError(f"nobody held mapper-p0's lease for {timeout_s} s")
     finally:
         await nc.close()
-    pid = int((msg.data or b"").decode().rsplit("-", 2)[-2])
+    pid = int(msg.data.decode().rsplit("-", 2)[-2])
     return next(name for name in stack.instances(service) if stack.pid(name) == pid)

@@ -30,7 +30,14 @@ class Settings(RuntimeSettings, frozen=True, kw_only=True):
     http_port: Port = 8085
     # Which ERP the journals go to: "ledger" (the embedded PostgreSQL ledger) or "http".
     connector: Literal["ledger", "http"] = "ledger"
-    batch_size: Count = 100
+    # Journals per batch: a batch is one fetch, one transaction and one confirmed publish,
+    # one at a time, so on a remittance file's backlog 100 left the poster half a file
+    # behind the mapper (docs/decisions/031, addendum).
+    batch_size: Count = 500
+    # Batches in flight at once in this process with the ledger connector (a remote ERP
+    # takes one): pullers sharing the durable, as replicas do; one batch's database work
+    # overlaps another's publish (docs/decisions/031, addendum).
+    parallel_batches: Count = 2
     # When no journal is waiting, a busy poster lingers this long for the next before it parks.
     batch_wait_s: Positive = 0.005
     # While a batch is being handled, tell JetStream "still working" this often so that a

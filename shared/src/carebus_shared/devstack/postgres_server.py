@@ -179,6 +179,9 @@ class PostgresServer:
                 "full_page_writes=off",
             ]
         options += self._tls_options()
+        if os.environ.get("CAREBUS_PG_STAT_STATEMENTS") == "1":
+            # Profiling: the benchmarks list the costliest statements (docs/decisions/031).
+            options += ["-c", "shared_preload_libraries=pg_stat_statements"]
         log_path = self.data_dir / "postgres.log"
         log_path.touch()
         self._chown(log_path)

@@ -163,7 +163,8 @@ async def save_states(conn: Any, journals: Sequence[JournalState], recheck_after
 
 
 def _as_json(journals: Sequence[JournalState]) -> str:
-    return _ENCODER.encode(journals).decode()
+    # By journal id: concurrent batches upserting the same journals lock them in one order.
+    return _ENCODER.encode(sorted(journals, key=lambda j: j.journal_id)).decode()
 
 
 async def forget(conn: Any, consumer: str, journal_ids: Sequence[str]) -> None:

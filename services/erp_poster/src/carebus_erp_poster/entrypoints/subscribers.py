@@ -23,5 +23,11 @@ def subscribe(
         async with kept_in_progress(msgs, settings.ack_keepalive_s):
             await runtime.run_stage_batch(STAGE, msgs, poster.handle)
 
-    runtime.consume(spec, on_journals, settings.batch_size, settings.batch_wait_s)
+    # Pullers on the one durable, each a batch at a time: like replicas sharing it. Only
+    # for a connector that posts in the inbox's transaction (the ledger): with a remote ERP
+    # a crash after one batch's commit would catch another between the ERP's answer and its
+    # record, and that batch would reach the ERP a second time (deduplicated by its key).
+    parallel = settings.parallel_batches if poster.connector.atomic_with_inbox else 1
+    for _ in range(parallel):
+        runtime.consume(spec, on_journals, settings.batch_size, settings.batch_wait_s)
     capture_exceptions(runtime)

@@ -14,6 +14,10 @@ from carebus_ops.domain.figures import Backlog, ExceptionCount, Figures, is_quar
 from carebus_shared.exceptions.events import stage_of
 
 # Each query: per site, the items past the threshold ($1 seconds) and the oldest item's time.
+# ``OFFSET 0`` keeps each NOT EXISTS / EXISTS a per-row subplan (one index lookup per item):
+# on tables a bulk file filled before PostgreSQL gathered statistics, the planner otherwise
+# joined every charge against every posted journal (40 CPU-s per refresh during a
+# 10,000-claim 835; docs/decisions/031, addendum).
 # Per-site waits ($1 default, $2/$3 per site): the work items' own query (charge_watch_store).
 _COMPLETED_WITHOUT_CHARGE = f"""
 WITH uncharged AS ({UNCHARGED})
@@ -29,10 +33,12 @@ SELECT c.site,
   FROM carebus_ops.step c
  WHERE c.kind = 'charge' AND c.stage = 'received' AND c.event_type = 'billing.charge.posted'
    AND NOT EXISTS (SELECT 1 FROM carebus_ops.journal_source j
-                     JOIN carebus_ops.step p
-                       ON p.kind = 'journal' AND p.entity_key = j.journal_id
-                      AND p.stage IN ('posted', 'confirmed')
-                    WHERE j.source_event_id = c.event_id)
+                    WHERE j.source_event_id = c.event_id
+                      AND EXISTS (SELECT 1 FROM carebus_ops.step p
+                                   WHERE p.kind = 'journal' AND p.entity_key = j.journal_id
+                                     AND p.stage IN ('posted', 'confirmed')
+                                  OFFSET 0)
+                   OFFSET 0)
  GROUP BY c.site
 """
 _JOURNALS_UNCONFIRMED = """
@@ -43,7 +49,8 @@ SELECT r.site,
  WHERE r.kind = 'journal' AND r.stage = 'mapped'
    AND NOT EXISTS (SELECT 1 FROM carebus_ops.step d
                     WHERE d.kind = 'journal' AND d.entity_key = r.entity_key
-                      AND d.stage IN ('confirmed', 'rejected'))
+                      AND d.stage IN ('confirmed', 'rejected')
+                   OFFSET 0)
  GROUP BY r.site
 """
 # Parked events are counted once per failed reference (as the store keeps them).

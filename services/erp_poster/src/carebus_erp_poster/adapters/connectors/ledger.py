@@ -116,7 +116,10 @@ class LedgerConnector:
         if not postings:
             return []
         keys = [p.key for p in postings]
-        entries = _ENCODER.encode([entry_row(p) for p in postings]).decode()
+        # In key order: concurrent batches (replicas, parallel_batches) sharing a journal
+        # then take its row locks in one order and cannot deadlock on them.
+        ordered = sorted(postings, key=lambda p: p.key)
+        entries = _ENCODER.encode([entry_row(p) for p in ordered]).decode()
         inserted = await conn.fetch(_INSERT_ENTRIES, entries)
         rows = {row["idempotency_key"]: row for row in inserted}
         lines = [
