@@ -688,13 +688,34 @@ CHOREOGRAPHY: dict[str, Callable[[Run], Awaitable[None]]] = {
 
 
 async def run_fault(fault: Fault, workdir: Path, server_dsn: str) -> FaultResult:
-    """One run of ``fault``; whatever goes wrong is in the result's notes, not raised."""
+    """One run of ``fault``; whatever goes wrong is in the result's notes, not raised.
+
+    Bounded as a whole: a CI run once sat in a short fault for over nine minutes with the
+    pipeline drained and no connection of its own open, so a run that outlasts its bound is
+    a failure that names where every task waited (not reproduced since: the dump is there
+    to say where the next one waits)."""
     run = Run(fault, workdir, server_dsn)
+    bound_s = fault.down_s + 2 * RUN_TIMEOUT_S
+    watchdog = asyncio.get_running_loop().call_later(bound_s, _dump_tasks, run.result, bound_s)
     async with timed(run.result):
         try:
-            async with run:
+            async with asyncio.timeout(bound_s), run:
                 await CHOREOGRAPHY[fault.kind](run)
         except Exception as exc:  # the run is reported as failed, with the reason
             run.result.notes.append(f"the run failed: {type(exc).__name__}: {exc}")
             run.result.triggered = run.result.triggered and run.result.events > 0
+        finally:
+            watchdog.cancel()
     return run.result
+
+
+def _dump_tasks(result: FaultResult, bound_s: float) -> None:
+    """Where every task waits, when a run outlasts its bound (then cancelled)."""
+    lines = [f"the run outlasted its bound of {bound_s:.0f} s; tasks:"]
+    for task in asyncio.all_tasks():
+        stack = task.get_stack()
+        where = [f"{f.f_code.co_filename}:{f.f_lineno} {f.f_code.co_name}" for f in stack]
+        lines.append(f"  {task.get_name()}: {' <- '.join(reversed(where)) or '(no frame)'}")
+    text = "\n".join(lines)
+    print(text, file=sys.stderr, flush=True)
+    result.notes.append(text)
