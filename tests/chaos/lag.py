@@ -42,6 +42,10 @@ class LagWatch:
     samples: list[Sample] = field(default_factory=list)
     _behind: float = 0.0
     _task: asyncio.Task[None] | None = None
+    # Set by stop(), looked at by the loop: a cancel that lands inside a NATS request can be
+    # swallowed by nats-py (its flush catches CancelledError), and the loop went on sampling
+    # while stop() waited for it: a fault run then hung in its teardown.
+    _stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
     def progress(self, progress: Progress) -> None:
         """The player's progress callback."""
@@ -55,6 +59,7 @@ class LagWatch:
 
     async def stop(self) -> None:
         if self._task is not None:
+            self._stopping.set()
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
@@ -65,7 +70,7 @@ class LagWatch:
             error_cb=_quiet, disconnected_cb=_quiet_event,
         )  # fmt: skip
         try:
-            while True:  # until stop()
+            while not self._stopping.is_set():  # until stop()
                 self.samples.append(Sample(time.monotonic(), await _queued(nc), self._behind))
                 await asyncio.sleep(EVERY_S)
         finally:

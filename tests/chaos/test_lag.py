@@ -1,0 +1,47 @@
+"""The fault runs' lag sampler stops when asked, even when a NATS call swallows the cancel
+(nats-py's flush catches CancelledError): a CI run hung in a fault's teardown on it."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from nats.aio.client import Client
+
+from tests.chaos import lag
+from tests.chaos.lag import LagWatch
+
+
+class SwallowsOneCancel:
+    """A backlog request that swallows the first cancel landing in it, as nats-py's flush
+    does, and lets any later one through (so that a failing run still ends)."""
+
+    def __init__(self) -> None:
+        self.swallowed = 0
+
+    async def __call__(self, _: Client) -> int | None:
+        try:
+            await asyncio.sleep(0.05)
+        except asyncio.CancelledError:
+            if self.swallowed:
+                raise
+            self.swallowed += 1
+        return 0
+
+
+async def test_stop_ends_the_sampler_when_a_request_swallows_the_cancel(
+    nats_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    queued = SwallowsOneCancel()
+    monkeypatch.setattr(lag, "_queued", queued)
+    monkeypatch.setattr(lag, "EVERY_S", 0.0)  # so the cancel lands inside a request
+    watch = LagWatch(nats_url, rate=None)
+    await watch.start()
+    for _ in range(100):  # bounded: until it has sampled
+        if watch.samples:
+            break
+        await asyncio.sleep(0.01)
+    stopper = asyncio.create_task(watch.stop())
+    await asyncio.wait({stopper}, timeout=5.0)
+    assert queued.swallowed == 1
+    assert stopper.done(), "the sampler went on after stop(): its cancel was swallowed"
