@@ -41,6 +41,13 @@ def running(
             process.wait_ready()
         yield {name: process.base for name, process in processes.items()}
     finally:
-        for process in processes.values():
-            process.terminate()
-        nats.stop()
+        try:
+            stopped_late = []
+            for process in processes.values():  # every one, even after one that overran
+                try:
+                    process.terminate()
+                except AssertionError as exc:
+                    stopped_late.append(str(exc))
+            assert not stopped_late, "\n\n".join(stopped_late)
+        finally:
+            nats.stop()

@@ -81,9 +81,21 @@ class ServiceProcess:
         wait_until(self.ready, timeout_s, f"{self.argv[-1]} ready (log: {self.log_path})")
 
     def terminate(self, timeout_s: float = 30.0) -> int:
+        """SIGTERM and its exit code; one still running after ``timeout_s`` is killed and the
+        test fails with its log's end (where a stopping service names its waiting tasks)."""
         assert self.process is not None
         self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout=timeout_s)
+        try:
+            return self.process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError(
+                f"{' '.join(self.argv[-3:])} still running {timeout_s:.0f} s after SIGTERM; "
+                f"its log ends:\n{self.log_tail()}"
+            ) from None
+
+    def log_tail(self, lines: int = 60) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
     def kill(self) -> None:
         if self.process is not None and self.process.poll() is None:

@@ -47,6 +47,7 @@ from carebus_shared.jetstream.balancer import Balancer
 from carebus_shared.jetstream.lease import Lease
 from carebus_shared.jetstream.pull import Puller
 from carebus_shared.jetstream.topology import ConsumerSpec
+from carebus_shared.tasks import STOP_WITHIN_S, cancel_and_wait
 
 log = logging.getLogger("carebus.consumer")
 
@@ -99,9 +100,7 @@ class StageConsumer:
             return True
         except TimeoutError:
             log.warning("consumer did not stop in time", extra={"durable": self.spec.durable})
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task, STOP_WITHIN_S)
             return False
 
     async def _run(self, js: Callable[[], JetStreamContext]) -> None:

@@ -10,6 +10,8 @@ from collections.abc import AsyncIterator, Sequence
 
 from nats.aio.msg import Msg
 
+from carebus_shared.tasks import STOP_WITHIN_S, cancel_and_wait
+
 
 @contextlib.asynccontextmanager
 async def kept_in_progress(msgs: Sequence[Msg], every_s: float) -> AsyncIterator[None]:
@@ -28,6 +30,4 @@ async def kept_in_progress(msgs: Sequence[Msg], every_s: float) -> AsyncIterator
     try:
         yield
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await cancel_and_wait(task, STOP_WITHIN_S)

@@ -7,10 +7,11 @@ and the loop carries on after a pause, so no failure ends it silently.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+
+from carebus_shared.tasks import STOP_WITHIN_S, cancel_and_wait
 
 log = logging.getLogger("carebus.background")
 
@@ -45,11 +46,7 @@ class BackgroundLoops:
         self._tasks = [asyncio.create_task(self._run(loop), name=loop.name) for loop in self._loops]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await asyncio.gather(*(cancel_and_wait(task, STOP_WITHIN_S) for task in self._tasks))
         self._tasks = []
 
     async def _run(self, loop: _Loop) -> None:

@@ -52,6 +52,7 @@ from carebus_shared.jetstream.topology import TOPOLOGY, ConsumerSpec
 from carebus_shared.runtime.background import BackgroundLoops
 from carebus_shared.runtime.health import health_routes
 from carebus_shared.runtime.metrics import StageMetrics, new_registry
+from carebus_shared.tasks import OVERRUN_MARGIN_S, STOP_WITHIN_S, cancel_and_wait, report_overrun
 from carebus_shared.tracing.export import configure_export, shutdown_export
 from carebus_shared.tracing.http import trace_requests
 
@@ -302,8 +303,19 @@ class ServiceRuntime:
 
     async def stop(self) -> None:
         self._stopping.set()
-        if self._bring_up is not None and not self._bring_up.done():
-            self._bring_up.cancel()
+        # A stop that overruns its grace names where every task waits (then SIGKILL comes).
+        overrun = asyncio.create_task(
+            report_overrun(self.settings.shutdown_grace_s + OVERRUN_MARGIN_S), name="overrun"
+        )
+        try:
+            await self._stop_parts()
+        finally:
+            overrun.cancel()
+        log.info("service stopped")
+
+    async def _stop_parts(self) -> None:
+        if self._bring_up is not None:
+            await cancel_and_wait(self._bring_up, STOP_WITHIN_S)
         for hook in self.on_stopping:
             await hook()
         await self.background.stop()
@@ -321,7 +333,6 @@ class ServiceRuntime:
         if self._pool is not None:
             await self._pool.close()
         await asyncio.to_thread(shutdown_export)  # flushes queued spans over HTTP
-        log.info("service stopped")
 
     # -- readiness ------------------------------------------------------------------------
     async def _check_nats(self) -> None:
