@@ -46,7 +46,11 @@ async def test_a_day_runs_through_the_generated_permissions(
     assert MAPPER in response.text
     assert ERP_POSTER in response.text
     assert secured_stack.nats.violations() == []
-    # Every service did its part under its own database role, and only under it.
+    # Every service did its part under its own database role, and only under it. A pool
+    # that lost its one idle connection (a readiness probe timed out mid-query on a loaded
+    # CI machine) opens another on its next probe, so each answers one first.
+    services = secured_stack.services
+    services.wait_ready(list(services.processes), timeout_s=30)
     conn = await asyncpg.connect(endpoints.database_url)
     try:
         logged_in = await conn.fetch(
