@@ -172,6 +172,41 @@ async def test_an_ordered_stage_handles_what_a_dead_instance_held_before_anythin
     assert seen == list(range(10))
 
 
+async def test_a_successor_waits_for_every_batch_a_dead_instance_held(
+    js: JetStreamContext,
+) -> None:
+    """A dead instance held two runs of messages, fetched a second apart (it acked what lay
+    between): when the first run comes back, the successor must still wait for the second
+    before anything newer (it looked only at the ack floor, which the first run reached)."""
+    spec, subject = await _ordered_stream(js, ack_wait_s=2.0)
+    for n in range(10):
+        await js.publish(f"{subject}.x", str(n).encode())
+    dead = Puller(js._nc, spec.stream, spec.durable)
+    await dead.start()
+    first_run = await dead.pull(2, None)  # 0, 1: never acked
+    await asyncio.sleep(1.0)  # the second run's deadline falls a second after the first's
+    between = await dead.pull(2, None)  # 2, 3: handled and acked
+    for msg in between:
+        await msg.ack()
+    second_run = await dead.pull(2, None)  # 4, 5: never acked; the instance dies here
+    await dead.stop()
+    assert [int(m.data) for m in first_run + between + second_run] == [0, 1, 2, 3, 4, 5]
+    seen: list[int] = []
+
+    async def on_batch(msgs: Sequence[Msg]) -> None:
+        seen.extend(int(m.data) for m in msgs)
+        for m in msgs:
+            await m.ack()
+
+    consumer = StageConsumer(spec, on_batch, batch_size=20, top_up_s=0.005, idle_wait_s=0.2)
+    consumer.start(lambda: js)
+    try:
+        await _wait_for(lambda: len(seen) >= 8)
+    finally:
+        await consumer.stop(5.0)
+    assert seen == [0, 1, 4, 5, 6, 7, 8, 9]
+
+
 async def test_an_ordered_stage_does_not_wait_for_its_own_retried_message(
     js: JetStreamContext,
 ) -> None:

@@ -20,8 +20,9 @@ An *ordered* stage (``ConsumerSpec.ordered``) also never handles a message while
 is still out with another delivery: when an instance dies holding a batch, JetStream hands
 its successor newer messages (up to the consumer's allowance) long before the dead one's
 ack deadline brings that batch back. The successor holds what it fetched (in-progress acks)
-until the older messages are redelivered to it, then handles them all in stream order. A
-message this consumer itself handed back (a retry) does not hold the others up.
+until every message out elsewhere is redelivered to it (it counts them: an instance may
+have held several runs, which come back a deadline apart), then handles them all in stream
+order. A message this consumer itself handed back (a retry) does not hold the others up.
 
 Replicas of an ordered stage take turns on each of its durables (one per subject partition):
 only the one holding the durable's lease fetches (``lease.Lease``; docs/decisions/027); the
@@ -185,7 +186,7 @@ class StageConsumer:
         self._last_seq = 0
 
     async def _in_order(self, js: JetStreamContext, puller: Puller, msgs: list[Msg]) -> list[Msg]:
-        """``msgs`` in stream order, after whatever older message was still out with another
+        """``msgs`` in stream order, after whatever message was still out with another
         delivery (held until it comes back, at most the longest redelivery step); nothing
         when the stage stops meanwhile (what it held is handed back)."""
         held = sorted(msgs, key=_seq)
@@ -193,24 +194,24 @@ class StageConsumer:
         waiting_for: int | None = None
         while True:  # bounded by the deadline and by stop()
             self._fetched.update(_seq(m) for m in held)
-            older = await self._older_elsewhere(js, held)
-            if older is not None and self._stopping.is_set():
+            out = await self._out_elsewhere(js, held)
+            if out is not None and self._stopping.is_set():
                 for msg in held:  # back to JetStream; whoever takes over holds them in turn
                     await msg.nak()
                 return []
-            if older is None or time.monotonic() > deadline:
-                if older is not None:
+            if out is None or time.monotonic() > deadline:
+                if out is not None:
                     log.warning(
-                        "older message %d still out; going on without it", older,
+                        "%d messages still out elsewhere; going on without them", out,
                         extra={"durable": self.spec.durable},
                     )  # fmt: skip
                 self._last_seq = _seq(held[-1])
                 return held
-            if older != waiting_for:
-                waiting_for = older
+            if out != waiting_for:
+                waiting_for = out
                 log.warning(
-                    "holding %d messages until the older %d comes back (an instance died "
-                    "holding it?)", len(held), older, extra={"durable": self.spec.durable},
+                    "holding %d messages until %d out elsewhere come back (an instance died "
+                    "holding them?)", len(held), out, extra={"durable": self.spec.durable},
                 )  # fmt: skip
             await asyncio.gather(*(m.in_progress() for m in held))
             more = await puller.pull(self.batch_size, self.hold_poll_s)
@@ -219,19 +220,21 @@ class StageConsumer:
             known = {_seq(m) for m in held}
             held = sorted(held + [m for m in more if _seq(m) not in known], key=_seq)
 
-    async def _older_elsewhere(self, js: JetStreamContext, held: list[Msg]) -> int | None:
-        """The stream sequence of an unacknowledged message older than ``held`` that this
-        consumer never fetched (so another delivery has it), or None."""
+    async def _out_elsewhere(self, js: JetStreamContext, held: list[Msg]) -> int | None:
+        """How many unacknowledged messages this consumer never fetched are out with another
+        delivery (a dead instance's, to come back at their deadline), or None."""
         first = _seq(held[0])
-        if first == self._last_seq + 1:
+        if self._last_seq and first == self._last_seq + 1:
             return None  # straight after what we handled: nothing older can be out
         info = await js.consumer_info(self.spec.stream, self.spec.durable)
         floor = info.ack_floor.stream_seq if info.ack_floor else 0
         self._fetched = {s for s in self._fetched if s > floor}
-        oldest = (floor or 0) + 1
-        if (info.num_ack_pending or 0) <= len(held) or oldest >= first or oldest in self._fetched:
-            return None
-        return oldest
+        # Ours, fetched but not held now (a retry waiting on its delay, an ack in flight).
+        ours = len(self._fetched - {_seq(m) for m in held})
+        # Not just the oldest: an instance that died holding two runs of messages sends them
+        # back one deadline apart, and the ack floor only says where the first began.
+        elsewhere = (info.num_ack_pending or 0) - len(held) - ours
+        return elsewhere if elsewhere > 0 else None
 
     async def _next_batch(self, puller: Puller, busy: bool) -> list[Msg]:
         if not busy:
