@@ -127,6 +127,54 @@ async def test_stop_without_messages_returns_within_the_idle_wait(
     assert await consumer.stop(timeout_s=5.0)  # it ended by itself, not by the stop timeout
 
 
+async def test_after_a_short_batch_it_lingers_before_fetching_again_but_not_after_a_full_one(
+    js: JetStreamContext,
+) -> None:
+    """A consumer with ``linger_s`` that keeps up waits before its next fetch, so what
+    arrives meanwhile comes in one fuller batch (the ops tracker: docs/decisions/031)."""
+    spec, subject = await _stream_with_consumer(js)
+    for n in range(4):
+        await js.publish(f"{subject}.x", str(n).encode())
+    batches: list[list[int]] = []
+
+    async def on_batch(msgs: Sequence[Msg]) -> None:
+        batches.append([int(m.data) for m in msgs])
+        for m in msgs:
+            await m.ack()
+
+    consumer = StageConsumer(spec, on_batch, batch_size=2, top_up_s=0.005, linger_s=0.6)
+    consumer.start(lambda: js)
+    try:
+        await _wait_for(lambda: len(batches) == 2)  # two full ones: no linger between them
+        await js.publish(f"{subject}.x", b"4")
+        await _wait_for(lambda: len(batches) == 3)  # a short one: the linger starts
+        for n in (5, 6):  # both while it lingers: one batch (without it, one each)
+            await js.publish(f"{subject}.x", str(n).encode())
+        await _wait_for(lambda: sum(map(len, batches)) == 7)
+    finally:
+        await consumer.stop(5.0)
+    assert batches == [[0, 1], [2, 3], [4], [5, 6]]
+
+
+async def test_a_lingering_consumer_stops_at_once(js: JetStreamContext) -> None:
+    spec, subject = await _stream_with_consumer(js)
+    await js.publish(f"{subject}.x", b"one")
+    handled = asyncio.Event()
+
+    async def on_batch(msgs: Sequence[Msg]) -> None:
+        for m in msgs:
+            await m.ack()
+        handled.set()
+
+    consumer = StageConsumer(spec, on_batch, batch_size=10, linger_s=30.0)
+    consumer.start(lambda: js)
+    await asyncio.wait_for(handled.wait(), 10)
+    await asyncio.sleep(0.1)  # in its linger now
+    started = asyncio.get_running_loop().time()
+    assert await consumer.stop(timeout_s=10.0)  # ended by itself, not cancelled
+    assert asyncio.get_running_loop().time() - started < 5.0
+
+
 async def _ordered_stream(js: JetStreamContext, ack_wait_s: float) -> tuple[ConsumerSpec, str]:
     tag = uuid.uuid4().hex[:8]
     stream, subject = f"ORDERED_{tag}", f"ordered.{tag}"

@@ -66,6 +66,9 @@ class StageConsumer:
     hold_poll_s: float = 0.5
     lease_poll_s: float = 1.0
     balancer: Balancer | None = None
+    # After a batch short of ``batch_size`` (keeping up), wait this long before the next
+    # fetch, so what arrives meanwhile comes in one fuller batch (docs/decisions/031).
+    linger_s: float = 0.0
     _stopping: asyncio.Event = field(default_factory=asyncio.Event, init=False)
     _task: asyncio.Task[None] | None = field(default=None, init=False)
     # Ordered stages: stream sequences fetched in this life (pruned below the ack floor),
@@ -146,6 +149,9 @@ class StageConsumer:
                     await self.on_batch(msgs)
                 except Exception:
                     log.exception("batch failed", extra={"durable": self.spec.durable})
+                if self.linger_s and len(msgs) < self.batch_size:
+                    with contextlib.suppress(TimeoutError):  # ends early on stop()
+                        await asyncio.wait_for(self._stopping.wait(), self.linger_s)
         await _stop(puller)
         if self._lease is not None:
             with contextlib.suppress(Exception):  # the link may be down; then it expires

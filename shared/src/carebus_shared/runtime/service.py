@@ -133,11 +133,17 @@ class ServiceRuntime:
         self._consumers.extend(consumers)
 
     def consume(
-        self, spec: ConsumerSpec, on_batch: OnBatch, batch_size: int, top_up_s: float
+        self,
+        spec: ConsumerSpec,
+        on_batch: OnBatch,
+        batch_size: int,
+        top_up_s: float,
+        linger_s: float = 0.0,
     ) -> StageConsumer:
         """Run ``on_batch`` for each batch pulled from the provisioned consumer ``spec``
-        (started once the service is up; stopped, after the batch in hand, on shutdown)."""
-        consumer = StageConsumer(spec, on_batch, batch_size, top_up_s)
+        (started once the service is up; stopped, after the batch in hand, on shutdown);
+        ``linger_s``: see :class:`StageConsumer`."""
+        consumer = StageConsumer(spec, on_batch, batch_size, top_up_s, linger_s=linger_s)
         self._stage_consumers.append(consumer)
         self._consumers.append(spec)
         return consumer
