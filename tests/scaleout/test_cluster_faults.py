@@ -29,6 +29,8 @@ from carebus_scenario.player import MllpClient, Player, PlayError, load_masterda
 from carebus_scenario.stack import ServiceStack
 from carebus_shared.devstack.nats_server import NatsCluster
 from carebus_shared.jetstream.connection import server_list
+from carebus_shared.jetstream.lease import Lease
+from carebus_shared.jetstream.topology import TOPOLOGY
 from tests.chaos.runner import Operator
 from tests.scaleout.conftest import STAGES, cluster_stack, stage_figures
 from tests.scaleout.test_cluster_pipeline import (  # noqa: F401 (fixtures)
@@ -236,18 +238,17 @@ async def _lease_holder(stack: ServiceStack, service: str, timeout_s: float = 10
     """The instance of ``service`` holding the lease of its first partition (its pid is in
     the value). The lease may be free for a moment (handed back while the replicas balance
     their shares; an empty value): then asked again, within ``timeout_s``."""
+    first = TOPOLOGY.stage(service)[0]  # the stage is named after its service
     nc = await nats.connect(server_list(stack.nats_url))
     try:
         for _ in range(int(timeout_s / 0.2)):  # bounded by the timeout
-            msg = await nc.jetstream().get_last_msg(
-                "KV_stage_leases", "$KV.stage_leases.VALIDATED.mapper-p0"
-            )
-            if msg.data:
+            holder = await Lease(first.stream, first.durable).holder_now(nc.jetstream())
+            if holder:
                 break
             await asyncio.sleep(0.2)
         else:
-            raise AssertionError(f"nobody held mapper-p0's lease for {timeout_s} s")
+            raise AssertionError(f"nobody held {first.durable}'s lease for {timeout_s} s")
     finally:
         await nc.close()
-    pid = int(msg.data.decode().rsplit("-", 2)[-2])
+    pid = int(holder.rsplit("-", 2)[-2])
     return next(name for name in stack.instances(service) if stack.pid(name) == pid)

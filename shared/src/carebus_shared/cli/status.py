@@ -50,12 +50,7 @@ async def _backlogs(
 
 async def lease_holder(js: JetStreamContext, spec: ConsumerSpec) -> str | None:
     """Who holds the lease of an ordered durable now, or None (free, released or expired)."""
-    lease = Lease(spec.stream, spec.durable)
-    try:
-        last = await js.get_last_msg(f"KV_{lease.bucket}", lease.subject)
-    except nats.js.errors.NotFoundError:
-        return None
-    return last.data.decode() if last.data else None
+    return await Lease(spec.stream, spec.durable).holder_now(js)
 
 
 async def _holders(js: JetStreamContext, stage: Sequence[ConsumerSpec]) -> str:

@@ -66,6 +66,15 @@ class Lease:
     def held(self) -> bool:
         return self._revision > 0 and time.monotonic() < self._until
 
+    async def holder_now(self, js: JetStreamContext) -> str | None:
+        """Which replica holds this lease as the bucket says now, or None (free, released or
+        expired): for status reports, not for deciding to fetch (that is :attr:`held`)."""
+        try:
+            last = await js.get_last_msg(f"KV_{self.bucket}", self.subject)
+        except NotFoundError:
+            return None
+        return last.data.decode() if last.data else None
+
     async def acquire(self, js: JetStreamContext) -> bool:
         """Take the lease when it is free (never written, expired or released); then keep it
         renewed in the background. True when this replica holds it."""
