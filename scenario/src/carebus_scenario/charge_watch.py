@@ -17,7 +17,7 @@ import asyncpg
 
 from carebus_scenario.generator import Scenario
 from carebus_scenario.model import AppointmentFact
-from carebus_scenario.oracle import completed_without_charge
+from carebus_scenario.oracle import completed_without_charge, uncharged_completions
 from carebus_shared.auth.client import bearer, cli_key
 
 # The summary names at most this many differences; the returned list holds them all.
@@ -114,13 +114,13 @@ def compare(
 ) -> tuple[list[str], dict[str, str]]:
     """The differences between the console's open items (``found``) and the oracle's at
     ``now``, and the oracle's visits that complete after ``now`` (not expected yet)."""
-    expected = completed_without_charge(scenario)
-    due = completed_without_charge(scenario, completed_by=now)
-    surely = completed_without_charge(scenario, completed_by=now - SWEEP_GRACE)
+    expected = uncharged_completions(scenario)
+    due = {a for a, fact in expected.items() if fact.at <= now}
+    surely = {a for a, fact in expected.items() if fact.at <= now - SWEEP_GRACE}
     problems = [
         f"completed without charge: not found {a}" for a in sorted(set(surely) - set(found))
     ]
     for a in sorted(set(found) - set(due)):
         why = "opened before its completion time" if a in expected else "found but charged"
         problems.append(f"completed without charge: {why} {a}")
-    return problems, {a: site for a, site in expected.items() if a not in due}
+    return problems, {a: fact.site for a, fact in expected.items() if a not in due}

@@ -336,6 +336,16 @@ def completed_without_charge(
     ``completed_by``, only the visits completed by then: the console opens an item once its
     site's wait has passed since the completion, and a day played at today's date (the demo)
     has visits that complete later than the day is played."""
+    return {
+        appointment_id: fact.site
+        for appointment_id, fact in uncharged_completions(scenario).items()
+        if completed_by is None or fact.at <= completed_by
+    }
+
+
+def uncharged_completions(scenario: Scenario) -> dict[str, AppointmentFact]:
+    """Appointment id → the completion of every visit :func:`completed_without_charge`
+    names, whenever it completes (one pass over the delivered facts)."""
     newest: dict[str, AppointmentFact] = {}
     for fact in delivered_facts(scenario):
         if isinstance(fact, AppointmentFact):
@@ -348,11 +358,10 @@ def completed_without_charge(
         if d.label.startswith("DFT charges ") and d.refusal is None
     }
     return {
-        appointment_id: fact.site
+        appointment_id: fact
         for appointment_id, fact in newest.items()
         if fact.status == "completed" and appointment_id not in charged
-        and (completed_by is None or fact.at <= completed_by)
-    }  # fmt: skip
+    }
 
 
 def ready_to_bill(expected: Expectation) -> Counter[str]:
