@@ -103,6 +103,48 @@ def test_a_cross_referenced_provider_enriches_with_its_department_and_cost_centr
     assert result.enrichment.service_code == "99213"
 
 
+def test_a_charge_naming_no_location_is_booked_at_its_departments() -> None:
+    """A FHIR ChargeItem has no location (R4 has none): its performer's home department says
+    where the service was given, as the department's own location (while in effect)."""
+    view = _view()
+    _load(
+        view,
+        Location(
+            location_id="L-2",
+            name="South",
+            place_of_service="22",
+            time_zone="America/New_York",
+            cost_centre_id="CC-1",
+            valid_to=dt.date(2025, 3, 31),
+        ),
+        Department(department_id="D-2", name="Cardio South", cost_centre_id="CC-1",
+                   location_id="L-2"),
+        Provider(provider_id="P-2", npi=VALID_NPIS[1], name="Jones", department_id="D-2"),
+    )  # fmt: skip
+    performed = charge(
+        site="S", source="fhir", charge_id="C1", service_code="99213", provider_code=VALID_NPIS[1]
+    )
+    result = validate(view, performed)
+    assert result.ok, result.failures
+    assert result.enrichment is not None
+    assert (result.enrichment.department_id, result.enrichment.location_id) == ("D-2", "L-2")
+    assert (result.enrichment.place_of_service, result.enrichment.time_zone) == (
+        "22", "America/New_York",
+    )  # fmt: skip
+    assert result.enrichment.cost_centre == "CC-1"  # the department's, as before
+    # A location the charge names wins; a department's location out of effect is not used.
+    named = charge(site="S", source="fhir", charge_id="C2", service_code="99213",
+                   provider_code=VALID_NPIS[1], location_code="L-1")  # fmt: skip
+    assert validate(view, named).enrichment.location_id == "L-1"  # type: ignore[union-attr]
+    later = charge(site="S", source="fhir", charge_id="C3", service_code="99213",
+                   provider_code=VALID_NPIS[1], on=dt.date(2025, 4, 1))  # fmt: skip
+    assert validate(view, later).enrichment.location_id is None  # type: ignore[union-attr]
+    # A department without a location (D-1) leaves it unset, as before.
+    plain = charge(site="S", source="fhir", charge_id="C4", service_code="99213",
+                   provider_code=VALID_NPIS[0])  # fmt: skip
+    assert validate(view, plain).enrichment.location_id is None  # type: ignore[union-attr]
+
+
 def test_a_provider_is_found_by_npi_and_dated_by_the_appointment() -> None:
     view = _view()
     before = appointment(

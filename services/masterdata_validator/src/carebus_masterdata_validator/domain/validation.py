@@ -260,6 +260,10 @@ def validate(view: MasterDataView, event: Event) -> Validation:
         # The provider's home department, when the event names none and it is in effect.
         home = view.departments.get(provider.department_id)
         department = home if home is not None and in_effect(home, refs.on) else None
+    if location is None and department is not None and department.location_id:
+        # Where the department is, when the event names no place (a FHIR ChargeItem has none).
+        at = view.locations.get(department.location_id)
+        location = at if at is not None and in_effect(at, refs.on) else None
     service = _as(found, EntityKind.SERVICE, Service)
     payer = _as(found, EntityKind.PAYER, Payer)
 
