@@ -6,27 +6,10 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from nats.aio.client import Client
 
 from tests.chaos import lag
 from tests.chaos.lag import LagWatch
-
-
-class SwallowsOneCancel:
-    """A backlog request that swallows the first cancel landing in it, as nats-py's flush
-    does, and lets any later one through (so that a failing run still ends)."""
-
-    def __init__(self) -> None:
-        self.swallowed = 0
-
-    async def __call__(self, _: Client) -> int | None:
-        try:
-            await asyncio.sleep(0.05)
-        except asyncio.CancelledError:
-            if self.swallowed:
-                raise
-            self.swallowed += 1
-        return 0
+from tests.support.cancels import SwallowsOneCancel
 
 
 async def test_stop_ends_the_sampler_when_a_request_swallows_the_cancel(

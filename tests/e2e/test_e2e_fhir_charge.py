@@ -6,12 +6,8 @@ mapper used to keep it as ``missing_dimension``)."""
 from __future__ import annotations
 
 import json
-from typing import Any
 
-import asyncpg
 import httpx
-import msgspec
-import nats
 import pytest
 
 from carebus_contracts.subjects import STREAM_ERP
@@ -19,6 +15,12 @@ from carebus_scenario.observe import wait_quiet
 from carebus_scenario.stack import ServiceStack
 from tests.support import auth
 from tests.support.fhir_examples import EXAMPLES_DIR
+from tests.support.pipeline_probes import (
+    MasterData,
+    exception_reasons,
+    import_master_data,
+    stream_events,
+)
 from tests.support.samples import SAMPLES
 
 pytestmark = pytest.mark.slow
@@ -26,7 +28,7 @@ pytestmark = pytest.mark.slow
 SITE = "SITE01"
 HEADERS = {"Content-Type": "application/fhir+json", "X-Carebus-Site": SITE}
 # What the example names: Practitioner/example performing 01510 (a CPT code too).
-MASTER_DATA: list[tuple[str, list[dict[str, Any]]]] = [
+MASTER_DATA: MasterData = [
     ("cost-centres", [{"cost_centre_id": "CC-CARD", "name": "Cardiology"}]),
     ("locations", [{"location_id": "L-CARD", "name": "Heart centre", "place_of_service": "22",
                     "time_zone": "Europe/Berlin", "cost_centre_id": "CC-CARD"}]),
@@ -39,40 +41,11 @@ MASTER_DATA: list[tuple[str, list[dict[str, Any]]]] = [
 ]  # fmt: skip
 
 
-async def _journals(nats_url: str) -> list[dict[str, Any]]:
-    nc = await nats.connect(nats_url)
-    try:
-        js = nc.jetstream()
-        state = (await js.stream_info(STREAM_ERP)).state
-        found = []
-        for seq in range(state.first_seq, state.last_seq + 1) if state.messages else ():
-            event = msgspec.json.decode((await js.get_msg(STREAM_ERP, seq)).data or b"{}")
-            if event["event_type"] == "erp.journal.requested":
-                found.append(event)
-        return found
-    finally:
-        await nc.close()
-
-
-async def _exception_reasons(database_url: str) -> list[str]:
-    conn = await asyncpg.connect(database_url)
-    try:
-        rows = await conn.fetch("SELECT reason FROM carebus_exceptions.exception_record")
-    finally:
-        await conn.close()
-    return [r["reason"] for r in rows]
-
-
 async def test_the_official_charge_item_posts_at_its_departments_location(
     stack: ServiceStack,
 ) -> None:
     endpoints = stack.endpoints
-    async with httpx.AsyncClient(
-        base_url=endpoints.validator_http, timeout=30, headers=auth.HEADERS
-    ) as validator:
-        for collection, records in MASTER_DATA:
-            reply = await validator.post(f"/v1/{collection}/import", json=records)
-            assert reply.status_code == 200, reply.text
+    await import_master_data(endpoints.validator_http, MASTER_DATA)
     await wait_quiet(endpoints.nats_url, endpoints.database_url, timeout_s=60)
 
     item = json.loads((SAMPLES / EXAMPLES_DIR / "ChargeItem-example.json").read_bytes())
@@ -84,8 +57,9 @@ async def test_the_official_charge_item_posts_at_its_departments_location(
         assert reply.status_code in (200, 201), reply.text
     await wait_quiet(endpoints.nats_url, endpoints.database_url, timeout_s=60)
 
-    assert await _exception_reasons(endpoints.database_url) == []
-    [journal] = await _journals(endpoints.nats_url)
+    assert await exception_reasons(endpoints.database_url) == []
+    [journal] = [e for e in await stream_events(endpoints.nats_url, STREAM_ERP)
+                 if e["event_type"] == "erp.journal.requested"]  # fmt: skip
     assert journal["mapping_rule"] == "charge-posted-self-pay"
     assert journal["posting_date"] == "2017-01-25"
     lines = journal["lines"]

@@ -6,12 +6,9 @@ raises its forecast as a first booking does."""
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import asyncpg
 import httpx
-import msgspec
-import nats
 import pytest
 
 from carebus_contracts.subjects import STREAM_ERP, STREAM_VALIDATED
@@ -19,6 +16,12 @@ from carebus_scenario.observe import wait_quiet
 from carebus_scenario.stack import ServiceStack
 from tests.support import auth
 from tests.support.fhir_examples import EXAMPLES_DIR
+from tests.support.pipeline_probes import (
+    MasterData,
+    exception_reasons,
+    import_master_data,
+    stream_events,
+)
 from tests.support.samples import SAMPLES
 
 pytestmark = pytest.mark.slow
@@ -26,26 +29,13 @@ pytestmark = pytest.mark.slow
 SITE = "SITE01"
 HEADERS = {"Content-Type": "application/fhir+json", "X-Carebus-Site": SITE}
 # What the request names: Location/1 and the specialty 394814009 (general practice).
-MASTER_DATA: list[tuple[str, list[dict[str, Any]]]] = [
+MASTER_DATA: MasterData = [
     ("cost-centres", [{"cost_centre_id": "CC-GP", "name": "General practice"}]),
     ("locations", [{"location_id": "1", "name": "South Wing", "place_of_service": "11",
                     "time_zone": "America/Chicago", "cost_centre_id": "CC-GP"}]),
     ("departments", [{"department_id": "394814009", "name": "General practice",
                       "cost_centre_id": "CC-GP", "location_id": "1"}]),
 ]  # fmt: skip
-
-
-async def _stream(nats_url: str, stream: str) -> list[dict[str, Any]]:
-    nc = await nats.connect(nats_url)
-    try:
-        js = nc.jetstream()
-        state = (await js.stream_info(stream)).state
-        found = []
-        for seq in range(state.first_seq, state.last_seq + 1) if state.messages else ():
-            found.append(msgspec.json.decode((await js.get_msg(stream, seq)).data or b"{}"))
-        return found
-    finally:
-        await nc.close()
 
 
 async def _fence(database_url: str) -> list[tuple[str, str, str]]:
@@ -59,25 +49,11 @@ async def _fence(database_url: str) -> list[tuple[str, str, str]]:
     return [(r["entity_key"], r["state"], r["source_event_id"]) for r in rows]
 
 
-async def _exceptions(database_url: str) -> list[str]:
-    conn = await asyncpg.connect(database_url)
-    try:
-        rows = await conn.fetch("SELECT reason FROM carebus_exceptions.exception_record")
-    finally:
-        await conn.close()
-    return [r["reason"] for r in rows]
-
-
 async def test_an_appointment_request_is_tracked_end_to_end_and_posts_nothing(
     stack: ServiceStack,
 ) -> None:
     endpoints = stack.endpoints
-    async with httpx.AsyncClient(
-        base_url=endpoints.validator_http, timeout=30, headers=auth.HEADERS
-    ) as validator:
-        for collection, records in MASTER_DATA:
-            reply = await validator.post(f"/v1/{collection}/import", json=records)
-            assert reply.status_code == 200, reply.text
+    await import_master_data(endpoints.validator_http, MASTER_DATA)
     await wait_quiet(endpoints.nats_url, endpoints.database_url, timeout_s=60)
 
     raw = (SAMPLES / EXAMPLES_DIR / "Appointment-examplereq.json").read_bytes()
@@ -88,7 +64,7 @@ async def test_an_appointment_request_is_tracked_end_to_end_and_posts_nothing(
         assert reply.status_code == 200, reply.text
         await wait_quiet(endpoints.nats_url, endpoints.database_url, timeout_s=60)
 
-        [validated] = await _stream(endpoints.nats_url, STREAM_VALIDATED)
+        [validated] = await stream_events(endpoints.nats_url, STREAM_VALIDATED)
         assert validated["event_type"] == "validated.appointment.requested"
         assert validated["entity_key"] == "123"
         assert validated["enrichment"]["location_id"] == "1"
@@ -98,8 +74,8 @@ async def test_an_appointment_request_is_tracked_end_to_end_and_posts_nothing(
         assert (key, state) == ("123", "requested")
         assert source_event_id == validated["original"]["event_id"]
         # ...and posted nothing, deliberately: no journal, no exception.
-        assert await _stream(endpoints.nats_url, STREAM_ERP) == []
-        assert await _exceptions(endpoints.database_url) == []
+        assert await stream_events(endpoints.nats_url, STREAM_ERP) == []
+        assert await exception_reasons(endpoints.database_url) == []
 
         # Booked later (same resource, now with its time): a first activation.
         booked = json.loads(raw) | {
@@ -113,7 +89,7 @@ async def test_an_appointment_request_is_tracked_end_to_end_and_posts_nothing(
         assert reply.status_code == 200, reply.text
         await wait_quiet(endpoints.nats_url, endpoints.database_url, timeout_s=60)
 
-    journals = [e for e in await _stream(endpoints.nats_url, STREAM_ERP)
+    journals = [e for e in await stream_events(endpoints.nats_url, STREAM_ERP)
                 if e["event_type"] == "erp.journal.requested"]  # fmt: skip
     [journal] = journals
     assert journal["mapping_rule"] == "appointment-reactivated"
@@ -124,4 +100,4 @@ async def test_an_appointment_request_is_tracked_end_to_end_and_posts_nothing(
     }
     [(_, state, _)] = await _fence(endpoints.database_url)
     assert state == "booked"
-    assert await _exceptions(endpoints.database_url) == []
+    assert await exception_reasons(endpoints.database_url) == []

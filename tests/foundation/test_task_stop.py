@@ -12,28 +12,10 @@ import pytest
 
 from carebus_shared.runtime.background import BackgroundLoops
 from carebus_shared.tasks import cancel_and_wait, report_overrun
+from tests.support.cancels import SwallowsOneCancel
 
 # The old stops waited forever on such a loop; the tests' own bound makes that a failure.
 BOUND_S = 5.0
-
-
-class SwallowsOneCancel:
-    """A call that swallows the first cancel landing in it, as nats-py's flush does, and
-    lets a later one through."""
-
-    def __init__(self) -> None:
-        self.swallowed = 0
-        self.calls = 0
-
-    async def __call__(self) -> bool:
-        self.calls += 1
-        try:
-            await asyncio.sleep(0.05)
-        except asyncio.CancelledError:
-            if self.swallowed:
-                raise
-            self.swallowed += 1
-        return True  # more due at once: the next cancel lands in a call again
 
 
 async def test_a_task_that_swallowed_the_cancel_is_cancelled_again() -> None:
@@ -78,7 +60,7 @@ async def test_a_finished_task_is_stopped_at_once() -> None:
 
 
 async def test_background_loops_stop_when_a_step_swallows_the_cancel() -> None:
-    step = SwallowsOneCancel()
+    step = SwallowsOneCancel(result=1)  # more due at once: the cancel lands in a call
     loops = BackgroundLoops()
     loops.every("renewer", step, every_s=0.0)
     await loops.start()
