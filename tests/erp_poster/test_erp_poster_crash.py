@@ -65,7 +65,11 @@ async def _entries(connector: str, erp_db: str) -> int:
 async def test_sigkill_after_commit_before_ack_never_posts_a_journal_twice(
     connector: str, private_nats: NatsServer, erp_db: str, tmp_path: Path
 ) -> None:
-    await provision_short(private_nats.url, backoff_s=(1.5, 1.5, 3.0))
+    # Deliveries enough for every life: each kill burns one of every journal in its batches
+    # in flight (two with the ledger), and a journal that used up its allowance goes to the
+    # exception store, never posted (a CI run's life 10 got that advisory and then had
+    # nothing left to do; what max_deliver does is tested elsewhere).
+    await provision_short(private_nats.url, backoff_s=(1.5, 1.5, 3.0), max_deliver=4 * MAX_LIVES)
     await migrated(erp_db)
     nc = await nats.connect(private_nats.url)
     js: JetStreamContext = nc.jetstream()
@@ -91,7 +95,11 @@ async def test_sigkill_after_commit_before_ack_never_posts_a_journal_twice(
                     return True
                 return await _entries(connector, erp_db) == JOURNALS and await consumer_idle(js)
 
-            await eventually(died_or_done, 60, f"life {life} to die or finish")
+            try:
+                await eventually(died_or_done, 60, f"life {life} to die or finish")
+            except AssertionError:
+                doomed.kill()  # not left running after the test
+                raise
             if doomed.process.poll() is None:
                 doomed.kill()  # everything was handled before its last commit came
                 break

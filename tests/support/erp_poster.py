@@ -77,19 +77,23 @@ async def publish_journals(js: JetStreamContext, journals: Sequence[JournalEntry
         await publish_confirmed(js, outgoing[start : start + 500], timeout_s=30)
 
 
-def short_topology(backoff_s: tuple[float, ...] = (2.0, 2.0, 4.0)) -> Topology:
-    """The suite's topology with short redelivery steps for the poster's consumer."""
-    consumers = tuple(
-        replace(c, backoff_s=backoff_s) if c.durable == ERP_POSTER else c
-        for c in TOPOLOGY.consumers
-    )
+def short_topology(
+    backoff_s: tuple[float, ...] = (2.0, 2.0, 4.0), max_deliver: int | None = None
+) -> Topology:
+    """The suite's topology with short redelivery steps for the poster's consumer (and, when
+    given, another allowance of deliveries)."""
+    poster = TOPOLOGY.consumer(ERP_POSTER)
+    shortened = replace(poster, backoff_s=backoff_s, max_deliver=max_deliver or poster.max_deliver)
+    consumers = tuple(shortened if c.durable == ERP_POSTER else c for c in TOPOLOGY.consumers)
     return replace(TOPOLOGY, consumers=consumers)
 
 
-async def provision_short(nats_url: str, backoff_s: tuple[float, ...] = (2.0, 2.0, 4.0)) -> None:
+async def provision_short(
+    nats_url: str, backoff_s: tuple[float, ...] = (2.0, 2.0, 4.0), max_deliver: int | None = None
+) -> None:
     nc = await nats.connect(nats_url)
     try:
-        await provision(nc.jetstream(), short_topology(backoff_s))
+        await provision(nc.jetstream(), short_topology(backoff_s, max_deliver))
     finally:
         await nc.close()
 

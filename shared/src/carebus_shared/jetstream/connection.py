@@ -80,6 +80,11 @@ async def connect(nats_url: str, **options: Any) -> Client:
     return await nats.connect(server_list(nats_url), **options)
 
 
+# Seconds the connection's drain may take once every handler has finished: only the
+# subscriptions' last deliveries and the pending publishes are left by then.
+DRAIN_TIMEOUT_S = 5
+
+
 def make_broker(
     nats_url: str,
     service: str,
@@ -95,7 +100,9 @@ def make_broker(
     - never drop a failed message: FastStream's NATS default terminates a message on the
       first exception, ours nacks it so JetStream redelivers it (bounded by max_deliver, after
       which the advisory lands it in the exception store);
-    - in-flight handlers get ``graceful_timeout_s`` to finish on shutdown.
+    - in-flight handlers get ``graceful_timeout_s`` to finish on shutdown; the connection's
+      drain after them ``DRAIN_TIMEOUT_S`` (nats-py's default, 30 s, alone can outlast the
+      wait a test gives a stopping service: docs/decisions/032).
     """
     install_fetch_timeout_guard()
     return NatsBroker(
@@ -109,6 +116,7 @@ def make_broker(
         error_cb=state.on_error,
         closed_cb=state.on_closed,
         graceful_timeout=graceful_timeout_s,
+        drain_timeout=DRAIN_TIMEOUT_S,
         ack_policy=AckPolicy.NACK_ON_ERROR,
         middlewares=[NatsPrometheusMiddleware(registry=registry, app_name=service)],
         logger=logging.getLogger(f"carebus.{service}.faststream"),
