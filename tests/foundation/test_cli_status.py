@@ -8,7 +8,7 @@ import uuid
 from nats.js import JetStreamContext
 
 from carebus_contracts.subjects import PARTITIONS, partition_token
-from carebus_shared.cli.status import lease_holder, stage_lines
+from carebus_shared.cli.status import stage_lines
 from carebus_shared.jetstream.lease import Lease
 from carebus_shared.jetstream.provision import apply_key_value, consumer_config
 from carebus_shared.jetstream.topology import (
@@ -63,8 +63,8 @@ async def test_a_stage_line_sums_its_partitions_and_names_its_lease_holders(
     try:
         for lease in leases:
             assert await lease.acquire(js)
-        assert await lease_holder(js, topology.consumers[0]) == "replica-a"
-        assert await lease_holder(js, topology.consumers[5]) is None
+        assert await leases[0].holder_now(js) == "replica-a"
+        assert await Lease(stream, topology.consumers[5].durable).holder_now(js) is None
 
         lines = await stage_lines(js, topology)
     finally:
@@ -83,7 +83,7 @@ async def test_a_stage_line_sums_its_partitions_and_names_its_lease_holders(
     assert f"{stream}/stage-p3" in "\n".join(lines)
     assert any(line.startswith(f"{stream}/absent") and "missing" in line for line in lines)
     # Released leases are free again: nobody is named.
-    assert await lease_holder(js, topology.consumers[0]) is None
+    assert await leases[0].holder_now(js) is None
 
 
 async def test_every_stage_of_the_real_topology_gets_a_line(js: JetStreamContext) -> None:

@@ -48,16 +48,11 @@ async def _backlogs(
     return found
 
 
-async def lease_holder(js: JetStreamContext, spec: ConsumerSpec) -> str | None:
-    """Who holds the lease of an ordered durable now, or None (free, released or expired)."""
-    return await Lease(spec.stream, spec.durable).holder_now(js)
-
-
 async def _holders(js: JetStreamContext, stage: Sequence[ConsumerSpec]) -> str:
     """'6 of 6 held by 2 replicas' for an ordered stage; '-' for one whose replicas share."""
     if not stage[0].ordered:
         return "-"
-    holders = [await lease_holder(js, spec) for spec in stage]
+    holders = [await Lease(spec.stream, spec.durable).holder_now(js) for spec in stage]
     held = [h for h in holders if h is not None]
     replicas = len(set(held))
     return f"{len(held)} of {len(stage)} held by {replicas} replica{'s' * (replicas != 1)}"
