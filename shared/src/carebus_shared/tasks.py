@@ -18,7 +18,7 @@ STOP_WITHIN_S = 5.0
 OVERRUN_MARGIN_S = 5.0
 
 
-async def cancel_and_wait(task: asyncio.Task[Any], timeout_s: float) -> bool:
+async def cancel_and_wait(task: asyncio.Task[Any], timeout_s: float = STOP_WITHIN_S) -> bool:
     """Cancel ``task`` and wait for it to end, cancelling it again while it runs on, for up to
     ``timeout_s``. False when it outlived that: it is left running and its stack logged."""
     loop = asyncio.get_running_loop()

@@ -35,7 +35,7 @@ from nats.js.errors import Error as JetStreamError
 
 from carebus_shared.jetstream.lease import Lease, holder_id
 from carebus_shared.jetstream.topology import LEASE_TTL_S, STAGE_LEASES_BUCKET
-from carebus_shared.tasks import STOP_WITHIN_S, cancel_and_wait
+from carebus_shared.tasks import cancel_and_wait
 
 log = logging.getLogger("carebus.balancer")
 
@@ -116,7 +116,7 @@ class Balancer:
     async def stop(self, js: JetStreamContext) -> None:
         """Leave the membership at once (the others' shares grow on their next read)."""
         if self._task is not None:
-            await cancel_and_wait(self._task, STOP_WITHIN_S)
+            await cancel_and_wait(self._task)
             self._task = None
         with contextlib.suppress(*_FAILURES):
             await js.publish(self.subject, b"", timeout=self.ttl_s / 3)

@@ -48,7 +48,7 @@ from carebus_shared.jetstream.balancer import Balancer
 from carebus_shared.jetstream.lease import Lease
 from carebus_shared.jetstream.pull import Puller
 from carebus_shared.jetstream.topology import ConsumerSpec
-from carebus_shared.tasks import STOP_WITHIN_S, cancel_and_wait
+from carebus_shared.tasks import cancel_and_wait
 
 log = logging.getLogger("carebus.consumer")
 
@@ -104,7 +104,7 @@ class StageConsumer:
             return True
         except TimeoutError:
             log.warning("consumer did not stop in time", extra={"durable": self.spec.durable})
-            await cancel_and_wait(self._task, STOP_WITHIN_S)
+            await cancel_and_wait(self._task)
             return False
 
     async def _run(self, js: Callable[[], JetStreamContext]) -> None:

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Sequence
 
 from nats.aio.msg import Msg
 
-from carebus_shared.tasks import STOP_WITHIN_S, cancel_and_wait
+from carebus_shared.tasks import cancel_and_wait
 
 
 @contextlib.asynccontextmanager
@@ -30,4 +30,4 @@ async def kept_in_progress(msgs: Sequence[Msg], every_s: float) -> AsyncIterator
     try:
         yield
     finally:
-        await cancel_and_wait(task, STOP_WITHIN_S)
+        await cancel_and_wait(task)

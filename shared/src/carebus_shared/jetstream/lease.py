@@ -32,7 +32,7 @@ from nats.js.errors import Error as JetStreamError
 from nats.js.errors import NotFoundError
 
 from carebus_shared.jetstream.topology import LEASE_TTL_S, STAGE_LEASES_BUCKET
-from carebus_shared.tasks import STOP_WITHIN_S, cancel_and_wait
+from carebus_shared.tasks import cancel_and_wait
 
 log = logging.getLogger("carebus.lease")
 
@@ -98,7 +98,7 @@ class Lease:
     async def release(self, js: JetStreamContext) -> None:
         """Hand the lease over at once (a standby takes it on its next try)."""
         if self._renewing is not None:
-            await cancel_and_wait(self._renewing, STOP_WITHIN_S)
+            await cancel_and_wait(self._renewing)
             self._renewing = None
         if self._revision:
             with contextlib.suppress(*_FAILURES):

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from carebus_shared.tasks import STOP_WITHIN_S, cancel_and_wait
+from carebus_shared.tasks import cancel_and_wait
 
 log = logging.getLogger("carebus.background")
 
@@ -46,7 +46,7 @@ class BackgroundLoops:
         self._tasks = [asyncio.create_task(self._run(loop), name=loop.name) for loop in self._loops]
 
     async def stop(self) -> None:
-        await asyncio.gather(*(cancel_and_wait(task, STOP_WITHIN_S) for task in self._tasks))
+        await asyncio.gather(*(cancel_and_wait(task) for task in self._tasks))
         self._tasks = []
 
     async def _run(self, loop: _Loop) -> None:

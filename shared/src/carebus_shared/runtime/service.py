@@ -52,7 +52,7 @@ from carebus_shared.jetstream.topology import TOPOLOGY, ConsumerSpec
 from carebus_shared.runtime.background import BackgroundLoops
 from carebus_shared.runtime.health import health_routes
 from carebus_shared.runtime.metrics import StageMetrics, new_registry
-from carebus_shared.tasks import OVERRUN_MARGIN_S, STOP_WITHIN_S, cancel_and_wait, report_overrun
+from carebus_shared.tasks import OVERRUN_MARGIN_S, cancel_and_wait, report_overrun
 from carebus_shared.tracing.export import configure_export, shutdown_export
 from carebus_shared.tracing.http import trace_requests
 
@@ -321,7 +321,7 @@ class ServiceRuntime:
 
     async def _stop_parts(self) -> None:
         if self._bring_up is not None:
-            await cancel_and_wait(self._bring_up, STOP_WITHIN_S)
+            await cancel_and_wait(self._bring_up)
         for hook in self.on_stopping:
             await hook()
         await self.background.stop()
