@@ -34,7 +34,7 @@ from carebus_contracts.masterdata import (
 )
 from carebus_contracts.scheduling import Appointment, AppointmentRequest
 from carebus_contracts.validated import Enrichment
-from carebus_masterdata_validator.domain.kinds import Record
+from carebus_masterdata_validator.domain.kinds import Dated, Record
 from carebus_masterdata_validator.domain.npi import looks_like_npi, npi_check_digit_ok
 from carebus_masterdata_validator.domain.view import (
     MasterDataView,
@@ -45,6 +45,7 @@ from carebus_masterdata_validator.domain.view import (
 )
 
 R = TypeVar("R")
+D = TypeVar("D", bound=Dated)
 
 
 # Reference and EventReferences are built for every event, and never changed after: they are
@@ -258,12 +259,10 @@ def validate(view: MasterDataView, event: Event) -> Validation:
     department = _as(found, EntityKind.DEPARTMENT, Department)
     if department is None and provider is not None and provider.department_id:
         # The provider's home department, when the event names none and it is in effect.
-        home = view.departments.get(provider.department_id)
-        department = home if home is not None and in_effect(home, refs.on) else None
+        department = _if_in_effect(view.departments.get(provider.department_id), refs.on)
     if location is None and department is not None and department.location_id:
         # Where the department is, when the event names no place (a FHIR ChargeItem has none).
-        at = view.locations.get(department.location_id)
-        location = at if at is not None and in_effect(at, refs.on) else None
+        location = _if_in_effect(view.locations.get(department.location_id), refs.on)
     service = _as(found, EntityKind.SERVICE, Service)
     payer = _as(found, EntityKind.PAYER, Payer)
 
@@ -294,6 +293,10 @@ def validate(view: MasterDataView, event: Event) -> Validation:
             time_zone=location.time_zone if location else None,
         )
     )
+
+
+def _if_in_effect(record: D | None, on: date) -> D | None:
+    return record if record is not None and in_effect(record, on) else None
 
 
 def _as(
