@@ -14,7 +14,7 @@ from carebus_contracts.subjects import STREAM_ERP
 from carebus_scenario.observe import wait_quiet
 from carebus_scenario.stack import ServiceStack
 from tests.support import auth
-from tests.support.fhir_examples import EXAMPLES_DIR
+from tests.support.fhir_examples import EXAMPLES_DIR, fhir_headers
 from tests.support.pipeline_probes import (
     MasterData,
     exception_reasons,
@@ -25,8 +25,7 @@ from tests.support.samples import SAMPLES
 
 pytestmark = pytest.mark.slow
 
-SITE = "SITE01"
-HEADERS = {"Content-Type": "application/fhir+json", "X-Carebus-Site": SITE}
+HEADERS = fhir_headers("SITE01")
 # What the example names: Practitioner/example performing 01510 (a CPT code too).
 MASTER_DATA: MasterData = [
     ("cost-centres", [{"cost_centre_id": "CC-CARD", "name": "Cardiology"}]),

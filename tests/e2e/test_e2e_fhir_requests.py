@@ -15,7 +15,7 @@ from carebus_contracts.subjects import STREAM_ERP, STREAM_VALIDATED
 from carebus_scenario.observe import wait_quiet
 from carebus_scenario.stack import ServiceStack
 from tests.support import auth
-from tests.support.fhir_examples import EXAMPLES_DIR
+from tests.support.fhir_examples import EXAMPLES_DIR, fhir_headers
 from tests.support.pipeline_probes import (
     MasterData,
     exception_reasons,
@@ -26,8 +26,7 @@ from tests.support.samples import SAMPLES
 
 pytestmark = pytest.mark.slow
 
-SITE = "SITE01"
-HEADERS = {"Content-Type": "application/fhir+json", "X-Carebus-Site": SITE}
+HEADERS = fhir_headers("SITE01")
 # What the request names: Location/1 and the specialty 394814009 (general practice).
 MASTER_DATA: MasterData = [
     ("cost-centres", [{"cost_centre_id": "CC-GP", "name": "General practice"}]),

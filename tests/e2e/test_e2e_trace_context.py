@@ -28,15 +28,14 @@ from carebus_shared.devstack.nats_server import NatsServer
 from carebus_shared.tracing.context import TraceContext, parse
 from tests.support import auth
 from tests.support.erp_poster import Sandbox
-from tests.support.fhir_examples import EXAMPLES_DIR
+from tests.support.fhir_examples import EXAMPLES_DIR, fhir_headers
 from tests.support.samples import SAMPLES
 from tests.support.scheduling import MllpClient, read_ack, siu_message
 from tests.support.stacks import own_database, running_stack
 
 pytestmark = pytest.mark.slow
 
-SITE = "SITE01"
-FHIR_HEADERS = {"Content-Type": "application/fhir+json", "X-Carebus-Site": SITE}
+FHIR_HEADERS = fhir_headers("SITE01")
 CALLER_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 CALLER = f"00-{CALLER_TRACE}-00f067aa0ba902b7-01"
 MASTER_DATA_TRACE = "0af7651916cd43dd8448eb211c80319c"

@@ -49,6 +49,7 @@ from carebus_shared.jetstream.topology import STREAM_ADVISORIES
 from tests.support import auth
 from tests.support import phi_canary as canary
 from tests.support.data_key import KEY_LINE
+from tests.support.fhir_examples import fhir_headers
 from tests.support.otlp_collector import Collector, running_collector
 from tests.support.scheduling import MllpClient
 from tests.support.stacks import running_stack
@@ -134,8 +135,7 @@ async def _http(
     base: str, requests: list[tuple[str, str, dict[str, str], bytes]]
 ) -> list[tuple[int, str]]:
     """(status, body) of every request, HTTP_IN_FLIGHT at a time."""
-    headers = {"Content-Type": "application/fhir+json", "X-Carebus-Site": canary.SITE,
-               **auth.HEADERS}  # fmt: skip
+    headers = fhir_headers(canary.SITE) | auth.HEADERS
     gate = asyncio.Semaphore(HTTP_IN_FLIGHT)
     async with httpx.AsyncClient(base_url=base, timeout=60, headers=headers) as client:
 

@@ -13,6 +13,13 @@ from typing import Any
 from tests.support.samples import SAMPLES, TESTS_DIR
 
 EXAMPLES_DIR = "fhir-r4/hl7-fhir-r4-examples"
+
+
+def fhir_headers(site: str) -> dict[str, str]:
+    """A FHIR JSON body sent for ``site``, as the adapters' FHIR routes take it."""
+    return {"Content-Type": "application/fhir+json", "X-Carebus-Site": site}
+
+
 EXPECTATIONS = TESTS_DIR / "fhir" / "official_example_expectations.tsv"
 
 
