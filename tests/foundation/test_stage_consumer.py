@@ -190,6 +190,26 @@ async def _ordered_stream(js: JetStreamContext, ack_wait_s: float) -> tuple[Cons
     return spec, subject
 
 
+async def _handled_by_a_successor(
+    js: JetStreamContext, spec: ConsumerSpec, count: int
+) -> list[int]:
+    """The order a new consumer of ``spec`` handles (and acks) messages in, up to ``count``."""
+    seen: list[int] = []
+
+    async def on_batch(msgs: Sequence[Msg]) -> None:
+        seen.extend(int(m.data) for m in msgs)
+        for m in msgs:
+            await m.ack()
+
+    consumer = StageConsumer(spec, on_batch, batch_size=20, top_up_s=0.005, idle_wait_s=0.2)
+    consumer.start(lambda: js)
+    try:
+        await _wait_for(lambda: len(seen) >= count)
+    finally:
+        await consumer.stop(5.0)
+    return seen
+
+
 async def test_an_ordered_stage_handles_what_a_dead_instance_held_before_anything_newer(
     js: JetStreamContext,
 ) -> None:
@@ -204,20 +224,7 @@ async def test_an_ordered_stage_handles_what_a_dead_instance_held_before_anythin
     held = await dead.pull(4, None)  # fetched, never acked: the instance dies here
     await dead.stop()
     assert [int(m.data) for m in held] == [0, 1, 2, 3]
-    seen: list[int] = []
-
-    async def on_batch(msgs: Sequence[Msg]) -> None:
-        seen.extend(int(m.data) for m in msgs)
-        for m in msgs:
-            await m.ack()
-
-    consumer = StageConsumer(spec, on_batch, batch_size=20, top_up_s=0.005, idle_wait_s=0.2)
-    consumer.start(lambda: js)
-    try:
-        await _wait_for(lambda: len(seen) >= 10)
-    finally:
-        await consumer.stop(5.0)
-    assert seen == list(range(10))
+    assert await _handled_by_a_successor(js, spec, 10) == list(range(10))
 
 
 async def test_a_successor_waits_for_every_batch_a_dead_instance_held(
@@ -239,20 +246,7 @@ async def test_a_successor_waits_for_every_batch_a_dead_instance_held(
     second_run = await dead.pull(2, None)  # 4, 5: never acked; the instance dies here
     await dead.stop()
     assert [int(m.data) for m in first_run + between + second_run] == [0, 1, 2, 3, 4, 5]
-    seen: list[int] = []
-
-    async def on_batch(msgs: Sequence[Msg]) -> None:
-        seen.extend(int(m.data) for m in msgs)
-        for m in msgs:
-            await m.ack()
-
-    consumer = StageConsumer(spec, on_batch, batch_size=20, top_up_s=0.005, idle_wait_s=0.2)
-    consumer.start(lambda: js)
-    try:
-        await _wait_for(lambda: len(seen) >= 8)
-    finally:
-        await consumer.stop(5.0)
-    assert seen == [0, 1, 4, 5, 6, 7, 8, 9]
+    assert await _handled_by_a_successor(js, spec, 8) == [0, 1, 4, 5, 6, 7, 8, 9]
 
 
 async def test_an_ordered_stage_does_not_wait_for_its_own_retried_message(
