@@ -39,9 +39,12 @@ def _with_repo_root() -> str:
     return os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
 
 
-JOURNALS = 200
 BATCH = 25
-KILL_AFTER = 3  # commits per life: each life books up to 75 journals, then dies before acking
+KILL_AFTER = 3  # commits per life, then it dies before acking
+# A life books up to KILL_AFTER + 1 batches (with the ledger a second batch's commit can land
+# while the third's kill runs): 300 journals leave the third life 100 new ones at least, so it
+# dies too (with 200, two lives could book them all and the third only redeliveries; CI saw it).
+JOURNALS = 3 * (KILL_AFTER + 1) * BATCH
 MAX_LIVES = 12
 REPO = Path(__file__).resolve().parents[2]
 
