@@ -42,7 +42,7 @@ from carebus_shared.devstack.nats_server import NatsServer
 from carebus_shared.devstack.ports import free_port
 from carebus_shared.exceptions.store import ExceptionRecord
 from carebus_shared.jetstream.provision import consumer_config, provision
-from carebus_shared.jetstream.publish import Outgoing, publish_confirmed, stage_msg_id
+from carebus_shared.jetstream.publish import Outgoing, stage_msg_id
 from carebus_shared.jetstream.stage import Forward, Outcome, run_batch
 from carebus_shared.jetstream.topology import MAPPER, TOPOLOGY, ConsumerSpec, Topology, as_whole
 from tests.support.mapper import (
@@ -109,7 +109,8 @@ async def _consume(
             msgs = await sub.fetch(BATCH, timeout=MAX_WAIT_S)
         except TimeoutError:  # nats' own, or asyncio's that nats-py sometimes leaks
             continue
-        tally = await run_batch(durable, js, msgs, handle, no_records)
+        state = handle if isinstance(handle, BatchMapper) else None  # its versions, saved
+        tally = await run_batch(durable, js, msgs, handle, no_records, state=state)
         assert tally.retried == 0
         done += len(msgs)
     assert done == total
@@ -137,10 +138,7 @@ def _pass_through(stage: str) -> Any:
     return handle
 
 
-def _mapper(js: JetStreamContext, pool: asyncpg.Pool) -> BatchMapper:
-    async def publish(outgoing: Sequence[Outgoing]) -> None:
-        await publish_confirmed(js, outgoing)
-
+def _mapper(pool: asyncpg.Pool) -> BatchMapper:
     async def load(refs: Sequence[EntityRef]) -> Mapping[EntityRef, Applied]:
         async with pool.acquire() as conn:
             return await load_applied(conn, refs)
@@ -149,7 +147,7 @@ def _mapper(js: JetStreamContext, pool: asyncpg.Pool) -> BatchMapper:
         async with pool.acquire() as conn:
             await save_applied(conn, applied)
 
-    return BatchMapper(load_rule_set(), publish, load, save)
+    return BatchMapper(load_rule_set(), load, save)
 
 
 async def _add_durable(js: JetStreamContext, name: str) -> None:
@@ -167,7 +165,7 @@ async def _in_process(url: str, db_url: str) -> dict[str, Any]:
     await js.add_stream(name=PASS_STREAM, subjects=["passthru.>"], duplicate_window=120)
     await _load(js, _workload(EVENTS))
     pool = await asyncpg.create_pool(db_url, min_size=1, max_size=4)
-    mapper = _mapper(js, pool)
+    mapper = _mapper(pool)
     passes: list[tuple[float, float]] = []
     maps: list[tuple[float, float]] = []
     for round_ in range(ROUNDS):

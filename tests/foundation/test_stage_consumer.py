@@ -14,30 +14,13 @@ from carebus_shared.jetstream.consumer import StageConsumer
 from carebus_shared.jetstream.provision import apply_key_value
 from carebus_shared.jetstream.pull import Puller
 from carebus_shared.jetstream.topology import STAGE_LEASES_BUCKET, TOPOLOGY, ConsumerSpec
-
-
-async def _stream_with_consumer(js: JetStreamContext) -> tuple[ConsumerSpec, str]:
-    tag = uuid.uuid4().hex[:8]
-    stream, subject = f"CONSUMER_{tag}", f"consumer.{tag}"
-    await js.add_stream(name=stream, subjects=[f"{subject}.>"])
-    await js.add_consumer(
-        stream, api.ConsumerConfig(durable_name="stage", ack_wait=30, max_ack_pending=50)
-    )
-    return ConsumerSpec(stream, "stage", (f"{subject}.>",), "test"), subject
-
-
-async def _wait_for(condition: Callable[[], bool], timeout_s: float = 20.0) -> None:
-    for _ in range(int(timeout_s / 0.02)):
-        if condition():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("condition not met in time")
+from tests.support.stage_consumer import stream_with_consumer, wait_for
 
 
 async def test_takes_what_is_waiting_in_order_and_one_batch_at_a_time(
     js: JetStreamContext,
 ) -> None:
-    spec, subject = await _stream_with_consumer(js)
+    spec, subject = await stream_with_consumer(js)
     for n in range(120):
         await js.publish(f"{subject}.x", str(n).encode())
     batches: list[list[int]] = []
@@ -57,7 +40,7 @@ async def test_takes_what_is_waiting_in_order_and_one_batch_at_a_time(
     consumer = StageConsumer(spec, on_batch, batch_size=40, top_up_s=0.5, idle_wait_s=0.2)
     consumer.start(lambda: js)
     try:
-        await _wait_for(lambda: sum(map(len, batches)) >= 120)
+        await wait_for(lambda: sum(map(len, batches)) >= 120)
     finally:
         await consumer.stop(5.0)
     assert [n for batch in batches for n in batch] == list(range(120))
@@ -69,7 +52,7 @@ async def test_takes_what_is_waiting_in_order_and_one_batch_at_a_time(
 async def test_an_idle_consumer_hands_over_a_new_message_and_stops_cleanly(
     js: JetStreamContext,
 ) -> None:
-    spec, subject = await _stream_with_consumer(js)
+    spec, subject = await stream_with_consumer(js)
     seen: list[bytes] = []
 
     async def on_batch(msgs: Sequence[Msg]) -> None:
@@ -82,7 +65,7 @@ async def test_an_idle_consumer_hands_over_a_new_message_and_stops_cleanly(
     await asyncio.sleep(0.7)  # at least one idle fetch has come back empty
     await js.publish(f"{subject}.x", b"late")
     try:
-        await _wait_for(lambda: seen == [b"late"])
+        await wait_for(lambda: seen == [b"late"])
     finally:
         assert await consumer.stop(5.0)
     info = await js.consumer_info(spec.stream, spec.durable)
@@ -90,7 +73,7 @@ async def test_an_idle_consumer_hands_over_a_new_message_and_stops_cleanly(
 
 
 async def test_a_failing_batch_does_not_stop_the_consumer(js: JetStreamContext) -> None:
-    spec, subject = await _stream_with_consumer(js)
+    spec, subject = await stream_with_consumer(js)
     await js.publish(f"{subject}.x", b"boom")
     await js.publish(f"{subject}.x", b"fine")
     handled: list[bytes] = []
@@ -106,7 +89,7 @@ async def test_a_failing_batch_does_not_stop_the_consumer(js: JetStreamContext) 
     consumer = StageConsumer(spec, on_batch, batch_size=1, top_up_s=0.005, idle_wait_s=0.2)
     consumer.start(lambda: js)
     try:
-        await _wait_for(lambda: b"fine" in handled)
+        await wait_for(lambda: b"fine" in handled)
     finally:
         await consumer.stop(5.0)
     assert handled == [b"boom", b"fine"]
@@ -116,7 +99,7 @@ async def test_a_failing_batch_does_not_stop_the_consumer(js: JetStreamContext) 
 async def test_stop_without_messages_returns_within_the_idle_wait(
     js: JetStreamContext, batch_size: int
 ) -> None:
-    spec, _ = await _stream_with_consumer(js)
+    spec, _ = await stream_with_consumer(js)
 
     async def on_batch(msgs: Sequence[Msg]) -> None:
         raise AssertionError("no messages were published")
@@ -132,7 +115,7 @@ async def test_after_a_short_batch_it_lingers_before_fetching_again_but_not_afte
 ) -> None:
     """A consumer with ``linger_s`` that keeps up waits before its next fetch, so what
     arrives meanwhile comes in one fuller batch (the ops tracker: docs/decisions/031)."""
-    spec, subject = await _stream_with_consumer(js)
+    spec, subject = await stream_with_consumer(js)
     for n in range(4):
         await js.publish(f"{subject}.x", str(n).encode())
     batches: list[list[int]] = []
@@ -145,19 +128,19 @@ async def test_after_a_short_batch_it_lingers_before_fetching_again_but_not_afte
     consumer = StageConsumer(spec, on_batch, batch_size=2, top_up_s=0.005, linger_s=0.6)
     consumer.start(lambda: js)
     try:
-        await _wait_for(lambda: len(batches) == 2)  # two full ones: no linger between them
+        await wait_for(lambda: len(batches) == 2)  # two full ones: no linger between them
         await js.publish(f"{subject}.x", b"4")
-        await _wait_for(lambda: len(batches) == 3)  # a short one: the linger starts
+        await wait_for(lambda: len(batches) == 3)  # a short one: the linger starts
         for n in (5, 6):  # both while it lingers: one batch (without it, one each)
             await js.publish(f"{subject}.x", str(n).encode())
-        await _wait_for(lambda: sum(map(len, batches)) == 7)
+        await wait_for(lambda: sum(map(len, batches)) == 7)
     finally:
         await consumer.stop(5.0)
     assert batches == [[0, 1], [2, 3], [4], [5, 6]]
 
 
 async def test_a_lingering_consumer_stops_at_once(js: JetStreamContext) -> None:
-    spec, subject = await _stream_with_consumer(js)
+    spec, subject = await stream_with_consumer(js)
     await js.publish(f"{subject}.x", b"one")
     handled = asyncio.Event()
 
@@ -204,7 +187,7 @@ async def _handled_by_a_successor(
     consumer = StageConsumer(spec, on_batch, batch_size=20, top_up_s=0.005, idle_wait_s=0.2)
     consumer.start(lambda: js)
     try:
-        await _wait_for(lambda: len(seen) >= count)
+        await wait_for(lambda: len(seen) >= count)
     finally:
         await consumer.stop(5.0)
     return seen
@@ -269,8 +252,8 @@ async def test_an_ordered_stage_does_not_wait_for_its_own_retried_message(
     consumer = StageConsumer(spec, on_batch, batch_size=1, top_up_s=0.005, idle_wait_s=0.2)
     consumer.start(lambda: js)
     try:
-        await _wait_for(lambda: len(seen) >= 5, timeout_s=2.5)  # before the retry is due
-        await _wait_for(lambda: len(seen) >= 6)
+        await wait_for(lambda: len(seen) >= 5, timeout_s=2.5)  # before the retry is due
+        await wait_for(lambda: len(seen) >= 6)
     finally:
         await consumer.stop(5.0)
     assert seen == [0, 1, 2, 3, 4, 0]
@@ -308,7 +291,7 @@ async def test_replicas_of_an_ordered_stage_take_turns_and_a_stopping_one_hands_
     try:
         for n in range(30):
             await js.publish(f"{subject}.x", str(n).encode())
-        await _wait_for(lambda: len(seen["a"]) + len(seen["b"]) >= 30)
+        await wait_for(lambda: len(seen["a"]) + len(seen["b"]) >= 30)
         active = next(name for name, consumer in replicas.items() if consumer.active)
         standby = "b" if active == "a" else "a"
         assert seen[active] == list(range(30))
@@ -316,7 +299,7 @@ async def test_replicas_of_an_ordered_stage_take_turns_and_a_stopping_one_hands_
         assert await replicas[active].stop(5.0)
         for n in range(30, 40):
             await js.publish(f"{subject}.x", str(n).encode())
-        await _wait_for(lambda: len(seen[standby]) >= 10, timeout_s=5.0)
+        await wait_for(lambda: len(seen[standby]) >= 10, timeout_s=5.0)
     finally:
         for consumer in replicas.values():
             await consumer.stop(5.0)

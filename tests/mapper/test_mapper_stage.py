@@ -27,8 +27,7 @@ from carebus_shared.db.migrations import load_migrations, migrate
 from carebus_shared.devstack.nats_server import NatsServer
 from carebus_shared.exceptions.store import ExceptionRecord
 from carebus_shared.jetstream.provision import provision
-from carebus_shared.jetstream.publish import Outgoing, publish_confirmed
-from carebus_shared.jetstream.stage import Forward, run_batch
+from carebus_shared.jetstream.stage import BatchTally, Forward, prepare_batch, run_batch
 from carebus_shared.jetstream.topology import MAPPER, TOPOLOGY
 from tests.support.mapper import appointment, charge, fresh_database, validate
 from tests.support.partitions import whole_stage
@@ -58,10 +57,7 @@ async def stage_js(private_nats: NatsServer) -> AsyncIterator[JetStreamContext]:
     await nc.close()
 
 
-def _mapper(js: JetStreamContext, pool: asyncpg.Pool, rules: RuleSet = RULES) -> BatchMapper:
-    async def publish(outgoing: Sequence[Outgoing]) -> None:
-        await publish_confirmed(js, outgoing)
-
+def _mapper(pool: asyncpg.Pool, rules: RuleSet = RULES) -> BatchMapper:
     async def load(refs: Sequence[EntityRef]) -> Mapping[EntityRef, Applied]:
         async with pool.acquire() as conn:
             return await load_applied(conn, refs)
@@ -70,7 +66,12 @@ def _mapper(js: JetStreamContext, pool: asyncpg.Pool, rules: RuleSet = RULES) ->
         async with pool.acquire() as conn:
             await save_applied(conn, applied)
 
-    return BatchMapper(rules, publish, load, save)
+    return BatchMapper(rules, load, save)
+
+
+async def _run(js: JetStreamContext, msgs: Sequence[Msg], mapper: BatchMapper) -> BatchTally:
+    """One batch through the stage runner, as the service runs it."""
+    return await run_batch("mapper", js, msgs, mapper, _no_records, state=mapper)
 
 
 async def _publish(js: JetStreamContext, *events: Validated[object]) -> None:
@@ -103,7 +104,7 @@ async def test_a_redelivery_after_a_crash_posts_each_journal_once(
     stage_js: JetStreamContext, pool: asyncpg.Pool
 ) -> None:
     js = stage_js
-    mapper = _mapper(js, pool)
+    mapper = _mapper(pool)
     await _publish(
         js,
         validate(appointment(s.AppointmentBooked, "A1", 1)),
@@ -112,18 +113,19 @@ async def test_a_redelivery_after_a_crash_posts_each_journal_once(
     )
     sub = await js.pull_subscribe_bind(MAPPER, stream="VALIDATED")
     first = await sub.fetch(3, timeout=5)
-    # The handler publishes and stores, then the process "dies" before acking.
-    outcomes = await mapper(first)
-    assert outcomes == [Forward(), Forward(), Forward()]
+    # The journals are published and confirmed, the versions stored, then the process "dies"
+    # before acking.
+    prepared = await prepare_batch("mapper", js, first, mapper, _no_records, state=mapper)
+    assert prepared.outcomes is not None
+    assert prepared.sent is not None
+    assert [len(o.outgoing) for o in prepared.outcomes if isinstance(o, Forward)] == [1, 1, 1]
+    await prepared.sent.confirmed()
+    await mapper.save(first)
     for msg in first:
         await msg.nak()
-    again: list[Msg] = []
-    for _ in range(10):  # nak'd messages come back one by one; a fetch takes what is there
-        if len(again) == 3:
-            break
-        again += await sub.fetch(3 - len(again), timeout=5)
+    again = await _fetch_all(sub, 3)
     assert [m.metadata.num_delivered for m in again] == [2, 2, 2]
-    tally = await run_batch("mapper", js, again, mapper, _no_records)
+    tally = await _run(js, again, mapper)
     assert (tally.forwarded, tally.rejected, tally.retried) == (3, 0, 0)
 
     journals = await _journals(js)
@@ -142,14 +144,101 @@ async def test_a_redelivery_after_a_crash_posts_each_journal_once(
     ) == [("appointment", "A1", 2, "cancelled"), ("event", "CH-1-post", 1, None)]
 
 
+async def _fetch_all(sub: JetStreamContext.PullSubscription, count: int) -> list[Msg]:
+    """``count`` messages, naked ones included (they come back after their delay)."""
+    got: list[Msg] = []
+    for _ in range(10):  # bounded: a fetch waits up to 5 s
+        if len(got) == count:
+            break
+        got += await sub.fetch(count - len(got), timeout=5)
+    return got
+
+
+async def test_a_batch_handled_before_the_last_one_is_confirmed_fences_against_it(
+    stage_js: JetStreamContext, pool: asyncpg.Pool
+) -> None:
+    js = stage_js
+    mapper = _mapper(pool)
+    sub = await js.pull_subscribe_bind(MAPPER, stream="VALIDATED")
+    await _publish(js, validate(appointment(s.AppointmentBooked, "A9", 1)))
+    first = await prepare_batch(
+        "mapper", js, await sub.fetch(1, timeout=5), mapper, _no_records, state=mapper
+    )
+    # The booking is neither confirmed nor stored: the cancellation still sees it booked.
+    await _publish(js, validate(appointment(s.AppointmentCancelled, "A9", 2)))
+    second = await prepare_batch(
+        "mapper", js, await sub.fetch(1, timeout=5), mapper, _no_records, state=mapper
+    )
+    assert (await first.finish()).forwarded == 1
+    assert (await second.finish(before_ok=True)).forwarded == 1
+    journals = await _journals(js)
+    assert [j.mapping_rule for j in journals] == [
+        "appointment-booked",
+        "appointment-cancelled-released",
+    ]
+    async with pool.acquire() as conn:
+        stored = await conn.fetchrow(
+            "SELECT entity_version, state FROM carebus_mapper.entity_version "
+            "WHERE entity_key = 'A9'"
+        )
+    assert tuple(stored) == (2, "cancelled")
+
+
+async def test_when_a_batch_fails_the_one_handled_on_top_of_it_goes_back_too(
+    stage_js: JetStreamContext, pool: asyncpg.Pool
+) -> None:
+    js = stage_js
+    mapper = _mapper(pool)
+    store_once_more = mapper.save_applied
+    failures = [RuntimeError("the store refused the versions")]
+
+    async def fails_once(applied: Mapping[EntityRef, Applied]) -> None:
+        if failures:
+            raise failures.pop()
+        await store_once_more(applied)
+
+    mapper.save_applied = fails_once
+    sub = await js.pull_subscribe_bind(MAPPER, stream="VALIDATED")
+    await _publish(js, validate(appointment(s.AppointmentBooked, "A10", 1)))
+    first = await prepare_batch(
+        "mapper", js, await sub.fetch(1, timeout=5), mapper, _no_records, state=mapper
+    )
+    await _publish(js, validate(appointment(s.AppointmentCancelled, "A10", 2)))
+    second = await prepare_batch(
+        "mapper", js, await sub.fetch(1, timeout=5), mapper, _no_records, state=mapper
+    )
+    failed = await first.finish()
+    behind = await second.finish(before_ok=not failed.failed)
+    assert (failed.failed, failed.retried) == (True, 1)
+    assert (behind.failed, behind.forwarded, behind.retried) == (True, 0, 1)
+    async with pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM carebus_mapper.entity_version") == 0
+
+    # Both come back and are mapped again, as they were: each journal is on the stream once.
+    tally = await _run(js, await _fetch_all(sub, 2), mapper)
+    assert (tally.forwarded, tally.failed) == (2, False)
+    assert [j.mapping_rule for j in await _journals(js)] == [
+        "appointment-booked",
+        "appointment-cancelled-released",
+    ]
+    async with pool.acquire() as conn:
+        stored = await conn.fetchrow(
+            "SELECT entity_version, state FROM carebus_mapper.entity_version "
+            "WHERE entity_key = 'A10'"
+        )
+    assert tuple(stored) == (2, "cancelled")
+    info = await js.consumer_info("VALIDATED", MAPPER)
+    assert (info.num_pending, info.num_ack_pending) == (0, 0)
+
+
 async def test_a_stale_update_is_acked_without_a_journal_and_fences_across_batches(
     stage_js: JetStreamContext, pool: asyncpg.Pool
 ) -> None:
     js = stage_js
-    mapper = _mapper(js, pool)
+    mapper = _mapper(pool)
     sub = await js.pull_subscribe_bind(MAPPER, stream="VALIDATED")
     await _publish(js, validate(appointment(s.AppointmentNoShow, "A2", 5)))
-    await run_batch("mapper", js, await sub.fetch(1, timeout=5), mapper, _no_records)
+    await _run(js, await sub.fetch(1, timeout=5), mapper)
     # Older versions arrive later, one of them in the same batch as a newer one.
     await _publish(
         js,
@@ -157,7 +246,7 @@ async def test_a_stale_update_is_acked_without_a_journal_and_fences_across_batch
         validate(appointment(s.AppointmentCompleted, "A2", 7)),
         validate(appointment(s.AppointmentRescheduled, "A2", 6)),
     )
-    tally = await run_batch("mapper", js, await sub.fetch(3, timeout=5), mapper, _no_records)
+    tally = await _run(js, await sub.fetch(3, timeout=5), mapper)
     assert (tally.forwarded, tally.rejected) == (3, 0)
     journals = await _journals(js)
     assert [j.mapping_rule for j in journals] == ["appointment-no-show", "appointment-completed"]
@@ -183,13 +272,13 @@ async def test_a_replay_under_a_new_rule_set_version_posts_no_journal_again(
     )
     await _publish(js, *day)
     sub = await js.pull_subscribe_bind(MAPPER, stream="VALIDATED")
-    await run_batch("mapper", js, await sub.fetch(3, timeout=5), _mapper(js, pool), _no_records)
+    await _run(js, await sub.fetch(3, timeout=5), _mapper(pool))
     assert len(await _journals(js)) == 3
 
     next_version = replace(RULES, version="2099.01.1")
     await _publish_copies(js, *day)
-    mapper = _mapper(js, pool, next_version)
-    tally = await run_batch("mapper", js, await sub.fetch(3, timeout=5), mapper, _no_records)
+    mapper = _mapper(pool, next_version)
+    tally = await _run(js, await sub.fetch(3, timeout=5), mapper)
     assert (tally.forwarded, tally.rejected) == (3, 0)
     assert len(await _journals(js)) == 3
 

@@ -14,7 +14,6 @@ from carebus_mapper.domain.fencing import Applied, EntityRef
 from carebus_mapper.entrypoints import subscribers
 from carebus_mapper.entrypoints.http import preview_routes
 from carebus_mapper.handlers.stage import BatchMapper
-from carebus_shared.jetstream.publish import Outgoing, publish_confirmed
 from carebus_shared.runtime.service import ServiceRuntime
 
 
@@ -25,9 +24,6 @@ def build(settings: Settings) -> Litestar:
     metrics = MapperMetrics(runtime.registry)
     metrics.rule_set.labels(rules.version).set(1)
 
-    async def publish(outgoing: Sequence[Outgoing]) -> None:
-        await publish_confirmed(runtime.js, outgoing, settings.publish_timeout_s)
-
     async def load(refs: Sequence[EntityRef]) -> Mapping[EntityRef, Applied]:
         async with runtime.pool.acquire() as conn:
             return await load_applied(conn, refs)
@@ -36,6 +32,6 @@ def build(settings: Settings) -> Litestar:
         async with runtime.pool.acquire() as conn:
             await save_applied(conn, applied)
 
-    mapper = BatchMapper(rules, publish, load, save, metrics)
+    mapper = BatchMapper(rules, load, save, metrics)
     subscribers.subscribe(runtime, mapper, settings)
     return runtime.http_app(preview_routes(rules, load))

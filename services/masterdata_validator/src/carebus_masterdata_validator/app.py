@@ -71,6 +71,7 @@ def build(settings: Settings) -> Litestar:
         (VALIDATOR_SCHEDULING, VALIDATOR_BILLING),
         settings.batch_size,
         settings.batch_max_wait_s,
+        settings.batches_in_flight,
     )
 
     for loop in (watcher.run, outbox.run, quarantine.run, quarantine.run_gauges):

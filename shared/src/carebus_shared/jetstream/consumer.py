@@ -13,7 +13,11 @@ available now, handled at once:
 
 Pulls go through ``pull.Puller`` rather than nats-py's ``fetch`` (a task per message).
 
-One batch at a time per consumer: stages whose order matters rely on it (see topology). The
+One batch is handled at a time per consumer: stages whose order matters rely on it (see
+topology). With ``in_flight`` 2 a batch's confirmations are waited for while the next batch
+is handled: ``on_batch`` handles and sends, and returns a ``Finish`` that waits, saves and
+acks; finishes run in the order the batches were handled, each told whether all before it
+went well (one that did not hands back every batch behind it: docs/decisions/033). The
 loop also skips FastStream's per-call middleware, argument resolution and logging context.
 
 An *ordered* stage (``ConsumerSpec.ordered``) also never handles a message while an older one
@@ -35,6 +39,7 @@ finishes (or hands back) what it holds, then releases the lease.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import time
@@ -52,7 +57,11 @@ from carebus_shared.tasks import cancel_and_wait
 
 log = logging.getLogger("carebus.consumer")
 
-OnBatch = Callable[[Sequence[Msg]], Awaitable[object]]
+# Given whether every batch handled before it finished well: finish (confirm, save, ack) or
+# hand the batch back; whether it finished well.
+Finish = Callable[[bool], Awaitable[bool]]
+# Handle a batch: done (None), or a Finish to run after the batches before it finished.
+OnBatch = Callable[[Sequence[Msg]], Awaitable[Finish | None]]
 
 
 @dataclass
@@ -69,6 +78,12 @@ class StageConsumer:
     # After a batch short of ``batch_size`` (keeping up), wait this long before the next
     # fetch, so what arrives meanwhile comes in one fuller batch (docs/decisions/031).
     linger_s: float = 0.0
+    # Batches handled and not yet finished at most (1: one batch start to end at a time).
+    in_flight: int = 1
+    _finishing: collections.deque[asyncio.Task[bool]] = field(
+        default_factory=collections.deque, init=False
+    )
+    _a_finish_failed: bool = field(default=False, init=False)
     _stopping: asyncio.Event = field(default_factory=asyncio.Event, init=False)
     _task: asyncio.Task[None] | None = field(default=None, init=False)
     # Ordered stages: stream sequences fetched in this life (pruned below the ack floor),
@@ -78,6 +93,8 @@ class StageConsumer:
     _lease: Lease | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
+        if self.in_flight < 1:
+            raise ValueError("in_flight: at least one batch")
         if self.spec.ordered:
             self._lease = Lease(self.spec.stream, self.spec.durable)
             if self.balancer is not None:
@@ -108,6 +125,14 @@ class StageConsumer:
             return False
 
     async def _run(self, js: Callable[[], JetStreamContext]) -> None:
+        try:
+            await self._consume(js)
+        except asyncio.CancelledError:
+            for task in self._finishing:  # each waits on the one before: cancel them all
+                task.cancel()
+            raise
+
+    async def _consume(self, js: Callable[[], JetStreamContext]) -> None:
         puller: Puller | None = None
         busy = True
         while not self._stopping.is_set():  # bounded by stop()
@@ -145,17 +170,57 @@ class StageConsumer:
             if msgs:
                 # The stage runner acks, terminates or naks each message itself; anything
                 # escaping it leaves the batch unacked, to be redelivered after the deadline.
+                if self._a_finish_failed:
+                    # Handled on top of what is being handed back, it would go back too, and
+                    # the next on top of it, for as long as batches keep coming.
+                    await self._finished(down_to=0)
+                    self._a_finish_failed = False
+                before = self._unfinished()  # what this batch is handled on top of
                 try:
-                    await self.on_batch(msgs)
+                    finish = await self.on_batch(msgs)
                 except Exception:
                     log.exception("batch failed", extra={"durable": self.spec.durable})
+                    finish = None
+                if finish is not None:
+                    self._after(before, finish)
+                await self._finished(down_to=self.in_flight - 1)
                 if self.linger_s and len(msgs) < self.batch_size:
                     with contextlib.suppress(TimeoutError):  # ends early on stop()
                         await asyncio.wait_for(self._stopping.wait(), self.linger_s)
+        await self._finished(down_to=0)
         await _stop(puller)
         if self._lease is not None:
             with contextlib.suppress(Exception):  # the link may be down; then it expires
                 await self._lease.release(js())
+
+    def _unfinished(self) -> asyncio.Task[bool] | None:
+        """The last batch's finish while it runs (the next batch depends on how it ends); a
+        batch handled after it ended does not, however it ended (it was handed back whole)."""
+        last = self._finishing[-1] if self._finishing else None
+        return last if last is not None and not last.done() else None
+
+    def _after(self, before: asyncio.Task[bool] | None, finish: Finish) -> None:
+        """Run ``finish`` once ``before`` (and so every batch before it) has finished."""
+
+        async def in_turn() -> bool:
+            before_ok = True
+            if before is not None:
+                before_ok = await before
+            try:
+                ok = await finish(before_ok)
+            except Exception:  # left unacked: redelivered after its deadline
+                log.exception("batch failed", extra={"durable": self.spec.durable})
+                ok = False
+            self._a_finish_failed |= not ok
+            return ok
+
+        self._finishing.append(asyncio.create_task(in_turn(), name=f"finish-{self.spec.durable}"))
+
+    async def _finished(self, down_to: int) -> None:
+        """Wait until at most ``down_to`` batches are still finishing."""
+        while len(self._finishing) > down_to:  # bounded: each wait removes one
+            await self._finishing[0]
+            self._finishing.popleft()
 
     async def _take_turn(self, js: Callable[[], JetStreamContext]) -> bool:
         """Whether this replica may fetch now: always, unless the stage is ordered and another
@@ -164,9 +229,12 @@ class StageConsumer:
         lease, balancer = self._lease, self.balancer
         if lease is None:
             return True
-        if lease.held:
-            if balancer is None or not balancer.should_shed():
-                return True
+        shedding = lease.held and balancer is not None and balancer.should_shed()
+        if lease.held and not shedding:
+            return True
+        await self._finished(down_to=0)  # what this replica handled is acked before it lets go
+        if shedding:
+            assert balancer is not None
             log.info("partition handed back", extra={"durable": self.spec.durable})
             try:
                 with contextlib.suppress(Exception):  # the link may be down; then it expires

@@ -23,13 +23,14 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
 from carebus_shared.dependencies import DEPENDENCY_ERRORS
 from carebus_shared.exceptions.store import ExceptionRecord
-from carebus_shared.jetstream.publish import Outgoing, PublishFailed, publish_confirmed, traced
+from carebus_shared.jetstream.publish import Outgoing, PublishFailed, Sent, send, traced
 from carebus_shared.replay.headers import origin_key
 from carebus_shared.tracing import context as trace
 from carebus_shared.tracing.stage import StageTraces
@@ -79,6 +80,9 @@ class BatchTally:
     retried: int = 0
     published: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
+    # Its outputs not confirmed or its state not saved: batches handled after it on its
+    # unsaved state must not be acked either.
+    failed: bool = False
 
 
 def reject_record(stage: str, msg: Msg, outcome: Reject) -> ExceptionRecord:
@@ -105,6 +109,133 @@ def reject_record(stage: str, msg: Msg, outcome: Reject) -> ExceptionRecord:
     )
 
 
+class BatchState(Protocol):
+    """What a stage's handler changed for some messages and keeps aside until their outputs
+    are confirmed (the mapper's applied versions): saved before those inputs are acked, or
+    dropped when their batch, or one before it, fails (docs/decisions/033)."""
+
+    async def save(self, msgs: Sequence[Msg]) -> None: ...
+
+    def discard(self, msgs: Sequence[Msg]) -> None: ...
+
+
+@dataclass
+class PreparedBatch:
+    """A batch handled and its outputs sent, their confirmations not yet waited for:
+    :meth:`finish` waits, saves the batch's state and acks (or hands the batch back)."""
+
+    stage: str
+    js: JetStreamContext
+    msgs: Sequence[Msg]
+    record_exceptions: RecordExceptions
+    publish_timeout_s: float
+    keep_waiting: Callable[[], bool]
+    state: BatchState | None
+    traces: StageTraces
+    outcomes: list[Outcome] | None
+    outgoing: list[Outgoing] = field(default_factory=list)
+    sent: Sent | None = None
+
+    async def finish(self, before_ok: bool = True) -> BatchTally:
+        """``before_ok``: every batch handled before this one finished well. When one did
+        not, this one was handled on its unconfirmed state: it is handed back whole."""
+        msgs, outcomes = self.msgs, self.outcomes
+        if outcomes is None or not before_ok:
+            if self.sent is not None:
+                self.sent.abandon()
+            return await self._hand_back(RETRY_BEHIND_S if outcomes is not None else 5.0)
+        tally = BatchTally()
+        forwards = [(m, o) for m, o in zip(msgs, outcomes, strict=True) if isinstance(o, Forward)]
+        rejects = [(m, o) for m, o in zip(msgs, outcomes, strict=True) if isinstance(o, Reject)]
+        retries = [(m, o) for m, o in zip(msgs, outcomes, strict=True) if isinstance(o, Retry)]
+        try:
+            await _confirm_holding(self, self.sent)
+            tally.published = len(self.outgoing)
+            if self.state is not None:
+                await _save_holding(self, [m for m, _ in forwards])
+        except PublishFailed:
+            log.warning("publish not confirmed; inputs will be redelivered", exc_info=True)
+            tally.failed = True
+        except Exception:
+            log.exception("batch not completed; inputs will be redelivered")
+            tally.failed = True
+        if tally.failed:
+            if self.state is not None:
+                self.state.discard(msgs)
+            retries += [(m, Retry(2.0)) for m, _ in forwards]
+            forwards = []
+
+        if rejects:
+            try:
+                await self.record_exceptions([reject_record(self.stage, m, o) for m, o in rejects])
+            except Exception:
+                log.exception("exception store unavailable; rejected inputs will be redelivered")
+                retries += [(m, Retry(5.0)) for m, _ in rejects]
+                rejects = []
+
+        for msg, _ in forwards:
+            await msg.ack()
+        for msg, reject in rejects:
+            await msg.term()
+            tally.reasons[reject.reason] = tally.reasons.get(reject.reason, 0) + 1
+        for msg, retry in retries:
+            await msg.nak(delay=retry.delay_s)
+        tally.forwarded, tally.rejected = len(forwards), len(rejects)
+        tally.retried = len(retries)
+        self.traces.end(outcomes)
+        return tally
+
+    async def _hand_back(self, delay_s: float) -> BatchTally:
+        if self.state is not None:
+            self.state.discard(self.msgs)
+        for msg in self.msgs:
+            await msg.nak(delay=delay_s)
+        self.traces.end(None)
+        return BatchTally(retried=len(self.msgs), failed=True)
+
+
+# A batch handled behind one that failed comes back this much later (with the failed one,
+# which comes back after its own delay, 2 s for an unconfirmed publish).
+RETRY_BEHIND_S = 2.0
+
+
+async def prepare_batch(
+    stage: str,
+    js: JetStreamContext,
+    msgs: Sequence[Msg],
+    handle: BatchHandler,
+    record_exceptions: RecordExceptions,
+    publish_timeout_s: float = 10.0,
+    keep_waiting: Callable[[], bool] = lambda: False,
+    state: BatchState | None = None,
+) -> PreparedBatch:
+    """Handle ``msgs`` and send their outputs; ``keep_waiting``: whether to hold the batch
+    through a dependency outage (True while the stage runs) rather than hand it back.
+    ``state``: what the handler keeps aside for these messages (see :class:`BatchState`)."""
+    traces = StageTraces(stage, msgs)
+    prepared = PreparedBatch(
+        stage, js, msgs, record_exceptions, publish_timeout_s, keep_waiting, state, traces, None
+    )
+    try:
+        with trace.activate_batch(traces.by_event_id):
+            prepared.outcomes = await _outcomes_through_outages(stage, msgs, handle, keep_waiting)
+        if prepared.outcomes is not None:
+            # Each output carries its own input's context, whoever built it.
+            pairs = zip(msgs, prepared.outcomes, strict=True)
+            prepared.outgoing = [
+                traced(out, traces.context_of(m))
+                for m, o in pairs
+                if isinstance(o, Forward)
+                for out in o.outgoing
+            ]
+            prepared.sent = await send(js, prepared.outgoing)
+    except BaseException:
+        if state is not None:
+            state.discard(msgs)  # nothing of it is saved: the batch comes back whole
+        raise
+    return prepared
+
+
 async def run_batch(
     stage: str,
     js: JetStreamContext,
@@ -113,53 +244,13 @@ async def run_batch(
     record_exceptions: RecordExceptions,
     publish_timeout_s: float = 10.0,
     keep_waiting: Callable[[], bool] = lambda: False,
+    state: BatchState | None = None,
 ) -> BatchTally:
-    """``keep_waiting``: whether to hold the batch through a dependency outage (True while
-    the stage runs) rather than hand it back."""
-    tally = BatchTally()
-    traced_batch = StageTraces(stage, msgs)
-    with trace.activate_batch(traced_batch.by_event_id):
-        outcomes = await _outcomes_through_outages(stage, msgs, handle, keep_waiting)
-    if outcomes is None:
-        for msg in msgs:
-            await msg.nak(delay=5.0)
-        tally.retried = len(msgs)
-        traced_batch.end(None)
-        return tally
-
-    forwards = [(m, o) for m, o in zip(msgs, outcomes, strict=True) if isinstance(o, Forward)]
-    rejects = [(m, o) for m, o in zip(msgs, outcomes, strict=True) if isinstance(o, Reject)]
-    retries = [(m, o) for m, o in zip(msgs, outcomes, strict=True) if isinstance(o, Retry)]
-
-    # Each output carries its own input's context, whoever built it.
-    context_of = traced_batch.context_of
-    outgoing = [traced(out, context_of(m)) for m, o in forwards for out in o.outgoing]
-    try:
-        await _publish_holding(js, outgoing, msgs, publish_timeout_s, keep_waiting)
-        tally.published = len(outgoing)
-    except PublishFailed:
-        log.warning("publish not confirmed; inputs will be redelivered", exc_info=True)
-        retries += [(m, Retry(2.0)) for m, _ in forwards]
-        forwards = []
-
-    if rejects:
-        try:
-            await record_exceptions([reject_record(stage, m, o) for m, o in rejects])
-        except Exception:
-            log.exception("exception store unavailable; rejected inputs will be redelivered")
-            retries += [(m, Retry(5.0)) for m, _ in rejects]
-            rejects = []
-
-    for msg, _ in forwards:
-        await msg.ack()
-    for msg, reject in rejects:
-        await msg.term()
-        tally.reasons[reject.reason] = tally.reasons.get(reject.reason, 0) + 1
-    for msg, retry in retries:
-        await msg.nak(delay=retry.delay_s)
-    tally.forwarded, tally.rejected, tally.retried = len(forwards), len(rejects), len(retries)
-    traced_batch.end(outcomes)
-    return tally
+    """Handle, publish confirmed, save the state, ack: one batch start to end."""
+    prepared = await prepare_batch(
+        stage, js, msgs, handle, record_exceptions, publish_timeout_s, keep_waiting, state
+    )
+    return await prepared.finish()
 
 
 # Between tries while a dependency is away: half the pause so far, at least the first and
@@ -168,32 +259,59 @@ async def run_batch(
 PAUSE_S = (0.25, 10.0)
 
 
-async def _publish_holding(
-    js: JetStreamContext,
-    outgoing: Sequence[Outgoing],
-    msgs: Sequence[Msg],
-    timeout_s: float,
-    keep_waiting: Callable[[], bool],
-) -> None:
-    """Publish confirmed, tried again in place (the batch held) while the stage runs, for up
-    to ``PUBLISH_HOLD_S``: a stream electing a new leader answers 503 or nothing for a few
-    seconds, and handing the batch back would let an ordered stage go on with newer events
-    first (docs/decisions/027). Outputs carry their ``Nats-Msg-Id``: a second publish of one
-    already stored is a duplicate, not a second event."""
+async def _confirm_holding(batch: PreparedBatch, sent: Sent | None) -> None:
+    """Wait for the batch's confirmations; when not confirmed, publish again in place (the
+    batch held) while the stage runs, for up to ``PUBLISH_HOLD_S``: a stream electing a new
+    leader answers 503 or nothing for a few seconds, and handing the batch back would let an
+    ordered stage go on with newer events first (docs/decisions/027). Outputs carry their
+    ``Nats-Msg-Id``: a second publish of one already stored is a duplicate, not a second
+    event."""
     deadline = time.monotonic() + PUBLISH_HOLD_S
     delay = PAUSE_S[0]
     while True:  # bounded by the deadline and keep_waiting()
         try:
-            await publish_confirmed(js, outgoing, timeout_s)
+            if sent is None:
+                sent = await send(batch.js, batch.outgoing)
+            await sent.confirmed(batch.publish_timeout_s)
             return
         except PublishFailed:
-            if not keep_waiting() or time.monotonic() + delay > deadline:
+            if not batch.keep_waiting() or time.monotonic() + delay > deadline:
                 raise
             log.warning("publish not confirmed; batch held, publishing again", exc_info=True)
+        sent = None
         await asyncio.sleep(delay)
         delay = min(2 * delay, PUBLISH_RETRY_MAX_S)
-        with contextlib.suppress(Exception):  # NATS away: the batch comes back by itself
-            await asyncio.gather(*(msg.in_progress() for msg in msgs))
+        await _keep_in_progress(batch.msgs)
+
+
+async def _save_holding(batch: PreparedBatch, msgs: Sequence[Msg]) -> None:
+    """Save the state the handler kept aside for ``msgs``, tried again while a dependency is
+    away and the stage runs (the outputs are confirmed: the batch is held, not handed back)."""
+    assert batch.state is not None
+    paused_since = 0.0
+    while True:  # bounded by keep_waiting(): false once the stage stops
+        try:
+            await batch.state.save(msgs)
+            return
+        except DEPENDENCY_ERRORS as exc:
+            if not batch.keep_waiting():
+                raise
+            if paused_since == 0.0:
+                paused_since = time.monotonic()
+                log.warning(
+                    "a dependency is unavailable (%s); batch held before saving its state",
+                    type(exc).__name__,
+                    extra={"stage": batch.stage},
+                )
+        paused_for = time.monotonic() - paused_since
+        await asyncio.sleep(min(max(paused_for / 2, PAUSE_S[0]), PAUSE_S[1]))
+        await _keep_in_progress(batch.msgs)
+
+
+async def _keep_in_progress(msgs: Sequence[Msg]) -> None:
+    """Restart the batch's ack deadline; NATS away: the batch comes back by itself."""
+    with contextlib.suppress(Exception):
+        await asyncio.gather(*(msg.in_progress() for msg in msgs))
 
 
 async def _outcomes_through_outages(

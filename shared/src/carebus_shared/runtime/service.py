@@ -45,9 +45,9 @@ from carebus_shared.http.headers import SecurityHeaders
 from carebus_shared.http.problems import EXCEPTION_HANDLERS
 from carebus_shared.jetstream.balancer import Balancer
 from carebus_shared.jetstream.connection import ConnectionState, make_broker, tls_context
-from carebus_shared.jetstream.consumer import OnBatch, StageConsumer
+from carebus_shared.jetstream.consumer import Finish, OnBatch, StageConsumer
 from carebus_shared.jetstream.publish import PublishFailed, outgoing_for, publish_confirmed
-from carebus_shared.jetstream.stage import BatchHandler, BatchTally, run_batch
+from carebus_shared.jetstream.stage import BatchHandler, BatchState, BatchTally, prepare_batch
 from carebus_shared.jetstream.topology import TOPOLOGY, ConsumerSpec
 from carebus_shared.runtime.background import BackgroundLoops
 from carebus_shared.runtime.health import health_routes
@@ -139,17 +139,20 @@ class ServiceRuntime:
         batch_size: int,
         top_up_s: float,
         linger_s: float = 0.0,
+        in_flight: int = 1,
     ) -> StageConsumer:
         """Run ``on_batch`` for each batch pulled from the provisioned consumer ``spec``
         (started once the service is up; stopped, after the batch in hand, on shutdown);
-        ``linger_s``: see :class:`StageConsumer`."""
-        consumer = StageConsumer(spec, on_batch, batch_size, top_up_s, linger_s=linger_s)
+        ``linger_s``, ``in_flight``: see :class:`StageConsumer`."""
+        consumer = StageConsumer(
+            spec, on_batch, batch_size, top_up_s, linger_s=linger_s, in_flight=in_flight
+        )
         self._stage_consumers.append(consumer)
         self._consumers.append(spec)
         return consumer
 
     def consume_stage(
-        self, stage: str, on_batch: OnBatch, batch_size: int, top_up_s: float
+        self, stage: str, on_batch: OnBatch, batch_size: int, top_up_s: float, in_flight: int = 1
     ) -> list[StageConsumer]:
         """Like :meth:`consume`, for every durable of ``stage`` (an ordered stage's
         partitions, shared with the stage's other replicas by a balancer)."""
@@ -161,7 +164,9 @@ class ServiceRuntime:
             self.stage_metrics.watch_partitions(stage, lambda: len(balancer.held))
         consumers = []
         for spec in specs:
-            consumer = StageConsumer(spec, on_batch, batch_size, top_up_s, balancer=balancer)
+            consumer = StageConsumer(
+                spec, on_batch, batch_size, top_up_s, balancer=balancer, in_flight=in_flight
+            )
             self._stage_consumers.append(consumer)
             self._consumers.append(spec)
             consumers.append(consumer)
@@ -205,12 +210,42 @@ class ServiceRuntime:
             # The store already holds them; the stream is the live feed, not the record.
             log.warning("exception events not announced", extra={"count": len(events)})
 
+    async def prepare_stage_batch(
+        self,
+        stage: str,
+        msgs: Sequence[Msg],
+        handle: BatchHandler,
+        state: BatchState | None = None,
+        publish_timeout_s: float = 10.0,
+    ) -> Finish:
+        """Handle one fetched batch and send its outputs; the returned ``Finish`` waits for
+        their confirmations, saves ``state`` and acks (a :class:`StageConsumer` runs it while
+        it handles the next batch: docs/decisions/033), and counts the batch."""
+        started = time.perf_counter()
+        prepared = await prepare_batch(
+            stage,
+            self.js,
+            msgs,
+            handle,
+            self.record_exceptions,
+            publish_timeout_s,
+            keep_waiting=lambda: not self._stopping.is_set(),
+            state=state,
+        )
+
+        async def finish(before_ok: bool) -> bool:
+            tally = await prepared.finish(before_ok)
+            self._count_batch(stage, tally, started)
+            return not tally.failed
+
+        return finish
+
     async def run_stage_batch(
         self, stage: str, msgs: Sequence[Msg], handle: BatchHandler
     ) -> BatchTally:
         """Handle one fetched batch with the publish-then-ack discipline, and count it."""
         started = time.perf_counter()
-        tally = await run_batch(
+        prepared = await prepare_batch(
             stage,
             self.js,
             msgs,
@@ -218,6 +253,11 @@ class ServiceRuntime:
             self.record_exceptions,
             keep_waiting=lambda: not self._stopping.is_set(),
         )
+        tally = await prepared.finish()
+        self._count_batch(stage, tally, started)
+        return tally
+
+    def _count_batch(self, stage: str, tally: BatchTally, started: float) -> None:
         m = self.stage_metrics
         m.batch_seconds.labels(stage).observe(time.perf_counter() - started)
         m.messages.labels(stage, "forwarded").inc(tally.forwarded)
@@ -226,7 +266,6 @@ class ServiceRuntime:
         m.published.labels(stage).inc(tally.published)
         for reason, count in tally.reasons.items():
             m.rejections.labels(stage, reason).inc(count)
-        return tally
 
     # -- lifecycle ----------------------------------------------------------------------
     async def _open_database(self) -> None:

@@ -1,10 +1,12 @@
 """The mapping stage: map a batch of validated events to journals, publish, fence.
 
 A batch is mapped in stream order. Fenced entities (appointments, claims) are checked
-against the applied versions, read once per batch; their journals are published and
-confirmed *before* the new versions are stored, so a stored version always means "its
-journal is on the ERP stream": a redelivery after a crash either republishes into the
-duplicate window (version not stored yet) or is recognised as the duplicate it is.
+against the applied versions, read once per batch (with what batches still in flight
+applied laid over them); their journals are published and confirmed *before* the new
+versions are stored (the stage runner calls ``save`` after the confirmations), so a stored
+version always means "its journal is on the ERP stream": a redelivery after a crash either
+republishes into the duplicate window (version not stored yet) or is recognised as the
+duplicate it is.
 Transactions (not fenced) are remembered the same way, each by its source event, so an
 event mapped once is a duplicate when it comes again, whatever the rule-set version.
 """
@@ -14,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
@@ -32,14 +34,13 @@ from carebus_mapper.domain.facts import Facts, UnsupportedEvent, extract
 from carebus_mapper.domain.fencing import Applied, Decision, EntityRef, FenceView, decide
 from carebus_mapper.domain.mapping import Mapped, NoJournal, Outcome, Unmapped, map_facts
 from carebus_mapper.domain.rules import NO_PREVIOUS, RuleSet
-from carebus_shared.jetstream.publish import Outgoing, outgoing_for
+from carebus_shared.jetstream.publish import outgoing_for
 from carebus_shared.jetstream.stage import Forward, Reject
 from carebus_shared.jetstream.stage import Outcome as StageOutcome
 from carebus_shared.logs import bind_event
 
 log = logging.getLogger("carebus.mapper")
 
-Publish = Callable[[Sequence[Outgoing]], Awaitable[None]]
 LoadApplied = Callable[[Sequence[EntityRef]], Awaitable[Mapping[EntityRef, Applied]]]
 SaveApplied = Callable[[Mapping[EntityRef, Applied]], Awaitable[None]]
 Clock = Callable[[], dt.datetime]
@@ -183,14 +184,19 @@ def map_event(
 
 @dataclass
 class BatchMapper:
-    """The stage handler: ``await mapper(msgs)`` returns one outcome per message."""
+    """The stage handler: ``await mapper(msgs)`` returns one outcome per message, a journal
+    to publish with each that maps to one. What it applied is kept aside per message (see
+    :class:`~carebus_shared.jetstream.stage.BatchState`) until the stage runner has the
+    journals confirmed and calls :meth:`save`; the next batch, handled meanwhile, fences
+    against it as if it were stored (docs/decisions/033)."""
 
     rules: RuleSet
-    publish: Publish
     load_applied: LoadApplied
     save_applied: SaveApplied
     metrics: MapperMetrics | None = None
     clock: Clock = utc_now
+    # Stream sequence of a handled message → what it applied, in the order handled.
+    _unsaved: dict[int, tuple[EntityRef, Applied]] = field(default_factory=dict, init=False)
 
     def _count(self, event: str, outcome: str) -> None:
         if self.metrics is not None:
@@ -207,23 +213,49 @@ class BatchMapper:
             else:
                 decoded.append((index, event))
         refs = [applied_ref(self.rules, e) for _, e in decoded]
-        view = FenceView(await self.load_applied(refs) if refs else {})
-        journals: list[Outgoing] = []
+        # Taken before the read: what a batch in flight saves meanwhile is in one or the other.
+        unsaved = self._unsaved_before(msgs)
+        loaded = await self.load_applied(refs) if refs else {}
+        view = FenceView({**loaded, **{r: unsaved[r] for r in refs if r in unsaved}})
+        applied: dict[int, tuple[EntityRef, Applied]] = {}
         lines = 0
         now = self.clock()
-        for index, event in decoded:
+        for (index, event), ref in zip(decoded, refs, strict=True):
+            before = view.changed.get(ref)
             with bind_event(event.event_id, event.correlation_id, event.causation_id):
                 result = map_event(self.rules, event, view, now)
+            after = view.changed.get(ref)
+            if after is not None and after is not before:
+                applied[_seq(msgs[index])] = (ref, after)
             if result.rejection is not None:
                 outcomes[index] = result.rejection
             if result.mapped is not None:
-                journals.append(outgoing_for(result.mapped.journal))
+                outcomes[index] = Forward((outgoing_for(result.mapped.journal),))
                 lines += len(result.mapped.journal.lines)
             self._count(event.event_type.removeprefix("validated."), result.label)
-        if journals:
-            await self.publish(journals)  # raises when not confirmed: the batch is redelivered
-        if view.changed:
-            await self.save_applied(view.changed)
+        self._unsaved.update(applied)
         if self.metrics is not None:
             self.metrics.journal_lines.inc(lines)
         return outcomes
+
+    def _unsaved_before(self, msgs: Sequence[Msg]) -> dict[EntityRef, Applied]:
+        """What batches handled before ``msgs`` applied and have not saved yet, newest last."""
+        own = {_seq(m) for m in msgs}
+        return {ref: a for seq, (ref, a) in self._unsaved.items() if seq not in own}
+
+    async def save(self, msgs: Sequence[Msg]) -> None:
+        """Store what ``msgs`` applied (their journals are confirmed)."""
+        seqs = [s for s in map(_seq, msgs) if s in self._unsaved]
+        if seqs:
+            await self.save_applied(dict(self._unsaved[s] for s in seqs))
+        for seq in seqs:
+            del self._unsaved[seq]
+
+    def discard(self, msgs: Sequence[Msg]) -> None:
+        """Forget what ``msgs`` applied: they come back and are mapped again."""
+        for seq in map(_seq, msgs):
+            self._unsaved.pop(seq, None)
+
+
+def _seq(msg: Msg) -> int:
+    return int(msg.metadata.sequence.stream)
