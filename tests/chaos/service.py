@@ -12,7 +12,7 @@ Crash points (``CAREBUS_CHAOS_POINT``; the ``CAREBUS_CHAOS_AT``-th time it is re
 process SIGKILLs itself, or SIGSTOPs itself with ``CAREBUS_CHAOS_ACTION=stop``):
 
 * ``after_fetch``: a stage holds a fetched batch, nothing handled (wraps the runtime's
-  ``run_batch``; the exception capture's batches do not count);
+  ``prepare_batch``; the exception capture's batches do not count);
 * ``before_ack``: a stage committed and its outputs are confirmed, its inputs not acked yet
   (the first ``ack`` of a batch);
 * ``after_erp_call``: the poster's ERP accepted journals, the poster has not recorded them
@@ -127,9 +127,9 @@ def _guarded(handle: BatchHandler, unsafe: set[str]) -> BatchHandler:
 
 
 def patch_stages(crash: CrashPoint, unsafe: set[str]) -> None:
-    original = runtime_service.run_batch  # type: ignore[attr-defined]
+    original = runtime_service.prepare_batch  # every stage's batch starts here
 
-    async def run_batch(stage: str, js: Any, msgs: Sequence[Msg], handle: BatchHandler,
+    async def prepare_batch(stage: str, js: Any, msgs: Sequence[Msg], handle: BatchHandler,
                         *args: Any, **kwargs: Any) -> Any:  # fmt: skip
         if stage == EXCEPTION_CAPTURE:
             return await original(stage, js, msgs, handle, *args, **kwargs)
@@ -142,7 +142,7 @@ def patch_stages(crash: CrashPoint, unsafe: set[str]) -> None:
         trapped: Sequence[Any] = [_AckTrap(m, batch, crash) for m in msgs]
         return await original(stage, js, trapped, _guarded(handle, unsafe), *args, **kwargs)
 
-    runtime_service.run_batch = run_batch  # type: ignore[attr-defined]
+    runtime_service.prepare_batch = prepare_batch
 
 
 def patch_intake(crash: CrashPoint, unsafe: set[str]) -> None:

@@ -13,7 +13,7 @@ import pytest
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
-from carebus_contracts import decode_as, encode, headers_for, subject_for
+from carebus_contracts import Event, decode_as, encode, headers_for, subject_for
 from carebus_contracts import scheduling as s
 from carebus_contracts.erp import JournalEntryRequested
 from carebus_contracts.validated import Validated
@@ -27,7 +27,13 @@ from carebus_shared.db.migrations import load_migrations, migrate
 from carebus_shared.devstack.nats_server import NatsServer
 from carebus_shared.exceptions.store import ExceptionRecord
 from carebus_shared.jetstream.provision import provision
-from carebus_shared.jetstream.stage import BatchTally, Forward, prepare_batch, run_batch
+from carebus_shared.jetstream.stage import (
+    BatchTally,
+    Forward,
+    PreparedBatch,
+    prepare_batch,
+    run_batch,
+)
 from carebus_shared.jetstream.topology import MAPPER, TOPOLOGY
 from tests.support.mapper import appointment, charge, fresh_database, validate
 from tests.support.partitions import whole_stage
@@ -154,21 +160,28 @@ async def _fetch_all(sub: JetStreamContext.PullSubscription, count: int) -> list
     return got
 
 
+async def _prepare_next(
+    js: JetStreamContext,
+    sub: JetStreamContext.PullSubscription,
+    mapper: BatchMapper,
+    event: Event,
+) -> PreparedBatch:
+    """``event`` validated and published, then fetched alone as a batch, handled and its
+    journal sent: not confirmed, its version not stored."""
+    await _publish(js, validate(event))
+    msgs = await sub.fetch(1, timeout=5)
+    return await prepare_batch("mapper", js, msgs, mapper, _no_records, state=mapper)
+
+
 async def test_a_batch_handled_before_the_last_one_is_confirmed_fences_against_it(
     stage_js: JetStreamContext, pool: asyncpg.Pool
 ) -> None:
     js = stage_js
     mapper = _mapper(pool)
     sub = await js.pull_subscribe_bind(MAPPER, stream="VALIDATED")
-    await _publish(js, validate(appointment(s.AppointmentBooked, "A9", 1)))
-    first = await prepare_batch(
-        "mapper", js, await sub.fetch(1, timeout=5), mapper, _no_records, state=mapper
-    )
+    first = await _prepare_next(js, sub, mapper, appointment(s.AppointmentBooked, "A9", 1))
     # The booking is neither confirmed nor stored: the cancellation still sees it booked.
-    await _publish(js, validate(appointment(s.AppointmentCancelled, "A9", 2)))
-    second = await prepare_batch(
-        "mapper", js, await sub.fetch(1, timeout=5), mapper, _no_records, state=mapper
-    )
+    second = await _prepare_next(js, sub, mapper, appointment(s.AppointmentCancelled, "A9", 2))
     assert (await first.finish()).forwarded == 1
     assert (await second.finish(before_ok=True)).forwarded == 1
     journals = await _journals(js)
@@ -199,14 +212,8 @@ async def test_when_a_batch_fails_the_one_handled_on_top_of_it_goes_back_too(
 
     mapper.save_applied = fails_once
     sub = await js.pull_subscribe_bind(MAPPER, stream="VALIDATED")
-    await _publish(js, validate(appointment(s.AppointmentBooked, "A10", 1)))
-    first = await prepare_batch(
-        "mapper", js, await sub.fetch(1, timeout=5), mapper, _no_records, state=mapper
-    )
-    await _publish(js, validate(appointment(s.AppointmentCancelled, "A10", 2)))
-    second = await prepare_batch(
-        "mapper", js, await sub.fetch(1, timeout=5), mapper, _no_records, state=mapper
-    )
+    first = await _prepare_next(js, sub, mapper, appointment(s.AppointmentBooked, "A10", 1))
+    second = await _prepare_next(js, sub, mapper, appointment(s.AppointmentCancelled, "A10", 2))
     failed = await first.finish()
     behind = await second.finish(before_ok=not failed.failed)
     assert (failed.failed, failed.retried) == (True, 1)

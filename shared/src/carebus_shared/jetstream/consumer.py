@@ -168,14 +168,14 @@ class StageConsumer:
                     )
                     continue
             if msgs:
-                # The stage runner acks, terminates or naks each message itself; anything
-                # escaping it leaves the batch unacked, to be redelivered after the deadline.
                 if self._a_finish_failed:
                     # Handled on top of what is being handed back, it would go back too, and
                     # the next on top of it, for as long as batches keep coming.
                     await self._finished(down_to=0)
                     self._a_finish_failed = False
                 before = self._unfinished()  # what this batch is handled on top of
+                # The stage runner acks, terminates or naks each message itself; anything
+                # escaping it leaves the batch unacked, to be redelivered after the deadline.
                 try:
                     finish = await self.on_batch(msgs)
                 except Exception:

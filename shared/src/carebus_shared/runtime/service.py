@@ -240,22 +240,11 @@ class ServiceRuntime:
 
         return finish
 
-    async def run_stage_batch(
-        self, stage: str, msgs: Sequence[Msg], handle: BatchHandler
-    ) -> BatchTally:
-        """Handle one fetched batch with the publish-then-ack discipline, and count it."""
-        started = time.perf_counter()
-        prepared = await prepare_batch(
-            stage,
-            self.js,
-            msgs,
-            handle,
-            self.record_exceptions,
-            keep_waiting=lambda: not self._stopping.is_set(),
-        )
-        tally = await prepared.finish()
-        self._count_batch(stage, tally, started)
-        return tally
+    async def run_stage_batch(self, stage: str, msgs: Sequence[Msg], handle: BatchHandler) -> bool:
+        """Handle one fetched batch start to end with the publish-then-ack discipline, and
+        count it; whether it finished well."""
+        finish = await self.prepare_stage_batch(stage, msgs, handle)
+        return await finish(True)
 
     def _count_batch(self, stage: str, tally: BatchTally, started: float) -> None:
         m = self.stage_metrics
