@@ -108,7 +108,9 @@ UNSAFE = (
     POSTER_AFTER_ERP_CALL.unsafely("poster_inbox_off"),
     POSTER_STOPPED.unsafely("poster_inbox_off"),
     NATS_RESTART.unsafely("answer_before_stored", within=ADAPTERS),
-    PG_RESTART.unsafely("drop_on_dependency_error", within=STAGES),
+    # Flat out: a restart of 0.4 s meets a query in flight only when the stages are busy (at
+    # 80 events/s the pools reconnected unnoticed and nothing was dropped, most runs).
+    PG_RESTART.unsafely("drop_on_dependency_error", within=STAGES, rate=None),
     PG_OUTAGE.unsafely("drop_on_dependency_error", within=STAGES, down_s=30.0,
                        name="PostgreSQL outage 30 s [unsafe: drop_on_dependency_error]"),
     ERP_DOWN.unsafely("drop_exhausted", within=("erp-poster",)),
