@@ -173,6 +173,23 @@ async def _prepare_next(
     return await prepare_batch("mapper", js, msgs, mapper, _no_records, state=mapper)
 
 
+async def _booked_then_cancelled_released(
+    js: JetStreamContext, pool: asyncpg.Pool, key: str
+) -> None:
+    """The ERP stream holds the booking's journal, then the cancellation's that released
+    its forecast, each once; the appointment's stored version is the cancellation."""
+    assert [j.mapping_rule for j in await _journals(js)] == [
+        "appointment-booked",
+        "appointment-cancelled-released",
+    ]
+    async with pool.acquire() as conn:
+        stored = await conn.fetchrow(
+            "SELECT entity_version, state FROM carebus_mapper.entity_version WHERE entity_key = $1",
+            key,
+        )
+    assert tuple(stored) == (2, "cancelled")
+
+
 async def test_a_batch_handled_before_the_last_one_is_confirmed_fences_against_it(
     stage_js: JetStreamContext, pool: asyncpg.Pool
 ) -> None:
@@ -184,17 +201,7 @@ async def test_a_batch_handled_before_the_last_one_is_confirmed_fences_against_i
     second = await _prepare_next(js, sub, mapper, appointment(s.AppointmentCancelled, "A9", 2))
     assert (await first.finish()).forwarded == 1
     assert (await second.finish(before_ok=True)).forwarded == 1
-    journals = await _journals(js)
-    assert [j.mapping_rule for j in journals] == [
-        "appointment-booked",
-        "appointment-cancelled-released",
-    ]
-    async with pool.acquire() as conn:
-        stored = await conn.fetchrow(
-            "SELECT entity_version, state FROM carebus_mapper.entity_version "
-            "WHERE entity_key = 'A9'"
-        )
-    assert tuple(stored) == (2, "cancelled")
+    await _booked_then_cancelled_released(js, pool, "A9")
 
 
 async def test_when_a_batch_fails_the_one_handled_on_top_of_it_goes_back_too(
@@ -224,16 +231,7 @@ async def test_when_a_batch_fails_the_one_handled_on_top_of_it_goes_back_too(
     # Both come back and are mapped again, as they were: each journal is on the stream once.
     tally = await _run(js, await _fetch_all(sub, 2), mapper)
     assert (tally.forwarded, tally.failed) == (2, False)
-    assert [j.mapping_rule for j in await _journals(js)] == [
-        "appointment-booked",
-        "appointment-cancelled-released",
-    ]
-    async with pool.acquire() as conn:
-        stored = await conn.fetchrow(
-            "SELECT entity_version, state FROM carebus_mapper.entity_version "
-            "WHERE entity_key = 'A10'"
-        )
-    assert tuple(stored) == (2, "cancelled")
+    await _booked_then_cancelled_released(js, pool, "A10")
     info = await js.consumer_info("VALIDATED", MAPPER)
     assert (info.num_pending, info.num_ack_pending) == (0, 0)
 

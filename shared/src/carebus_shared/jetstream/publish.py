@@ -162,9 +162,6 @@ class Sent:
         self._confirmations = confirmations
         self._futures = futures
 
-    def __len__(self) -> int:
-        return len(self._futures)
-
     async def confirmed(self, timeout_s: float = 10.0) -> list[api.PubAck]:
         """Every publish's ack, or PublishFailed (a timeout, a refusal)."""
         futures = self._futures

@@ -303,9 +303,14 @@ async def _save_holding(batch: PreparedBatch, msgs: Sequence[Msg]) -> None:
                     type(exc).__name__,
                     extra={"stage": batch.stage},
                 )
-        paused_for = time.monotonic() - paused_since
-        await asyncio.sleep(min(max(paused_for / 2, PAUSE_S[0]), PAUSE_S[1]))
+        await _pause_after(paused_since)
         await _keep_in_progress(batch.msgs)
+
+
+async def _pause_after(paused_since: float) -> None:
+    """Wait before the next try while a dependency is away (see ``PAUSE_S``)."""
+    paused_for = time.monotonic() - paused_since
+    await asyncio.sleep(min(max(paused_for / 2, PAUSE_S[0]), PAUSE_S[1]))
 
 
 async def _keep_in_progress(msgs: Sequence[Msg]) -> None:
@@ -338,8 +343,7 @@ async def _outcomes_through_outages(
                     type(exc).__name__,
                     extra={"stage": stage},
                 )
-        paused_for = time.monotonic() - paused_since
-        await asyncio.sleep(min(max(paused_for / 2, PAUSE_S[0]), PAUSE_S[1]))
+        await _pause_after(paused_since)
         # The deadline restarts: the batch stays ours without a redelivery. When NATS is
         # away too this raises, and the batch comes back after its deadline instead.
         await asyncio.gather(*(msg.in_progress() for msg in msgs))
