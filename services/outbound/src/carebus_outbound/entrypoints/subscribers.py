@@ -15,7 +15,6 @@ from carebus_shared.jetstream.topology import ConsumerSpec
 from carebus_shared.runtime.service import ServiceRuntime
 
 KEEPALIVE_S = 10.0  # well inside the consumers' 30 s ack deadline
-PUBLISH_ONLY_IN_FLIGHT = 2
 
 
 def subscribe(
@@ -35,10 +34,9 @@ def stage(
     batch_size: int,
     wait_s: float,
 ) -> None:
-    """A step that only publishes (no receiver): the shared stage loop as it is, the next
-    batch handled while the last one's confirmations come back (docs/decisions/033)."""
+    """A step that only publishes (no receiver): the shared stage loop as it is."""
 
     async def on_batch(msgs: Sequence[Msg]) -> Finish:
         return await runtime.prepare_stage_batch(spec.durable, msgs, handle)
 
-    runtime.consume(spec, on_batch, batch_size, wait_s, in_flight=PUBLISH_ONLY_IN_FLIGHT)
+    runtime.consume(spec, on_batch, batch_size, wait_s)
