@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -15,7 +16,10 @@ from hypothesis import strategies as st
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
+from carebus_shared.exceptions.store import ExceptionRecord
 from carebus_shared.jetstream.consumer import Finish, StageConsumer
+from carebus_shared.jetstream.publish import Outgoing
+from carebus_shared.jetstream.stage import Forward, Outcome, prepare_batch
 from tests.support.stage_consumer import stream_with_consumer, wait_for
 
 MESSAGES = 12
@@ -94,6 +98,60 @@ async def test_with_one_in_flight_each_batch_finishes_before_the_next_is_handled
     finally:
         assert await consumer.stop(5.0)
     assert events == ["handle", "finish"] * (MESSAGES // BATCH)
+
+
+async def test_a_batch_published_again_in_place_lands_before_the_next_batchs_outputs(
+    js: JetStreamContext,
+) -> None:
+    """A stream electing its leader refuses the first batch's publishes; that batch publishes
+    again in place while the next one is handled on top of it. The next one's outputs must
+    not reach the stream first: per-entity order (the scale-out run that killed a stream
+    leader's node saw input 63 come out after input 64)."""
+    spec, subject = await stream_with_consumer(js)
+    await _publish(js, subject, 2 * BATCH)
+    tag = uuid.uuid4().hex[:8]
+    out_stream, out_subject = f"OUT_{tag}", f"out.{tag}"
+    handled: list[list[int]] = []
+
+    async def handle(msgs: Sequence[Msg]) -> Sequence[Outcome]:
+        handled.append([int(m.data) for m in msgs])
+        if len(handled) == 2:  # the stream is back (before the first batch tries again)
+            await js.add_stream(name=out_stream, subjects=[f"{out_subject}.>"])
+        return [
+            Forward((Outgoing(f"{out_subject}.x", m.data, f"{tag}-{int(m.data)}"),)) for m in msgs
+        ]
+
+    async def no_rejects(records: Sequence[ExceptionRecord]) -> None:
+        raise AssertionError("nothing here is rejected")
+
+    async def on_batch(msgs: Sequence[Msg]) -> Finish:
+        prepared = await prepare_batch(
+            "test", js, msgs, handle, no_rejects, publish_timeout_s=2.0, keep_waiting=lambda: True
+        )
+
+        async def finish(before_ok: bool) -> bool:
+            return not (await prepared.finish(before_ok)).failed
+
+        return finish
+
+    consumer = StageConsumer(
+        spec, on_batch, batch_size=BATCH, top_up_s=0.2, idle_wait_s=0.2, in_flight=2
+    )
+    consumer.start(lambda: js)
+    try:
+        await wait_for(lambda: len(handled) >= 2)
+        info = await js.consumer_info(spec.stream, spec.durable)
+        for _ in range(500):  # bounded: 10 s
+            info = await js.consumer_info(spec.stream, spec.durable)
+            if info.ack_floor.stream_seq == 2 * BATCH:
+                break
+            await asyncio.sleep(0.02)
+    finally:
+        assert await consumer.stop(5.0)
+    assert handled == [[0, 1, 2], [3, 4, 5]]  # each batch handled once: none handed back
+    assert info.ack_floor.stream_seq == 2 * BATCH
+    stored = [int((await js.get_msg(out_stream, seq)).data) for seq in range(1, 2 * BATCH + 1)]
+    assert stored == list(range(2 * BATCH))
 
 
 @dataclass

@@ -27,6 +27,7 @@ from carebus_shared.db.migrations import load_migrations, migrate
 from carebus_shared.devstack.nats_server import NatsServer
 from carebus_shared.exceptions.store import ExceptionRecord
 from carebus_shared.jetstream.provision import provision
+from carebus_shared.jetstream.publish import publish_confirmed
 from carebus_shared.jetstream.stage import (
     BatchTally,
     Forward,
@@ -123,9 +124,8 @@ async def test_a_redelivery_after_a_crash_posts_each_journal_once(
     # before acking.
     prepared = await prepare_batch("mapper", js, first, mapper, _no_records, state=mapper)
     assert prepared.outcomes is not None
-    assert prepared.sent is not None
     assert [len(o.outgoing) for o in prepared.outcomes if isinstance(o, Forward)] == [1, 1, 1]
-    await prepared.sent.confirmed()
+    await publish_confirmed(js, prepared.outgoing)
     await mapper.save(first)
     for msg in first:
         await msg.nak()

@@ -14,10 +14,11 @@ available now, handled at once:
 Pulls go through ``pull.Puller`` rather than nats-py's ``fetch`` (a task per message).
 
 One batch is handled at a time per consumer: stages whose order matters rely on it (see
-topology). With ``in_flight`` 2 a batch's confirmations are waited for while the next batch
-is handled: ``on_batch`` handles and sends, and returns a ``Finish`` that waits, saves and
-acks; finishes run in the order the batches were handled, each told whether all before it
-went well (one that did not hands back every batch behind it: docs/decisions/033). The
+topology). With ``in_flight`` 2 a batch's outputs are published and confirmed while the next
+batch is handled: ``on_batch`` handles, and returns a ``Finish`` that publishes, waits, saves
+and acks; finishes run one after another in the order the batches were handled (so outputs
+reach the stream in that order), each told whether all before it went well (one that did not
+hands back every batch behind it: docs/decisions/033). The
 loop also skips FastStream's per-call middleware, argument resolution and logging context.
 
 An *ordered* stage (``ConsumerSpec.ordered``) also never handles a message while an older one

@@ -30,7 +30,7 @@ from nats.js import JetStreamContext
 
 from carebus_shared.dependencies import DEPENDENCY_ERRORS
 from carebus_shared.exceptions.store import ExceptionRecord
-from carebus_shared.jetstream.publish import Outgoing, PublishFailed, Sent, send, traced
+from carebus_shared.jetstream.publish import Outgoing, PublishFailed, send, traced
 from carebus_shared.replay.headers import origin_key
 from carebus_shared.tracing import context as trace
 from carebus_shared.tracing.stage import StageTraces
@@ -121,8 +121,11 @@ class BatchState(Protocol):
 
 @dataclass
 class PreparedBatch:
-    """A batch handled and its outputs sent, their confirmations not yet waited for:
-    :meth:`finish` waits, saves the batch's state and acks (or hands the batch back)."""
+    """A batch handled, its outputs not yet sent: :meth:`finish` sends them, waits for their
+    confirmations, saves the batch's state and acks (or hands the batch back). The outputs
+    go out in :meth:`finish`, after every batch before this one finished, so that a batch
+    publishing again in place (a stream electing its leader) still lands before the next
+    batch's outputs: per-entity order holds with batches in flight (docs/decisions/033)."""
 
     stage: str
     js: JetStreamContext
@@ -134,22 +137,19 @@ class PreparedBatch:
     traces: StageTraces
     outcomes: list[Outcome] | None
     outgoing: list[Outgoing] = field(default_factory=list)
-    sent: Sent | None = None
 
     async def finish(self, before_ok: bool = True) -> BatchTally:
         """``before_ok``: every batch handled before this one finished well. When one did
         not, this one was handled on its unconfirmed state: it is handed back whole."""
         msgs, outcomes = self.msgs, self.outcomes
         if outcomes is None or not before_ok:
-            if self.sent is not None:
-                self.sent.abandon()
             return await self._hand_back(RETRY_BEHIND_S if outcomes is not None else 5.0)
         tally = BatchTally()
         forwards = [(m, o) for m, o in zip(msgs, outcomes, strict=True) if isinstance(o, Forward)]
         rejects = [(m, o) for m, o in zip(msgs, outcomes, strict=True) if isinstance(o, Reject)]
         retries = [(m, o) for m, o in zip(msgs, outcomes, strict=True) if isinstance(o, Retry)]
         try:
-            await _confirm_holding(self, self.sent)
+            await _publish_holding(self)
             tally.published = len(self.outgoing)
             if self.state is not None:
                 await _save_holding(self, [m for m, _ in forwards])
@@ -209,7 +209,7 @@ async def prepare_batch(
     keep_waiting: Callable[[], bool] = lambda: False,
     state: BatchState | None = None,
 ) -> PreparedBatch:
-    """Handle ``msgs`` and send their outputs; ``keep_waiting``: whether to hold the batch
+    """Handle ``msgs`` and build their outputs; ``keep_waiting``: whether to hold the batch
     through a dependency outage (True while the stage runs) rather than hand it back.
     ``state``: what the handler keeps aside for these messages (see :class:`BatchState`)."""
     traces = StageTraces(stage, msgs)
@@ -228,7 +228,6 @@ async def prepare_batch(
                 if isinstance(o, Forward)
                 for out in o.outgoing
             ]
-            prepared.sent = await send(js, prepared.outgoing)
     except BaseException:
         if state is not None:
             state.discard(msgs)  # nothing of it is saved: the batch comes back whole
@@ -259,26 +258,24 @@ async def run_batch(
 PAUSE_S = (0.25, 10.0)
 
 
-async def _confirm_holding(batch: PreparedBatch, sent: Sent | None) -> None:
-    """Wait for the batch's confirmations; when not confirmed, publish again in place (the
-    batch held) while the stage runs, for up to ``PUBLISH_HOLD_S``: a stream electing a new
-    leader answers 503 or nothing for a few seconds, and handing the batch back would let an
-    ordered stage go on with newer events first (docs/decisions/027). Outputs carry their
-    ``Nats-Msg-Id``: a second publish of one already stored is a duplicate, not a second
-    event."""
+async def _publish_holding(batch: PreparedBatch) -> None:
+    """Publish the batch's outputs and wait for their confirmations; when not confirmed,
+    publish again in place (the batch held) while the stage runs, for up to
+    ``PUBLISH_HOLD_S``: a stream electing a new leader answers 503 or nothing for a few
+    seconds, and handing the batch back would let an ordered stage go on with newer events
+    first (docs/decisions/027). Outputs carry their ``Nats-Msg-Id``: a second publish of one
+    already stored is a duplicate, not a second event."""
     deadline = time.monotonic() + PUBLISH_HOLD_S
     delay = PAUSE_S[0]
     while True:  # bounded by the deadline and keep_waiting()
         try:
-            if sent is None:
-                sent = await send(batch.js, batch.outgoing)
+            sent = await send(batch.js, batch.outgoing)
             await sent.confirmed(batch.publish_timeout_s)
             return
         except PublishFailed:
             if not batch.keep_waiting() or time.monotonic() + delay > deadline:
                 raise
             log.warning("publish not confirmed; batch held, publishing again", exc_info=True)
-        sent = None
         await asyncio.sleep(delay)
         delay = min(2 * delay, PUBLISH_RETRY_MAX_S)
         await _keep_in_progress(batch.msgs)

@@ -218,7 +218,7 @@ class ServiceRuntime:
         state: BatchState | None = None,
         publish_timeout_s: float = 10.0,
     ) -> Finish:
-        """Handle one fetched batch and send its outputs; the returned ``Finish`` waits for
+        """Handle one fetched batch; the returned ``Finish`` publishes its outputs, waits for
         their confirmations, saves ``state`` and acks (a :class:`StageConsumer` runs it while
         it handles the next batch: docs/decisions/033), and counts the batch."""
         started = time.perf_counter()
