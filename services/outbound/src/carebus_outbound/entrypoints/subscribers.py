@@ -15,6 +15,7 @@ from carebus_shared.jetstream.topology import ConsumerSpec
 from carebus_shared.runtime.service import ServiceRuntime
 
 KEEPALIVE_S = 10.0  # well inside the consumers' 30 s ack deadline
+PUBLISH_ONLY_IN_FLIGHT = 2
 
 
 def subscribe(
@@ -24,7 +25,7 @@ def subscribe(
         async with kept_in_progress(msgs, KEEPALIVE_S):
             await runtime.run_stage_batch(spec.durable, msgs, feed.handle)
 
-    runtime.consume(spec, on_batch, batch_size, wait_s)
+    runtime.consume(spec, on_batch, batch_size, wait_s, in_flight=PUBLISH_ONLY_IN_FLIGHT)
 
 
 def stage(
@@ -34,9 +35,10 @@ def stage(
     batch_size: int,
     wait_s: float,
 ) -> None:
-    """A step that only publishes (no receiver): the shared stage loop as it is."""
+    """A step that only publishes (no receiver): the shared stage loop as it is, the next
+    batch handled while the last one's outputs are confirmed (docs/decisions/033)."""
 
     async def on_batch(msgs: Sequence[Msg]) -> Finish:
         return await runtime.prepare_stage_batch(spec.durable, msgs, handle)
 
-    runtime.consume(spec, on_batch, batch_size, wait_s)
+    runtime.consume(spec, on_batch, batch_size, wait_s, in_flight=PUBLISH_ONLY_IN_FLIGHT)
