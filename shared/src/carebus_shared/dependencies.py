@@ -27,6 +27,9 @@ DEPENDENCY_ERRORS: Final = (
     asyncpg.PostgresConnectionError,
     asyncpg.CannotConnectNowError,
     asyncpg.AdminShutdownError,
+    # A pooled connection a server crash left mid-operation ("cannot switch to state N;
+    # another operation is in progress"): the pool terminates it on release.
+    asyncpg.InternalClientError,
     OSError,
     TimeoutError,
 )
