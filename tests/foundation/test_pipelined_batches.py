@@ -24,6 +24,7 @@ from tests.support.stage_consumer import stream_with_consumer, wait_for
 
 MESSAGES = 12
 BATCH = 3
+KEEP_BEHIND_S = 0.3  # well inside the tests' 1 s ack deadline
 
 
 async def _publish(js: JetStreamContext, subject: str, count: int) -> None:
@@ -152,6 +153,52 @@ async def test_a_batch_published_again_in_place_lands_before_the_next_batchs_out
     assert info.ack_floor.stream_seq == 2 * BATCH
     stored = [int((await js.get_msg(out_stream, seq)).data) for seq in range(1, 2 * BATCH + 1)]
     assert stored == list(range(2 * BATCH))
+
+
+async def test_a_batch_waiting_behind_a_long_finish_keeps_its_messages(
+    js: JetStreamContext,
+) -> None:
+    """The batch before it holds its outputs (a leader election) past the ack deadline: the
+    batch handled on top keeps its messages in progress meanwhile, or JetStream would hand
+    them out again while they are still to be published and acked."""
+    spec, subject = await stream_with_consumer(js, ack_wait_s=1.0)
+    await _publish(js, subject, 2 * BATCH)
+    deliveries: list[list[int]] = []
+
+    async def on_batch(msgs: Sequence[Msg]) -> Finish:
+        k = len(deliveries)
+        deliveries.append([m.metadata.num_delivered for m in msgs])
+
+        async def finish(before_ok: bool) -> bool:
+            if k == 0:
+                for _ in range(6):  # 3 s, holding its own messages as a publish hold does
+                    await asyncio.sleep(0.5)
+                    await asyncio.gather(*(m.in_progress() for m in msgs))
+            for m in msgs:
+                await m.ack()
+            return True
+
+        return finish
+
+    consumer = StageConsumer(
+        spec, on_batch, batch_size=BATCH, top_up_s=0.2, idle_wait_s=0.2, in_flight=2,
+        keep_behind_s=KEEP_BEHIND_S,
+    )  # fmt: skip
+    consumer.start(lambda: js)
+    try:
+        await wait_for(lambda: len(deliveries) >= 2)
+        info = await js.consumer_info(spec.stream, spec.durable)
+        for _ in range(250):  # bounded: 5 s
+            info = await js.consumer_info(spec.stream, spec.durable)
+            if info.ack_floor.stream_seq == 2 * BATCH:
+                break
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(1.2)  # past another deadline: nothing comes back
+    finally:
+        assert await consumer.stop(5.0)
+    assert info.ack_floor.stream_seq == 2 * BATCH
+    assert deliveries == [[1] * BATCH, [1] * BATCH]
+    assert (await js.consumer_info(spec.stream, spec.durable)).num_redelivered == 0
 
 
 @dataclass

@@ -12,13 +12,15 @@ from nats.js import JetStreamContext, api
 from carebus_shared.jetstream.topology import ConsumerSpec
 
 
-async def stream_with_consumer(js: JetStreamContext) -> tuple[ConsumerSpec, str]:
+async def stream_with_consumer(
+    js: JetStreamContext, ack_wait_s: float = 30
+) -> tuple[ConsumerSpec, str]:
     """A new stream with a durable ``stage`` on it, and the subject prefix it takes."""
     tag = uuid.uuid4().hex[:8]
     stream, subject = f"CONSUMER_{tag}", f"consumer.{tag}"
     await js.add_stream(name=stream, subjects=[f"{subject}.>"])
     await js.add_consumer(
-        stream, api.ConsumerConfig(durable_name="stage", ack_wait=30, max_ack_pending=50)
+        stream, api.ConsumerConfig(durable_name="stage", ack_wait=ack_wait_s, max_ack_pending=50)
     )
     return ConsumerSpec(stream, "stage", (f"{subject}.>",), "test"), subject
 

@@ -81,6 +81,9 @@ class StageConsumer:
     linger_s: float = 0.0
     # Batches handled and not yet finished at most (1: one batch start to end at a time).
     in_flight: int = 1
+    # A batch waiting for the one before it to finish (which may hold its outputs through a
+    # stream's leader election) restarts its messages' ack deadlines this often.
+    keep_behind_s: float = 10.0
     _finishing: collections.deque[asyncio.Task[bool]] = field(
         default_factory=collections.deque, init=False
     )
@@ -183,7 +186,7 @@ class StageConsumer:
                     log.exception("batch failed", extra={"durable": self.spec.durable})
                     finish = None
                 if finish is not None:
-                    self._after(before, finish)
+                    self._after(before, finish, msgs)
                 await self._finished(down_to=self.in_flight - 1)
                 if self.linger_s and len(msgs) < self.batch_size:
                     with contextlib.suppress(TimeoutError):  # ends early on stop()
@@ -200,13 +203,16 @@ class StageConsumer:
         last = self._finishing[-1] if self._finishing else None
         return last if last is not None and not last.done() else None
 
-    def _after(self, before: asyncio.Task[bool] | None, finish: Finish) -> None:
-        """Run ``finish`` once ``before`` (and so every batch before it) has finished."""
+    def _after(
+        self, before: asyncio.Task[bool] | None, finish: Finish, msgs: Sequence[Msg]
+    ) -> None:
+        """Run ``finish`` of ``msgs`` once ``before`` (and so every batch before it) has
+        finished."""
 
         async def in_turn() -> bool:
             before_ok = True
             if before is not None:
-                before_ok = await before
+                before_ok = await self._keeping(msgs, before)
             try:
                 ok = await finish(before_ok)
             except Exception:  # left unacked: redelivered after its deadline
@@ -216,6 +222,15 @@ class StageConsumer:
             return ok
 
         self._finishing.append(asyncio.create_task(in_turn(), name=f"finish-{self.spec.durable}"))
+
+    async def _keeping(self, msgs: Sequence[Msg], before: asyncio.Task[bool]) -> bool:
+        """How ``before`` ended; meanwhile ``msgs`` stay in progress (not handed out again)."""
+        while True:  # bounded by ``before``: its own holds are bounded
+            done, _ = await asyncio.wait({before}, timeout=self.keep_behind_s)
+            if done:
+                return before.result()
+            with contextlib.suppress(Exception):  # NATS away: they come back by themselves
+                await asyncio.gather(*(m.in_progress() for m in msgs))
 
     async def _finished(self, down_to: int) -> None:
         """Wait until at most ``down_to`` batches are still finishing."""
