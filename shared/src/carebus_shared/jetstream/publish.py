@@ -150,57 +150,6 @@ def _pub_ack(msg: Msg) -> api.PubAck:
     )
 
 
-class Sent:
-    """Publishes sent and not yet confirmed: :meth:`confirmed` waits for every JetStream ack.
-
-    Sending and waiting apart let a stage handle its next batch while the last one's
-    confirmations come back (docs/decisions/033)."""
-
-    def __init__(
-        self, confirmations: _Confirmations | None, futures: list[asyncio.Future[Msg]]
-    ) -> None:
-        self._confirmations = confirmations
-        self._futures = futures
-
-    async def confirmed(self, timeout_s: float = 10.0) -> list[api.PubAck]:
-        """Every publish's ack, or PublishFailed (a timeout, a refusal)."""
-        futures = self._futures
-        if not futures:
-            return []
-        try:
-            async with asyncio.timeout(timeout_s):
-                answers = await asyncio.gather(*futures)
-        except TimeoutError as exc:
-            self.abandon()
-            raise PublishFailed(f"{len(futures)} publishes not confirmed in {timeout_s}s") from exc
-        acks, failures = [], []
-        for answer in answers:
-            try:
-                acks.append(_pub_ack(answer))
-            except PublishFailed as exc:
-                failures.append(exc)
-        if failures:
-            failed = f"{len(failures)} of {len(futures)} publishes failed"
-            raise PublishFailed(f"{failed}: {failures[0]}")
-        return acks
-
-    def abandon(self) -> None:
-        """Stop waiting: a late answer finds nothing and nothing accumulates."""
-        if self._confirmations is not None:
-            self._confirmations.forget(self._futures)
-        for future in self._futures:
-            future.cancel()
-
-
-async def send(js: JetStreamContext, messages: Sequence[Outgoing]) -> Sent:
-    """Publish all ``messages`` pipelined on one connection, in order; their confirmations
-    are waited for with ``Sent.confirmed``."""
-    if not messages:
-        return Sent(None, [])
-    confirmations = _confirmations(js)
-    return Sent(confirmations, [await confirmations.publish(message) for message in messages])
-
-
 async def publish_confirmed(
     js: JetStreamContext, messages: Sequence[Outgoing], timeout_s: float = 10.0
 ) -> list[api.PubAck]:
@@ -209,7 +158,27 @@ async def publish_confirmed(
     Pipelining keeps many publishes in flight on one connection; awaiting each publish in
     turn would cap a stage's rate (docs/decisions/006).
     """
-    return await (await send(js, messages)).confirmed(timeout_s)
+    if not messages:
+        return []
+    confirmations = _confirmations(js)
+    futures = [await confirmations.publish(message) for message in messages]
+    try:
+        async with asyncio.timeout(timeout_s):
+            answers = await asyncio.gather(*futures)
+    except TimeoutError as exc:
+        confirmations.forget(futures)
+        for future in futures:
+            future.cancel()
+        raise PublishFailed(f"{len(messages)} publishes not confirmed in {timeout_s}s") from exc
+    acks, failures = [], []
+    for answer in answers:
+        try:
+            acks.append(_pub_ack(answer))
+        except PublishFailed as exc:
+            failures.append(exc)
+    if failures:
+        raise PublishFailed(f"{len(failures)} of {len(messages)} publishes failed: {failures[0]}")
+    return acks
 
 
 _SETTLE_SLICE = 256

@@ -30,7 +30,7 @@ from nats.js import JetStreamContext
 
 from carebus_shared.dependencies import DEPENDENCY_ERRORS
 from carebus_shared.exceptions.store import ExceptionRecord
-from carebus_shared.jetstream.publish import Outgoing, PublishFailed, send, traced
+from carebus_shared.jetstream.publish import Outgoing, PublishFailed, publish_confirmed, traced
 from carebus_shared.replay.headers import origin_key
 from carebus_shared.tracing import context as trace
 from carebus_shared.tracing.stage import StageTraces
@@ -269,8 +269,7 @@ async def _publish_holding(batch: PreparedBatch) -> None:
     delay = PAUSE_S[0]
     while True:  # bounded by the deadline and keep_waiting()
         try:
-            sent = await send(batch.js, batch.outgoing)
-            await sent.confirmed(batch.publish_timeout_s)
+            await publish_confirmed(batch.js, batch.outgoing, batch.publish_timeout_s)
             return
         except PublishFailed:
             if not batch.keep_waiting() or time.monotonic() + delay > deadline:
