@@ -51,6 +51,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
 from carebus_shared.jetstream.balancer import Balancer
+from carebus_shared.jetstream.keepalive import kept_in_progress
 from carebus_shared.jetstream.lease import Lease
 from carebus_shared.jetstream.pull import Puller
 from carebus_shared.jetstream.topology import ConsumerSpec
@@ -212,7 +213,8 @@ class StageConsumer:
         async def in_turn() -> bool:
             before_ok = True
             if before is not None:
-                before_ok = await self._keeping(msgs, before)
+                async with kept_in_progress(msgs, self.keep_behind_s):  # not handed out again
+                    before_ok = await before
             try:
                 ok = await finish(before_ok)
             except Exception:  # left unacked: redelivered after its deadline
@@ -222,15 +224,6 @@ class StageConsumer:
             return ok
 
         self._finishing.append(asyncio.create_task(in_turn(), name=f"finish-{self.spec.durable}"))
-
-    async def _keeping(self, msgs: Sequence[Msg], before: asyncio.Task[bool]) -> bool:
-        """How ``before`` ended; meanwhile ``msgs`` stay in progress (not handed out again)."""
-        while True:  # bounded by ``before``: its own holds are bounded
-            done, _ = await asyncio.wait({before}, timeout=self.keep_behind_s)
-            if done:
-                return before.result()
-            with contextlib.suppress(Exception):  # NATS away: they come back by themselves
-                await asyncio.gather(*(m.in_progress() for m in msgs))
 
     async def _finished(self, down_to: int) -> None:
         """Wait until at most ``down_to`` batches are still finishing."""
