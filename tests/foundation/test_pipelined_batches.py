@@ -20,7 +20,7 @@ from carebus_shared.exceptions.store import ExceptionRecord
 from carebus_shared.jetstream.consumer import Finish, StageConsumer
 from carebus_shared.jetstream.publish import Outgoing
 from carebus_shared.jetstream.stage import Forward, Outcome, prepare_batch
-from tests.support.stage_consumer import stream_with_consumer, wait_for
+from tests.support.stage_consumer import ack_floor_after, stream_with_consumer, wait_for
 
 MESSAGES = 12
 BATCH = 3
@@ -141,16 +141,11 @@ async def test_a_batch_published_again_in_place_lands_before_the_next_batchs_out
     consumer.start(lambda: js)
     try:
         await wait_for(lambda: len(handled) >= 2)
-        info = await js.consumer_info(spec.stream, spec.durable)
-        for _ in range(500):  # bounded: 10 s
-            info = await js.consumer_info(spec.stream, spec.durable)
-            if info.ack_floor.stream_seq == 2 * BATCH:
-                break
-            await asyncio.sleep(0.02)
+        acked = await ack_floor_after(js, spec, 2 * BATCH)
     finally:
         assert await consumer.stop(5.0)
     assert handled == [[0, 1, 2], [3, 4, 5]]  # each batch handled once: none handed back
-    assert info.ack_floor.stream_seq == 2 * BATCH
+    assert acked == 2 * BATCH
     stored = [int((await js.get_msg(out_stream, seq)).data) for seq in range(1, 2 * BATCH + 1)]
     assert stored == list(range(2 * BATCH))
 
@@ -187,16 +182,11 @@ async def test_a_batch_waiting_behind_a_long_finish_keeps_its_messages(
     consumer.start(lambda: js)
     try:
         await wait_for(lambda: len(deliveries) >= 2)
-        info = await js.consumer_info(spec.stream, spec.durable)
-        for _ in range(250):  # bounded: 5 s
-            info = await js.consumer_info(spec.stream, spec.durable)
-            if info.ack_floor.stream_seq == 2 * BATCH:
-                break
-            await asyncio.sleep(0.02)
+        acked = await ack_floor_after(js, spec, 2 * BATCH, timeout_s=5.0)
         await asyncio.sleep(1.2)  # past another deadline: nothing comes back
     finally:
         assert await consumer.stop(5.0)
-    assert info.ack_floor.stream_seq == 2 * BATCH
+    assert acked == 2 * BATCH
     assert deliveries == [[1] * BATCH, [1] * BATCH]
     assert (await js.consumer_info(spec.stream, spec.durable)).num_redelivered == 0
 

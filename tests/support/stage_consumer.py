@@ -31,3 +31,18 @@ async def wait_for(condition: Callable[[], bool], timeout_s: float = 20.0) -> No
             return
         await asyncio.sleep(0.02)
     raise AssertionError("condition not met in time")
+
+
+async def ack_floor_after(
+    js: JetStreamContext, spec: ConsumerSpec, seq: int, timeout_s: float = 10.0
+) -> int:
+    """The consumer's ack floor once it reached ``seq``, or where it stood after
+    ``timeout_s``."""
+    floor = 0
+    for _ in range(int(timeout_s / 0.02)):  # bounded by timeout_s
+        info = await js.consumer_info(spec.stream, spec.durable)
+        floor = info.ack_floor.stream_seq if info.ack_floor else 0
+        if floor >= seq:
+            break
+        await asyncio.sleep(0.02)
+    return floor
