@@ -25,7 +25,7 @@ def subscribe(
         async with kept_in_progress(msgs, KEEPALIVE_S):
             await runtime.run_stage_batch(spec.durable, msgs, feed.handle)
 
-    runtime.consume(spec, on_batch, batch_size, wait_s, in_flight=PUBLISH_ONLY_IN_FLIGHT)
+    runtime.consume(spec, on_batch, batch_size, wait_s)
 
 
 def stage(
