@@ -121,11 +121,11 @@ class BatchState(Protocol):
 
 @dataclass
 class PreparedBatch:
-    """A batch handled, its outputs not yet sent: :meth:`finish` sends them, waits for their
-    confirmations, saves the batch's state and acks (or hands the batch back). The outputs
-    go out in :meth:`finish`, after every batch before this one finished, so that a batch
-    publishing again in place (a stream electing its leader) still lands before the next
-    batch's outputs: per-entity order holds with batches in flight (docs/decisions/033)."""
+    """A batch handled, its outputs not yet sent: :meth:`finish` publishes them, waits for
+    their confirmations, saves the batch's state and acks (or hands the batch back). It runs
+    after every batch before this one finished, so a batch publishing again in place (a
+    stream electing its leader) still lands before the next batch's outputs: per-entity
+    order holds with batches in flight (docs/decisions/033)."""
 
     stage: str
     js: JetStreamContext
